@@ -1,0 +1,26 @@
+"""klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop."""
+
+from klkit.measures import (
+    Decomposition,
+    cross_entropy,
+    decompose,
+    entropy,
+    js_divergence,
+    kl_divergence,
+    normalize,
+    surprise,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decomposition",
+    "__version__",
+    "cross_entropy",
+    "decompose",
+    "entropy",
+    "js_divergence",
+    "kl_divergence",
+    "normalize",
+    "surprise",
+]
