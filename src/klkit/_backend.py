@@ -71,6 +71,10 @@ class NumpyOps:
         return np.clip(x, lower, upper)
 
     @staticmethod
+    def log_softmax(x: np.ndarray) -> np.ndarray:
+        return special.log_softmax(x, axis=-1)
+
+    @staticmethod
     def broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(x, shape)
 
@@ -132,6 +136,9 @@ class TorchOps:
 
     def clamp(self, x: Any, lower: float, upper: float | None) -> Any:
         return x.clamp(min=lower, max=upper)
+
+    def log_softmax(self, x: Any) -> Any:
+        return self.torch.log_softmax(x, dim=-1)
 
     def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
         return x.expand(shape)

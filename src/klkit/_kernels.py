@@ -177,10 +177,7 @@ def probs_rows(p: np.ndarray, q: np.ndarray | None, mode: int):
                 _finish_probs(pb, qb, ratio, lg, s, n, mode, out[0], out[1], out[2], bad)
         return out, bad
 
-    if workers == 1:
-        results = [run(0, size)]
-    else:
-        results = list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
+    results = [run(0, size)] if workers == 1 else list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
     out = np.sum([o for o, _ in results], axis=0)
     bad = np.sum([b for _, b in results], axis=0)
     return out[0], out[1], out[2], bad

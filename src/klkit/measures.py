@@ -43,7 +43,7 @@ Measure = Literal["entropy", "cross_entropy", "kl_divergence", "js_divergence"]
 _MODES = {"entropy": _kernels.ENTROPY, "cross_entropy": _kernels.CROSS_ENTROPY,
           "kl_divergence": _kernels.KL}
 _FAST_MIN = 1 << 16  # numpy inputs with at least this many elements take the kernels
-_CHUNK_MIN = 1 << 20  # inputs larger than this are processed in column chunks
+_CHUNK_MIN = 1 << 18  # inputs larger than this are processed in column chunks
 _CHUNKS = 16  # ... about this many, so temporaries stay near 1/16 of one input
 _LOG2 = math.log(2.0)
 
@@ -105,7 +105,7 @@ def surprise(p: Any, /, *, base: float | None = None) -> Any:
 
 
 def entropy(p: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind = "probs",
-            validate: bool = True) -> Any:
+            validate: bool = True, **distribution_options: Any) -> Any:
     r"""Shannon entropy :math:`H(P) = -\sum_i p_i \log p_i` along ``axis``.
 
     Parameters
@@ -153,11 +153,14 @@ def entropy(p: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind 
     >>> round(float(klkit.entropy([0.9, 0.1])), 6)
     0.325083
     """
+    if distribution_options or _is_distribution(p):
+        return _for_distributions("entropy", (p,), base, distribution_options)
     return _reduce("entropy", p, None, axis, base, kind, kind, validate)
 
 
 def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True) -> Any:
+                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
+                  **distribution_options: Any) -> Any:
     r"""Cross-entropy :math:`H(P, Q) = -\sum_i p_i \log q_i` along ``axis``.
 
     The expected surprise under ``q`` of outcomes drawn from ``p``; with ``p``
@@ -173,11 +176,14 @@ def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     >>> bool(abs(d.cross_entropy - (d.entropy + d.kl_divergence)) < 1e-15)
     True
     """
+    if distribution_options or _is_distribution(p) or _is_distribution(q):
+        return _for_distributions("cross_entropy", (p, q), base, distribution_options)
     return _reduce("cross_entropy", p, q, axis, base, kind, q_kind, validate)
 
 
 def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True) -> Any:
+                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
+                  **distribution_options: Any) -> Any:
     r"""KL(p‖q), the Kullback–Leibler divergence of ``q`` from ``p``, along ``axis``.
 
     .. math:: \mathrm{KL}(P \,\|\, Q) = \sum_i p_i (\log p_i - \log q_i)
@@ -229,6 +235,8 @@ def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     >>> float(klkit.kl_divergence([0.5, 0.5], [1.0, 0.0]))
     inf
     """
+    if distribution_options or _is_distribution(p) or _is_distribution(q):
+        return _for_distributions("kl_divergence", (p, q), base, distribution_options)
     return _reduce("kl_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
@@ -314,6 +322,30 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
 # ---------------------------------------------------------------------------
 
 
+def _is_distribution(x: Any) -> bool:
+    """A ``torch.distributions.Distribution`` or a frozen ``scipy.stats`` distribution."""
+    import sys
+
+    td = sys.modules.get("torch.distributions")
+    if td is not None and isinstance(x, td.Distribution):
+        return True
+    return hasattr(x, "dist") and hasattr(x, "args") and hasattr(x, "rvs")
+
+
+def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any]) -> Any:
+    """Hand distribution objects to :mod:`klkit.distributions` (method, n_samples, seed, estimator)."""
+    if not all(_is_distribution(d) for d in dists):
+        names = ", ".join(sorted(options)) or "distribution objects"
+        raise TypeError(
+            f"`{measure}` got {names}: these options apply only when every input is a "
+            "torch.distributions or frozen scipy.stats distribution; found "
+            + ", ".join(type(d).__name__ for d in dists) + ". Drop the options for arrays."
+        )
+    from klkit.distributions import api  # lazy: distributions sit above measures
+
+    return getattr(api, measure)(*dists, base=base, **options)
+
+
 def _in_base(value: Any, base: float | None) -> Any:
     return value if base is None else value / log_of_base(base)
 
@@ -390,11 +422,9 @@ def _safe_log(x: Any, ops: Any) -> Any:
 
 
 def _normaliser(x: Any, kind: str, ops: Any, chunks: list[slice]) -> Any:
-    """Per-slice log-sum-exp (keepdims) of logits, chunked; 0 for the other kinds."""
-    if kind != "logits":
-        return 0.0
-    if len(chunks) == 1:
-        return ops.logsumexp(x, keepdims=True)
+    """Per-slice log-sum-exp (keepdims) of logits in column chunks; None otherwise."""
+    if kind != "logits" or len(chunks) == 1:
+        return None
     top = ops.amax(x, keepdims=True)
     total = sum(ops.sum(ops.exp(x[..., c] - top))[..., None] for c in chunks)
     return top + ops.log(total)
@@ -405,7 +435,7 @@ def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, ops: Any) -> tuple[An
     x = ops.cast(x, dtype)
     if kind == "probs":
         return _safe_log(x, ops), x
-    logp = x - lse
+    logp = (ops.log_softmax(x) if lse is None else x - lse) if kind == "logits" else x
     return logp, ops.exp(logp)
 
 
@@ -416,8 +446,8 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, ops: Any
     width = n if size <= _CHUNK_MIN else max(1, -(-n // _CHUNKS))
     chunks = [slice(c, min(c + width, n)) for c in range(0, n, width)]
     dtype = ops.compute_dtype(P) if Q is None else ops.compute_dtype(ops.asarray(P[..., :0] + Q[..., :0]))
-    lse_p = _normaliser(ops.cast(P, dtype) if len(chunks) == 1 else P, kind, ops, chunks)
-    lse_q = _normaliser(ops.cast(Q, dtype) if len(chunks) == 1 else Q, q_kind, ops, chunks) if Q is not None else 0.0
+    lse_p = _normaliser(P, kind, ops, chunks)
+    lse_q = None if Q is None else _normaliser(Q, q_kind, ops, chunks)
     total = 0.0
     for c in chunks:
         logp, p = _log_and_prob(P[..., c], kind, lse_p, dtype, ops)

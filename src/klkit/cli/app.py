@@ -1,11 +1,27 @@
-"""The typer application: thin wrappers that parse options and call plain functions."""
+"""The typer application. Each command lives in its own module as a thin wrapper
+that parses options and calls one plain, typed function (which tests call directly).
+Heavy imports (torch, matplotlib) happen inside the commands, so ``--help`` is fast.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="klkit: entropy, cross-entropy and KL divergence.", no_args_is_help=True)
+app = typer.Typer(
+    help="klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train a model (vae, ppo, trpo) into a run directory.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate a trained run directory.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:
+    """Console-script entry point."""
     app()
+
+
+# Command modules register themselves on import (one line each; keep sorted).
+from klkit.cli import measure  # noqa: E402, F401
