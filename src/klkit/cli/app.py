@@ -13,9 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 train_app = typer.Typer(help="Train a model (vae, ppo, trpo) into a run directory.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate a trained run directory.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:
