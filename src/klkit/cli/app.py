@@ -22,5 +22,5 @@ def main() -> None:
 
 
 # Command modules register themselves on import (one line each; keep sorted).
-from klkit.cli import evaluate  # noqa: E402, F401
-from klkit.cli import measure  # noqa: E402, F401
+from klkit.cli import evaluate
+from klkit.cli import measure
