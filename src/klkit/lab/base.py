@@ -1,0 +1,120 @@
+"""The contract between the lab runner and its sections.
+
+Each section module in :mod:`klkit.lab.sections` exposes ``run(ctx: LabContext) -> SectionResult``.
+It verifies one claim of the lesson: it measures numbers, turns them into :class:`Check` s
+(pass/fail), writes its figures into ``ctx.out_dir`` and returns everything the report needs.
+The runner (:mod:`klkit.lab.runner`) times the sections, writes ``results.json`` and ``index.html``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Check", "LabContext", "SectionResult", "save_figure"]
+
+
+@dataclass(frozen=True)
+class LabContext:
+    """What a section gets from the runner.
+
+    Attributes
+    ----------
+    out_dir : Path
+        Write figures here (PNG and/or SVG); it exists when ``run`` is called.
+    quick : bool
+        ``--quick``: the whole lab must finish in <= 60 s on 2 cores (full lab: <= 5 min).
+    seed : int
+        Seed for every random draw of the section (results are reproducible).
+    progress : Callable[[str], None]
+        Call with a short status line; it is shown on the terminal's progress display.
+    """
+
+    out_dir: Path
+    quick: bool
+    seed: int
+    progress: Callable[[str], None]
+
+
+@dataclass
+class Check:
+    """One pass/fail check of a section.
+
+    Attributes
+    ----------
+    name : str
+        What is checked, e.g. ``"KL >= 0 on 10,000 random pairs"``.
+    measured : str
+        The measured number(s), e.g. ``"min KL = 3.1e-06"``.
+    passed : bool
+        Whether the measured numbers meet the bar.
+    """
+
+    name: str
+    measured: str
+    passed: bool
+
+
+@dataclass
+class SectionResult:
+    """Everything the report shows for one claim.
+
+    Attributes
+    ----------
+    key : str
+        Short identifier (the module name), used in ``--only`` and ``results.json``.
+    title : str
+        Heading of the section.
+    claim : str
+        The claim of the lesson being verified (one or two sentences).
+    how : str
+        How it is checked (method, sample sizes, tolerances).
+    checks : list of Check
+        The pass/fail checks; the section passes when all of them pass.
+    figures : list of Path
+        Figure files inside ``ctx.out_dir`` (PNG or SVG), embedded in the report in this order.
+    tables_html : list of str
+        HTML fragments (``<table>...</table>``) shown under the checks; escape any text you insert.
+    numbers : dict
+        JSON-serialisable numbers written to ``results.json`` under the section's key.
+    available : bool, default True
+        False: the report says "not yet available" (neither pass nor fail).
+    """
+
+    key: str
+    title: str
+    claim: str
+    how: str
+    checks: list[Check]
+    figures: list[Path] = field(default_factory=list)
+    tables_html: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    available: bool = True
+
+    @property
+    def passed(self) -> bool:
+        """True when the section is available, has checks, and all of them pass."""
+        return self.available and bool(self.checks) and all(c.passed for c in self.checks)
+
+
+def save_figure(ctx: LabContext, fig: Any, name: str, *, fmt: str = "png", dpi: int = 110) -> Path:
+    """Save a matplotlib figure as ``ctx.out_dir / f"{name}.{fmt}"``, close it and return the path.
+
+    Examples
+    --------
+    >>> import tempfile, matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> ctx = LabContext(Path(tempfile.mkdtemp()), quick=True, seed=0, progress=print)
+    >>> fig, ax = plt.subplots()
+    >>> save_figure(ctx, fig, "demo").name
+    'demo.png'
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(ctx.out_dir) / f"{name}.{fmt}"
+    fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,39 @@
+"""The lab's sections, in report order.
+
+Each name is a module ``klkit.lab.sections.<name>`` exposing
+``run(ctx: LabContext) -> SectionResult`` (see :mod:`klkit.lab.base`).
+A module that does not exist yet is reported as "not yet available".
+"""
+
+from __future__ import annotations
+
+__all__ = ["SECTIONS", "TITLES"]
+
+SECTIONS: tuple[str, ...] = (
+    "surprise",
+    "entropy",
+    "coin",
+    "decomposition",
+    "nonnegativity",
+    "asymmetry",
+    "fitting",
+    "losses",
+    "vae",
+    "trpo",
+    "ppo",
+)
+
+# Titles used when a section cannot run (module missing); a running section supplies its own.
+TITLES: dict[str, str] = {
+    "surprise": "Surprise",
+    "entropy": "Entropy: maximal at uniform, zero at a point mass",
+    "coin": "A fair coin carries one bit",
+    "decomposition": "Cross-entropy = entropy + KL",
+    "nonnegativity": "KL ≥ 0 (Gibbs' inequality)",
+    "asymmetry": "KL is not symmetric",
+    "fitting": "Forward KL is mean-seeking, reverse KL is mode-seeking",
+    "losses": "Cross-entropy loss = negative log-likelihood = maximum likelihood",
+    "vae": "VAE: closed-form KL = its Monte Carlo estimate",
+    "trpo": "TRPO keeps KL ≤ δ",
+    "ppo": "PPO's clip / penalty keeps KL small",
+}
