@@ -1,5 +1,6 @@
 """klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop."""
 
+from klkit.estimators import Estimate, mc_kl
 from klkit.measures import (
     Decomposition,
     cross_entropy,
@@ -15,12 +16,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Decomposition",
+    "Estimate",
     "__version__",
     "cross_entropy",
     "decompose",
     "entropy",
     "js_divergence",
     "kl_divergence",
+    "mc_kl",
     "normalize",
     "surprise",
 ]
