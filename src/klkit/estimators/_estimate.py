@@ -139,10 +139,10 @@ class Estimate:
 
     # --- conversions ----------------------------------------------------------
     def __float__(self) -> float:
-        return float(self.value)
+        return float(self.value.detach() if is_torch(self.value) else self.value)
 
     def __int__(self) -> int:
-        return int(self.value)
+        return int(float(self))
 
     def __bool__(self) -> bool:
         return bool(self.value)
@@ -163,7 +163,7 @@ class Estimate:
         return format(value, spec)
 
     def __round__(self, ndigits: int | None = None) -> Any:
-        return round(float(self.value), ndigits)
+        return round(float(self), ndigits)
 
     # --- arithmetic and comparisons act on the value -------------------------------------
     __add__ = _binary("add")
