@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 F = TypeVar("F", bound=Callable[..., Any])
 _stderr = Console(stderr=True)
@@ -21,7 +22,9 @@ def one_line_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ValueError, TypeError, NotImplementedError, OSError) as exc:
-            _stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # escape: messages quote values such as "[Errno 2]" that rich would take for markup
+            message = " ".join(str(exc).split())  # always one line
+            _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
