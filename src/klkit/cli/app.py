@@ -23,4 +23,5 @@ def main() -> None:
 
 # Command modules register themselves on import (one line each; keep sorted).
 from klkit.cli import evaluate
+from klkit.cli import lab
 from klkit.cli import measure
