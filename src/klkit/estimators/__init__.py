@@ -5,9 +5,13 @@ method) that computes like its value.
 """
 
 from klkit.estimators._estimate import Estimate
+from klkit.estimators.discrete import discrete_cross_entropy, discrete_entropy, discrete_kl_divergence
 from klkit.estimators.monte_carlo import mc_kl
 
 __all__ = [
     "Estimate",
+    "discrete_cross_entropy",
+    "discrete_entropy",
+    "discrete_kl_divergence",
     "mc_kl",
 ]

@@ -248,6 +248,8 @@ def _format_number(x: float, se: Any) -> str:
 
 def _format_pair(value: float, se: float) -> str:
     d = _decimals(se)
-    if d is None or not math.isfinite(value):
+    if not math.isfinite(value):
         return f"{value:.4g} ± {se:.2g}"
+    if d is None:  # exact (se = 0) or unknown (NaN) error: four decimals
+        return f"{value:.4f} ± {se:.2g}"
     return f"{value:.{d}f} ± {se:.{d}f}"
