@@ -1,0 +1,83 @@
+"""KL is not symmetric: KL(P‖Q) ≠ KL(Q‖P) in general."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import scipy.stats
+
+import klkit
+from klkit.lab.base import Check, LabContext, SectionResult
+from klkit.lab.sections._random import random_pairs
+
+
+def _normal_kl(m1: float, s1: float, m2: float, s2: float) -> float:
+    """KL(N(m1, s1²)‖N(m2, s2²)) from the textbook formula."""
+    return math.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+
+
+def run(ctx: LabContext) -> SectionResult:
+    rng = np.random.default_rng(ctx.seed + 5)
+    pairs = [
+        ("fair coin vs 0.9-coin", [0.5, 0.5], [0.9, 0.1]),
+        ("uniform vs skewed (K = 4)", [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]),
+        ("broad vs narrow (K = 3)", [0.4, 0.3, 0.3], [0.98, 0.01, 0.01]),
+        ("Q misses an outcome P has", [0.5, 0.5], [1.0, 0.0]),
+    ]
+    rows, worst_ref = [], 0.0
+    for name, p, q in pairs:
+        pq, qp = float(klkit.kl_divergence(p, q)), float(klkit.kl_divergence(q, p))
+        ref_pq, ref_qp = float(scipy.stats.entropy(p, q)), float(scipy.stats.entropy(q, p))
+        for mine, ref in ((pq, ref_pq), (qp, ref_qp)):
+            if math.isinf(ref):
+                worst_ref = max(worst_ref, 0.0 if mine == ref else math.inf)
+            else:
+                worst_ref = max(worst_ref, abs(mine - ref))
+        rows.append((name, str(p), str(q), pq, qp))
+    # Gaussians: the textbook closed form, both directions
+    gauss = [("N(0, 1) vs N(1, 2²)", 0.0, 1.0, 1.0, 2.0), ("N(0, 1) vs N(0, 3²)", 0.0, 1.0, 0.0, 3.0)]
+    for name, m1, s1, m2, s2 in gauss:
+        rows.append((name, f"N({m1:g}, {s1:g}²)", f"N({m2:g}, {s2:g}²)", _normal_kl(m1, s1, m2, s2),
+                     _normal_kl(m2, s2, m1, s1)))
+
+    n = 10_000 if ctx.quick else 100_000
+    ctx.progress(f"asymmetry on {n:,} random pairs")
+    p, q = random_pairs(rng, n, 5)
+    forward, reverse = klkit.kl_divergence(p, q), klkit.kl_divergence(q, p)
+    rel_diff = np.abs(forward - reverse) / np.maximum(forward, reverse)
+    frac = float(np.mean(rel_diff > 1e-6))
+    median_ratio = float(np.median(np.maximum(forward, reverse) / np.minimum(forward, reverse)))
+    js_sym = float(np.max(np.abs(klkit.js_divergence(p, q) - klkit.js_divergence(q, p))))
+
+    coin = rows[0]
+    checks = [
+        Check("the lesson's example: KL(P‖Q) ≠ KL(Q‖P) for P = (½, ½), Q = (0.9, 0.1)",
+              f"KL(P‖Q) = {coin[3]:.4f}, KL(Q‖P) = {coin[4]:.4f} nats", abs(coin[3] - coin[4]) > 0.1),
+        Check("table values agree with scipy.stats.entropy(p, q) (which is KL(p‖q))", f"worst difference = "
+              f"{worst_ref:.2e}", worst_ref <= 1e-12),
+        Check(f"asymmetry is the rule: random pairs (K = 5, {n:,}) with KL(P‖Q) ≠ KL(Q‖P) (relative difference "
+              "> 1e-6)", f"{100 * frac:.2f}% of pairs; median ratio of the larger to the smaller = {median_ratio:.2f}",
+              frac > 0.99),
+        Check("by contrast Jensen–Shannon is symmetric", f"max |JS(P,Q) − JS(Q,P)| = {js_sym:.2e}", js_sym <= 1e-12),
+    ]
+    body = "".join(
+        f'<tr><td>{html.escape(name)}</td><td>{html.escape(ps)}</td><td>{html.escape(qs)}</td>'
+        f'<td class="num">{pq:.4f}</td><td class="num">{qp:.4f}</td></tr>'
+        for name, ps, qs, pq, qp in rows
+    )
+    table = ("<table><tr><th>pair</th><th>P</th><th>Q</th><th>KL(P‖Q) nats</th><th>KL(Q‖P) nats</th></tr>"
+             f"{body}</table>")
+    return SectionResult(
+        key="asymmetry",
+        title="KL divergence is not symmetric",
+        claim="KL(P‖Q) and KL(Q‖P) differ in general: KL is a divergence, not a distance. It is infinite when Q "
+              "gives zero probability to an outcome P can produce, but not the other way round.",
+        how="A table of both directions for the lesson's pairs (checked against scipy.stats.entropy) and for "
+            f"Gaussians (textbook closed form); the fraction of {n:,} random pairs where the two directions differ.",
+        checks=checks,
+        tables_html=[table],
+        numbers={"table": [{"pair": r[0], "kl_pq": r[3], "kl_qp": r[4]} for r in rows],
+                 "fraction_asymmetric": frac, "median_ratio": median_ratio},
+    )
