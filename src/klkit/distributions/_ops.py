@@ -1,0 +1,184 @@
+"""The few array functions the closed forms need, spelled once for numpy and torch.
+
+Each formula in :mod:`klkit.distributions.kl_forms` and
+:mod:`klkit.distributions.entropy_forms` receives parameter arrays of one
+backend and calls these functions through ``p.xp``; arithmetic operators work
+on both. There is no global state: the backend is the parameters' own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import linalg, special
+
+INF = math.inf
+EULER_GAMMA = 0.57721566490153286061
+
+
+class NumpyXp:
+    """numpy/scipy spelling; parameters are float64 arrays, errors are silenced (inf/nan are answers)."""
+
+    name = "numpy"
+    log = staticmethod(np.log)
+    log1p = staticmethod(np.log1p)
+    exp = staticmethod(np.exp)
+    expm1 = staticmethod(np.expm1)
+    sqrt = staticmethod(np.sqrt)
+    abs = staticmethod(np.abs)
+    square = staticmethod(np.square)
+    tanh = staticmethod(np.tanh)
+    arctanh = staticmethod(np.arctanh)
+    lgamma = staticmethod(special.gammaln)
+    digamma = staticmethod(special.digamma)
+    erf = staticmethod(special.erf)
+    i0e = staticmethod(special.i0e)
+    i1e = staticmethod(special.i1e)
+    xlogy = staticmethod(special.xlogy)
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+
+    @staticmethod
+    def asarray(x: Any) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    @staticmethod
+    def trigamma(x: Any) -> Any:
+        return special.polygamma(1, x)
+
+    @staticmethod
+    def softplus(x: Any) -> Any:
+        return np.logaddexp(0.0, x)
+
+    @staticmethod
+    def full_like(x: Any, value: float) -> Any:
+        return np.full_like(np.asarray(x, dtype=np.float64), value)
+
+    @staticmethod
+    def sum(x: Any, axis: int | tuple[int, ...] = -1) -> Any:
+        return np.sum(x, axis=axis)
+
+    @staticmethod
+    def logsumexp(x: Any, axis: int = -1) -> Any:
+        return special.logsumexp(x, axis=axis)
+
+    @staticmethod
+    def log_softmax(x: Any) -> Any:
+        return special.log_softmax(x, axis=-1)
+
+    @staticmethod
+    def arange(n: int, like: Any) -> Any:
+        return np.arange(n, dtype=np.float64)
+
+    @staticmethod
+    def diagonal(x: Any) -> Any:
+        return np.diagonal(x, axis1=-2, axis2=-1)
+
+    @staticmethod
+    def transpose(x: Any) -> Any:
+        return np.swapaxes(x, -1, -2)
+
+    @staticmethod
+    def solve_lower(L: Any, B: Any) -> Any:
+        """``L⁻¹ B`` for lower-triangular ``L`` (batched)."""
+        L, B = np.broadcast_arrays(L, B) if L.shape[:-2] != B.shape[:-2] else (L, B)
+        if L.ndim == 2:
+            return linalg.solve_triangular(L, B, lower=True)
+        out = np.empty(np.broadcast_shapes(L.shape[:-2], B.shape[:-2]) + B.shape[-2:])
+        Lb = np.broadcast_to(L, out.shape[:-2] + L.shape[-2:])
+        Bb = np.broadcast_to(B, out.shape)
+        for idx in np.ndindex(out.shape[:-2]):
+            out[idx] = linalg.solve_triangular(Lb[idx], Bb[idx], lower=True)
+        return out
+
+    @staticmethod
+    def cholesky(x: Any) -> Any:
+        return np.linalg.cholesky(x)
+
+    @staticmethod
+    def errstate() -> Any:
+        return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+
+
+class TorchXp:
+    """torch spelling; dtype, device and autograd are kept."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+        for name in ("log", "log1p", "exp", "expm1", "sqrt", "abs", "square", "tanh", "lgamma", "digamma",
+                     "erf", "xlogy", "where", "maximum", "minimum"):
+            setattr(self, name, getattr(torch, name))
+        self.arctanh = torch.atanh
+        self.i0e = torch.special.i0e
+        self.i1e = torch.special.i1e
+        self.softplus = torch.nn.functional.softplus
+
+    def asarray(self, x: Any) -> Any:
+        x = self.torch.as_tensor(x)
+        return x if x.is_floating_point() else x.to(self.torch.get_default_dtype())
+
+    def trigamma(self, x: Any) -> Any:
+        return self.torch.polygamma(1, x)
+
+    def full_like(self, x: Any, value: float) -> Any:
+        return self.torch.full_like(x, value)
+
+    def sum(self, x: Any, axis: int | tuple[int, ...] = -1) -> Any:
+        return x.sum(dim=axis)
+
+    def logsumexp(self, x: Any, axis: int = -1) -> Any:
+        return self.torch.logsumexp(x, dim=axis)
+
+    def log_softmax(self, x: Any) -> Any:
+        return self.torch.log_softmax(x, dim=-1)
+
+    def arange(self, n: int, like: Any) -> Any:
+        return self.torch.arange(n, dtype=like.dtype, device=like.device)
+
+    def diagonal(self, x: Any) -> Any:
+        return x.diagonal(dim1=-2, dim2=-1)
+
+    def transpose(self, x: Any) -> Any:
+        return x.mT
+
+    def solve_lower(self, L: Any, B: Any) -> Any:
+        shape = self.torch.broadcast_shapes(L.shape[:-2], B.shape[:-2])
+        L = L.expand(shape + L.shape[-2:])
+        B = B.expand(shape + B.shape[-2:])
+        return self.torch.linalg.solve_triangular(L, B, upper=False)
+
+    def cholesky(self, x: Any) -> Any:
+        return self.torch.linalg.cholesky(x)
+
+    def errstate(self) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+NUMPY = NumpyXp()
+_TORCH: list[TorchXp] = []
+
+
+def torch_xp() -> TorchXp:
+    """The (cached) torch spelling; imports torch on first use."""
+    if not _TORCH:
+        _TORCH.append(TorchXp())
+    return _TORCH[0]
+
+
+def sum_rightmost(xp: Any, x: Any, n: int) -> Any:
+    """Sum over the ``n`` rightmost axes (no-op for ``n = 0``)."""
+    return xp.sum(x, axis=tuple(range(-n, 0))) if n > 0 else x
+
+
+def log_beta(xp: Any, a: Any, b: Any) -> Any:
+    """``log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b)``."""
+    return xp.lgamma(a) + xp.lgamma(b) - xp.lgamma(a + b)

@@ -1,0 +1,60 @@
+"""The VAE's KL: a diagonal Gaussian ``N(mu, diag(exp(logvar)))`` against ``N(0, I)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from klkit._backend import is_torch
+
+__all__ = ["gaussian_kl_standard_normal"]
+
+
+def gaussian_kl_standard_normal(mu: Any, logvar: Any, /) -> Any:
+    r"""Per-dimension KL(N(μ, e^{logvar}) ‖ N(0, 1)) = ½(μ² + e^{logvar} − 1 − logvar).
+
+    Computed as ``½(μ² + expm1(logvar) − logvar)``: no cancellation when
+    ``logvar`` is near 0, finite for ``logvar`` in [−30, 30] in float32 and
+    float64. Sum over the latent axis for the KL of the diagonal Gaussian,
+    e.g. ``gaussian_kl_standard_normal(mu, logvar).sum(-1)`` with shapes
+    ``(batch, latent)``. It equals the registry's Normal↔Normal closed form for
+    ``Normal(mu, exp(logvar / 2))`` against ``Normal(0, 1)``.
+
+    Parameters
+    ----------
+    mu, logvar : array_like or torch.Tensor
+        Means and log-variances; shapes broadcast.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape; numpy in → numpy out, torch in → torch out (differentiable).
+
+    Raises
+    ------
+    TypeError
+        If one input is a torch tensor and the other is not.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", 2014, Appendix B.
+
+    Examples
+    --------
+    >>> from klkit.distributions import gaussian_kl_standard_normal
+    >>> float(gaussian_kl_standard_normal(0.0, 0.0))
+    0.0
+    >>> float(gaussian_kl_standard_normal(1.0, 0.0))
+    0.5
+    """
+    if is_torch(mu) or is_torch(logvar):
+        if not (is_torch(mu) and is_torch(logvar)):
+            raise TypeError("`mu` and `logvar` must both be torch tensors or both arrays; found "
+                            f"{type(mu).__name__} and {type(logvar).__name__}.")
+        import torch
+
+        return 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
+    mu, logvar = np.asarray(mu, dtype=np.result_type(mu, logvar, np.float32)), np.asarray(logvar)
+    with np.errstate(over="ignore"):
+        return (0.5 * (np.square(mu) + np.expm1(logvar) - logvar))[()]
