@@ -1,0 +1,297 @@
+r"""Proximal Policy Optimization (Schulman et al., 2017), with its KL in plain view.
+
+PPO maximises, over minibatches of one rollout and for several epochs, the clipped surrogate
+
+.. math::
+
+    L^{CLIP}(\theta) = \hat E_t\big[\min\big(r_t(\theta)\hat A_t,\;
+    \mathrm{clip}(r_t(\theta), 1-\epsilon, 1+\epsilon)\hat A_t\big)\big],
+    \qquad r_t(\theta) = \frac{\pi_\theta(a_t|s_t)}{\pi_{\theta_{old}}(a_t|s_t)},
+
+minus a value loss and plus an entropy bonus. Clipping removes the incentive to move
+:math:`r_t` far from 1, which keeps :math:`\hat E_s[\mathrm{KL}(\pi_{old}(\cdot|s)\,\|\,\pi_\theta(\cdot|s))]`
+small without TRPO's hard constraint. Optionally (paper §4) the KL is penalised directly,
+:math:`-\beta\,\hat E_s[\mathrm{KL}(\pi_{old}\|\pi_\theta)]`, with β adapted after every update, and
+the epochs can stop early once the KL passes ``target_kl``. Every KL here is klkit's:
+the closed form :func:`klkit.kl_divergence` between the two policy distributions, and the
+k1/k3 Monte Carlo estimates of :func:`klkit.estimators.mc_kl` that ``metrics.jsonl`` reports beside it.
+
+Read top-down: config → presets → the loss of one minibatch → the update → the loop → evaluation.
+
+Examples
+--------
+Train and evaluate from Python (the CLI is ``klkit train ppo --env CartPole-v1 --run-dir DIR``)::
+
+    from klkit.train import ppo
+    result = ppo.train(ppo.Config.for_env("CartPole-v1", seed=0), "runs/ppo-cartpole")
+    ppo.evaluate("runs/ppo-cartpole", episodes=10)["mean_return"]
+
+References
+----------
+J. Schulman, F. Wolski, P. Dhariwal, A. Radford, O. Klimov, "Proximal Policy Optimization
+Algorithms", arXiv:1707.06347, 2017.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import klkit
+from klkit.train import rl
+
+__all__ = ["PRESETS", "Config", "evaluate", "ppo_loss", "train"]
+
+
+# =============================================================================
+# Configuration: every hyperparameter, documented
+# =============================================================================
+
+
+@dataclasses.dataclass
+class Config(rl.CommonConfig):
+    """PPO settings. The defaults are rl-baselines3-zoo's for CartPole-v1; see :data:`PRESETS`."""
+
+    batch_size: int = 256
+    """Minibatch size for the gradient steps (a rollout has ``n_envs * n_steps`` transitions)."""
+    n_epochs: int = 20
+    """Passes over each rollout."""
+    learning_rate: float = 1e-3
+    """Adam step size (one optimiser for actor and critic)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over training."""
+    clip_range: float | None = 0.2
+    """ε of the clipped surrogate; None optimises the unclipped ratio (use with ``kl_penalty``)."""
+    anneal_clip: bool = True
+    """Decay ε linearly to 0 over training."""
+    clip_range_vf: float | None = None
+    """Clip the value prediction to ``old ± clip_range_vf`` and take the worse of the two losses; None: plain MSE."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this."""
+    adam_eps: float = 1e-5
+    """Adam's ε."""
+    kl_penalty: bool = False
+    """Add β·KL(π_old‖π_θ) (closed form, mean over the minibatch) to the loss, β adapted after each update."""
+    kl_target: float = 0.01
+    """d_targ of the adaptive penalty: β halves when the update's KL < d_targ/1.5, doubles when > 1.5·d_targ."""
+    kl_beta: float = 1.0
+    """Initial β of the penalty."""
+    target_kl: float | None = None
+    """Early stop: before each minibatch's gradient step, the exact mean KL(π_old‖π_θ) on that minibatch is
+    computed (klkit closed form, current θ); if it exceeds ``target_kl`` that step and all remaining
+    epochs of the update are skipped. None: never stop early."""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("batch_size", "n_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; found {value!r}.")
+        for name in ("learning_rate", "kl_target", "kl_beta", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0; found {getattr(self, name)!r}.")
+        for name in ("clip_range", "clip_range_vf", "target_kl"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"`{name}` must be > 0 or None; found {value!r}.")
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides: Any) -> Config:
+        """The preset for ``env_id`` (:data:`PRESETS`, else the defaults), with ``overrides`` applied."""
+        return cls(**{"env_id": env_id, **PRESETS.get(env_id, {}), **overrides})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # rl-baselines3-zoo hyperparams/ppo.yml
+    "CartPole-v1": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_range=0.2, anneal_clip=True),
+    "Acrobot-v1": dict(n_envs=16, n_steps=256, batch_size=64, gae_lambda=0.94, gamma=0.99, n_epochs=4,
+                       ent_coef=0.0, learning_rate=3e-4, anneal_lr=False, anneal_clip=False,
+                       normalize_observations=True, normalize_rewards=True),
+    "Pendulum-v1": dict(n_envs=4, n_steps=1024, batch_size=64, gae_lambda=0.95, gamma=0.9, n_epochs=10,
+                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=False, clip_range=0.2, anneal_clip=False),
+}
+"""Per-environment settings, starting from the rl-baselines3-zoo PPO hyperparameters."""
+
+
+# =============================================================================
+# The loss of one minibatch (paper eq. 7 / eq. 8 + value loss − entropy bonus)
+# =============================================================================
+
+
+def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_range: float | None,
+             clip_range_vf: float | None, vf_coef: float, ent_coef: float, kl_beta: float | None,
+             normalize_advantage: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+    r"""PPO's loss on one minibatch and what it measured along the way.
+
+    .. math::
+
+        \mathcal L = -L^{CLIP} + \beta\,\overline{\mathrm{KL}}(\pi_{old}\|\pi_\theta)
+        + c_v\,\overline{(V_\phi(s) - \hat R)^2} - c_e\,\overline{H[\pi_\theta(\cdot|s)]}
+
+    (the β term only when ``kl_beta`` is given; the KL is klkit's closed form, averaged over states).
+
+    Parameters
+    ----------
+    policy : ActorCritic
+    batch : dict of Tensor
+        ``obs``, ``actions``, ``log_probs`` (old), ``dist_params`` (old), ``values`` (old),
+        ``advantages``, ``returns`` for the minibatch.
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar, differentiable.
+    info : dict
+        ``policy_loss``, ``value_loss``, ``entropy``, ``clip_fraction`` (floats) and
+        ``kl`` (the closed-form mean KL tensor, detached).
+    """
+    params = policy.distribution_parameters(batch["obs"])
+    new = policy.make_distribution(params)
+    old = policy.make_distribution(batch["dist_params"])
+    log_prob = new.log_prob(batch["actions"])
+    log_ratio = log_prob - batch["log_probs"]
+    ratio = log_ratio.exp()
+    adv = batch["advantages"]
+    if normalize_advantage and adv.numel() > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+
+    # --- policy: clipped surrogate (eq. 7), or the plain ratio when clip_range is None ---
+    surrogate = ratio * adv
+    if clip_range is not None:
+        surrogate = torch.min(surrogate, ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * adv)
+    policy_loss = -surrogate.mean()
+
+    # --- KL(π_old ‖ π_θ) per state, closed form from klkit ---
+    kl = klkit.kl_divergence(old, new).mean()
+    if kl_beta is not None:  # adaptive KL penalty (eq. 8)
+        policy_loss = policy_loss + kl_beta * kl
+
+    # --- value function: MSE to the λ-returns, optionally clipped around the old prediction ---
+    values = policy.value(batch["obs"])
+    value_loss = (values - batch["returns"]).pow(2)
+    if clip_range_vf is not None:
+        clipped = batch["values"] + (values - batch["values"]).clamp(-clip_range_vf, clip_range_vf)
+        value_loss = torch.max(value_loss, (clipped - batch["returns"]).pow(2))
+    value_loss = value_loss.mean()
+
+    entropy = new.entropy().mean()
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    with torch.no_grad():
+        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean() if clip_range is not None else ratio * 0
+    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item(),
+                  "clip_fraction": clip_fraction.mean().item(), "kl": kl.detach()}
+
+
+def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
+    """The PPO paper's β rule (§4): halve when KL < d_targ/1.5, double when KL > 1.5·d_targ, else keep.
+
+    Examples
+    --------
+    >>> adapt_beta(1.0, 0.001, 0.01), adapt_beta(1.0, 0.02, 0.01), adapt_beta(1.0, 0.01, 0.01)
+    (0.5, 2.0, 1.0)
+    """
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > 1.5 * kl_target:
+        return beta * 2.0
+    return beta
+
+
+# =============================================================================
+# Training loop
+# =============================================================================
+
+
+def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train PPO into ``run_dir`` (resuming from its checkpoint if there is one) and return a summary.
+
+    Writes ``config.json`` (with ``"algorithm": "ppo"``), one ``metrics.jsonl`` line per update
+    (returns, losses, entropy, KL exact/k1/k3, β, learning rate, clip range) and ``checkpoint.pt``.
+
+    Returns
+    -------
+    dict
+        ``global_step``, ``updates``, ``seconds``, ``steps_per_second``, ``episodes``,
+        ``return_mean10`` (mean return of the last 10 finished episodes) and the run's identity.
+    """
+    run = rl.Run(cfg, run_dir, "ppo")
+    policy = run.policy
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    optimizers = {"optimizer": optimizer}
+    run.resume(optimizers)
+    beta = float(run.extra.get("kl_beta", cfg.kl_beta))
+
+    while not run.done:
+        # --- 1. collect a rollout with π_old; GAE(λ) advantages ---
+        batch = run.collect()
+        frac = run.progress_remaining
+        lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        clip = None if cfg.clip_range is None else cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
+
+        # --- 2. minibatch epochs on the clipped (and/or penalised) surrogate ---
+        stats: list[dict[str, Any]] = []
+        stopped_at: float | None = None
+        n = run.batch_steps
+        for epoch in range(cfg.n_epochs):
+            for i, idx in enumerate(rl.minibatches(n, cfg.batch_size, run.rng)):
+                mb = {k: v[idx] for k, v in batch.items()}
+                loss, info = ppo_loss(policy, mb, clip_range=clip, clip_range_vf=cfg.clip_range_vf,
+                                      vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                                      kl_beta=beta if cfg.kl_penalty else None,
+                                      normalize_advantage=cfg.normalize_advantage)
+                if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
+                    stopped_at = epoch + i * cfg.batch_size / n  # fraction of epochs completed
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
+                optimizer.step()
+                stats.append(info)
+            if stopped_at is not None:
+                break
+
+        # --- 3. how far did the policy move? KL(π_old ‖ π_new) on the whole rollout, three ways ---
+        with torch.no_grad():
+            new = policy.distribution(batch["obs"])
+            old = policy.make_distribution(batch["dist_params"])
+            kls = rl.policy_kl(old, new, batch["log_probs"], new.log_prob(batch["actions"]))
+            explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
+        record: dict[str, Any] = {
+            "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"),
+            "entropy": _mean(stats, "entropy"), "clip_fraction": _mean(stats, "clip_fraction"),
+            **kls, "explained_variance": explained, "learning_rate": lr, "clip_range": clip,
+            "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
+        }
+        if cfg.kl_penalty:  # --- 4. adapt β from this update's KL (paper §4) ---
+            record["kl_beta"] = beta
+            beta = adapt_beta(beta, kls["kl_exact"], cfg.kl_target)
+            record["kl_beta_next"] = beta
+            run.extra["kl_beta"] = beta
+        run.log(record, optimizers)
+    return run.finish()
+
+
+def evaluate(run_dir: str | os.PathLike[str], *, episodes: int = 10, deterministic: bool = True) -> dict[str, Any]:
+    """Mean return of a trained PPO run's policy over ``episodes`` episodes (greedy actions by default)."""
+    return rl.evaluate_run(run_dir, rl.build_policy, episodes=episodes, deterministic=deterministic)
+
+
+def _mean(stats: list[dict[str, Any]], key: str) -> float | None:
+    return float(np.mean([s[key] for s in stats])) if stats else None
+
+
+def _explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+    var = float(target.var())
+    return float("nan") if var == 0 else 1.0 - float((target - pred).var()) / var
