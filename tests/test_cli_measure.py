@@ -210,3 +210,27 @@ def test_every_error_is_one_line_with_exit_code_2(tmp_path):
         assert lines[0].startswith("error: "), (name, lines[0])
         assert "Traceback" not in result.output, name
         assert re.search(pattern, lines[0]), (name, lines[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("--p", "0.5,0.5", "--q", "0.9,0.1", "--bogus"), r"No such option: --bogus"),
+        (("--p",), r"Option '--p' requires an argument"),
+        (("--p", "0.5,0.5", "--q", "0.9,0.1", "extra"), r"unexpected extra argument"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, pattern):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "measure --help" in lines[0]
+
+
+def test_help_lists_the_options():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for option in ("--p", "--q", "--p-file", "--q-file", "--base", "--kind", "--q-kind", "--json"):
+        assert option in result.stdout

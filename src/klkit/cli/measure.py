@@ -17,7 +17,7 @@ import numpy as np
 import typer
 
 from klkit._validation import check_kind
-from klkit.cli._errors import one_line_errors
+from klkit.cli._errors import OneLineUsageCommand, one_line_errors
 from klkit.cli.app import app
 from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence
 
@@ -193,7 +193,7 @@ def format_json(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 
 
-@app.command("measure")
+@app.command("measure", cls=OneLineUsageCommand)
 @one_line_errors
 def measure_command(
     p: Annotated[str | None, typer.Option("--p", help="P as comma-separated numbers, e.g. 0.5,0.5.")] = None,
