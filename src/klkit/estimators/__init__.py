@@ -6,6 +6,7 @@ method) that computes like its value.
 
 from klkit.estimators._estimate import Estimate
 from klkit.estimators.discrete import discrete_cross_entropy, discrete_entropy, discrete_kl_divergence
+from klkit.estimators.knn import knn_entropy, knn_kl_divergence
 from klkit.estimators.monte_carlo import mc_kl
 
 __all__ = [
@@ -13,5 +14,7 @@ __all__ = [
     "discrete_cross_entropy",
     "discrete_entropy",
     "discrete_kl_divergence",
+    "knn_entropy",
+    "knn_kl_divergence",
     "mc_kl",
 ]
