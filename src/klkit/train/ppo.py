@@ -130,7 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_range: float | None,
              clip_range_vf: float | None, vf_coef: float, ent_coef: float, kl_beta: float | None,
-             normalize_advantage: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+             normalize_advantage: bool, measure_kl: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
     r"""PPO's loss on one minibatch and what it measured along the way.
 
     .. math::
@@ -146,20 +146,20 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
     batch : dict of Tensor
         ``obs``, ``actions``, ``log_probs`` (old), ``dist_params`` (old), ``values`` (old),
         ``advantages``, ``returns`` for the minibatch.
+    measure_kl : bool, default False
+        Compute the minibatch's closed-form mean KL even without a penalty (for ``target_kl``).
 
     Returns
     -------
     loss : Tensor
         Scalar, differentiable.
     info : dict
-        ``policy_loss``, ``value_loss``, ``entropy``, ``clip_fraction`` (floats) and
-        ``kl`` (the closed-form mean KL tensor, detached).
+        ``policy_loss``, ``value_loss``, ``clip_fraction``, ``entropy`` (floats; entropy None
+        when ``ent_coef`` is 0, as it is then not part of the loss) and
+        ``kl`` (the closed-form mean KL, detached; None unless ``kl_beta`` or ``measure_kl``).
     """
     params = policy.distribution_parameters(batch["obs"])
-    new = policy.make_distribution(params)
-    old = policy.make_distribution(batch["dist_params"])
-    log_prob = new.log_prob(batch["actions"])
-    log_ratio = log_prob - batch["log_probs"]
+    log_ratio = policy.log_prob(params, batch["actions"]) - batch["log_probs"]
     ratio = log_ratio.exp()
     adv = batch["advantages"]
     if normalize_advantage and adv.numel() > 1:
@@ -171,8 +171,11 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         surrogate = torch.min(surrogate, ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * adv)
     policy_loss = -surrogate.mean()
 
-    # --- KL(π_old ‖ π_θ) per state, closed form from klkit ---
-    kl = klkit.kl_divergence(old, new).mean()
+    # --- KL(π_old ‖ π_θ) per state, closed form from klkit (for the penalty or the early stop) ---
+    kl = None
+    if kl_beta is not None or measure_kl:
+        old = policy.make_distribution(batch["dist_params"])  # π_old, rebuilt from the rollout
+        kl = klkit.kl_divergence(old, policy.make_distribution(params)).mean()
     if kl_beta is not None:  # adaptive KL penalty (eq. 8)
         policy_loss = policy_loss + kl_beta * kl
 
@@ -184,12 +187,17 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         value_loss = torch.max(value_loss, (clipped - batch["returns"]).pow(2))
     value_loss = value_loss.mean()
 
-    entropy = new.entropy().mean()
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    loss = policy_loss + vf_coef * value_loss
+    entropy = None
+    if ent_coef != 0.0:  # (with no bonus, the entropy is reported once per update instead)
+        entropy = policy.make_distribution(params).entropy().mean()
+        loss = loss - ent_coef * entropy
     with torch.no_grad():
-        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean() if clip_range is not None else ratio * 0
-    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item(),
-                  "clip_fraction": clip_fraction.mean().item(), "kl": kl.detach()}
+        outside = (ratio - 1.0).abs() > clip_range if clip_range is not None else torch.zeros_like(ratio, dtype=bool)
+        clip_fraction = outside.float().mean()
+    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                  "entropy": None if entropy is None else entropy.item(),
+                  "clip_fraction": clip_fraction.mean().item(), "kl": None if kl is None else kl.detach()}
 
 
 def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
@@ -246,11 +254,13 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         n = run.batch_steps
         for epoch in range(cfg.n_epochs):
             for i, idx in enumerate(rl.minibatches(n, cfg.batch_size, run.rng)):
-                mb = {k: v[idx] for k, v in batch.items()}
+                index = torch.from_numpy(idx)
+                mb = {k: v[index] for k, v in batch.items()}
                 loss, info = ppo_loss(policy, mb, clip_range=clip, clip_range_vf=cfg.clip_range_vf,
                                       vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                                       kl_beta=beta if cfg.kl_penalty else None,
-                                      normalize_advantage=cfg.normalize_advantage)
+                                      normalize_advantage=cfg.normalize_advantage,
+                                      measure_kl=cfg.target_kl is not None)
                 if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
                     stopped_at = epoch + i * cfg.batch_size / n  # fraction of epochs completed
                     break
@@ -270,7 +280,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
         record: dict[str, Any] = {
             "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"),
-            "entropy": _mean(stats, "entropy"), "clip_fraction": _mean(stats, "clip_fraction"),
+            "entropy": float(new.entropy().mean()), "clip_fraction": _mean(stats, "clip_fraction"),
             **kls, "explained_variance": explained, "learning_rate": lr, "clip_range": clip,
             "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
         }

@@ -411,6 +411,15 @@ class ActorCritic(nn.Module):
         log_prob = (-0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         return mean + log_std.exp() * noise, log_prob, params, value
 
+    def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """log π(a|s) from :meth:`distribution_parameters`; equals ``make_distribution(params).log_prob(actions)``
+        without building the distribution (the update's hot path)."""
+        if self.discrete:
+            return params.log_softmax(-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        mean, log_std = params.chunk(2, dim=-1)
+        z = (actions - mean) * (-log_std).exp()
+        return (-0.5 * z.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
     def act(self, obs: torch.Tensor, *, deterministic: bool = False) -> torch.Tensor:
         """An action per observation: sampled, or the mode (argmax / mean) when ``deterministic``."""
         params = self.distribution_parameters(obs)
