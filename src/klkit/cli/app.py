@@ -25,4 +25,5 @@ def main() -> None:
 from klkit.cli import evaluate
 from klkit.cli import lab
 from klkit.cli import measure
+from klkit.cli import rl
 from klkit.cli import vae
