@@ -113,7 +113,7 @@ class TorchXp:
 
         self.torch = torch
         for name in ("log", "log1p", "exp", "expm1", "sqrt", "abs", "square", "tanh", "lgamma", "digamma",
-                     "erf", "xlogy", "where", "maximum", "minimum"):
+                     "erf", "xlogy", "where"):
             setattr(self, name, getattr(torch, name))
         self.arctanh = torch.atanh
         self.i0e = torch.special.i0e
@@ -126,6 +126,21 @@ class TorchXp:
 
     def trigamma(self, x: Any) -> Any:
         return self.torch.polygamma(1, x)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        a, b = self._pair(a, b)
+        return self.torch.maximum(a, b)
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        a, b = self._pair(a, b)
+        return self.torch.minimum(a, b)
+
+    def _pair(self, a: Any, b: Any) -> tuple[Any, Any]:
+        if not self.torch.is_tensor(a):
+            a = self.torch.as_tensor(a, dtype=b.dtype, device=b.device)
+        if not self.torch.is_tensor(b):
+            b = self.torch.as_tensor(b, dtype=a.dtype, device=a.device)
+        return a, b
 
     def full_like(self, x: Any, value: float) -> Any:
         return self.torch.full_like(x, value)

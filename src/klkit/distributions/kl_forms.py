@@ -321,8 +321,12 @@ def _kl_expfamily_expfamily(p: fam.TorchExponentialFamily, q: fam.TorchExponenti
     a_p = dp._log_normalizer(*eta_p)
     grads = torch.autograd.grad(a_p.sum(), eta_p, create_graph=True)
     result = dq._log_normalizer(*eta_q) - a_p
+    batch = len(torch.broadcast_shapes(dp.batch_shape, dq.batch_shape))
     for ep, eq, g in zip(eta_p, eta_q, grads, strict=True):
-        result = result - sum_rightmost(p.xp, (eq - ep) * g, len(dq.event_shape))
+        term = (eq - ep) * g
+        # each natural parameter's own trailing axes (torch sums len(event_shape) axes, which for
+        # Wishart's scalar parameter sums across the batch)
+        result = result - sum_rightmost(p.xp, term, term.dim() - batch)
     return result
 
 
@@ -414,13 +418,15 @@ def _uniform_log_mgf(p: fam.Uniform, t: Any) -> Any:
 def _mean_log_uniform(p: fam.Uniform) -> Any:
     """E[log X] = (h log h − l log l)/(h − l) − 1 (for l ≥ 0)."""
     xp = p.xp
-    return (xp.xlogy(p.high, p.high) - xp.xlogy(p.low, p.low)) / (p.high - p.low) - 1.0
+    # clamped so that the branch +inf replaces (low < 0) stays finite, and so does its gradient
+    h, lo = xp.maximum(p.high, 0.0), xp.maximum(p.low, 0.0)
+    return (xp.xlogy(h, h) - xp.xlogy(lo, lo)) / (p.high - p.low) - 1.0
 
 
 def _mean_log1m_uniform(p: fam.Uniform) -> Any:
     """E[log(1 − X)] = ((1−l) log(1−l) − (1−h) log(1−h))/(h − l) − 1 (for h ≤ 1)."""
     xp = p.xp
-    u, v = 1.0 - p.low, 1.0 - p.high
+    u, v = xp.maximum(1.0 - p.low, 0.0), xp.maximum(1.0 - p.high, 0.0)
     return (xp.xlogy(u, u) - xp.xlogy(v, v)) / (p.high - p.low) - 1.0
 
 
@@ -702,6 +708,8 @@ register_infinite_kl(fam.Gamma, *_BOUNDED, reason="p has mass outside q's bounde
 register_infinite_kl(fam.Gumbel, *_BOUNDED, fam.Exponential, fam.Gamma, reason="p has mass on the whole line")
 register_infinite_kl(fam.Laplace, *_BOUNDED, fam.Exponential, fam.Gamma, reason="p has mass on the whole line")
 register_infinite_kl(fam.Normal, *_BOUNDED, fam.Exponential, fam.Gamma, reason="p has mass on the whole line")
+register_infinite_kl(fam.Beta, fam.Pareto, reason="p has mass near 0, below q's scale")
+register_infinite_kl(fam.ContinuousBernoulli, fam.Pareto, reason="p has mass near 0, below q's scale")
 register_infinite_kl(fam.Pareto, fam.Beta, fam.ContinuousBernoulli, fam.Uniform, reason="p is unbounded above")
 register_infinite_kl(fam.Poisson, fam.Bernoulli, fam.Binomial, reason="p is unbounded above")
 register_infinite_kl(fam.HalfNormal, *_BOUNDED, reason="p has mass outside q's bounded (or x ≥ scale) support")

@@ -61,6 +61,8 @@ def log_density(d: Any, x: Any) -> Any:
     if is_torch_distribution(d):
         import torch
 
+        if isinstance(d, (torch.distributions.Categorical, torch.distributions.OneHotCategorical)):
+            return _categorical_log_prob(torch, d, x)
         try:
             inside = d.support.check(x)
         except (NotImplementedError, AttributeError):  # supports that cannot be checked
@@ -77,6 +79,16 @@ def log_density(d: Any, x: Any) -> Any:
             return np.asarray(d.logpdf(x.T), dtype=np.float64)
         method = d.logpmf if hasattr(d, "logpmf") else d.logpdf
         return np.asarray(method(x), dtype=np.float64)
+
+
+def _categorical_log_prob(torch: Any, d: Any, x: Any) -> Any:
+    """torch clamps log 0 to log(eps) for categories of probability 0; klkit keeps -inf (KL = +inf)."""
+    cat = d._categorical if isinstance(d, torch.distributions.OneHotCategorical) else d
+    log_probs = torch.where(cat.probs > 0, cat.logits, -math.inf)
+    if isinstance(d, torch.distributions.OneHotCategorical):
+        return torch.where(x > 0, log_probs.expand_as(x), 0.0).sum(-1)
+    index = x.long().unsqueeze(-1)
+    return torch.gather(log_probs.expand(*x.shape, log_probs.shape[-1]), -1, index).squeeze(-1)
 
 
 def mc_mean(values: Any, label: str) -> Any:
