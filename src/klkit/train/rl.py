@@ -837,7 +837,7 @@ class Run:
                                           tuple(space.shape) if self.box else (), n_params, not self.box)
         self.batch_steps = cfg.n_steps * cfg.n_envs
         self.n_updates = math.ceil(cfg.total_steps / self.batch_steps)
-        self.update, self.global_step, self.seconds = 0, 0, 0.0
+        self.update, self.global_step, self.seconds, self.cpu_seconds = 0, 0, 0.0, 0.0
         self.extra: dict[str, Any] = {}
         self._episodes_logged = 0
         self._reset_seed = cfg.seed
@@ -869,6 +869,7 @@ class Run:
             restore_rng(self.rng, state["rng"])
             self.update, self.global_step = int(state["update"]), int(state["global_step"])
             self.seconds = float(state["seconds"])
+            self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
             self.extra = dict(state.get("extra", {}))
             self._episodes_logged = len(self.tracker.finished)
             self._reset_seed = self.cfg.seed + 7919 * self.update  # fresh episodes after a restart
@@ -879,7 +880,7 @@ class Run:
         self.obs = self.normalizer.obs(raw, update=not resumed)
         self.bar = progress_bar(self.n_updates * self.batch_steps, self.global_step,
                                 f"{self.algorithm} {self.cfg.env_id}", self.cfg.progress)
-        self._clock = _now()
+        self._clock, self._cpu_clock = _now(), time.process_time()
         return resumed
 
     @property
@@ -916,6 +917,9 @@ class Run:
         now = _now()
         self.seconds += now - self._clock
         self._clock = now
+        cpu_now = time.process_time()
+        self.cpu_seconds += cpu_now - self._cpu_clock
+        self._cpu_clock = cpu_now
         new_episodes = self.tracker.finished[self._episodes_logged:]
         self._episodes_logged = len(self.tracker.finished)
         full = {
@@ -941,7 +945,7 @@ class Run:
             "tracker": self.tracker.state_dict(),
             "rng": rng_state(self.rng),
             "update": self.update, "global_step": self.global_step, "seconds": self.seconds,
-            "extra": self.extra,
+            "cpu_seconds": self.cpu_seconds, "extra": self.extra,
         }, self.run_dir / CHECKPOINT)
 
     def finish(self) -> dict[str, Any]:
@@ -953,6 +957,7 @@ class Run:
             "algorithm": self.algorithm, "env_id": self.cfg.env_id, "seed": self.cfg.seed,
             "run_dir": str(self.run_dir), "updates": self.update, "global_step": self.global_step,
             "seconds": self.seconds, "steps_per_second": self.global_step / max(self.seconds, 1e-9),
+            "cpu_seconds": self.cpu_seconds,
             "episodes": len(finished), "return_mean10": self.tracker.mean_last(),
         }
 

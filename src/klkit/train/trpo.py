@@ -327,7 +327,7 @@ def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Con
     step = torch.sqrt(2.0 * cfg.max_kl / xFx.clamp_min(1e-12)) * direction
     # --- 3. backtracking line search on the exact KL and the surrogate ---
     theta_old = _flat([p.detach() for p in params]).clone()
-    loss_old = loss.item()
+    loss_old = loss.detach().item()
 
     def evaluate(fraction: float) -> tuple[float, float]:
         _assign(params, theta_old + fraction * step)
