@@ -186,7 +186,8 @@ def report(steps: int) -> str:
                 continue
             km, sm = k["median"], s["median"]
             ratio = "—" if sm in (0, float("inf")) or km == float("inf") else f"{km / sm:.2f}"
-            lines.append(f"| {env_id} | {algorithm} | {ratio} | {k['sps'] / s['sps']:.2f}× | {k['cps'] / s['cps']:.2f}× |")
+            wall, cpu = k["sps"] / s["sps"], k["cps"] / s["cps"]
+            lines.append(f"| {env_id} | {algorithm} | {ratio} | {wall:.2f}× | {cpu:.2f}× |")
     return "\n".join(lines)
 
 
