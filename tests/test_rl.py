@@ -78,7 +78,7 @@ def _flat_grad(f, params):
     (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
 ])
 def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(space, std):
-    policy, params, mean_kl, _, _ = _policy_and_kl(space, std)
+    _policy, params, mean_kl, _, _ = _policy_and_kl(space, std)
     n = sum(p.numel() for p in params)
     v = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     hv = trpo.fisher_vector_product(mean_kl, params, v, damping=0.0)
@@ -182,7 +182,7 @@ def test_gae_matches_the_definition(seed, gamma, lam):
 def test_gae_with_lambda_one_is_the_discounted_return_minus_v():
     r = np.array([[1.0], [2.0], [3.0]])
     v = np.array([[0.5], [0.1], [0.2]])
-    adv, ret = rl.gae(r, v, np.zeros((3, 1), bool), np.array([10.0]), gamma=0.9, lam=1.0)
+    _adv, ret = rl.gae(r, v, np.zeros((3, 1), bool), np.array([10.0]), gamma=0.9, lam=1.0)
     expected_return0 = 1 + 0.9 * 2 + 0.81 * 3 + 0.729 * 10
     assert ret[0, 0] == pytest.approx(expected_return0)
 
