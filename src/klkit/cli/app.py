@@ -25,5 +25,6 @@ def main() -> None:
 from klkit.cli import evaluate
 from klkit.cli import lab
 from klkit.cli import measure
+from klkit.cli import pairs
 from klkit.cli import rl
 from klkit.cli import vae

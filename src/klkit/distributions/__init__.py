@@ -43,6 +43,7 @@ from klkit.distributions.families import (
     Weibull,
 )
 from klkit.distributions.gaussian import gaussian_kl_standard_normal
+from klkit.distributions.mixtures import Approximation, GaussianMixtureParams, mixture_entropy, mixture_kl
 from klkit.distributions.registry import (
     PairInfo,
     lookup_entropy,
@@ -55,6 +56,7 @@ from klkit.distributions.registry import (
 )
 
 __all__ = [
+    "Approximation",
     "Bernoulli",
     "Beta",
     "Binomial",
@@ -66,6 +68,7 @@ __all__ = [
     "Exponential",
     "Family",
     "Gamma",
+    "GaussianMixtureParams",
     "Geometric",
     "Gumbel",
     "HalfNormal",
@@ -92,6 +95,8 @@ __all__ = [
     "kl_divergence",
     "lookup_entropy",
     "lookup_kl",
+    "mixture_entropy",
+    "mixture_kl",
     "pair_table",
     "register_entropy",
     "register_kl",

@@ -84,8 +84,7 @@ class NumpyXp:
     @staticmethod
     def solve_lower(L: Any, B: Any) -> Any:
         """``L⁻¹ B`` for lower-triangular ``L`` (batched)."""
-        L, B = np.broadcast_arrays(L, B) if L.shape[:-2] != B.shape[:-2] else (L, B)
-        if L.ndim == 2:
+        if L.ndim == 2 and B.ndim == 2:
             return linalg.solve_triangular(L, B, lower=True)
         out = np.empty(np.broadcast_shapes(L.shape[:-2], B.shape[:-2]) + B.shape[-2:])
         Lb = np.broadcast_to(L, out.shape[:-2] + L.shape[-2:])
