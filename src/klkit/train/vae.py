@@ -736,7 +736,7 @@ def _stop_if_not_finite(loss: torch.Tensor, epoch: int, step: int, cfg: Config, 
         kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}" if epoch > 1 else \
             "no checkpoint was written yet"
         raise TrainingDivergedError(
-            f"VAE training stopped: the loss became {float(loss)} at epoch {epoch}, step {step + 1} "
+            f"VAE training stopped: the loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
             f"(lr={cfg.lr:g}, beta={cfg.beta:g}); {kept}. Lower --lr (or raise --warmup) and run the "
             "same command again to resume from it."
         )
@@ -970,11 +970,13 @@ def plot_training_curve(metrics_path: Path, path: Path) -> Path | None:
     epochs = [r["epoch"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(epochs, [-r["train_elbo"] for r in records], label="train −ELBO")
-    ax.plot(epochs, [-r["test_elbo"] for r in records], label="test −ELBO")
+    test = [(r["epoch"], -r["test_elbo"]) for r in records if "test_elbo" in r]
+    if test:
+        ax.plot(*zip(*test, strict=True), ".-", label="test −ELBO")
     val = [(r["epoch"], r["validation_nll"]) for r in records if "validation_nll" in r]
     if val:
         ax.plot(*zip(*val, strict=True), "o-", label="validation NLL (IWAE)")
-    low = min(-r["test_elbo"] for r in records)
+    low = min(-r.get("test_elbo", -r["train_elbo"]) for r in records)
     ax.set_ylim(low - 15, low + 60)
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per image")
