@@ -34,25 +34,25 @@ def entropy_of(p: Any) -> Any:
 @register_entropy(fam.Normal)
 def _entropy_normal(p: fam.Normal) -> Any:
     """½ log(2πe σ²)."""
-    return 0.5 + _HALF_LOG_2PI + p.xp.log(p.scale)
+    return 0.5 + _HALF_LOG_2PI + p.xp.log(p.scale) + 0.0 * p.loc  # (batch shape of both parameters)
 
 
 @register_entropy(fam.Laplace)
 def _entropy_laplace(p: fam.Laplace) -> Any:
     """1 + log(2b)."""
-    return 1.0 + math.log(2.0) + p.xp.log(p.scale)
+    return 1.0 + math.log(2.0) + p.xp.log(p.scale) + 0.0 * p.loc
 
 
 @register_entropy(fam.Cauchy)
 def _entropy_cauchy(p: fam.Cauchy) -> Any:
     """log(4πγ)."""
-    return math.log(4 * math.pi) + p.xp.log(p.scale)
+    return math.log(4 * math.pi) + p.xp.log(p.scale) + 0.0 * p.loc
 
 
 @register_entropy(fam.Gumbel)
 def _entropy_gumbel(p: fam.Gumbel) -> Any:
     """log β + γ + 1."""
-    return p.xp.log(p.scale) + EULER_GAMMA + 1.0
+    return p.xp.log(p.scale) + EULER_GAMMA + 1.0 + 0.0 * p.loc
 
 
 @register_entropy(fam.StudentT)
@@ -60,7 +60,7 @@ def _entropy_student_t(p: fam.StudentT) -> Any:
     """(ν+1)/2 [ψ((ν+1)/2) − ψ(ν/2)] + log(√ν B(ν/2, ½)) + log σ."""
     xp, nu = p.xp, p.df
     return (0.5 * (nu + 1) * (xp.digamma(0.5 * (nu + 1)) - xp.digamma(0.5 * nu))
-            + 0.5 * xp.log(nu) + log_beta(xp, 0.5 * nu, 0.5 + 0.0 * nu) + xp.log(p.scale))
+            + 0.5 * xp.log(nu) + log_beta(xp, 0.5 * nu, 0.5 + 0.0 * nu) + xp.log(p.scale) + 0.0 * p.loc)
 
 
 # --- half line -------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def _entropy_von_mises(p: fam.VonMises) -> Any:
     """log(2π I0(κ)) − κ I1(κ)/I0(κ), with exponentially scaled Bessel functions."""
     xp, k = p.xp, p.concentration
     i0e = xp.i0e(k)
-    return math.log(2 * math.pi) + xp.log(i0e) + k - k * xp.i1e(k) / i0e
+    return math.log(2 * math.pi) + xp.log(i0e) + k - k * xp.i1e(k) / i0e + 0.0 * p.loc
 
 
 # --- multivariate ----------------------------------------------------------------------------------
