@@ -8,12 +8,13 @@ The runner (:mod:`klkit.lab.runner`) times the sections, writes ``results.json``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "LabContext", "SectionResult", "save_figure"]
+__all__ = ["Check", "LabContext", "SectionResult", "save_figure", "torch_threads"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,20 @@ def save_figure(ctx: LabContext, fig: Any, name: str, *, fmt: str = "png", dpi: 
     fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads, then restore the previous setting.
+
+    Small-tensor work (a few thousand numbers per op) is faster single-threaded: thread
+    synchronisation costs more than it saves, 10x more on a busy machine.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
