@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from klkit.errors import InvalidArgumentError
-from klkit.estimators import Estimate, mc_kl
+from klkit.estimators import Estimate
+from klkit.measures import kl_divergence
 
 __all__ = ["FitResult", "Restart", "fit", "mass_covered"]
 
@@ -552,31 +553,11 @@ def _nearest(q: Any, shape: _Shape, centres: Any | None) -> list[int] | None:
     return [int(i) for i in torch.cdist(means, centres).argmin(1)]
 
 
-def _closed_form(p: Any, q: Any) -> Any | None:
-    """KL(p‖q) from klkit's closed-form registry when both are (multivariate) Gaussians, else None."""
-    from torch.distributions import Independent, MultivariateNormal, Normal
-
-    gaussian = (Normal, MultivariateNormal, Independent)
-    if not (isinstance(p, gaussian) and isinstance(q, gaussian)):
-        return None
-    try:
-        import klkit
-
-        value = klkit.kl_divergence(p, q)
-    except (ImportError, NotImplementedError, TypeError):  # registry not available for this pair
-        return None
-    return None if isinstance(value, Estimate) else value
-
-
 def _kl(p: Any, q: Any, n: int) -> Any:
-    """KL(p‖q): closed form if klkit has one, else Monte Carlo (k1) on n samples of p, as an Estimate."""
+    """KL(p‖q) from klkit: the registered closed form when there is one (e.g. two Gaussians), else a Monte Carlo
+    Estimate (k1, ``n`` samples of p) with its standard error. Seeded from torch's (forked, seeded) generator."""
     import torch
 
-    exact = _closed_form(p, q)
-    if exact is not None:
-        return exact
+    seed = int(torch.randint(0, 2**31 - 1, (1,)))
     with torch.no_grad():
-        x = p.sample((n,))
-        # k1 (the plain mean of log p − log q): k3 relies on E_p[q/p] = 1, which a sample misses when q has
-        # mass where p has almost none (a mode p never visits), and then it is badly biased in practice.
-        return mc_kl(p.log_prob(x).double(), q.log_prob(x).double(), estimator="k1")
+        return kl_divergence(p, q, n_samples=n, seed=seed, estimator="k1")
