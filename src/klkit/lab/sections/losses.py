@@ -93,7 +93,7 @@ def digits_demo(seed: int, C: float = 1.0, grad_tol: float = 1e-8) -> dict[str, 
     curve: list[tuple[int, float, float]] = []
     previous = math.inf
     for step in range(60):
-        value = float(opt.step(objective))
+        value = float(opt.step(objective).detach())
         with torch.no_grad():
             curve.append((step + 1, float(cross_entropy_loss(Xt @ W + b, yt)),
                           float(cross_entropy_loss(Xe @ W + b, ye))))

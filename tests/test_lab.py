@@ -1,0 +1,120 @@
+"""The lab: runner, report files, CLI, and every section of issue 4 in --quick mode."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+
+import pytest
+from typer.testing import CliRunner
+
+from klkit.cli.app import app
+from klkit.cli.lab import lab
+from klkit.lab import runner as lab_runner
+from klkit.lab.base import Check, SectionResult
+from klkit.lab.sections import SECTIONS
+
+MINE = ["surprise", "entropy", "coin", "decomposition", "nonnegativity", "asymmetry", "fitting", "losses"]
+CLI = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One --quick run of every section this issue owns (the VAE and RL sections have their own tests)."""
+    out = tmp_path_factory.mktemp("lab")
+    report = lab_runner.run_lab(out, quick=True, only=MINE, seed=0, show_progress=False)
+    return report, out
+
+
+def test_every_section_of_the_lesson_passes_in_quick_mode(quick_run):
+    report, _ = quick_run
+    assert [s.key for s in report.sections] == MINE
+    failed = {s.key: [(c.name, c.measured) for c in s.checks if not c.passed] for s in report.sections if not s.passed}
+    assert not failed, failed
+    for s in report.sections:
+        assert s.available and s.checks and s.claim and s.how
+
+
+def test_results_json_holds_every_check_and_number(quick_run):
+    _, out = quick_run
+    data = json.loads((out / "results.json").read_text())
+    assert data["passed"] is True and data["quick"] is True
+    assert list(data["sections"]) == MINE
+    for key, section in data["sections"].items():
+        assert section["status"] == "pass"
+        assert section["checks"] and all(c["passed"] for c in section["checks"])
+        for name in section["figures"]:
+            assert (out / name).is_file(), (key, name)
+    fitting = data["sections"]["fitting"]["numbers"]
+    assert abs(fitting["forward_mean"]) <= 0.05 and abs(fitting["forward_std"] / 10**0.5 - 1) <= 0.02
+    assert abs(abs(fitting["reverse_mean"]) - 3) <= 0.1 and abs(fitting["reverse_std"] - 1) <= 0.05
+
+
+def test_report_is_self_contained(quick_run):
+    _, out = quick_run
+    page = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from a network
+    assert "url(" not in page and "@import" not in page
+    images = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    assert images and all(src.startswith("data:image/") for src in images)
+    for key in MINE:
+        assert f'id="section-{key}"' in page
+
+
+def test_unknown_section_is_an_error_naming_only(tmp_path):
+    with pytest.raises(ValueError, match="`only` must name lab sections; found unknown 'nope'"):
+        lab_runner.run_lab(tmp_path, only=["nope"], show_progress=False)
+    result = CLI.invoke(app, ["lab", "--out", str(tmp_path), "--only", "nope"])
+    assert result.exit_code == 2 and "`only` must name lab sections" in result.output
+
+
+def _fake_section(monkeypatch, key, run):
+    module = types.ModuleType(f"klkit.lab.sections.{key}")
+    module.run = run
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+
+def test_missing_module_is_unavailable_never_passing(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab_runner, "SECTIONS", ("coin", "not_written_yet"))
+    report = lab_runner.run_lab(tmp_path, only=["coin", "not_written_yet"], show_progress=False)
+    missing = report.sections[1]
+    assert not missing.available and not missing.passed and not missing.checks
+    assert report.passed and report.unavailable == ["not_written_yet"]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["sections"]["not_written_yet"]["status"] == "unavailable"
+    assert "not yet available" in (tmp_path / "index.html").read_text()
+
+
+def test_a_missing_import_inside_a_section_is_a_failure(tmp_path, monkeypatch):
+    def run(ctx):
+        import klkit_package_that_does_not_exist  # noqa: F401
+
+    _fake_section(monkeypatch, "broken", run)
+    monkeypatch.setattr(lab_runner, "SECTIONS", ("broken", "coin"))
+    report = lab_runner.run_lab(tmp_path, only=["broken", "coin"], show_progress=False)
+    assert report.failed == ["broken"] and report.sections[1].passed  # the other sections still ran
+    assert "ModuleNotFoundError" in report.sections[0].checks[0].measured
+
+
+def test_a_failing_check_makes_the_cli_exit_non_zero(tmp_path, monkeypatch):
+    _fake_section(monkeypatch, "fails", lambda ctx: SectionResult(
+        key="fails", title="fails", claim="c", how="h", checks=[Check("x", "1", True), Check("y", "2", False)]))
+    monkeypatch.setattr(lab_runner, "SECTIONS", ("fails",))
+    assert lab(tmp_path, only=["fails"]) == 1
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["passed"] is False and data["sections"]["fails"]["status"] == "fail"
+
+
+def test_cli_runs_and_prints_where_the_report_is(tmp_path):
+    result = CLI.invoke(app, ["lab", "--out", str(tmp_path / "r"), "--quick", "--only", "coin,asymmetry"])
+    assert result.exit_code == 0, result.output
+    assert f"Report: {(tmp_path / 'r' / 'index.html').resolve()}" in result.output.replace("\n", "")
+    assert "2/2 available sections pass" in result.output
+    assert (tmp_path / "r" / "results.json").is_file()
+
+
+def test_section_list_is_the_lesson_order():
+    assert SECTIONS[: len(MINE)] == tuple(MINE)
+    assert SECTIONS[len(MINE):] == ("vae", "trpo", "ppo")
