@@ -364,3 +364,20 @@ def test_auto_uses_monte_carlo_for_torch_mixtures() -> None:
     e = klkit.kl_divergence(p, q, seed=0, n_samples=20_000)
     assert isinstance(e, Estimate)
     assert float(kd.mixture_kl(p, q, method="upper_bound")) >= float(e) - 4 * float(e.standard_error)
+
+
+def test_fused_standard_normal_path_matches_the_general_formula_and_its_gradients() -> None:
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(512, 8, generator=g, dtype=T).requires_grad_()
+    logvar = (torch.rand(512, 8, generator=g, dtype=T) * 60 - 30).requires_grad_()  # logvar in [-30, 30]
+    p = td.Independent(td.Normal(mu, torch.exp(0.5 * logvar)), 1)
+    prior = td.Independent(td.Normal(torch.zeros(8, dtype=T), torch.ones(8, dtype=T)), 1)  # fused path
+    expanded = td.Independent(td.Normal(torch.zeros(512, 8, dtype=T), torch.ones(512, 8, dtype=T)), 1)  # general
+    fused, general = klkit.kl_divergence(p, prior), klkit.kl_divergence(p, expanded)
+    assert torch.allclose(fused, general, rtol=1e-12, atol=1e-12)
+    grads_fused = torch.autograd.grad(fused.sum(), (mu, logvar), retain_graph=True)
+    grads_general = torch.autograd.grad(general.sum(), (mu, logvar))
+    for a, b in zip(grads_fused, grads_general, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    vae = kd.gaussian_kl_standard_normal(mu, logvar).sum(-1)
+    assert torch.allclose(fused, vae, rtol=1e-10, atol=1e-12)

@@ -69,7 +69,7 @@ TORCH: dict[type, Callable[[str], td.Distribution]] = {
     kd.Pareto: lambda r: td.Pareto(_t(1.0, 2.0), _t(5.0, 6.0)) if r == "p" else td.Pareto(_t(0.5, 1.0), _t(2.0, 1.5)),
     kd.Uniform: lambda r: td.Uniform(_t(0.2, 1.5), _t(0.8, 2.5)) if r == "p" else td.Uniform(_t(-0.5, -1.0),
                                                                                               _t(1.5, 3.0)),
-    kd.Beta: lambda r: td.Beta(_t(2.0, 0.8), _t(3.0, 1.5)) if r == "p" else td.Beta(_t(1.5, 2.0), _t(1.2, 3.0)),
+    kd.Beta: lambda r: td.Beta(_t(2.0, 1.3), _t(3.0, 1.5)) if r == "p" else td.Beta(_t(1.5, 2.0), _t(1.2, 3.0)),
     kd.ContinuousBernoulli: lambda r: td.ContinuousBernoulli(_t(0.3, 0.5004) if r == "p" else _t(0.7, 0.2)),
     kd.VonMises: lambda r: (td.VonMises(_t(0.0, 1.0), _t(1.0, 5.0)) if r == "p"
                             else td.VonMises(_t(0.5, -1.0), _t(2.0, 0.5))),
