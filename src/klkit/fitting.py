@@ -155,8 +155,8 @@ def fit(
         Independent starts; default 1 for the forward Gaussian (a closed form), 5 for the forward
         mixture and 8 for reverse fits.
     seed : int, optional
-        Seed of a private ``torch.Generator``-free RNG scope (``torch.random.fork_rng``); None:
-        nondeterministic.
+        Seeds torch's generator inside ``torch.random.fork_rng``, so the fit is reproducible and the
+        global RNG state is left as it was; None: not reproducible.
     n_samples : int, default 50000
         Target samples for forward fits.
     steps, batch_size, learning_rate : int, int, float

@@ -77,8 +77,8 @@ def run(ctx: LabContext) -> SectionResult:
 
     from klkit.fitting import fit, mass_covered
 
-    steps, restarts = (300, 4) if ctx.quick else (800, 8)
-    steps_2d, restarts_2d = (300, 4) if ctx.quick else (600, 6)
+    steps, restarts = (300, 4) if ctx.quick else (600, 8)
+    steps_2d, restarts_2d = (300, 4) if ctx.quick else (400, 6)
     n_eval = 50_000 if ctx.quick else 200_000
     torch.manual_seed(ctx.seed)
 
