@@ -102,8 +102,14 @@ def test_method_exact_raises_naming_the_pair_and_what_is_registered() -> None:
     with pytest.raises(NotRegisteredError, match=r"\(Normal.*StudentT.*registered q types are: .*Laplace") as info:
         klkit.kl_divergence(td.Normal(0.0, 1.0), td.StudentT(5.0), method="exact")
     assert isinstance(info.value, NotImplementedError)
-    with pytest.raises(NotRegisteredError, match=r"no closed-form entropy .*Kumaraswamy"):
-        klkit.entropy(td.Kumaraswamy(2.0, 3.0), method="exact")
+    mixture = td.MixtureSameFamily(td.Categorical(torch.ones(2)), td.Normal(torch.zeros(2), 1.0))
+    with pytest.raises(NotRegisteredError, match=r"no closed-form entropy .*MixtureSameFamily.*registered families"):
+        klkit.entropy(mixture, method="exact")
+    kumaraswamy = td.Kumaraswamy(torch.tensor(2.0, dtype=T), torch.tensor(3.0, dtype=T))  # non-affine transforms
+    with pytest.raises(NotRegisteredError, match="only through scalar AffineTransforms"):
+        klkit.entropy(kumaraswamy, method="exact")
+    h = klkit.entropy(kumaraswamy, seed=0, n_samples=20_000)  # auto: Monte Carlo
+    assert isinstance(h, Estimate) and abs(float(h) - float(kumaraswamy.entropy())) < 5 * float(h.standard_error)
 
 
 def test_auto_falls_back_to_monte_carlo_with_a_standard_error() -> None:

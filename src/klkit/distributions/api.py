@@ -124,9 +124,13 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
             fp = to_family(p)
             function = registry.lookup_entropy(type(fp))
         if function is not None:
-            with NUMPY.errstate():
-                return _scale(_finish(function(fp), p), base)
-        if method == "exact":
+            try:
+                with NUMPY.errstate():
+                    return _scale(_finish(function(fp), p), base)
+            except NotRegisteredError:  # a formula that covers only part of its type (e.g. affine transforms)
+                if method == "exact":
+                    raise
+        elif method == "exact":
             names = ", ".join(t.__name__ for t in registry.registered_entropies())
             raise NotRegisteredError(
                 f"no closed-form entropy is registered for {type(p).__name__}"

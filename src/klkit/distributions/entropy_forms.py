@@ -313,3 +313,30 @@ def _entropy_poisson(p: fam.Poisson) -> Any:
 def _entropy_independent(p: fam.Independent) -> Any:
     """Sum of the base entropies over the reinterpreted axes."""
     return sum_rightmost(p.xp, entropy_of(p.base), p.ndims)
+
+
+@register_entropy(fam.Transformed)
+def _entropy_transformed(p: fam.Transformed) -> Any:
+    """H(base) + Σ log|scale| for a chain of scalar affine maps (constant Jacobian); others have no closed form."""
+    import torch
+
+    affine = torch.distributions.transforms.AffineTransform
+    if p.event_ndims_ != p.base.event_ndims or not all(
+            isinstance(t, affine) and t.event_dim == 0 for t in p.transforms):
+        from klkit.errors import NotRegisteredError
+
+        raise NotRegisteredError(
+            "a TransformedDistribution has a closed-form entropy here only through scalar AffineTransforms; "
+            f"found {[type(t).__name__ for t in p.transforms]}. Use method='mc'."
+        )
+    h = entropy_of(p.base)
+    for t in p.transforms:
+        log_scale = torch.log(torch.abs(torch.as_tensor(t.scale, dtype=h.dtype, device=h.device)))
+        h = h + log_scale
+    return h
+
+
+@register_entropy(fam.TorchExponentialFamily)
+def _entropy_torch_exponential_family(p: fam.TorchExponentialFamily) -> Any:
+    """The distribution's own closed form (torch implements one for each of its exponential families)."""
+    return p.dist.entropy()

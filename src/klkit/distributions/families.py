@@ -227,12 +227,18 @@ class Categorical(Family):
 class OneHotCategorical(Categorical):
     """One-hot encoded categorical; the KL and entropy are the categorical ones."""
 
+    event_ndims = 1
+
 
 # --- composites (torch) ------------------------------------------------------------------------------
 class Independent(Family):
     """``base`` with its ``ndims`` rightmost batch axes reinterpreted as event axes."""
 
     params = ("base", "ndims")
+
+    @property
+    def event_ndims(self) -> int:  # type: ignore[override]
+        return self.ndims + self.base.event_ndims
 
     def zero(self) -> Any:
         z = self.base.zero()
@@ -243,6 +249,10 @@ class Transformed(Family):
     """A torch ``TransformedDistribution`` of a known ``base`` family through ``transforms``."""
 
     params = ("base", "transforms", "event_ndims_")
+
+    @property
+    def event_ndims(self) -> int:  # type: ignore[override]
+        return self.event_ndims_
 
     def zero(self) -> Any:
         return self.base.zero()

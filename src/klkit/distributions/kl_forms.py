@@ -323,7 +323,7 @@ def _kl_transformed_transformed(p: fam.Transformed, q: fam.Transformed) -> Any:
             "KL between TransformedDistributions has a closed form only when both use the same transforms "
             f"({p.transforms} vs {q.transforms}); use method='mc' for these."
         )
-    return sum_rightmost(p.xp, kl_of(p.base, q.base), p.event_ndims_ - getattr(p.base, "event_ndims", 0))
+    return sum_rightmost(p.xp, kl_of(p.base, q.base), p.event_ndims_ - p.base.event_ndims)
 
 
 @register_kl(fam.TorchExponentialFamily, fam.TorchExponentialFamily)
