@@ -335,3 +335,21 @@ def test_make_vector_env_rejects_unknown_ids():
         rl.make_vector_env("NoSuchEnv-v0", 2)
     with pytest.raises(ValueError, match="`n_envs`"):
         rl.make_vector_env("CartPole-v1", 0)
+
+
+def test_fisher_operator_reuses_the_gradient_and_matches_the_one_shot_product():
+    _, params, mean_kl, _, _ = _policy_and_kl(gym.spaces.Discrete(3))
+    n = sum(p.numel() for p in params)
+    op = trpo.fisher_operator(mean_kl, params, damping=0.1)
+    for seed in range(3):
+        v = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        assert torch.allclose(op(v), trpo.fisher_vector_product(mean_kl, params, v, damping=0.1))
+    with pytest.raises(ValueError, match="`vector`"):
+        op(torch.ones(n + 1, dtype=torch.float64))
+
+
+def test_functional_forward_equals_the_modules():
+    torch.manual_seed(0)
+    net = rl._mlp([3, 8, 8, 2], torch.nn.Tanh, out_gain=1.0)
+    x = torch.randn(5, 3)
+    assert torch.equal(rl._forward(net, x), net(x))

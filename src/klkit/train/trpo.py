@@ -52,6 +52,7 @@ __all__ = [
     "backtracking_line_search",
     "conjugate_gradient",
     "evaluate",
+    "fisher_operator",
     "fisher_vector_product",
     "train",
 ]
@@ -195,6 +196,8 @@ def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: Sequence[
     :math:`\theta = \theta_{old}` its Hessian is the Fisher information matrix. The product is
     a Hessian-vector product by double backpropagation,
     :math:`F v = \nabla_\theta\big(\nabla_\theta \bar D \cdot v\big)`, never forming :math:`F`.
+    For many products at the same θ (conjugate gradient), :func:`fisher_operator` builds
+    :math:`\nabla_\theta \bar D` once and reuses it.
 
     Parameters
     ----------
@@ -218,15 +221,28 @@ def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: Sequence[
     >>> fisher_vector_product(kl, [theta], torch.tensor([1.0, 1.0]), damping=0.1).tolist()
     [3.0999999046325684, 1.100000023841858]
     """
+    return fisher_operator(mean_kl, params, damping=damping)(vector)
+
+
+def fisher_operator(mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], *,
+                    damping: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v -> (F + λI) v`` at the current θ, the KL's gradient graph built once (see :func:`fisher_vector_product`).
+
+    The returned function is valid until ``params`` change.
+    """
     params = list(params)
     grads = torch.autograd.grad(mean_kl(), params, create_graph=True)
     flat = torch.cat([g.reshape(-1) for g in grads])
-    if flat.shape != vector.shape:
-        raise ValueError(
-            f"`vector` must have one entry per parameter ({flat.numel()}); found shape {tuple(vector.shape)}."
-        )
-    hvp = torch.autograd.grad(torch.dot(flat, vector.detach()), params)
-    return torch.cat([h.reshape(-1) for h in hvp]).detach() + damping * vector
+
+    def product(vector: torch.Tensor) -> torch.Tensor:
+        if flat.shape != vector.shape:
+            raise ValueError(
+                f"`vector` must have one entry per parameter ({flat.numel()}); found shape {tuple(vector.shape)}."
+            )
+        hvp = torch.autograd.grad(torch.dot(flat, vector.detach()), params, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hvp]).detach() + damping * vector
+
+    return product
 
 
 class LineSearchResult(NamedTuple):
@@ -320,10 +336,10 @@ def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Con
     # --- 1. gradient g of the surrogate; natural direction x ≈ F⁻¹ g by CG ---
     loss = surrogate()
     g = _flat(torch.autograd.grad(loss, params))
-    direction = conjugate_gradient(lambda v: fisher_vector_product(mean_kl, params, v, damping=cfg.cg_damping), g,
-                                   max_steps=cfg.cg_steps)
+    fvp = fisher_operator(mean_kl, params, damping=cfg.cg_damping)
+    direction = conjugate_gradient(fvp, g, max_steps=cfg.cg_steps)
     # --- 2. scale so that the quadratic model of the KL equals δ ---
-    xFx = torch.dot(direction, fisher_vector_product(mean_kl, params, direction, damping=cfg.cg_damping))
+    xFx = torch.dot(direction, fvp(direction))
     step = torch.sqrt(2.0 * cfg.max_kl / xFx.clamp_min(1e-12)) * direction
     # --- 3. backtracking line search on the exact KL and the surrogate ---
     theta_old = _flat([p.detach() for p in params]).clone()
