@@ -29,6 +29,7 @@ out with gradients; scipy in → numpy out); Monte Carlo returns an
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from klkit._backend import log_of_base
@@ -89,7 +90,7 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
         function, fp, fq = _find_kl(p, q)
         if function is not None:
             try:
-                with NUMPY.errstate():
+                with _quiet(fp):
                     return _scale(_finish(function(fp, fq), p), base)
             except NotRegisteredError:
                 if method == "exact":
@@ -125,7 +126,7 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
             function = registry.lookup_entropy(type(fp))
         if function is not None:
             try:
-                with NUMPY.errstate():
+                with _quiet(fp):
                     return _scale(_finish(function(fp), p), base)
             except NotRegisteredError:  # a formula that covers only part of its type (e.g. affine transforms)
                 if method == "exact":
@@ -227,6 +228,14 @@ def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
         f"{type(q).__name__}{_family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
         f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl."
     )
+
+
+def _quiet(family: Any) -> Any:
+    """numpy's floating-point warnings off (inf and nan are answers here); nothing to do for torch."""
+    return NUMPY.errstate() if getattr(getattr(family, "xp", None), "name", "numpy") == "numpy" else _NULL
+
+
+_NULL = contextlib.nullcontext()
 
 
 def _finish(value: Any, like: Any) -> Any:

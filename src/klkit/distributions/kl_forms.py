@@ -186,7 +186,7 @@ def _kl_uniform_uniform(p: fam.Uniform, q: fam.Uniform) -> Any:
 
 @register_kl(fam.Weibull, fam.Weibull)
 def _kl_weibull_weibull(p: fam.Weibull, q: fam.Weibull) -> Any:
-    r"""log(kp/kq) + kq log(λq/λp)... written as H(p, q) − H(p) with E_p[X^k] = λ^k Γ(1 + k/kp)."""
+    r"""H(p, q) − H(p), with E_p[X^{kq}] = λp^{kq} Γ(1 + kq/kp) and E_p[log X] = log λp − γ/kp."""
     return _cross_weibull(p, q) - entropy_of(p)
 
 
