@@ -302,6 +302,7 @@ def _mean(stats: list[dict[str, Any]], key: str) -> float | None:
     return float(np.mean([s[key] for s in stats])) if stats else None
 
 
-def _explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+def _explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float | None:
+    """1 − Var(target − pred) / Var(target): 1 for a perfect critic, 0 for a constant one (None if undefined)."""
     var = float(target.var())
-    return float("nan") if var == 0 else 1.0 - float((target - pred).var()) / var
+    return None if var == 0 else 1.0 - float((target - pred).var()) / var
