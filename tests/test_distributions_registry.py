@@ -368,3 +368,10 @@ def test_chi2_takes_the_gamma_formulas() -> None:
     p, q = td.Chi2(_t(3.0, 5.0)), td.Gamma(_t(2.0, 1.0), _t(0.7, 0.4))
     assert np.allclose(_kl(p, q, method="exact").numpy(), td.kl_divergence(p, q).numpy(), rtol=1e-9)
     assert np.allclose(klkit.entropy(stats.chi2([3.0, 5.0]), method="exact"), stats.chi2([3.0, 5.0]).entropy())
+
+
+@pytest.mark.parametrize("pair", [m for m in FINITE if m[0] is m[1]], ids=_pair_id)
+def test_kl_of_a_distribution_with_itself_is_zero(pair: tuple[type, type]) -> None:
+    p = TORCH[pair[0]]("p")
+    value = _kl(p, p, method="exact").detach().numpy()
+    assert np.allclose(value, 0.0, atol=1e-12), value
