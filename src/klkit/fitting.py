@@ -192,7 +192,7 @@ def fit(
     >>> q = fit(p, divergence="forward", seed=0).distribution      # mean-seeking: covers both modes
     >>> round(float(q.mean), 1), round(float(q.stddev), 1)         # ≈ (0, √10)
     (0.0, 3.2)
-    >>> r = fit(p, divergence="reverse", restarts=2, steps=300, eval_samples=10_000, seed=0)
+    >>> r = fit(p, divergence="reverse", restarts=2, steps=200, eval_samples=2_000, seed=0)
     >>> round(abs(float(r.distribution.mean)), 1), round(float(r.distribution.stddev), 1)  # one mode
     (3.0, 1.0)
     """
