@@ -152,7 +152,8 @@ def test_active_units_counts_variance_above_one_hundredth():
 def test_kl_check_closed_form_agrees_with_monte_carlo():
     model = tiny_model(latent=3)
     check = vae.kl_closed_vs_monte_carlo(model, binary_batch(n=20), samples=4000, seed=1)
-    mu, logvar = model.encode(binary_batch(n=20))
+    with torch.no_grad():
+        mu, logvar = model.encode(binary_batch(n=20))
     torch_kl = torch.distributions.kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
     assert check["closed_form"] == pytest.approx(float(torch_kl.mean()), rel=1e-5)
     assert check["standard_error"] > 0
@@ -227,3 +228,16 @@ def test_conv_needs_sides_divisible_by_four():
     model = VAE((8, 8), Config(architecture="conv", latent=3))
     mu, _ = model.encode(torch.rand(2, 64))
     assert model.decode(mu).shape == (2, 64)
+
+
+def test_random_shift_matches_a_zero_filled_numpy_translation():
+    x = torch.rand(40, 5 * 6)
+    generator = torch.Generator().manual_seed(3)
+    moved = vae.random_shift(x, (5, 6), 2, generator)
+    offsets = torch.randint(-2, 3, (2, 40), generator=torch.Generator().manual_seed(3)).numpy()  # the same draw
+    for i in range(40):
+        dy, dx = offsets[:, i]
+        image = np.pad(x[i].reshape(5, 6).numpy(), 2)
+        expected = image[2 + dy : 2 + dy + 5, 2 + dx : 2 + dx + 6]
+        np.testing.assert_array_equal(moved[i].reshape(5, 6).numpy(), expected)
+    assert torch.equal(vae.random_shift(x, (5, 6), 0), x)

@@ -108,7 +108,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     good = ckpt.load(tmp_path / "checkpoint.pt")
     real = vae.kl_weight_at
     monkeypatch.setattr(vae, "kl_weight_at", lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg))
-    with pytest.raises(TrainingDivergedError, match=r"loss became nan at epoch 3, step 1.*last good checkpoint "
+    with pytest.raises(TrainingDivergedError, match=r"loss became NaN or infinite at epoch 3, step 1.*last good checkpoint "
                                                     r"\(epoch 2\) is kept"):
         vae.train(tiny(epochs=5), tmp_path)
     kept = ckpt.load(tmp_path / "checkpoint.pt")

@@ -59,7 +59,8 @@ from klkit.estimators import mc_kl
 from klkit.train import _checkpoint as ckpt
 from klkit.train.data import Images, load_images
 
-__all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective", "train"]
+__all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective", "train",
+           "train_step"]
 
 CHECKPOINT = "checkpoint.pt"  # training state, rewritten atomically after every epoch
 MODEL = "model.pt"  # the selected weights (best validation epoch, or the last one)
@@ -93,15 +94,17 @@ class Config:
     """Images per optimiser step (in total, over all DDP processes)."""
     lr: float = 1e-3
     """Adam learning rate at the start."""
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     """Keep ``lr``, or anneal it to 0 with a cosine over ``epochs``."""
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW); 0 is plain Adam."""
-    samples: int = 1
+    shift: int = 1
+    """Augment training images with random translations of up to this many pixels (0: none)."""
+    samples: int = 5
     """Importance samples per image in the training objective: 1 is the ELBO, k > 1 the IWAE bound."""
     beta: float = 1.0
     """Weight of the KL term (β-VAE); 1 is the ELBO."""
-    warmup: int = 0
+    warmup: int = 100
     """Epochs over which the KL weight rises linearly from 0 to ``beta`` (0: no warm-up)."""
     free_bits: float = 0.0
     """Nats per latent dimension below which the KL is not penalised (``max(KL_i, free_bits)``)."""
@@ -156,7 +159,7 @@ def _check_config(cfg: Config) -> None:
     for name in ("latent", "epochs", "batch_size", "samples", "eval_every", "validation_samples"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             raise bad(name, "a positive integer", "Pass 1 or more.")
-    for name in ("warmup", "validation", "patience", "seed"):
+    for name in ("warmup", "validation", "patience", "seed", "shift"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 0:
             raise bad(name, "a non-negative integer", "Pass 0 to switch it off.")
     if not 0.0 <= cfg.dropout < 1.0:
@@ -190,6 +193,29 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     [0.0, 1.0]
     """
     return torch.bernoulli(x, generator=generator)
+
+
+def random_shift(x: torch.Tensor, shape: tuple[int, int], max_shift: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each image by a random offset in ``[-max_shift, max_shift]²``, filling with zeros.
+
+    Examples
+    --------
+    >>> x = torch.arange(9.0).reshape(1, 9)  # one 3×3 image
+    >>> moved = random_shift(x, (3, 3), 1, torch.Generator().manual_seed(0))
+    >>> moved.shape, float(moved.sum()) <= float(x.sum())
+    (torch.Size([1, 9]), True)
+    """
+    if max_shift == 0:
+        return x
+    h, w = shape
+    n = len(x)
+    offsets = torch.randint(-max_shift, max_shift + 1, (2, n), generator=generator, device=x.device)
+    padded = F.pad(x.reshape(n, h, w), (max_shift,) * 4)  # (n, h + 2s, w + 2s)
+    rows = torch.arange(h, device=x.device) + max_shift + offsets[0][:, None]  # (n, h)
+    cols = torch.arange(w, device=x.device) + max_shift + offsets[1][:, None]  # (n, w)
+    moved = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return moved.reshape(n, h * w)
 
 
 def fixed_test_images(images: Images, decoder: str) -> torch.Tensor:
@@ -572,7 +598,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
                  if cfg.weight_decay else torch.optim.Adam(model.parameters(), lr=cfg.lr))
 
     # ---- resume from the last checkpoint, if any (metrics.jsonl is cut back to its epoch)
-    start_epoch, best, seconds = 1, {"epoch": 0, "nll": math.inf}, 0.0
+    start_epoch, best, seconds, cpu_seconds = 1, {"epoch": 0, "nll": math.inf}, 0.0, 0.0
     best_state: dict[str, torch.Tensor] | None = None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -584,7 +610,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
-        best, seconds = dict(state["best"]), float(state["seconds"])
+        best, seconds, cpu_seconds = dict(state["best"]), float(state["seconds"]), float(state["cpu_seconds"])
         best_state = state.get("best_model")
         if rank == 0:
             ckpt.truncate_jsonl(run_dir / "metrics.jsonl", last_epoch=state["epoch"])
@@ -599,7 +625,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
     record: dict[str, Any] = {}
     bar = _progress(range(start_epoch, cfg.epochs + 1), cfg, rank, start_epoch)
     for epoch in bar:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         # This epoch's randomness is a function of (seed, epoch, process): a resumed run redraws it exactly.
         torch.manual_seed(_seed(cfg.seed, epoch, rank))  # reparameterisation noise, dropout
         shuffle = torch.Generator().manual_seed(_seed(cfg.seed, epoch, -1))  # same order on every process
@@ -618,11 +644,11 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
             x = x_train[order[step * cfg.batch_size : (step + 1) * cfg.batch_size][rank::world]]  # (batch, pixels)
             if cfg.decoder == "bernoulli":
                 x = binarize(x, binarization)  # dynamic binarisation: a fresh sample every time
-            terms = step_fn(x, cfg.samples, weight, cfg.free_bits)
-            _stop_if_not_finite(terms.loss, epoch, step, cfg, run_dir, world)
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            optimizer.step()
+            x = random_shift(x, images.shape, cfg.shift, binarization)
+            terms = train_step(step_fn, optimizer, x, samples=cfg.samples, kl_weight=weight,
+                               free_bits=cfg.free_bits, world=world)
+            if terms is None:
+                _diverged(epoch, step, cfg, run_dir)
             with torch.no_grad():
                 m = len(x)
                 sums += torch.stack([m * terms.loss, m * terms.reconstruction, m * terms.kl, m * terms.gap,
@@ -656,14 +682,15 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 stop = bool(cfg.patience) and (epoch - best["epoch"]) // cfg.eval_every >= cfg.patience
         seconds += time.perf_counter() - started
-        record["seconds"] = seconds
+        cpu_seconds += time.process_time() - started_cpu
+        record["seconds"], record["cpu_seconds"] = seconds, cpu_seconds
         stop = stop or (cfg.time_limit is not None and seconds >= cfg.time_limit)
 
         # ---- metrics first, then the checkpoint: on resume the log is cut back to the checkpoint's epoch
         if rank == 0:
             ckpt.append_jsonl(run_dir / "metrics.jsonl", record)
             state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "best": best, "seconds": seconds}
+                     "best": best, "seconds": seconds, "cpu_seconds": cpu_seconds}
             if best_state is not None:
                 state["best_model"] = best_state
             ckpt.save_atomic(state, run_dir / CHECKPOINT)
@@ -728,18 +755,33 @@ def _validation_nll(model: VAE, x_val: torch.Tensor, cfg: Config, epoch: int, wo
     return float(nll)
 
 
-def _stop_if_not_finite(loss: torch.Tensor, epoch: int, step: int, cfg: Config, run_dir: Path, world: int) -> None:
-    bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0)
+def train_step(step_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, *, samples: int,
+               kl_weight: float, free_bits: float, world: int = 1) -> Terms | None:
+    """One optimiser step on the batch ``x``; None (and no update) if the loss is NaN or infinite.
+
+    ``step_fn`` is ``_Objective(model)`` or its DDP wrapper; with ``world > 1`` the finiteness
+    check is all-reduced so that every process stops at the same step.
+    """
+    terms = step_fn(x, samples, kl_weight, free_bits)
+    bad = torch.logical_not(torch.isfinite(terms.loss.detach())).float()
     if world > 1:
-        dist.all_reduce(bad)  # every process stops together
+        dist.all_reduce(bad)
     if bad.item():
-        kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}" if epoch > 1 else \
-            "no checkpoint was written yet"
-        raise TrainingDivergedError(
-            f"VAE training stopped: the loss became {float(loss.detach())} at epoch {epoch}, step {step + 1} "
-            f"(lr={cfg.lr:g}, beta={cfg.beta:g}); {kept}. Lower --lr (or raise --warmup) and run the "
-            "same command again to resume from it."
-        )
+        return None
+    optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    optimizer.step()
+    return terms
+
+
+def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
+    kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}" if epoch > 1
+            else "no checkpoint was written yet")
+    raise TrainingDivergedError(
+        f"VAE training stopped: the loss became NaN or infinite at epoch {epoch}, step {step + 1} "
+        f"(lr={cfg.lr:g}, beta={cfg.beta:g}); {kept}. Lower --lr (or raise --warmup) and run the "
+        "same command again to resume from it."
+    )
 
 
 def _write_or_check_config(cfg: Config, run_dir: Path, images: Images) -> None:
