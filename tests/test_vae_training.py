@@ -108,8 +108,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     good = ckpt.load(tmp_path / "checkpoint.pt")
     real = vae.kl_weight_at
     monkeypatch.setattr(vae, "kl_weight_at", lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg))
-    with pytest.raises(TrainingDivergedError, match=r"loss became NaN or infinite at epoch 3, step 1.*last good checkpoint "
-                                                    r"\(epoch 2\) is kept"):
+    expected = r"loss became NaN or infinite at epoch 3, step 1.*last good checkpoint \(epoch 2\) is kept"
+    with pytest.raises(TrainingDivergedError, match=expected):
         vae.train(tiny(epochs=5), tmp_path)
     kept = ckpt.load(tmp_path / "checkpoint.pt")
     assert kept["epoch"] == 2
