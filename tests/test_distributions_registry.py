@@ -220,15 +220,26 @@ def no_validation() -> Any:
     td.Distribution.set_default_validate_args(before)
 
 
+def _fast_log_prob(d: td.Distribution) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``d.log_prob``; for the continuous Bernoulli (5 ms a call in torch) the density
+    x log λ + (1 − x) log(1 − λ) + log C(λ) with torch's own log C computed once."""
+    if isinstance(d, td.ContinuousBernoulli):
+        log_norm, log_p1, log_p0 = d._cont_bern_log_norm(), torch.log(d.probs), torch.log1p(-d.probs)
+        return lambda x: x * log_p1 + (1 - x) * log_p0 + log_norm
+    return d.log_prob
+
+
 def _integral_kl(p: td.Distribution, q: td.Distribution, i: int) -> float:
     lo, hi = _support(p)
     lo = float(lo[i]) if torch.is_tensor(lo) else lo
     hi = float(hi[i]) if torch.is_tensor(hi) else hi
 
+    log_p, log_q = _fast_log_prob(p), _fast_log_prob(q)
+
     def integrand(x: float) -> float:
         t = torch.full(tuple(p.batch_shape), x, dtype=T)
-        lp = float(p.log_prob(t)[i])
-        lq = float(q.log_prob(t)[i])
+        lp = float(log_p(t)[i])
+        lq = float(log_q(t)[i])
         density = math.exp(lp)
         return density * (lp - lq) if density > 0 else 0.0
 
