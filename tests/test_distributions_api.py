@@ -280,6 +280,7 @@ def test_klkit_pairs_cli_prints_the_table() -> None:
     assert table["finite_pairs"] >= 61 and table["finite_pairs"] == sum(r["finite"] for r in table["pairs"])
     assert {"p": "Normal", "q": "Normal", "finite": True} in [{k: r[k] for k in ("p", "q", "finite")}
                                                                for r in table["pairs"]]
+    assert sum(r["finite"] and r["in_torch"] is False for r in table["pairs"]) >= 10  # pairs torch lacks
     text = CliRunner().invoke(app, ["pairs"])
     assert text.exit_code == 0 and "VonMises" in text.output
 

@@ -19,7 +19,8 @@ def pairs_table() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``pairs``: list of ``{"p", "q", "finite", "function"}``; ``entropies``: family names;
+        ``pairs``: list of ``{"p", "q", "finite", "function", "in_torch"}`` (``in_torch``: whether
+        ``torch.distributions.kl`` has the pair too, None without torch); ``entropies``: family names;
         ``finite_pairs``, ``infinite_pairs``: counts.
 
     Examples
@@ -31,11 +32,26 @@ def pairs_table() -> dict[str, Any]:
     """
     from klkit.distributions import pair_table, registered_entropies
 
-    rows = [{"p": r.p.__name__, "q": r.q.__name__, "finite": r.finite, "function": r.function.__name__}
+    torch_pairs = _torch_pairs()
+    rows = [{"p": r.p.__name__, "q": r.q.__name__, "finite": r.finite, "function": r.function.__name__,
+             "in_torch": None if torch_pairs is None else (_TORCH_NAME.get(r.p.__name__, r.p.__name__),
+                                                          _TORCH_NAME.get(r.q.__name__, r.q.__name__)) in torch_pairs}
             for r in pair_table()]
     finite = sum(r["finite"] for r in rows)
     return {"pairs": rows, "entropies": [t.__name__ for t in registered_entropies()],
             "finite_pairs": finite, "infinite_pairs": len(rows) - finite}
+
+
+_TORCH_NAME = {"Transformed": "TransformedDistribution", "TorchExponentialFamily": "ExponentialFamily"}
+
+
+def _torch_pairs() -> set[tuple[str, str]] | None:
+    """Names of the pairs ``torch.distributions.kl`` registers (None without torch)."""
+    try:
+        from torch.distributions import kl
+    except ImportError:
+        return None
+    return {(p.__name__, q.__name__) for p, q in kl._KL_REGISTRY}
 
 
 @app.command("pairs")
@@ -59,8 +75,10 @@ def pairs_command(
     out.add_column("p")
     out.add_column("q")
     out.add_column("KL")
+    out.add_column("torch has it")
     for r in table["pairs"]:
-        out.add_row(r["p"], r["q"], "formula" if r["finite"] else "+inf")
+        torch_has = {True: "yes", False: "no (klkit only)", None: "?"}[r["in_torch"]]
+        out.add_row(r["p"], r["q"], "formula" if r["finite"] else "+inf", torch_has)
     console = Console()
     console.print(out)
     console.print(f"Closed-form entropy ({len(table['entropies'])}): {', '.join(table['entropies'])}")
