@@ -27,7 +27,7 @@ def run(ctx: LabContext) -> SectionResult:
         Check(f"I(p) ≥ 0 for {n:,} probabilities in [1e-12, 1]", f"min I(p) = {s_p.min():.3g} nats",
               bool(s_p.min() >= 0)),
         Check("I(1) = 0: a certain event carries no information", f"I(1) = {certain + 0.0:g}", certain == 0.0),
-        Check("I(1/2) = 1 bit", f"I(1/2) = {half_bits:.15g} bits", abs(half_bits - 1.0) < 1e-15),
+        Check("I(1/2) = 1 bit", f"I(1/2) = {half_bits:.15g} bit", abs(half_bits - 1.0) < 1e-15),
         Check(
             f"additive: I(p·q) = I(p) + I(q) on {n:,} independent pairs (relative error ≤ 1e-12)",
             f"worst relative error = {additivity.max():.2e}",
