@@ -55,6 +55,9 @@ def gaussian_kl_standard_normal(mu: Any, logvar: Any, /) -> Any:
         import torch
 
         return 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
-    mu, logvar = np.asarray(mu, dtype=np.result_type(mu, logvar, np.float32)), np.asarray(logvar)
+    mu, logvar = np.asarray(mu), np.asarray(logvar)
+    dtype = np.result_type(mu, logvar)
+    dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)  # integers and Python scalars: float64
+    mu, logvar = mu.astype(dtype, copy=False), logvar.astype(dtype, copy=False)
     with np.errstate(over="ignore"):
         return (0.5 * (np.square(mu) + np.expm1(logvar) - logvar))[()]
