@@ -50,6 +50,14 @@ class NumpyXp:
         return special.polygamma(1, x)
 
     @staticmethod
+    def exp1(x: Any) -> Any:
+        return special.exp1(x)
+
+    @staticmethod
+    def betainc(a: Any, b: Any, x: Any) -> Any:
+        return special.betainc(a, b, x)
+
+    @staticmethod
     def softplus(x: Any) -> Any:
         return np.logaddexp(0.0, x)
 
@@ -126,6 +134,41 @@ class TorchXp:
     def trigamma(self, x: Any) -> Any:
         return self.torch.polygamma(1, x)
 
+    def exp1(self, x: Any) -> Any:
+        r"""Exponential integral :math:`E_1(x) = \int_x^\infty e^{-t}/t\,dt` (torch has none).
+
+        Power series for x ≤ 1 (25 terms), the continued fraction
+        :math:`e^{-x}/(x+1-1^2/(x+3-2^2/(x+5-\dots)))` evaluated backwards (60 levels) above:
+        both accurate to float64 rounding in their ranges; differentiable.
+        """
+        torch = self.torch
+        small = x <= 1.0
+        xs = torch.where(small, x, torch.ones_like(x))
+        term = torch.ones_like(xs)
+        series = torch.zeros_like(xs)
+        for k in range(1, 26):
+            term = term * (-xs) / k
+            series = series - term / k
+        below = -EULER_GAMMA - torch.log(xs) + series
+        xl = torch.where(small, torch.full_like(x, 2.0), x)
+        t = torch.zeros_like(xl)
+        for k in range(60, 0, -1):
+            t = k * k / (xl + 2 * k + 1 - t)
+        above = torch.exp(-xl) / (xl + 1 - t)
+        return torch.where(small, below, above)
+
+    def betainc(self, a: Any, b: Any, x: Any) -> Any:
+        """Regularised incomplete beta :math:`I_x(a, b)` by its continued fraction (torch has none)."""
+        torch = self.torch
+        a, b, x = torch.broadcast_tensors(a, b, x)
+        x = x.clamp(1e-300 if x.dtype == torch.float64 else 1e-30, 1.0 - torch.finfo(x.dtype).eps)
+        swap = x > (a + 1.0) / (a + b + 2.0)
+        a2, b2, x2 = torch.where(swap, b, a), torch.where(swap, a, b), torch.where(swap, 1.0 - x, x)
+        log_front = a2 * torch.log(x2) + b2 * torch.log1p(-x2) - (torch.lgamma(a2) + torch.lgamma(b2)
+                                                                   - torch.lgamma(a2 + b2))
+        value = torch.exp(log_front) * _beta_continued_fraction(torch, a2, b2, x2) / a2
+        return torch.where(swap, 1.0 - value, value)
+
     def maximum(self, a: Any, b: Any) -> Any:
         a, b = self._pair(a, b)
         return self.torch.maximum(a, b)
@@ -175,6 +218,25 @@ class TorchXp:
         import contextlib
 
         return contextlib.nullcontext()
+
+
+def _beta_continued_fraction(torch: Any, a: Any, b: Any, x: Any, iterations: int = 200) -> Any:
+    """Lentz's evaluation of the continued fraction of I_x(a, b) (converges for x < (a + 1)/(a + b + 2))."""
+    tiny = 1e-300 if x.dtype == torch.float64 else 1e-30
+
+    def guard(v: Any) -> Any:
+        return torch.where(v.abs() < tiny, torch.full_like(v, tiny), v)
+
+    c = torch.ones_like(x)
+    d = 1.0 / guard(1.0 - (a + b) * x / (a + 1.0))
+    h = d
+    for m in range(1, iterations + 1):
+        for aa in (m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m)),
+                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0))):
+            d = 1.0 / guard(1.0 + aa * d)
+            c = guard(1.0 + aa / c)
+            h = h * d * c
+    return h
 
 
 NUMPY = NumpyXp()

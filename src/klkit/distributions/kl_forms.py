@@ -417,6 +417,23 @@ def _half_normal_below(p: fam.HalfNormal, c: Any) -> Any:
     return cc * xp.erf(cc / a) + a / math.sqrt(math.pi) * xp.expm1(-((cc / a) ** 2))
 
 
+def _gumbel_below(p: fam.Gumbel, c: Any) -> Any:
+    """E[(c − X)⁺] = ∫_{−∞}^c exp(−e^{−(x−μ)/β}) dx = β E1(e^{−(c−μ)/β}) (substitute u = e^{−(x−μ)/β})."""
+    xp = p.xp
+    return p.scale * xp.exp1(xp.exp(-(c - p.loc) / p.scale))
+
+
+def _beta_below(p: fam.Beta, c: Any) -> Any:
+    """E[(c − X)⁺] = c I_c(a, b) − a/(a + b) I_c(a + 1, b) on (0, 1); 0 below, c − E[X] above."""
+    xp, a, b = p.xp, p.concentration1, p.concentration0
+    mean = a / (a + b)
+    cc = c + 0.0 * a
+    inside = (cc > 0) & (cc < 1)
+    x = xp.where(inside, cc, 0.5 + 0.0 * cc)
+    value = x * xp.betainc(a, b, x) - mean * xp.betainc(a + 1.0, b, x)
+    return xp.where(inside, value, xp.where(cc <= 0, 0.0 * cc, cc - mean))
+
+
 def _pareto_mean(p: fam.Pareto) -> Any:
     xp, a = p.xp, p.alpha
     safe = xp.where(a > 1, a, 2.0 + 0.0 * a)
@@ -538,6 +555,8 @@ _MOMENTS: dict[str, dict[type, Callable[..., Any]]] = {
         fam.Pareto: lambda p, c: _mad_from_lower(_pareto_mean(p), c, _pareto_below(p, c)),
         fam.Uniform: _uniform_mad,
         fam.HalfNormal: lambda p, c: _mad_from_lower(_SQRT_2_OVER_PI * p.scale, c, _half_normal_below(p, c)),
+        fam.Gumbel: lambda p, c: _mad_from_lower(p.loc + EULER_GAMMA * p.scale, c, _gumbel_below(p, c)),
+        fam.Beta: lambda p, c: _mad_from_lower(_beta_mean(p), c, _beta_below(p, c)),
     },
 }
 
@@ -709,7 +728,8 @@ _TORCH_CROSS = [
 ]
 # Pairs torch lacks.
 _NEW_CROSS = [
-    (fam.Exponential, fam.Laplace), (fam.Gamma, fam.Laplace), (fam.Pareto, fam.Laplace), (fam.Uniform, fam.Laplace),
+    (fam.Beta, fam.Laplace), (fam.Gumbel, fam.Laplace), (fam.Exponential, fam.Laplace),
+    (fam.Gamma, fam.Laplace), (fam.Pareto, fam.Laplace), (fam.Uniform, fam.Laplace),
     (fam.HalfNormal, fam.Laplace), (fam.HalfNormal, fam.Exponential), (fam.HalfNormal, fam.Normal),
     (fam.HalfNormal, fam.Gamma), (fam.HalfNormal, fam.Weibull), (fam.Exponential, fam.HalfNormal),
     (fam.Gamma, fam.HalfNormal), (fam.Uniform, fam.HalfNormal), (fam.Beta, fam.HalfNormal),
