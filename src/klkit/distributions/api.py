@@ -30,6 +30,7 @@ out with gradients; scipy in → numpy out); Monte Carlo returns an
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Any, Literal
 
 from klkit._backend import log_of_base
@@ -185,17 +186,17 @@ def _options(measure: str, options: dict[str, Any]) -> tuple[str, int, int | Non
         raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}.")
     n = options.get("n_samples")
     n = DEFAULT_N_SAMPLES if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise InvalidArgumentError(f"`n_samples` must be an integer ≥ 2; found {n!r}. Try n_samples=100_000.")
     seed = options.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
         raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}.")
     estimator = options.get("estimator", "k1")
     if estimator not in ("k1", "k2", "k3"):
         raise InvalidArgumentError(
             f"`estimator` must be 'k1', 'k2' or 'k3'; found {estimator!r}. k3 is unbiased and non-negative."
         )
-    return method, n, seed, estimator
+    return method, int(n), None if seed is None else int(seed), estimator
 
 
 def _same_backend(p: Any, q: Any) -> None:
