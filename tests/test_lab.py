@@ -118,3 +118,13 @@ def test_cli_runs_and_prints_where_the_report_is(tmp_path):
 def test_section_list_is_the_lesson_order():
     assert SECTIONS[: len(MINE)] == tuple(MINE)
     assert SECTIONS[len(MINE):] == ("vae", "trpo", "ppo")
+
+
+def test_missing_lab_dependency_is_a_one_line_error(tmp_path, monkeypatch):
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr("klkit.lab.runner.run_lab", missing)
+    result = CLI.invoke(app, ["lab", "--out", str(tmp_path), "--quick"])
+    assert result.exit_code == 2
+    assert "needs the package 'matplotlib'" in result.output and "klkit[lab]" in result.output

@@ -47,6 +47,11 @@ def lab_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random draw.")] = 0,
 ) -> None:
     """Run every demonstration and write a self-contained HTML report; exit 1 if any check fails."""
-    code = lab(out, quick=quick, only=only, seed=seed)
+    try:
+        code = lab(out, quick=quick, only=only, seed=seed)
+    except ModuleNotFoundError as exc:  # matplotlib, scikit-learn, torch: the lab's extra dependencies
+        typer.echo(f"error: `klkit lab` needs the package {exc.name!r}, which is not installed. "
+                   "Install the lab extra: pip install 'klkit[lab]'.", err=True)
+        raise typer.Exit(code=2) from None
     if code:
         raise typer.Exit(code=code)
