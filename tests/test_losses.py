@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import klkit
 from klkit.errors import BackendMismatchError, InvalidDistributionError
@@ -159,3 +162,22 @@ def test_mixing_numpy_and_torch_raises():
         cross_entropy_loss(torch.zeros(2, 3), np.array([0, 1]))
     with pytest.raises(TypeError, match="`weight` numpy"):
         cross_entropy_loss(torch.zeros(2, 3), torch.tensor([0, 1]), weight=np.ones(3))
+
+
+@given(
+    logits=hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
+                      elements=st.floats(-30, 30, allow_nan=False)),
+    eps=st.floats(0.0, 1.0),
+    data=st.data(),
+)
+@settings(max_examples=60, deadline=None)
+def test_label_smoothing_mixes_the_nll_with_the_uniform_cross_entropy(logits, eps, data):
+    """ℓ(ε) = (1 − ε) ℓ(0) + ε · H(uniform, q): smoothing is the cross-entropy against a mixture target."""
+    n, c = logits.shape
+    y = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
+    logq = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    nll = -logq[np.arange(n), y].mean()
+    uniform_ce = -logq.mean(axis=1).mean()
+    smoothed = float(cross_entropy_loss(logits, y, label_smoothing=eps))
+    assert smoothed >= 0
+    assert abs(smoothed - ((1 - eps) * nll + eps * uniform_ce)) <= 1e-9 * max(1.0, abs(smoothed))
