@@ -62,6 +62,10 @@ class NumpyOps:
         return np.max(x, axis=axis, keepdims=keepdims)
 
     @staticmethod
+    def amin(x: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.min(x, axis=axis)
+
+    @staticmethod
     def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return special.logsumexp(x, axis=axis, keepdims=keepdims)
@@ -81,6 +85,10 @@ class NumpyOps:
     @staticmethod
     def any(x: np.ndarray) -> bool:
         return bool(np.any(x))
+
+    @staticmethod
+    def concat(xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs)
 
     @staticmethod
     def finish(x: np.ndarray, dtype: Any) -> Any:
@@ -131,6 +139,9 @@ class TorchOps:
     def amax(self, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         return x.amax(dim=axis, keepdim=keepdims)
 
+    def amin(self, x: Any, axis: int = -1) -> Any:
+        return x.amin(dim=axis)
+
     def logsumexp(self, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         return self.torch.logsumexp(x, dim=axis, keepdim=keepdims)
 
@@ -145,6 +156,9 @@ class TorchOps:
 
     def any(self, x: Any) -> bool:
         return bool(x.any())
+
+    def concat(self, xs: list[Any]) -> Any:
+        return self.torch.cat(xs)
 
     def finish(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)

@@ -150,4 +150,35 @@ def check_logits(x: Any, name: str, ops: Any) -> None:
               "Leave at least one outcome unmasked.")
 
 
+def check_streaming(x: Any, kind: str, name: str, ops: Any, width: int) -> None:
+    """The checks of ``kind`` on a large ``x`` with chunk-sized temporaries only.
+
+    Per-row reductions over column chunks of ``width``: the max (NaN and +inf
+    propagate into it), the min and the sum (probs) or the log-sum-exp
+    (log_probs). Only a failure runs the full check, which builds the message.
+    """
+    n = x.shape[-1]
+    top = ops.amax(x)
+    if kind == "logits":
+        ok = ops.isfinite(top)
+    else:
+        dtype = ops.compute_dtype(x)
+        low, total = top, 0.0
+        for c in range(0, n, width):
+            chunk = x[..., c:c + width]
+            if kind == "probs":
+                low = ops.where(ops.amin(chunk) < low, ops.amin(chunk), low)
+                total = total + ops.sum(ops.cast(chunk, dtype))
+            else:
+                total = total + ops.sum(ops.exp(ops.cast(chunk, dtype) - ops.cast(top, dtype)[..., None]))
+        tol = sum_tolerance(x.dtype)
+        if kind == "probs":
+            ok = (low >= 0) & (abs(total - 1) <= tol)  # NaN and inf make the sum fail
+        else:
+            ok = (top <= tol) & (abs(ops.log(total) + top) <= tol)
+    if not ops.any(~ok):
+        return
+    CHECKS[kind](x, name, ops)  # raises with the details
+
+
 CHECKS = {"probs": check_probs, "log_probs": check_log_probs, "logits": check_logits}
