@@ -1,8 +1,9 @@
 r"""k-nearest-neighbour estimates of differential entropy and KL divergence from continuous samples.
 
 Neighbours come from :class:`scipy.spatial.cKDTree` with all cores
-(``workers=-1``); queries run in the tree's own point order, which keeps the
-search cache-friendly.
+(``workers=-1``), or from a fused brute-force kernel (numba, all cores) in
+dimension >= 8 for up to 3e9 pairs, where k-d trees barely prune
+(:mod:`klkit.estimators._neighbours`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from klkit._backend import is_torch, log_of_base
 from klkit._validation import check_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
+from klkit.estimators._neighbours import kth_distances
 
 __all__ = ["knn_entropy", "knn_kl_divergence"]
 
@@ -126,7 +128,7 @@ def knn_entropy(x: Any, /, *, k: int = 3, metric: Metric = "euclidean", base: fl
     log_det = 0.0
     if standardize:
         xs, log_det = _whiten(xs, "x")
-    rho, _ = _self_distances(xs, k, p_norm, "x")
+    rho = _self_distances(xs, k, p_norm, "x")
     terms = d * np.log(rho)
     const = special.digamma(n) - special.digamma(k) + _log_unit_ball(d, metric) + log_det
     return _result(terms, const, n, base, f"kNN Kozachenko-Leonenko entropy, k={k}, {metric}", bootstrap,
@@ -252,11 +254,8 @@ def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclid
         raise ShapeError(f"`y` must hold at least k={k} samples; found {m}. Draw more samples of Q or lower `k`.")
     if method == "gaussian_guided":
         xs, ys = _whiten_by(ys, xs, "y")
-    rho, tree_x = _self_distances(xs, k, p_norm, "x")
-    tree_y = cKDTree(ys)
-    order = tree_x.indices  # x's in tree order: neighbouring queries, warm caches
-    nu = np.empty(n)
-    nu[order] = tree_y.query(xs[order], k=[k], p=p_norm, workers=-1)[0][:, 0]
+    rho = _self_distances(xs, k, p_norm, "x")
+    nu = kth_distances(xs, ys, k, p_norm, self_query=False)[:, 1]
     const = math.log(m / (n - 1))
     if method != "adaptive" and np.any(nu == 0):
         raise InvalidDistributionError(
@@ -267,7 +266,7 @@ def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclid
         terms = d * (np.log(nu) - np.log(rho))
         label = f"kNN WKV KL, k={k}, {metric}"
     elif method == "adaptive":
-        terms = _adaptive_terms(xs, rho, nu, tree_x, tree_y, k, p_norm)
+        terms = _adaptive_terms(xs, ys, rho, nu, k, p_norm)
         label = f"kNN WKV adaptive KL, k={k}, {metric}"
     else:
         terms = _guided_terms(xs, rho, nu, metric)
@@ -280,9 +279,10 @@ def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclid
 # ---------------------------------------------------------------------------
 
 
-def _adaptive_terms(xs: np.ndarray, rho: np.ndarray, nu: np.ndarray, tree_x: cKDTree, tree_y: cKDTree,
-                    k: int, p_norm: float) -> np.ndarray:
+def _adaptive_terms(xs: np.ndarray, ys: np.ndarray, rho: np.ndarray, nu: np.ndarray, k: int,
+                    p_norm: float) -> np.ndarray:
     """Per-point ψ(k_i) − ψ(l_i) terms of the adaptive WKV estimator (see knn_kl_divergence)."""
+    tree_x, tree_y = cKDTree(xs), cKDTree(ys)
     terms = np.empty_like(rho)
     x_sets = rho >= nu  # the x-ball (radius rho_k) is the larger: count y's inside it
     if np.any(x_sets):
@@ -373,13 +373,9 @@ def _out(v: float, like: Any) -> Any:
     return torch.tensor(v, dtype=like.dtype if like.is_floating_point() else torch.float64, device=like.device)
 
 
-def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> tuple[np.ndarray, cKDTree]:
-    """Distance from each point to its k-th nearest other point (in input order); raises on duplicates."""
-    tree = cKDTree(xs)
-    # Query in the tree's own order (cache-friendly), then scatter back.
-    order = tree.indices
-    dist = np.empty(xs.shape[0])
-    found = tree.query(xs[order], k=[2, k + 1], p=p_norm, workers=-1)[0]
+def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> np.ndarray:
+    """Distance from each point to its k-th nearest other point; raises on duplicates."""
+    found = kth_distances(xs, xs, k, p_norm, self_query=True)
     if np.any(found[:, 0] == 0):
         dup = int(np.sum(found[:, 0] == 0))
         raise InvalidDistributionError(
@@ -387,8 +383,7 @@ def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> tuple[n
             "(a zero neighbour distance would make the estimate -inf). Duplicates mean the data are (partly) "
             "discrete: use discrete_entropy, or if they come from rounding pass jitter=<rounding step>."
         )
-    dist[order] = found[:, 1]
-    return dist, tree
+    return np.ascontiguousarray(found[:, 1])
 
 
 def _samples(x: Any, name: str) -> tuple[np.ndarray, Any]:

@@ -1,0 +1,105 @@
+"""k-th nearest-neighbour distances: k-d tree, or a fused brute-force kernel in high dimension.
+
+A k-d tree prunes less and less as the dimension grows: with n = 2e4 points in
+d = 10 each coordinate is split about once, and the search visits most leaves.
+There a single pass over all pairs is faster when the distance and the running
+top-k are fused (no n × m matrix is stored): each query streams the reference
+points in blocks of coordinates-major float32 (the inner loops vectorise), keeps
+its k best candidates, and the winners' distances are recomputed in float64.
+Both paths return the same distances (to float64 rounding, up to ties between
+equally distant points).
+
+Measured on the 2-core development machine under load (self-query, k = 3, d = 10):
+n = 2e4: brute force 1.6 s, cKDTree 3.5 s (Chebyshev) and 5.0 s (Euclidean);
+n = 5e4: 9.7 s against 11.5 s; the brute force grows as n², the tree more slowly,
+so above n·m = 3e9 pairs (and below d = 8) the tree is used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["BRUTE_FORCE_MAX_PAIRS", "BRUTE_FORCE_MIN_DIM", "kth_distances"]
+
+BRUTE_FORCE_MIN_DIM = 8  # from this dimension on the fused brute force beats cKDTree ...
+BRUTE_FORCE_MAX_PAIRS = 3e9  # ... up to this many query-reference pairs (n = m = 5.5e4)
+_BLOCK = 1024  # reference points per block: d · 4 KiB of float32, stays in L1/L2
+
+
+def kth_distances(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, *,
+                  self_query: bool) -> np.ndarray:
+    """Distance from each query to its k-th nearest reference point (excluding itself when ``self_query``).
+
+    The first column of the result is the distance to the nearest (other) point,
+    the second the k-th: shape (n_queries, 2), so callers can detect duplicates.
+    """
+    d = queries.shape[1]
+    if d >= BRUTE_FORCE_MIN_DIM and queries.shape[0] * reference.shape[0] <= BRUTE_FORCE_MAX_PAIRS:
+        return _brute(queries, reference, k, p_norm, self_query)
+    tree = cKDTree(reference)
+    order = tree.indices if self_query else cKDTree(queries).indices  # neighbouring queries: warm caches
+    ks = [2, k + 1] if self_query else [1, k]
+    out = np.empty((queries.shape[0], 2))
+    out[order] = tree.query(queries[order], k=ks, p=p_norm, workers=-1)[0]
+    return out
+
+
+def _brute(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, self_query: bool) -> np.ndarray:
+    centre = reference.mean(axis=0)  # float32 keeps its relative precision only near the origin
+    q32 = np.ascontiguousarray(queries - centre, dtype=np.float32)
+    r32 = np.ascontiguousarray((reference - centre).T, dtype=np.float32)  # (d, m): coordinates-major
+    index = _top_k(q32, r32, k, math.isinf(p_norm), self_query)
+    # Exact float64 distances of the k winners, sorted.
+    diff = queries[:, None, :] - reference[index]
+    dist = np.abs(diff).max(axis=2) if math.isinf(p_norm) else np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    dist.sort(axis=1)
+    return np.stack([dist[:, 0], dist[:, k - 1]], axis=1)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _top_k(q: np.ndarray, r: np.ndarray, k: int, chebyshev: bool, self_query: bool) -> np.ndarray:  # pragma: no cover
+    n_q, d = q.shape
+    m = r.shape[1]
+    result = np.empty((n_q, k), dtype=np.int64)
+    for i in numba.prange(n_q):
+        best = np.full(k, np.inf, dtype=np.float32)
+        best_index = np.full(k, -1, dtype=np.int64)
+        threshold = np.float32(np.inf)
+        acc = np.empty(_BLOCK, dtype=np.float32)
+        for start in range(0, m, _BLOCK):
+            width = min(_BLOCK, m - start)
+            acc[:width] = 0.0
+            # coordinate by coordinate over a contiguous block: the inner loops vectorise
+            if chebyshev:
+                for c in range(d):
+                    qc = q[i, c]
+                    row = r[c, start:start + width]
+                    for j in range(width):
+                        acc[j] = max(acc[j], abs(row[j] - qc))
+            else:
+                for c in range(d):
+                    qc = q[i, c]
+                    row = r[c, start:start + width]
+                    for j in range(width):
+                        v = row[j] - qc
+                        acc[j] += v * v
+            for j in range(width):
+                v = acc[j]
+                if v < threshold:
+                    jj = start + j
+                    if self_query and jj == i:
+                        continue
+                    pos = k - 1  # insert into the sorted k best
+                    while pos > 0 and best[pos - 1] > v:
+                        best[pos] = best[pos - 1]
+                        best_index[pos] = best_index[pos - 1]
+                        pos -= 1
+                    best[pos] = v
+                    best_index[pos] = jj
+                    threshold = best[k - 1]
+        result[i] = best_index
+    return result
