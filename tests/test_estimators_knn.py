@@ -215,3 +215,18 @@ def test_sample_errors():
     assert math.isfinite(float(knn_kl_divergence(x, triple, method="adaptive")))
     with pytest.raises(BackendMismatchError, match="mix torch"):
         knn_kl_divergence(torch.as_tensor(x), x)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
+def test_brute_force_kernel_matches_the_kd_tree(metric):
+    from scipy.spatial import cKDTree
+
+    from klkit.estimators._neighbours import _brute
+
+    p_norm = 2.0 if metric == "euclidean" else math.inf
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(1500, 9)) + 100.0, rng.normal(size=(1200, 9)) + 100.5  # offset: float32 centring
+    np.testing.assert_allclose(_brute(x, x, 3, p_norm, True), cKDTree(x).query(x, k=[2, 4], p=p_norm)[0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(_brute(x, y, 3, p_norm, False), cKDTree(y).query(x, k=[1, 3], p=p_norm)[0],
+                               rtol=1e-12)
