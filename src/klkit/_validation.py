@@ -96,7 +96,7 @@ def _describe(x: Any, mask: Any) -> str:
     mask = np.asarray(mask)
     idx = tuple(int(i[0]) for i in np.nonzero(mask))
     where = idx[0] if len(idx) == 1 else idx
-    return f"{int(mask.sum())} entr{'y' if mask.sum() == 1 else 'ies'}, first {x[idx]!r} at index {where}"
+    return f"{int(mask.sum())} entr{'y' if mask.sum() == 1 else 'ies'}, first {x[idx].item()!r} at index {where}"
 
 
 def _fail(name: str, rule: str, found: str, fix: str) -> None:

@@ -99,7 +99,7 @@ def surprise(p: Any, /, *, base: float | None = None) -> Any:
         found = np.asarray(ops.to_numpy(x))[np.asarray(ops.to_numpy(bad))]
         raise InvalidDistributionError(
             f"`p` must hold probabilities in [0, 1]; found {found.size} entr"
-            f"{'y' if found.size == 1 else 'ies'} outside, first {found.flat[0]!r}. "
+            f"{'y' if found.size == 1 else 'ies'} outside, first {found.flat[0].item()!r}. "
             "Pass probabilities, not counts or log-probabilities."
         )
     with ops.errstate():
