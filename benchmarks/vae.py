@@ -141,9 +141,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/klkit-bench-vae/default"))
     parser.add_argument("--step-only", action="store_true")
     parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the step timing (default 2)")
     args = parser.parse_args(argv)
 
-    cfg = vae.Config()
+    cfg = vae.Config() if args.threads is None else vae.Config(threads=args.threads)
     cost = step_cost(cfg)
     print(json.dumps(cost, indent=2))
     lines = [

@@ -663,7 +663,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
         n = float(sums[4])
         mu_variance = (mu_moments[1] - mu_moments[0] ** 2 / n) / (n - 1)  # Var_x E_q[z|x] over the epoch
         record = {
-            "epoch": epoch, "kl_weight": weight, "lr": lr,
+            "epoch": epoch, "kl_weight": weight, "lr": lr, "processes": world,
             "train_loss": float(sums[0]) / n, "train_elbo": float(sums[1] - sums[2]) / n,
             "train_reconstruction": float(sums[1]) / n, "train_kl": float(sums[2]) / n,
             "train_iw_gap": float(sums[3]) / n, "kl_per_dim": (kl_per_dim / n).tolist(),
@@ -1018,8 +1018,9 @@ def plot_training_curve(metrics_path: Path, path: Path) -> Path | None:
     val = [(r["epoch"], r["validation_nll"]) for r in records if "validation_nll" in r]
     if val:
         ax.plot(*zip(*val, strict=True), "o-", label="validation NLL (IWAE)")
-    low = min(-r.get("test_elbo", -r["train_elbo"]) for r in records)
-    ax.set_ylim(low - 15, low + 60)
+    shown = [-r["train_elbo"] for r in records] + [y for _, y in test] + [y for _, y in val]
+    low = min(shown)
+    ax.set_ylim(low - 5, min(max(shown), low + 60) + 5)  # the early epochs would squash the rest
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per image")
     ax.legend()
