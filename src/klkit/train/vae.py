@@ -600,6 +600,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
     # ---- resume from the last checkpoint, if any (metrics.jsonl is cut back to its epoch)
     start_epoch, best, seconds, cpu_seconds = 1, {"epoch": 0, "nll": math.inf}, 0.0, 0.0
     best_state: dict[str, torch.Tensor] | None = None
+    _write_or_check_config(cfg, run_dir, images, write=False)  # every process: raise together, no hang
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_or_check_config(cfg, run_dir, images)
@@ -784,7 +785,8 @@ def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
     )
 
 
-def _write_or_check_config(cfg: Config, run_dir: Path, images: Images) -> None:
+def _write_or_check_config(cfg: Config, run_dir: Path, images: Images, *, write: bool = True) -> None:
+    """Refuse to resume a run with a different configuration; then (rank 0) write config.json."""
     path = run_dir / "config.json"
     values = {"algorithm": "vae", **dataclasses.asdict(cfg), "image_shape": list(images.shape)}
     values["hidden"] = list(cfg.hidden)
@@ -796,9 +798,10 @@ def _write_or_check_config(cfg: Config, run_dir: Path, images: Images) -> None:
                 f"`run_dir` {run_dir} holds a VAE run with a different configuration ({', '.join(changed)} differ); "
                 "resume it with the same options, or pass a new --run-dir."
             )
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
-    os.replace(tmp, path)
+    if write:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(values, indent=2) + "\n")
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager
