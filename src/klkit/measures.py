@@ -550,10 +550,10 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     pieces = 1
     if size > _CHUNK_MIN and n > budget:  # rows longer than a tile: pieces of ~budget/rows
         pieces = _divisor(n, -(-size // budget))
-        try:
+        if A.is_contiguous() and (B is None or B.is_contiguous()):
             A = A.view(rows * pieces, n // pieces)
             B = None if B is None else B.view(rows * pieces, n // pieces)
-        except RuntimeError:
+        else:  # broadcast or strided rows: column slices instead
             pieces = 1
     width = A.shape[1]
     if size <= _CHUNK_MIN:
