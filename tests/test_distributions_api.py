@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as td
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -388,3 +390,35 @@ def test_fused_standard_normal_path_matches_the_general_formula_and_its_gradient
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
     vae = kd.gaussian_kl_standard_normal(mu, logvar).sum(-1)
     assert torch.allclose(fused, vae, rtol=1e-10, atol=1e-12)
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(kd.__all__) == kd.__all__
+    assert {"register_kl", "register_entropy", "registered_pairs", "gaussian_kl_standard_normal", "mixture_kl",
+            "mixture_entropy", "kl_divergence", "entropy", "cross_entropy"} <= set(kd.__all__)
+    assert all(hasattr(kd, name) for name in kd.__all__)
+
+
+def test_mixture_without_closed_form_points_to_mixture_kl() -> None:
+    p = _mix([0.5, 0.5], [-1.0, 1.0], [1.0, 0.5])
+    with pytest.raises(NotRegisteredError, match="mixture_kl also gives deterministic bounds"):
+        klkit.kl_divergence(p, p, method="exact")
+
+
+@settings(max_examples=40, deadline=None)
+@given(loc=st.floats(-5, 5), log_scale=st.floats(-3, 3), loc_q=st.floats(-5, 5), log_scale_q=st.floats(-3, 3),
+       a=st.floats(0.2, 20), b=st.floats(0.2, 20))
+def test_properties_numpy_and_torch_agree_kl_nonnegative_and_zero_on_the_diagonal(
+        loc: float, log_scale: float, loc_q: float, log_scale_q: float, a: float, b: float) -> None:
+    s, sq = math.exp(log_scale), math.exp(log_scale_q)
+    cases = [
+        (stats.norm(loc, s), stats.norm(loc_q, sq), td.Normal(_f(loc), _f(s)), td.Normal(_f(loc_q), _f(sq))),
+        (stats.gamma(a, scale=s), stats.gamma(b, scale=sq), td.Gamma(_f(a), _f(1 / s)), td.Gamma(_f(b), _f(1 / sq))),
+        (stats.beta(a, b), stats.beta(b, a), td.Beta(_f(a), _f(b)), td.Beta(_f(b), _f(a))),
+        (stats.gumbel_r(loc, s), stats.laplace(loc_q, sq), td.Gumbel(_f(loc), _f(s)), td.Laplace(_f(loc_q), _f(sq))),
+    ]
+    for sp, sq_, tp, tq in cases:
+        kl_np, kl_t = klkit.kl_divergence(sp, sq_, method="exact"), klkit.kl_divergence(tp, tq, method="exact")
+        assert kl_np >= -1e-12
+        assert float(kl_t) == pytest.approx(float(kl_np), rel=1e-9, abs=1e-12)
+        assert abs(float(klkit.kl_divergence(sp, sp))) < 1e-9 * max(1.0, abs(float(klkit.entropy(sp))))

@@ -224,10 +224,12 @@ def _family_note(x: Any, fx: Any) -> str:
 def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
     partners = sorted({b.__name__ for a, b in registry.registered_pairs() if issubclass(type(fp), a)})
     listed = ", ".join(partners) if partners else "nothing"
+    mixture = ("; for Gaussian mixtures, klkit.distributions.mixture_kl also gives deterministic bounds"
+               if "Mixture" in type(p).__name__ + type(q).__name__ else "")
     return NotRegisteredError(
         f"no closed-form KL is registered for the pair ({type(p).__name__}{_family_note(p, fp)}, "
         f"{type(q).__name__}{_family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
-        f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl."
+        f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl{mixture}."
     )
 
 
