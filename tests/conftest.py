@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "klkit", deadline=None, max_examples=25, derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+# for the measures' property tests (applied per test, so other modules keep their own settings);
+# the backend fixture is stateless, so sharing it across examples is safe
+MEASURE_PROPERTIES = settings(
+    deadline=None, max_examples=int(os.environ.get("KLKIT_EXAMPLES", "20")), derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-settings.register_profile("ci", parent=settings.get_profile("klkit"), max_examples=25)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "klkit"))
 
 
 class Backend:
