@@ -422,3 +422,14 @@ def test_properties_numpy_and_torch_agree_kl_nonnegative_and_zero_on_the_diagona
         assert kl_np >= -1e-12
         assert float(kl_t) == pytest.approx(float(kl_np), rel=1e-9, abs=1e-12)
         assert abs(float(klkit.kl_divergence(sp, sp))) < 1e-9 * max(1.0, abs(float(klkit.entropy(sp))))
+
+
+def test_monte_carlo_broadcasts_a_larger_batch_of_q() -> None:
+    p = td.Normal(_f(0.0), _f(1.0))
+    q = td.StudentT(torch.tensor([3.0, 10.0], dtype=T))
+    e = klkit.kl_divergence(p, q, seed=0, n_samples=20_000)
+    assert e.shape == (2,)
+    one = klkit.kl_divergence(p, td.StudentT(_f(10.0)), seed=0, n_samples=20_000)
+    assert float(e.value[1]) == pytest.approx(float(one), rel=1e-12)  # same samples of p for every q
+    es = klkit.kl_divergence(stats.norm(0, 1), stats.t([3.0, 10.0]), seed=0, n_samples=20_000)
+    assert np.shape(es.value) == (2,)

@@ -38,7 +38,7 @@ from klkit._validation import check_base
 from klkit.distributions import registry
 from klkit.distributions._ops import NUMPY
 from klkit.distributions.adapters import backend_of, to_family
-from klkit.distributions.montecarlo import draw, log_density, mc_mean
+from klkit.distributions.montecarlo import batch_shape, draw, log_density, mc_mean
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
 
 __all__ = ["cross_entropy", "entropy", "kl_divergence"]
@@ -101,7 +101,11 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     from klkit.estimators import mc_kl
 
     x = draw(p, n, seed)
-    return mc_kl(log_density(p, x), log_density(q, x), estimator=estimator, base=base)
+    extra = len(batch_shape(q)) - len(batch_shape(p))
+    if extra > 0:  # q's batch has more axes than p's: the same samples of p serve every q
+        x = x.reshape((x.shape[0],) + (1,) * extra + tuple(x.shape[1:]))
+    log_p, log_q = _broadcast(log_density(p, x), log_density(q, x))
+    return mc_kl(log_p, log_q, estimator=estimator, base=base)
 
 
 def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -231,6 +235,16 @@ def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
         f"{type(q).__name__}{_family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
         f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl{mixture}."
     )
+
+
+def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        return torch.broadcast_tensors(a, b)
+    import numpy as np
+
+    return tuple(np.broadcast_arrays(a, b))  # type: ignore[return-value]
 
 
 def _quiet(family: Any) -> Any:
