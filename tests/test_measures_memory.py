@@ -1,0 +1,122 @@
+"""Large vocabularies: KL, CE and entropy from (batch, vocab) logits keep peak extra memory
+at or below 25% of one input (issue 2), for numpy and torch.
+
+numpy allocations are traced by ``tracemalloc``. torch's CPU allocator is not, so for torch
+the peak resident set size is read from /proc with glibc told to mmap every large block
+(so that freed temporaries leave the resident set and new ones enter it); the plain
+torch one-liner is measured the same way to show the method sees temporaries.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import klkit
+from conftest import as_kind
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+SHAPE = (8, 128_000)
+LIMIT = 0.25
+
+
+@pytest.fixture(scope="module")
+def logits():
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(SHAPE).astype(np.float32)
+    b = rng.standard_normal(SHAPE).astype(np.float32)
+    return a, b
+
+
+def _numpy_peak(f) -> int:
+    f()  # compile and warm up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+CASES = {
+    "kl_logits": lambda a, b: klkit.kl_divergence(a, b, kind="logits"),
+    "ce_logits": lambda a, b: klkit.cross_entropy(a, b, kind="logits"),
+    "entropy_logits": lambda a, b: klkit.entropy(a, kind="logits"),
+    "kl_logits_axis0": lambda a, b: klkit.kl_divergence(a.T, b.T, kind="logits", axis=0),
+    "kl_log_probs": lambda a, b: klkit.kl_divergence(a, b, kind="log_probs"),
+    "entropy_log_probs": lambda a, b: klkit.entropy(a, kind="log_probs"),
+    "ce_probs_vs_logits": lambda a, b: klkit.cross_entropy(a, b, kind="probs", q_kind="logits"),
+    "kl_logits_no_checks": lambda a, b: klkit.kl_divergence(a, b, kind="logits", validate=False),
+}
+KIND_OF_P = {"kl_log_probs": "log_probs", "entropy_log_probs": "log_probs", "ce_probs_vs_logits": "probs"}
+KIND_OF_Q = {"kl_log_probs": "log_probs", "entropy_log_probs": "log_probs"}
+
+
+def _inputs(logits, case, to):
+    a, b = logits
+    pa = as_kind(a.astype(np.float64), KIND_OF_P.get(case, "logits")).astype(np.float32)
+    qb = as_kind(b.astype(np.float64), KIND_OF_Q.get(case, "logits")).astype(np.float32)
+    if KIND_OF_P.get(case) == "probs":
+        pa = (pa / pa.sum(-1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    return to(pa), to(qb)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_numpy_peak_memory(logits, case):
+    p, q = _inputs(logits, case, np.ascontiguousarray)
+    peak = _numpy_peak(lambda: CASES[case](p, q))
+    assert peak <= LIMIT * p.nbytes, f"{case}: peak {peak / p.nbytes:.1%} of one input"
+
+
+def _rss_peak(f) -> int:
+    def read(key):
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(key))
+
+    f()
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset VmHWM to the current RSS
+    base = read("VmRSS:")
+    f()
+    return read("VmHWM:") - base
+
+
+@pytest.fixture(scope="module")
+def mmap_everything():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc and tunes glibc malloc")
+    libc = ctypes.CDLL("libc.so.6")
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    libc.mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD: blocks >= 64 KiB are mmapped (and unmapped on free)
+    libc.mallopt(-1, 1 << 16)  # M_TRIM_THRESHOLD
+    yield
+    libc.mallopt(-3, 128 * 1024)  # glibc's defaults for the rest of the session
+    libc.mallopt(-1, 128 * 1024)
+
+
+@pytest.mark.usefixtures("mmap_everything")
+@pytest.mark.parametrize("case", list(CASES))
+def test_torch_peak_memory(logits, case):
+    torch = pytest.importorskip("torch")
+    p, q = _inputs(logits, case, torch.from_numpy)
+    with torch.no_grad():
+        peak = min(_rss_peak(lambda: CASES[case](p, q)) for _ in range(2))
+    assert peak <= LIMIT * p.numel() * p.element_size(), f"{case}: peak {peak / (p.numel() * 4):.1%} of one input"
+
+
+@pytest.mark.usefixtures("mmap_everything")
+def test_the_torch_measurement_sees_temporaries(logits):
+    torch = pytest.importorskip("torch")
+    a, b = (torch.from_numpy(x) for x in logits)
+    plain = lambda: (torch.softmax(a, -1) * (torch.log_softmax(a, -1) - torch.log_softmax(b, -1))).sum(-1)  # noqa: E731
+    with torch.no_grad():
+        assert _rss_peak(plain) >= 2.5 * a.numel() * 4  # several full-size temporaries

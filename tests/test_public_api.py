@@ -1,0 +1,71 @@
+"""The measures' public API, pinned: names, signatures, and a well-formed ``__all__``."""
+
+from __future__ import annotations
+
+import inspect
+
+import klkit
+import klkit.errors
+import klkit.measures
+
+P, K = inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.KEYWORD_ONLY
+OPTIONS = [("axis", -1), ("base", None), ("kind", "probs"), ("q_kind", None), ("validate", True)]
+EMPTY = inspect.Parameter.empty
+TWO = [("p", P, EMPTY), ("q", P, EMPTY)] + [(n, K, d) for n, d in OPTIONS]
+MEASURES = {
+    "surprise": [("p", P, EMPTY), ("base", K, None)],
+    "entropy": [("p", P, EMPTY)] + [(n, K, d) for n, d in OPTIONS if n != "q_kind"],
+    "cross_entropy": TWO,
+    "kl_divergence": TWO,
+    "js_divergence": TWO,
+    "decompose": TWO,
+    "normalize": [("x", P, EMPTY), ("axis", K, -1)],
+}
+# entropy, cross_entropy and kl_divergence also accept distribution objects (issue: distributions),
+# whose options (method, n_samples, ...) arrive through **distribution_options
+DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence"}
+
+
+def test_measures_are_exported_with_their_signatures():
+    for name, expected in MEASURES.items():
+        assert name in klkit.__all__
+        fn = getattr(klkit, name)
+        assert fn is getattr(klkit.measures, name)
+        params = list(inspect.signature(fn).parameters.values())
+        if name in DISTRIBUTION_HOOK:
+            assert params[-1].kind is inspect.Parameter.VAR_KEYWORD and params[-1].name == "distribution_options"
+            params = params[:-1]
+        assert [(p.name, p.kind, p.default) for p in params] == expected, name
+
+
+def test_decomposition_is_a_named_tuple():
+    assert "Decomposition" in klkit.__all__
+    assert klkit.Decomposition._fields == ("entropy", "cross_entropy", "kl_divergence")
+    assert inspect.signature(klkit.decompose).return_annotation in (klkit.Decomposition, "Decomposition")
+
+
+def test_measures_module_exports_exactly_the_measures():
+    assert sorted(klkit.measures.__all__) == sorted([*MEASURES, "Decomposition"])
+
+
+def test_all_is_sorted_unique_and_every_name_exists():
+    for module in (klkit, klkit.measures, klkit.errors):
+        names = module.__all__
+        assert list(names) == sorted(names), module.__name__
+        assert len(set(names)) == len(names), module.__name__
+        for name in names:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_errors_subclass_the_builtins_users_catch():
+    assert issubclass(klkit.errors.InvalidDistributionError, ValueError)
+    assert issubclass(klkit.errors.InvalidArgumentError, ValueError)
+    assert issubclass(klkit.errors.ShapeError, ValueError)
+    assert issubclass(klkit.errors.BackendMismatchError, TypeError)
+    assert issubclass(klkit.errors.NotRegisteredError, NotImplementedError)
+
+
+def test_every_public_measure_has_a_docstring_with_an_example():
+    for name in MEASURES:
+        doc = getattr(klkit, name).__doc__
+        assert doc and ">>> import klkit" in doc, name
