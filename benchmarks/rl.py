@@ -168,7 +168,8 @@ def report(steps: int) -> str:
             sps = statistics.median(r["steps_per_second"] for r in rs)
             cps = statistics.median(r["steps_per_cpu_second"] for r in rs)
             kls = [r["kl_max"] for r in rs if r["kl_max"] is not None]
-            summary[(env_id, agent)] = {"median": med, "sps": sps, "cps": cps}
+            summary[(env_id, agent)] = {"median": med, "sps": sps, "cps": cps, "n": len(rs), "reached": len(hit),
+                                        "ended": ended}
             kl_text = f"{max(kls):.4f}" if kls else "—"
             lines.append(
                 f"| {env_id} | {agent} | {','.join(str(r['seed']) for r in rs)} "
@@ -177,17 +178,31 @@ def report(steps: int) -> str:
                 f"| {' / '.join('—' if f is None else f'{f:.0f}' for f in finals)} | {ended}/{len(rs)} "
                 f"| {sps:,.0f} | {cps:,.0f} | {kl_text} |"
             )
-    lines += ["", "| env | algorithm | median steps to threshold, klkit / SB3 | speed klkit / SB3 (wall) "
-              "| speed klkit / SB3 (CPU) |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "### Targets (issue 6)",
+        "",
+        "Bars: klkit reaches the threshold within the budget on every seed (CartPole-v1: and ends there); "
+        "klkit's median steps to threshold ≤ SB3's (ratio ≤ 1); klkit ≥ 1.5× SB3's speed.",
+        "",
+        "| env | algorithm | seeds (klkit / SB3) | klkit reached on every seed | klkit ended ≥ thr "
+        "| median steps klkit / SB3 | speed klkit / SB3, wall | speed klkit / SB3, CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for env_id in THRESHOLDS:
         for algorithm in ("ppo", "trpo"):
             k, s = summary.get((env_id, f"klkit-{algorithm}")), summary.get((env_id, f"sb3-{algorithm}"))
-            if not (k and s):
+            if not k:
                 continue
-            km, sm = k["median"], s["median"]
-            ratio = "—" if sm in (0, float("inf")) or km == float("inf") else f"{km / sm:.2f}"
-            wall, cpu = k["sps"] / s["sps"], k["cps"] / s["cps"]
-            lines.append(f"| {env_id} | {algorithm} | {ratio} | {wall:.2f}× | {cpu:.2f}× |")
+            ratio = wall = cpu = "—"
+            if s:
+                km, sm = k["median"], s["median"]
+                ratio = "—" if sm in (0, float("inf")) or km == float("inf") else f"{km / sm:.2f}"
+                wall, cpu = f"{k['sps'] / s['sps']:.2f}×", f"{k['cps'] / s['cps']:.2f}×"
+            lines.append(
+                f"| {env_id} | {algorithm} | {k['n']} / {s['n'] if s else 0} | {k['reached']}/{k['n']} "
+                f"| {k['ended']}/{k['n']} | {ratio} | {wall} | {cpu} |"
+            )
     return "\n".join(lines)
 
 
