@@ -54,8 +54,8 @@ class NumpyOps:
         return x.astype(dtype, copy=False)
 
     @staticmethod
-    def sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.sum(x, axis=axis)
+    def sum(x: np.ndarray, axis: int = -1, dtype: Any = None) -> np.ndarray:
+        return np.sum(x, axis=axis, dtype=dtype)
 
     @staticmethod
     def amax(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
@@ -133,8 +133,8 @@ class TorchOps:
     def cast(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)
 
-    def sum(self, x: Any, axis: int = -1) -> Any:
-        return x.sum(dim=axis)
+    def sum(self, x: Any, axis: int = -1, dtype: Any = None) -> Any:
+        return x.sum(dim=axis, dtype=dtype)
 
     def amax(self, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         return x.amax(dim=axis, keepdim=keepdims)

@@ -158,24 +158,19 @@ def check_streaming(x: Any, kind: str, name: str, ops: Any, width: int) -> None:
     (log_probs). Only a failure runs the full check, which builds the message.
     """
     n = x.shape[-1]
-    top = ops.amax(x)
+    top = ops.amax(x)  # reductions allocate one value per row, never a full-size temporary
+    tol = sum_tolerance(x.dtype)
     if kind == "logits":
         ok = ops.isfinite(top)
+    elif kind == "probs":
+        total = ops.sum(x, dtype=ops.compute_dtype(x))
+        ok = (ops.amin(x) >= 0) & (abs(total - 1) <= tol)  # NaN and inf make the sum fail
     else:
         dtype = ops.compute_dtype(x)
-        low, total = top, 0.0
+        total = 0.0
         for c in range(0, n, width):
-            chunk = x[..., c:c + width]
-            if kind == "probs":
-                low = ops.where(ops.amin(chunk) < low, ops.amin(chunk), low)
-                total = total + ops.sum(ops.cast(chunk, dtype))
-            else:
-                total = total + ops.sum(ops.exp(ops.cast(chunk, dtype) - ops.cast(top, dtype)[..., None]))
-        tol = sum_tolerance(x.dtype)
-        if kind == "probs":
-            ok = (low >= 0) & (abs(total - 1) <= tol)  # NaN and inf make the sum fail
-        else:
-            ok = (top <= tol) & (abs(ops.log(total) + top) <= tol)
+            total = total + ops.sum(ops.exp(ops.cast(x[..., c:c + width], dtype) - ops.cast(top, dtype)[..., None]))
+        ok = (top <= tol) & (abs(ops.log(total) + top) <= tol)
     if not ops.any(~ok):
         return
     CHECKS[kind](x, name, ops)  # raises with the details

@@ -537,8 +537,10 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     dtype = P.dtype if Q is None else torch.promote_types(P.dtype, Q.dtype)
     n = P.shape[-1]
     rows = math.prod(P.shape[:-1])
-    if measure == "js_divergence" or grad or dtype not in (torch.float32, torch.float64) or rows == 0:
+    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0:
         return None, validate
+    if grad:
+        return _grad_torch(measure, P, Q, kind, q_kind, validate, dtype, torch)
     try:
         A = P.view(rows, n)
         B = None if Q is None else Q.view(rows, n)
@@ -583,6 +585,33 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
             if bool(value.isnan().any()):  # not expected; the generic path is the reference
                 return None, False
     return value.reshape(P.shape[:-1]), False
+
+
+def _grad_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, validate: bool, dtype: Any,
+                torch: Any) -> tuple[Any, bool]:
+    """Under autograd: the plain one-liner (autograd keeps its temporaries anyway).
+
+    Its gradients are finite wherever no term is ``0 · (±inf)``; a NaN value
+    reveals such a term (p = 0 beside log q = -inf, or log p = -inf) and hands
+    over to the generic path, whose masks keep the gradients finite there.
+    """
+    if validate:
+        for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[:1 if Q is None else 2]:
+            _validate(x, k, name, TorchOps())
+    P = P.to(dtype)
+    logp = None
+    if measure != "cross_entropy":
+        logp = torch.log(P) if kind == "probs" else torch.log_softmax(P, -1) if kind == "logits" else P
+    p = P if kind == "probs" else torch.softmax(P, -1) if kind == "logits" else torch.exp(P)
+    if measure == "entropy":
+        value = -(p * logp).sum(-1)
+    else:
+        Q = Q.to(dtype)
+        logq = torch.log(Q) if q_kind == "probs" else torch.log_softmax(Q, -1) if q_kind == "logits" else Q
+        value = (p * (logp - logq)).sum(-1) if measure == "kl_divergence" else -(p * logq).sum(-1)
+    if bool(value.isnan().any()):
+        return None, False
+    return value, False
 
 
 def _divisor(n: int, least: int) -> int:
