@@ -376,8 +376,13 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
             )
     else:
         out_dtype = np.result_type(P, Q) if two else P.dtype
-    P = ops.moveaxis(ops.broadcast_to(P, shape) if two else P, ax, -1)
-    Q = ops.moveaxis(ops.broadcast_to(Q, shape), ax, -1) if two else None
+    last = ax == len(shape) - 1
+    if two and tuple(P.shape) != shape:
+        P = ops.broadcast_to(P, shape)
+    if two and tuple(Q.shape) != shape:
+        Q = ops.broadcast_to(Q, shape)
+    P = P if last else ops.moveaxis(P, ax, -1)
+    Q = Q if not two or last else ops.moveaxis(Q, ax, -1)
 
     if isinstance(ops, NumpyOps):
         value = _fast_numpy(measure, P, Q, kind, q_kind, validate)
@@ -564,8 +569,11 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
         rstep, cstep = budget // width, width
     else:  # no view into pieces: column slices
         rstep, cstep = rows, max(1, budget // rows)
-    parts = [_torch_tile(measure, A[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
-                         None if B is None else B[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
+    A = A if A.dtype == dtype else A.to(dtype) if size <= _CHUNK_MIN else A
+    B = B if B is None or B.dtype == dtype or size > _CHUNK_MIN else B.to(dtype)
+    whole = rstep >= A.shape[0] and cstep >= width
+    parts = [_torch_tile(measure, A if whole else A[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
+                         B if whole or B is None else B[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
                          kind, q_kind, pieces > 1 or cstep < width, validate, torch)
              for r0 in range(0, A.shape[0], rstep) for c0 in range(0, width, cstep)]
     if cstep < width:  # (rows, tiles)
