@@ -574,7 +574,7 @@ def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
     Examples
     --------
     >>> import tempfile
-    >>> result = train(Config(data="digits", hidden=(32,), latent=4, epochs=2, progress=False),
+    >>> result = train(Config(data="digits", hidden=(32,), latent=4, epochs=2, threads=1, progress=False),
     ...                tempfile.mkdtemp())
     >>> result["epochs"], len(result["final"]["kl_per_dim"])
     (2, 4)
