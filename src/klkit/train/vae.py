@@ -686,6 +686,10 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
         cpu_seconds += time.process_time() - started_cpu
         record["seconds"], record["cpu_seconds"] = seconds, cpu_seconds
         stop = stop or (cfg.time_limit is not None and seconds >= cfg.time_limit)
+        if world > 1:  # clocks differ between processes: rank 0 decides for all
+            flag = torch.tensor(float(stop), device=device)
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
 
         # ---- metrics first, then the checkpoint: on resume the log is cut back to the checkpoint's epoch
         if rank == 0:

