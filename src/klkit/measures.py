@@ -571,8 +571,8 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
         rstep, cstep = A.shape[0], width
     elif width <= budget:
         rstep, cstep = budget // width, width
-    else:  # no view into pieces: column slices
-        rstep, cstep = rows, max(1, budget // rows)
+    else:  # no view into pieces: column slices (the kernels copy them: a third temporary)
+        rstep, cstep = rows, max(1, 2 * budget // 3 // rows)
     A = A if A.dtype == dtype else A.to(dtype) if size <= _CHUNK_MIN else A
     B = B if B is None or B.dtype == dtype or size > _CHUNK_MIN else B.to(dtype)
     whole = rstep >= A.shape[0] and cstep >= width
