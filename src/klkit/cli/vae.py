@@ -81,9 +81,12 @@ def train_vae_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
 ) -> None:
     """Train a VAE whose KL term is klkit's closed form; resume if RUN_DIR has a checkpoint."""
+    # Idle OpenMP threads sleep instead of spinning: with spinning, 2 threads on a busy 2-core machine
+    # made a step 10-30x slower in our measurements (docs/vae.md). Read when torch loads, so set it first.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from klkit.train.vae import TrainingDivergedError
 
-    options = {k: v for k, v in locals().items() if k != "run_dir" and k != "TrainingDivergedError"}
+    options = {k: v for k, v in locals().items() if k not in ("run_dir", "TrainingDivergedError")}
     try:
         result = train_vae(run_dir, **options)
     except TrainingDivergedError as exc:
