@@ -154,7 +154,7 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
     loss : Tensor
         Scalar, differentiable.
     info : dict
-        ``policy_loss``, ``value_loss``, ``clip_fraction``, ``entropy`` (floats; entropy None
+        ``policy_loss``, ``value_loss``, ``entropy`` (floats; entropy None
         when ``ent_coef`` is 0, as it is then not part of the loss) and
         ``kl`` (the closed-form mean KL, detached; None unless ``kl_beta`` or ``measure_kl``).
     """
@@ -192,12 +192,8 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
     if ent_coef != 0.0:  # (with no bonus, the entropy is reported once per update instead)
         entropy = policy.make_distribution(params).entropy().mean()
         loss = loss - ent_coef * entropy
-    with torch.no_grad():
-        outside = (ratio - 1.0).abs() > clip_range if clip_range is not None else torch.zeros_like(ratio, dtype=bool)
-        clip_fraction = outside.float().mean()
     return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                  "entropy": None if entropy is None else entropy.item(),
-                  "clip_fraction": clip_fraction.mean().item(), "kl": None if kl is None else kl.detach()}
+                  "entropy": None if entropy is None else entropy.item(), "kl": None if kl is None else kl.detach()}
 
 
 def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
@@ -276,11 +272,15 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         with torch.no_grad():
             new = policy.distribution(batch["obs"])
             old = policy.make_distribution(batch["dist_params"])
-            kls = rl.policy_kl(old, new, batch["log_probs"], new.log_prob(batch["actions"]))
+            new_log_probs = new.log_prob(batch["actions"])
+            kls = rl.policy_kl(old, new, batch["log_probs"], new_log_probs)
             explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
+            # share of the rollout whose final ratio π_new/π_old lies outside [1 − ε, 1 + ε]
+            ratio = (new_log_probs - batch["log_probs"]).exp()
+            clip_fraction = None if clip is None else float(((ratio - 1.0).abs() > clip).float().mean())
         record: dict[str, Any] = {
             "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"),
-            "entropy": float(new.entropy().mean()), "clip_fraction": _mean(stats, "clip_fraction"),
+            "entropy": float(new.entropy().mean()), "clip_fraction": clip_fraction,
             **kls, "explained_variance": explained, "learning_rate": lr, "clip_range": clip,
             "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
         }

@@ -223,18 +223,15 @@ class EpisodeTracker:
 
     def __init__(self, n_envs: int) -> None:
         self.running = np.zeros(n_envs, np.float64)
-        self.lengths = np.zeros(n_envs, np.int64)
         self.finished: list[tuple[int, float]] = []  # (global step at the end, return)
         self.recent: deque[float] = deque(maxlen=10)
 
     def step(self, reward: np.ndarray, done: np.ndarray, global_step: int) -> None:
         self.running += reward
-        self.lengths += 1
         for i in np.flatnonzero(done):
             self.finished.append((int(global_step), float(self.running[i])))
             self.recent.append(float(self.running[i]))
         self.running[done] = 0.0
-        self.lengths[done] = 0
 
     def mean_last(self) -> float | None:
         """Mean return of the last 10 finished episodes (None before the first ends)."""
