@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `klkit train vae` does; read when torch loads
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn

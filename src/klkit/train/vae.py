@@ -88,7 +88,7 @@ class Config:
     """Dimension of z."""
     dropout: float = 0.0
     """Dropout probability after each hidden layer (regularises small data sets)."""
-    epochs: int = 300
+    epochs: int = 250
     """Passes over the training images."""
     batch_size: int = 128
     """Images per optimiser step (in total, over all DDP processes)."""
