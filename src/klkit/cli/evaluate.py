@@ -70,5 +70,11 @@ def eval_command(
         return
     table = Table("metric", "value", title=f"{read_algorithm(directory)} run {directory}")
     for name, value in result.items():
-        table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+        if isinstance(value, float):
+            table.add_row(name, f"{value:.6g}")
+        elif isinstance(value, int | str | bool):
+            table.add_row(name, str(value))
+        # lists and nested results (per-dimension KL, checks) are in the --json output
     Console().print(table)
+    if any(isinstance(v, list | dict) for v in result.values()):
+        typer.echo("Per-dimension and nested results: use --json.")
