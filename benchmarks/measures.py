@@ -519,7 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     goals = targets({c.key: c for c in cases})
     notes.append(
         f"1-minute load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end of the run "
-        f"({usable_cores()} cores): above the core count, other processes shared the CPU and times are inflated."
+        f"({usable_cores()} cores): above the core count, other processes shared the CPU and times are inflated. "
+        "Multithreaded calls (torch, klkit's kernels) suffer most when another process holds a core (a thread "
+        "waits at a barrier for a descheduled peer); on a shared machine compare several runs before trusting "
+        "one ratio."
     )
     markdown = render(cases, goals, notes, machine, args.repeat, console)
     if args.quick:
