@@ -216,18 +216,14 @@ def _row_lse(x, r):
     return m + math.log(s + c), nbad
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def logits_rows(a, b, mode):  # pragma: no cover - compiled
-    """Per-row ``(value, lse_a, lse_b, n_bad)`` for (rows, n) logits; ``b`` unused for entropy.
+@numba.njit(nogil=True, cache=True)
+def _logits_rows(a, b, mode, value, lse_a, lse_b, bad):  # pragma: no cover - compiled
+    """Fill the per-row outputs for (rows, n) logits; ``b`` unused for entropy.
 
     Sums are compensated (Neumaier), so a row of 10^5 equal terms keeps ~1e-15 relative.
     """
     rows, n = a.shape
-    value = np.zeros(rows)
-    lse_a = np.zeros(rows)
-    lse_b = np.zeros(rows)
-    bad = np.zeros(rows, dtype=np.int64)
-    for r in numba.prange(rows):
+    for r in range(rows):
         la, nba = _row_lse(a, r)
         lb, nbb = 0.0, 0
         if mode != ENTROPY:
@@ -250,4 +246,25 @@ def logits_rows(a, b, mode):  # pragma: no cover - compiled
                 lq = np.float64(b[r, i]) - lb
                 v, c = _add(v, c, pi * (lp - lq) if mode == KL else -pi * lq)
         value[r] = v + c
+
+
+def logits_rows(a: np.ndarray, b: np.ndarray, mode: int):
+    """Per-row ``(value, lse_a, lse_b, n_bad)`` for C-contiguous (rows, n) logits.
+
+    Rows are shared between klkit's thread pool (the kernel releases the GIL), not
+    numba's parallel backend, whose spinning OpenMP threads would compete with torch's.
+    """
+    rows = a.shape[0]
+    value, lse_a, lse_b = np.zeros(rows), np.zeros(rows), np.zeros(rows)
+    bad = np.zeros(rows, dtype=np.int64)
+    workers = min(_workers(), rows) if a.size >= 4 * CHUNK else 1
+    bounds = [rows * k // workers for k in range(workers + 1)]
+
+    def run(lo: int, hi: int) -> None:
+        _logits_rows(a[lo:hi], b[lo:hi], mode, value[lo:hi], lse_a[lo:hi], lse_b[lo:hi], bad[lo:hi])
+
+    if workers == 1:
+        run(0, rows)
+    else:
+        list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
     return value, lse_a, lse_b, bad
