@@ -440,12 +440,14 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
             tol = math.sqrt(np.finfo(P.dtype).eps)
             if bad.any() or np.any(np.abs(psum - 1) > tol) or (Q2 is not None and np.any(np.abs(qsum - 1) > tol)):
                 check_probs(P, "p", NumpyOps())  # raises with the details
-                check_probs(Q, "q", NumpyOps())
+                if Q is not None:
+                    check_probs(Q, "q", NumpyOps())
     else:
         value, lse_p, lse_q, bad = _kernels.logits_rows(P2, P2 if Q2 is None else Q2, mode)
         if validate and (bad.any() or np.isneginf(lse_p).any() or np.isneginf(lse_q).any()):
             CHECKS["logits"](P, "p", NumpyOps())
-            CHECKS["logits"](Q, "q", NumpyOps())
+            if Q is not None:
+                CHECKS["logits"](Q, "q", NumpyOps())
     return value.reshape(batch)
 
 
