@@ -115,6 +115,18 @@ def discrete_entropy(samples: Any = None, *, counts: Any = None, method: Entropy
     return Estimate(np.float64(h / scale), np.float64(math.sqrt(var) / scale), n, f"{_LABELS[method]} entropy")
 
 
+
+def _support_of_p(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str,
+                  pseudocount: float, base: float | None, label: str) -> Any:
+    """``(p, q, n_p, n_q, log base)`` on the symbols p has seen, or the ``+inf`` Estimate
+    when one of them is unseen in q (after the ``unseen`` rule was applied)."""
+    p, q, n_p, n_q, _ = _pair(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount)
+    scale = log_of_base(check_base(base))
+    if np.any(q[p > 0] == 0):
+        return Estimate(np.float64(np.inf), np.float64(np.nan), n_p, label)
+    mask = p > 0
+    return p[mask], q[mask], n_p, n_q, scale
+
 def discrete_kl_divergence(p_samples: Any = None, q_samples: Any = None, *, p_counts: Any = None,
                            q_counts: Any = None, method: DivergenceMethod = "plugin", unseen: Unseen = "inf",
                            pseudocount: float = 1.0, base: float | None = None) -> Estimate:
@@ -181,14 +193,11 @@ def discrete_kl_divergence(p_samples: Any = None, q_samples: Any = None, *, p_co
     >>> round(discrete_kl_divergence(["a", "b"], ["a", "a"], unseen="pseudocount"), 4)
     0.1438
     """
-    p, q, n_p, n_q, _ = _pair(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount)
-    base = check_base(base)
-    scale = log_of_base(base)
     label = f"{_LABELS[method]} KL"
-    if np.any(q[p > 0] == 0):
-        return Estimate(np.float64(np.inf), np.float64(np.nan), n_p, label)
-    mask = p > 0
-    pm, qm = p[mask], q[mask]
+    pair = _support_of_p(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount, base, label)
+    if isinstance(pair, Estimate):
+        return pair
+    pm, qm, n_p, n_q, scale = pair
     logratio = np.log(pm) - np.log(qm)
     kl = float((pm * logratio).sum())
     var = (max(float((pm * logratio**2).sum()) - kl**2, 0.0) / n_p
@@ -231,14 +240,11 @@ def discrete_cross_entropy(p_samples: Any = None, q_samples: Any = None, *, p_co
     >>> print(discrete_cross_entropy(p_counts=[1, 1], q_counts=[1, 1], base=2))
     1.0000 ± 0 (plug-in cross-entropy, n=2)
     """
-    p, q, n_p, n_q, _ = _pair(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount)
-    base = check_base(base)
-    scale = log_of_base(base)
     label = f"{_LABELS[method]} cross-entropy"
-    if np.any(q[p > 0] == 0):
-        return Estimate(np.float64(np.inf), np.float64(np.nan), n_p, label)
-    mask = p > 0
-    pm, qm = p[mask], q[mask]
+    pair = _support_of_p(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount, base, label)
+    if isinstance(pair, Estimate):
+        return pair
+    pm, qm, n_p, n_q, scale = pair
     logq = np.log(qm)
     ce = float(-(pm * logq).sum())
     var = (max(float((pm * logq**2).sum()) - ce**2, 0.0) / n_p
