@@ -115,7 +115,6 @@ def discrete_entropy(samples: Any = None, *, counts: Any = None, method: Entropy
     return Estimate(np.float64(h / scale), np.float64(math.sqrt(var) / scale), n, f"{_LABELS[method]} entropy")
 
 
-
 def _support_of_p(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str,
                   pseudocount: float, base: float | None, label: str) -> Any:
     """``(p, q, n_p, n_q, log base)`` on the symbols p has seen, or the ``+inf`` Estimate
@@ -126,6 +125,7 @@ def _support_of_p(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, 
         return Estimate(np.float64(np.inf), np.float64(np.nan), n_p, label)
     mask = p > 0
     return p[mask], q[mask], n_p, n_q, scale
+
 
 def discrete_kl_divergence(p_samples: Any = None, q_samples: Any = None, *, p_counts: Any = None,
                            q_counts: Any = None, method: DivergenceMethod = "plugin", unseen: Unseen = "inf",
