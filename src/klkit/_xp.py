@@ -1,0 +1,185 @@
+"""The one array layer: which library an input belongs to, and the dtype it is computed in.
+
+Every array function in klkit starts with ``xp = namespace(p, q)`` and then
+speaks the Python array API through ``xp`` (array-api-compat's wrapper of numpy,
+torch, dask, CuPy, JAX … or an array-API library's own namespace). numpy and
+torch keep benchmark-proven fast paths behind this door (:func:`is_numpy`,
+:func:`is_torch`); every other library takes the generic path and gets its own
+array type back. There is no global backend: the inputs decide, per call.
+
+Python lists and scalars are numpy. Inputs that are not arrays (``None``, dicts,
+strings, models), complex arrays and arrays of different libraries raise a
+``TypeError`` that names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+from array_api_compat import numpy as _np_xp
+
+from klkit.errors import BackendMismatchError
+
+__all__ = [
+    "asarray",
+    "compute_dtype",
+    "errstate",
+    "is_numpy",
+    "is_torch",
+    "logsumexp",
+    "namespace",
+    "to_numpy",
+]
+
+NUMPY: ModuleType = _np_xp
+
+
+def is_torch_array(x: Any) -> bool:
+    """True when ``x`` is a ``torch.Tensor`` (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def is_numpy(xp: Any) -> bool:
+    return xp is NUMPY
+
+
+def is_torch(xp: Any) -> bool:
+    return array_api_compat.is_torch_namespace(xp)
+
+
+def _namespace_of(x: Any, name: str) -> Any:
+    """The namespace of one input; numpy for lists, scalars and numpy arrays."""
+    if type(x) is np.ndarray or isinstance(x, (list, tuple, float, int, np.generic)):
+        return NUMPY
+    if array_api_compat.is_array_api_obj(x):
+        return array_api_compat.array_namespace(x)
+    raise TypeError(
+        f"`{name}` must be an array (numpy, torch or another array-API library), a list of numbers or a "
+        f"distribution object; found {type(x).__module__}.{type(x).__qualname__}. "
+        "Pass e.g. np.asarray(values) or torch.tensor(values)."
+    )
+
+
+def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
+    """The array namespace shared by ``arrays``; mixing libraries raises.
+
+    Python lists and scalars follow the other inputs (numpy when all are).
+    """
+    spaces = [_namespace_of(a, n) for a, n in zip(arrays, names, strict=False)]
+    foreign = [s for a, s in zip(arrays, spaces, strict=False) if not isinstance(a, (list, tuple, float, int))]
+    chosen = foreign[0] if foreign else NUMPY
+    if any(s is not chosen for s in foreign):
+        kinds = ", ".join(f"`{n}` {type(a).__module__.split('.')[0]}.{type(a).__name__}"
+                          for a, n in zip(arrays, names, strict=False))
+        raise BackendMismatchError(
+            f"inputs must come from one array library; found {kinds}. "
+            "Convert them to one library first, e.g. torch.as_tensor(x) or x.numpy()."
+        )
+    return chosen
+
+
+def asarray(x: Any, xp: Any, name: str = "p") -> Any:
+    """``x`` as an array of ``xp`` with a real floating dtype (integers and booleans become floats).
+
+    Complex numbers, strings and objects raise a ``TypeError``: probabilities are real.
+    """
+    if xp is NUMPY:
+        arr = np.asarray(x)
+        kind = arr.dtype.kind
+        if kind == "f":
+            return arr
+        if kind in "biu":
+            return arr.astype(np.float64)
+        found = f"dtype {arr.dtype}"
+    else:
+        if is_torch(xp):
+            arr = x if is_torch_array(x) else xp.asarray(x)
+            if arr.is_floating_point():
+                return arr
+            if not arr.is_complex():
+                return arr.to(sys.modules["torch"].get_default_dtype())
+        else:
+            arr = xp.asarray(x)
+            if xp.isdtype(arr.dtype, "real floating"):
+                return arr
+            if xp.isdtype(arr.dtype, ("integral", "bool")):
+                return xp.astype(arr, _default_float(xp, arr))
+        found = f"dtype {arr.dtype}"
+    raise TypeError(
+        f"`{name}` must hold real numbers; found {found}. "
+        "klkit does not drop imaginary parts: pass x.real explicitly if that is what you mean."
+    )
+
+
+def _default_float(xp: Any, x: Any) -> Any:
+    info = xp.__array_namespace_info__() if hasattr(xp, "__array_namespace_info__") else None
+    if info is not None:
+        return info.default_dtypes(device=array_api_compat.device(x))["real floating"]
+    return xp.float64
+
+
+_HALF = ("float16", "bfloat16")
+
+
+def compute_dtype(xp: Any, dtype: Any) -> Any:
+    """The dtype sums are accumulated in: float64 for numpy, float32 for half precision, else ``dtype``.
+
+    numpy float32 is accumulated in float64 (free on the CPU, and correctly rounded results);
+    torch float16/bfloat16 in float32, as torch's own reductions do.
+    """
+    if xp is NUMPY:
+        return np.float64
+    if str(dtype).removeprefix("torch.") in _HALF:
+        return xp.float32
+    return dtype
+
+
+def is_half(dtype: Any) -> bool:
+    return str(dtype).removeprefix("torch.") in _HALF
+
+
+def logsumexp(x: Any, xp: Any, keepdims: bool = False) -> Any:
+    """``log Σ exp x`` over the last axis; a slice of only ``-inf`` gives ``-inf``."""
+    if is_torch(xp):
+        return sys.modules["torch"].logsumexp(x, dim=-1, keepdim=keepdims)
+    top = xp.max(x, axis=-1, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    out = xp.log(xp.sum(xp.exp(x - top), axis=-1, keepdims=True)) + top
+    return out if keepdims else out[..., 0]
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A numpy copy for messages and host-side checks (half precision as float32)."""
+    if is_torch_array(x):
+        x = x.detach()
+        if is_half(x.dtype):
+            x = x.float()
+        return x.cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "compute"):  # dask
+        return np.asarray(x.compute())
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError, RuntimeError):
+        return np.from_dlpack(x)
+
+
+def errstate(xp: Any) -> Any:
+    """numpy's floating-point warnings off (inf and NaN are answers here); a no-op elsewhere."""
+    if xp is NUMPY or not is_torch(xp):
+        return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def log_of_base(base: float | None) -> float:
+    """``log(base)``, or 1.0 for nats; ``base`` is validated by the caller."""
+    return 1.0 if base is None else math.log(base)
