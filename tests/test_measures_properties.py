@@ -72,7 +72,7 @@ def test_surprise_of_independent_events_adds(backend, a, b):
 
 @pytest.mark.parametrize("kind", KINDS)
 @MEASURE_PROPERTIES
-@given(pair=logit_pairs(), base=st.sampled_from([2, 10, math.e, 0.5, 3.7]))
+@given(pair=logit_pairs(), base=st.sampled_from([2, 10, math.e, 1.5, 3.7]))
 def test_base_change_scales(backend, kind, pair, base):
     p, q = _pq(backend, kind, *pair)
     for name in ("entropy", "cross_entropy", "kl_divergence", "js_divergence"):

@@ -21,9 +21,9 @@ MEASURES = {
     "decompose": TWO,
     "normalize": [("x", P, EMPTY), ("axis", K, -1)],
 }
-# entropy, cross_entropy and kl_divergence also accept distribution objects (issue: distributions),
-# whose options (method, n_samples, ...) arrive through **distribution_options
-DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence"}
+# the measures also accept distribution objects, whose options (method, n_samples, ...) arrive
+# through **distribution_options
+DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence", "js_divergence", "decompose"}
 
 
 def test_measures_are_exported_with_their_signatures():

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from klkit._xp import compute_dtype, dtype_name, logsumexp, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 
 Kind = Literal["probs", "log_probs", "logits"]
@@ -19,7 +20,7 @@ def sum_tolerance(dtype: Any) -> float:
 
     That is 1.5e-8 for float64, 3.5e-4 for float32 and 3.1e-2 for float16.
     """
-    name = str(dtype).removeprefix("torch.")
+    name = dtype_name(dtype)
     eps = float(np.finfo(np.dtype(name) if name != "bfloat16" else np.float32).eps)
     if name == "bfloat16":
         eps = 2.0**-7
@@ -41,16 +42,26 @@ def check_base(base: Any) -> float | None:
         return None
     if isinstance(base, bool) or not isinstance(base, numbers.Real):
         raise InvalidArgumentError(
-            f"`base` must be None (nats) or a real number > 0 and != 1; found {base!r} "
+            f"`base` must be None (nats) or a real number > 1; found {base!r} "
             f"of type {type(base).__name__}. Use base=2 for bits, base=None for nats."
         )
     b = float(base)
-    if not (b > 0 and math.isfinite(b)) or b == 1:
+    if not (b > 1 and math.isfinite(b)):
         raise InvalidArgumentError(
-            f"`base` must be None (nats) or a finite number > 0 and != 1; found {base!r}. "
-            "Use base=2 for bits, base=math.e or None for nats, base=10 for hartleys."
+            f"`base` must be None (nats) or a finite number > 1; found {base!r}"
+            + (" (a base below 1 turns every entropy and divergence negative)" if 0 < b < 1 else "")
+            + ". Use base=2 for bits, base=math.e or None for nats, base=10 for hartleys."
         )
     return b
+
+
+def check_validate(validate: Any) -> bool:
+    if not isinstance(validate, (bool, np.bool_)):
+        raise InvalidArgumentError(
+            f"`validate` must be True or False; found {validate!r} of type {type(validate).__name__}. "
+            "Use validate=False to skip the input checks."
+        )
+    return bool(validate)
 
 
 def check_axis(axis: Any, ndim: int) -> int:
@@ -103,54 +114,59 @@ def _fail(name: str, rule: str, found: str, fix: str) -> None:
     raise InvalidDistributionError(f"`{name}` {rule}; found {found}. {fix}")
 
 
-def check_probs(x: Any, name: str, ops: Any) -> None:
+def _any(x: Any, xp: Any) -> bool:
+    return bool(xp.any(x))
+
+
+def check_probs(x: Any, name: str, xp: Any) -> None:
     """``x`` (reduction axis last) must be finite, ≥ 0 and sum to 1 within :func:`sum_tolerance`."""
-    bad = ~ops.isfinite(x) | (x < 0)
-    if ops.any(bad):
-        xn, bn = ops.to_numpy(x), ops.to_numpy(bad)
-        _fail(name, "must hold probabilities: finite and >= 0", _describe(xn, bn),
+    bad = ~xp.isfinite(x) | (x < 0)
+    if _any(bad, xp):
+        _fail(name, "must hold probabilities: finite and >= 0", _describe(to_numpy(x), to_numpy(bad)),
               "Pass kind='log_probs' or kind='logits' if these are not probabilities.")
-    check_sums(ops.sum(ops.cast(x, ops.compute_dtype(x))), x.dtype, name, ops, "sum to 1")
+    check_sums(xp.sum(xp.astype(x, compute_dtype(xp, x.dtype)), axis=-1), x.dtype, name, "sum to 1")
 
 
-def check_sums(total: Any, dtype: Any, name: str, ops: Any, rule: str, offset: float = 1.0) -> None:
+def check_sums(total: Any, dtype: Any, name: str, rule: str, offset: float = 1.0) -> None:
     tol = sum_tolerance(dtype)
-    t = np.atleast_1d(ops.to_numpy(total)).astype(np.float64)
+    t = np.atleast_1d(to_numpy(total)).astype(np.float64)
     off = np.abs(t - offset) > tol
     if off.any():
         label = "sums" if offset == 1.0 else "logsumexp"
+        fix = ("klkit never renormalises silently: for counts or weights call klkit.normalize(x) first "
+               "(or pass np.log(counts) with kind='logits')." if offset == 1.0 else
+               "klkit never renormalises silently: pass kind='logits' for unnormalised log-scores.")
         _fail(name, f"must {rule} along `axis` (tolerance {tol:.1e} for {dtype})",
               f"{label} from {t[off].min():.10g} to {t[off].max():.10g} in {int(off.sum())} of {t.size} "
-              "slice(s)", "klkit never renormalises silently: call klkit.normalize first, "
-              "or pass kind='logits' for unnormalised scores.")
+              "slice(s)", fix)
 
 
-def check_log_probs(x: Any, name: str, ops: Any) -> None:
+def check_log_probs(x: Any, name: str, xp: Any) -> None:
     """``x`` must be ≤ 0 (NaN and +inf rejected) with logsumexp 0 within tolerance."""
     tol = sum_tolerance(x.dtype)
-    bad = ops.isnan(x) | (x > tol)
-    if ops.any(bad):
-        _fail(name, "must hold log-probabilities: <= 0 and not NaN", _describe(ops.to_numpy(x), ops.to_numpy(bad)),
+    bad = xp.isnan(x) | (x > tol)
+    if _any(bad, xp):
+        _fail(name, "must hold log-probabilities: <= 0 and not NaN", _describe(to_numpy(x), to_numpy(bad)),
               "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities.")
-    check_sums(ops.logsumexp(ops.cast(x, ops.compute_dtype(x))), x.dtype, name, ops,
+    check_sums(logsumexp(xp.astype(x, compute_dtype(xp, x.dtype)), xp), x.dtype, name,
                "be normalised, logsumexp = 0,", offset=0.0)
 
 
-def check_logits(x: Any, name: str, ops: Any) -> None:
+def check_logits(x: Any, name: str, xp: Any) -> None:
     """``x`` must have no NaN or +inf, and not be all -inf along the axis."""
-    bad = ops.isnan(x) | (x == math.inf)
-    if ops.any(bad):
+    bad = xp.isnan(x) | (x == math.inf)
+    if _any(bad, xp):
         _fail(name, "must hold logits: real numbers or -inf (masked), never NaN or +inf",
-              _describe(ops.to_numpy(x), ops.to_numpy(bad)),
+              _describe(to_numpy(x), to_numpy(bad)),
               "Check the model output for overflow; mask with -inf, not +inf.")
-    top = ops.amax(x)
-    if ops.any(top == -math.inf):
-        n = int(np.sum(np.atleast_1d(ops.to_numpy(top)) == -np.inf))
+    top = xp.max(x, axis=-1)
+    if _any(top == -math.inf, xp):
+        n = int(np.sum(np.atleast_1d(to_numpy(top)) == -np.inf))
         _fail(name, "must have at least one finite logit per slice", f"{n} slice(s) with every logit -inf",
               "Leave at least one outcome unmasked.")
 
 
-def check_streaming(x: Any, kind: str, name: str, ops: Any, width: int) -> None:
+def check_streaming(x: Any, kind: str, name: str, xp: Any, width: int) -> None:
     """The checks of ``kind`` on a large ``x`` with chunk-sized temporaries only.
 
     Per-row reductions over column chunks of ``width``: the max (NaN and +inf
@@ -158,22 +174,22 @@ def check_streaming(x: Any, kind: str, name: str, ops: Any, width: int) -> None:
     (log_probs). Only a failure runs the full check, which builds the message.
     """
     n = x.shape[-1]
-    top = ops.amax(x)  # reductions allocate one value per row, never a full-size temporary
+    top = xp.max(x, axis=-1)  # reductions allocate one value per row, never a full-size temporary
     tol = sum_tolerance(x.dtype)
+    dtype = compute_dtype(xp, x.dtype)
     if kind == "logits":
-        ok = ops.isfinite(top)
+        ok = xp.isfinite(top)
     elif kind == "probs":
-        total = ops.sum(x, dtype=ops.compute_dtype(x))
-        ok = (ops.amin(x) >= 0) & (abs(total - 1) <= tol)  # NaN and inf make the sum fail
+        total = xp.sum(x, axis=-1, dtype=dtype)
+        ok = (xp.min(x, axis=-1) >= 0) & (xp.abs(total - 1) <= tol)  # NaN and inf make the sum fail
     else:
-        dtype = ops.compute_dtype(x)
+        top = xp.astype(top, dtype)
         total = 0.0
         for c in range(0, n, width):
-            total = total + ops.sum(ops.exp(ops.cast(x[..., c:c + width], dtype) - ops.cast(top, dtype)[..., None]))
-        ok = (top <= tol) & (abs(ops.log(total) + top) <= tol)
-    if not ops.any(~ok):
-        return
-    CHECKS[kind](x, name, ops)  # raises with the details
+            total = total + xp.sum(xp.exp(xp.astype(x[..., c:c + width], dtype) - top[..., None]), axis=-1)
+        ok = (top <= tol) & (xp.abs(xp.log(total) + top) <= tol)
+    if _any(~ok, xp):
+        CHECKS[kind](x, name, xp)  # raises with the details
 
 
 CHECKS = {"probs": check_probs, "log_probs": check_log_probs, "logits": check_logits}

@@ -69,19 +69,18 @@ def _namespace_of(x: Any, name: str) -> Any:
 def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
     """The array namespace shared by ``arrays``; mixing libraries raises.
 
-    Python lists and scalars follow the other inputs (numpy when all are).
+    Python lists and scalars count as numpy: a tensor beside a list is a mix (which
+    device and dtype the list should take is the caller's decision, not klkit's).
     """
     spaces = [_namespace_of(a, n) for a, n in zip(arrays, names, strict=False)]
-    foreign = [s for a, s in zip(arrays, spaces, strict=False) if not isinstance(a, (list, tuple, float, int))]
-    chosen = foreign[0] if foreign else NUMPY
-    if any(s is not chosen for s in foreign):
-        kinds = ", ".join(f"`{n}` {type(a).__module__.split('.')[0]}.{type(a).__name__}"
-                          for a, n in zip(arrays, names, strict=False))
+    if any(s is not spaces[0] for s in spaces):
+        kinds = ", ".join(f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in arrays)
+        mix = "torch tensors with other arrays" if any(map(is_torch_array, arrays)) else "array libraries"
         raise BackendMismatchError(
-            f"inputs must come from one array library; found {kinds}. "
-            "Convert them to one library first, e.g. torch.as_tensor(x) or x.numpy()."
+            f"inputs mix {mix} (found {kinds}); "
+            "convert them to one library first, e.g. torch.as_tensor(x) or x.numpy()"
         )
-    return chosen
+    return spaces[0]
 
 
 def asarray(x: Any, xp: Any, name: str = "p") -> Any:
@@ -127,6 +126,11 @@ def _default_float(xp: Any, x: Any) -> Any:
 _HALF = ("float16", "bfloat16")
 
 
+def dtype_name(dtype: Any) -> str:
+    """'float32' for numpy, torch, dask and array-API dtypes alike."""
+    return str(getattr(dtype, "name", None) or dtype).rsplit(".", 1)[-1].strip("'>")
+
+
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype sums are accumulated in: float64 for numpy, float32 for half precision, else ``dtype``.
 
@@ -135,13 +139,13 @@ def compute_dtype(xp: Any, dtype: Any) -> Any:
     """
     if xp is NUMPY:
         return np.float64
-    if str(dtype).removeprefix("torch.") in _HALF:
+    if dtype_name(dtype) in _HALF:
         return xp.float32
     return dtype
 
 
 def is_half(dtype: Any) -> bool:
-    return str(dtype).removeprefix("torch.") in _HALF
+    return dtype_name(dtype) in _HALF
 
 
 def logsumexp(x: Any, xp: Any, keepdims: bool = False) -> Any:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple
 
+import array_api_compat
 import numpy as np
 
 from klkit import _kernels
-from klkit._backend import NumpyOps, TorchOps, log_of_base, namespace
 from klkit._validation import (
     CHECKS,
     Kind,
@@ -28,8 +28,19 @@ from klkit._validation import (
     check_base,
     check_kind,
     check_not_empty,
-    check_probs,
     check_streaming,
+    check_validate,
+)
+from klkit._xp import (
+    asarray,
+    compute_dtype,
+    errstate,
+    is_numpy,
+    is_torch,
+    log_of_base,
+    logsumexp,
+    namespace,
+    to_numpy,
 )
 from klkit.errors import InvalidDistributionError
 
@@ -96,18 +107,18 @@ def surprise(p: Any, /, *, base: float | None = None) -> Any:
     0.0
     """
     base = check_base(base)
-    ops = namespace(p)
-    x = ops.asarray(p)
-    bad = ops.isnan(x) | (x < 0) | (x > 1)
-    if ops.any(bad):
-        found = np.asarray(ops.to_numpy(x))[np.asarray(ops.to_numpy(bad))]
+    xp = namespace(p, names=("p",))
+    x = asarray(p, xp)
+    bad = xp.isnan(x) | (x < 0) | (x > 1)
+    if bool(xp.any(bad)):
+        found = to_numpy(x)[to_numpy(bad)]
         raise InvalidDistributionError(
             f"`p` must hold probabilities in [0, 1]; found {found.size} entr"
             f"{'y' if found.size == 1 else 'ies'} outside, first {found.flat[0].item()!r}. "
             "Pass probabilities, not counts or log-probabilities."
         )
-    with ops.errstate():
-        return _in_base(-ops.log(x), base)
+    with errstate(xp):
+        return _in_base(-xp.log(x), base)
 
 
 def entropy(p: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind = "probs",
@@ -247,7 +258,8 @@ def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
 
 
 def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True) -> Any:
+                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
+                  **distribution_options: Any) -> Any:
     r"""Jensen–Shannon divergence :math:`\tfrac12 KL(P\|M) + \tfrac12 KL(Q\|M)`, :math:`M = \tfrac12(P+Q)`.
 
     Symmetric, finite and at most :math:`\log 2` (1 bit). Options as in
@@ -263,11 +275,14 @@ def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     >>> float(klkit.js_divergence([1.0, 0.0], [0.0, 1.0], base=2))  # disjoint supports
     1.0
     """
+    if distribution_options or _is_distribution(p) or _is_distribution(q):
+        return _for_distributions("js_divergence", (p, q), base, distribution_options)
     return _reduce("js_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
 def decompose(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-              kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True) -> Decomposition:
+              kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
+              **distribution_options: Any) -> Decomposition:
     r"""``Decomposition(entropy, cross_entropy, kl_divergence)`` of ``p`` and ``q``.
 
     Each term is computed directly so that :math:`H(P,Q) = H(P) + KL(P\|Q)` can be
@@ -280,6 +295,8 @@ def decompose(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
     >>> round(float(d.entropy), 6), round(float(d.cross_entropy), 6), round(float(d.kl_divergence), 6)
     (1.0, 1.736966, 0.736966)
     """
+    if distribution_options or _is_distribution(p) or _is_distribution(q):
+        return _for_distributions("decompose", (p, q), base, distribution_options)
     h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
     q_kind = kind if q_kind is None else q_kind
     ce = _reduce("cross_entropy", p, q, axis, base, kind, q_kind, False)
@@ -303,24 +320,24 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
     >>> klkit.normalize([1.0, 3.0]).tolist()
     [0.25, 0.75]
     """
-    ops = namespace(x)
-    arr = ops.asarray(x)
+    xp = namespace(x, names=("x",))
+    arr = asarray(x, xp, "x")
     ax = check_axis(axis, arr.ndim)
-    moved = ops.moveaxis(arr, ax, -1)
-    bad = ~ops.isfinite(moved) | (moved < 0)
-    if ops.any(bad):
+    moved = xp.moveaxis(arr, ax, -1)
+    bad = ~xp.isfinite(moved) | (moved < 0)
+    if bool(xp.any(bad)):
         raise InvalidDistributionError(
             "`x` must hold finite, non-negative weights to be normalised; found "
-            f"{int(np.sum(ops.to_numpy(bad)))} negative, NaN or infinite entries. "
+            f"{int(np.sum(to_numpy(bad)))} negative, NaN or infinite entries. "
             "Use kind='logits' for scores of any sign."
         )
-    total = ops.sum(moved)
-    if ops.any(total == 0):
+    total = xp.sum(moved, axis=-1)
+    if bool(xp.any(total == 0)):
         raise InvalidDistributionError(
             "`x` must have a positive sum along `axis` to be normalised; found a slice of zeros. "
             "Drop empty slices or add a prior count (e.g. x + 1)."
         )
-    return ops.moveaxis(moved / total[..., None], -1, ax)
+    return xp.moveaxis(moved / total[..., None], -1, ax)
 
 
 # ---------------------------------------------------------------------------
@@ -337,15 +354,26 @@ def _is_distribution(x: Any) -> bool:
         return True
     if hasattr(x, "dist") and hasattr(x, "args") and hasattr(x, "rvs"):
         return True
-    return type(x).__module__.startswith("scipy.stats") and hasattr(x, "rvs")  # multivariate frozen
+    return type(x).__module__.startswith("scipy.stats") and hasattr(x, "rvs")  # multivariate or unfrozen
+
+
+_DISTRIBUTION_OPTIONS = ("method", "n_samples", "seed", "estimator")
 
 
 def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any]) -> Any:
     """Hand distribution objects to :mod:`klkit.distributions` (method, n_samples, seed, estimator)."""
-    if not all(_is_distribution(d) for d in dists):
-        names = ", ".join(sorted(options)) or "distribution objects"
+    unknown = sorted(set(options) - set(_DISTRIBUTION_OPTIONS))
+    if unknown:
+        names = ", ".join(f"`{k}`" for k in unknown)
         raise TypeError(
-            f"`{measure}` got {names}: these options apply only when every input is a "
+            f"`{measure}` got an unknown keyword argument {names}. klkit reduces over `axis` (not `dim`) and "
+            "returns one value per slice (no `reduction`: call .mean() or .sum() on the result); the options "
+            "are axis, base, kind, q_kind and validate, plus method, n_samples, seed and estimator for "
+            "distribution objects."
+        )
+    if not all(_is_distribution(d) for d in dists):
+        raise TypeError(
+            f"`{measure}` got {', '.join(sorted(options))}: these options apply only when every input is a "
             "torch.distributions or frozen scipy.stats distribution; found "
             + ", ".join(type(d).__name__ for d in dists) + ". Drop the options for arrays."
         )
@@ -359,72 +387,88 @@ def _in_base(value: Any, base: float | None) -> Any:
 
 
 def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kind: Any,
-            q_kind: Any, validate: bool) -> Any:
+            q_kind: Any, validate: Any) -> Any:
     """Validate the options and inputs, evaluate the measure, convert the result."""
     two = measure != "entropy"
     kind = check_kind(kind)
     q_kind = kind if q_kind is None else check_kind(q_kind, "q_kind")
     base = check_base(base)
-    ops = namespace(p, q) if two else namespace(p)
-    P = ops.asarray(p)
-    Q = ops.asarray(q) if two else None
+    validate = check_validate(validate)
+    xp = namespace(p, q) if two else namespace(p, names=("p",))
+    P = asarray(p, xp, "p")
+    Q = asarray(q, xp, "q") if two else None
     shape = broadcast_shape(P.shape, Q.shape) if two else tuple(P.shape)
     ax = check_axis(axis, len(shape))
     check_not_empty(shape[ax], axis)
-    if isinstance(ops, TorchOps):
-        out_dtype = ops.torch.result_type(P, Q) if two else P.dtype
-        if two and P.device != Q.device:
-            raise InvalidDistributionError(
-                f"`p` and `q` must be on the same device; found {P.device} and {Q.device}. "
-                "Move one with .to(device)."
-            )
-    else:
-        out_dtype = np.result_type(P, Q) if two else P.dtype
+    out_dtype = xp.result_type(P, Q) if two else P.dtype
+    if two and array_api_compat.device(P) != array_api_compat.device(Q):
+        raise InvalidDistributionError(
+            f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
+            f"{array_api_compat.device(Q)}. Move one with .to(device)."
+        )
     last = ax == len(shape) - 1
     if two and tuple(P.shape) != shape:
-        P = ops.broadcast_to(P, shape)
+        P = xp.broadcast_to(P, shape)
     if two and tuple(Q.shape) != shape:
-        Q = ops.broadcast_to(Q, shape)
-    P = P if last else ops.moveaxis(P, ax, -1)
-    Q = Q if not two or last else ops.moveaxis(Q, ax, -1)
+        Q = xp.broadcast_to(Q, shape)
+    P = P if last else xp.moveaxis(P, ax, -1)
+    Q = Q if not two or last else xp.moveaxis(Q, ax, -1)
 
-    if isinstance(ops, NumpyOps):
+    value = None
+    if is_numpy(xp):
         value = _fast_numpy(measure, P, Q, kind, q_kind, validate)
-    else:
-        value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, ops.torch)
+    elif is_torch(xp):
+        value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, xp)
     if value is None:
         if validate:
             for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[:1 + two]:
-                _validate(x, k, name, ops)
-        with ops.errstate():
-            size = math.prod(P.shape)
-            if size <= _CHUNK_MIN:
-                budget = size
-            elif isinstance(ops, NumpyOps):
-                budget = max(4096, size * P.dtype.itemsize // _CHUNK_BYTES)
-            else:  # torch computes in the input dtype; under autograd every temporary is kept anyway
-                grad = ops.torch.is_grad_enabled() and (P.requires_grad or (two and Q.requires_grad))
-                budget = size if grad else max(4096, size // 40)
-            value = _evaluate(measure, P, Q, kind, q_kind, ops, budget)
+                _validate(x, k, name, xp)
+        with errstate(xp):
+            value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
-        value = ops.clamp(value, 0.0, _LOG2 if measure == "js_divergence" else None)
-    return ops.finish(_in_base(value, base), out_dtype)
+        value = xp.clip(value, 0.0, _LOG2 if measure == "js_divergence" else None)
+    return _finish(_in_base(value, base), out_dtype, xp)
 
 
-def _validate(x: Any, kind: str, name: str, ops: Any) -> None:
+def _finish(value: Any, dtype: Any, xp: Any) -> Any:
+    """The result in the inputs' dtype; numpy 0-d results become numpy scalars."""
+    if is_numpy(xp):
+        return np.asarray(value, dtype=dtype)[()]
+    return value if value.dtype == dtype else xp.astype(value, dtype)
+
+
+def _budget(P: Any, Q: Any, xp: Any) -> int:
+    """Elements per chunk of the generic path: the whole input when small or under autograd."""
+    size = math.prod(P.shape)
+    if size <= _CHUNK_MIN:
+        return size
+    if is_torch(xp):
+        torch = xp
+        if torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad)):
+            return size  # autograd keeps every temporary anyway
+    itemsize = xp.finfo(P.dtype).bits // 8
+    return max(4096, size * itemsize // _CHUNK_BYTES)
+
+
+def _validate(x: Any, kind: str, name: str, xp: Any) -> None:
     """The checks of ``kind``; streamed over column chunks for large inputs (bounded memory)."""
     size = math.prod(x.shape)
     if size <= _CHUNK_MIN:
-        CHECKS[kind](x, name, ops)
+        CHECKS[kind](x, name, xp)
     else:
         rows = size // x.shape[-1]
-        with ops.errstate():
-            check_streaming(x, kind, name, ops, max(1, size * x.dtype.itemsize // _CHUNK_BYTES // rows))
+        itemsize = xp.finfo(x.dtype).bits // 8
+        with errstate(xp):
+            check_streaming(x, kind, name, xp, max(1, size * itemsize // _CHUNK_BYTES // rows))
 
 
 def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str, q_kind: str,
                 validate: bool) -> np.ndarray | None:
-    """Large, C-contiguous float32/float64 numpy inputs of one kind: the fused kernels."""
+    """Large, C-contiguous float32/float64 numpy inputs of one kind: the fused kernels.
+
+    The kernels give NaN for every row holding an entry outside its kind's domain,
+    as the generic path does; with ``validate`` such rows raise instead.
+    """
     if (measure not in _MODES or kind != q_kind or kind == "log_probs" or P.size < _FAST_MIN
             or P.dtype not in (np.float32, np.float64) or not P.flags.c_contiguous):
         return None
@@ -434,88 +478,118 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
     P2 = P.reshape(-1, P.shape[-1])
     Q2 = None if Q is None else Q.reshape(P2.shape)
     mode = _MODES[measure]
+    xp = namespace(P)
     if kind == "probs":
         value, psum, qsum, bad = _kernels.probs_rows(P2, Q2, mode)
         if validate:
             tol = math.sqrt(np.finfo(P.dtype).eps)
             if bad.any() or np.any(np.abs(psum - 1) > tol) or (Q2 is not None and np.any(np.abs(qsum - 1) > tol)):
-                check_probs(P, "p", NumpyOps())  # raises with the details
+                CHECKS["probs"](P, "p", xp)  # raises with the details
                 if Q is not None:
-                    check_probs(Q, "q", NumpyOps())
+                    CHECKS["probs"](Q, "q", xp)
     else:
         value, lse_p, lse_q, bad = _kernels.logits_rows(P2, P2 if Q2 is None else Q2, mode)
         if validate and (bad.any() or np.isneginf(lse_p).any() or np.isneginf(lse_q).any()):
-            CHECKS["logits"](P, "p", NumpyOps())
+            CHECKS["logits"](P, "p", xp)
             if Q is not None:
-                CHECKS["logits"](Q, "q", NumpyOps())
+                CHECKS["logits"](Q, "q", xp)
     return value.reshape(batch)
 
 
-def _safe_log(x: Any, ops: Any) -> Any:
+# ---------------------------------------------------------------------------
+# The generic path: any array-API library, autograd, half precision
+# ---------------------------------------------------------------------------
+
+
+def _safe_log(x: Any, xp: Any) -> Any:
     """``log x`` with ``log 0 = -inf`` and a zero (not NaN) gradient at 0."""
     positive = x > 0
-    return ops.where(positive, ops.log(ops.where(positive, x, 1.0)), -math.inf)
+    return xp.where(positive, xp.log(xp.where(positive, x, 1.0)), -math.inf)
 
 
-def _normaliser(x: Any, kind: str, ops: Any, chunks: list[slice]) -> Any:
+def _log_softmax(x: Any, xp: Any) -> Any:
+    if is_torch(xp):
+        return xp.log_softmax(x, dim=-1)
+    return x - logsumexp(x, xp, keepdims=True)
+
+
+def _normaliser(x: Any, kind: str, xp: Any, chunks: list[slice], dtype: Any) -> Any:
     """Per-slice log-sum-exp (keepdims) of logits in column chunks; None otherwise."""
     if kind != "logits" or len(chunks) == 1:
         return None
-    top = ops.amax(x, keepdims=True)
-    total = sum(ops.sum(ops.exp(x[..., c] - top))[..., None] for c in chunks)
-    return top + ops.log(total)
+    top = xp.astype(xp.max(x, axis=-1, keepdims=True), dtype)
+    total = sum(xp.sum(xp.exp(xp.astype(x[..., c], dtype) - top), axis=-1, keepdims=True) for c in chunks)
+    return top + xp.log(total)
 
 
-def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, ops: Any) -> tuple[Any, Any]:
-    """(log p, p) of one chunk in the compute dtype."""
-    x = ops.cast(x, dtype)
+def _out_of_domain(x: Any, kind: str, xp: Any) -> Any:
+    """Per slice: an entry no valid input of ``kind`` holds (NaN; ±inf or negative probabilities;
+    +inf log-probabilities). Logits need no mask: NaN and +inf propagate through the log-sum-exp."""
     if kind == "probs":
-        return _safe_log(x, ops), x
-    logp = (ops.log_softmax(x) if lse is None else x - lse) if kind == "logits" else x
-    return logp, ops.exp(logp)
+        return xp.any(~((x >= 0) & (x < math.inf)), axis=-1)
+    if kind == "log_probs":
+        return xp.any(~(x < math.inf), axis=-1)
+    return None
 
 
-def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, ops: Any, budget: int) -> Any:
+def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> tuple[Any, Any]:
+    """(log p, p) of one chunk in the compute dtype."""
+    x = xp.astype(x, dtype)
+    if kind == "probs":
+        return _safe_log(x, xp), x
+    logp = (_log_softmax(x, xp) if lse is None else x - lse) if kind == "logits" else x
+    return logp, xp.exp(logp)
+
+
+def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any, budget: int,
+              guard: bool) -> Any:
     """The measure along the last axis, in chunks of at most ``budget`` elements when large.
 
     Blocks along the first axis first, then column chunks within a block (logits
-    then take their log-sum-exp over the chunks before the terms).
+    then take their log-sum-exp over the chunks before the terms). With ``guard``
+    (unvalidated inputs), a slice holding an entry outside its kind's domain is NaN.
     """
     n = P.shape[-1]
     size = math.prod(P.shape)
     if size > budget and P.ndim > 1 and P.shape[0] > 1:
         step = max(1, P.shape[0] * budget // size)
-        return ops.concat([_evaluate(measure, P[i:i + step], None if Q is None else Q[i:i + step],
-                                     kind, q_kind, ops, budget) for i in range(0, P.shape[0], step)])
+        return xp.concat([_evaluate(measure, P[i:i + step], None if Q is None else Q[i:i + step],
+                                    kind, q_kind, xp, budget, guard) for i in range(0, P.shape[0], step)], axis=0)
     width = n if size <= budget else max(1, budget // max(1, size // n))
     chunks = [slice(c, min(c + width, n)) for c in range(0, n, width)]
-    dtype = ops.compute_dtype(P) if Q is None else ops.compute_dtype(ops.asarray(P[..., :0] + Q[..., :0]))
-    lse_p = _normaliser(P, kind, ops, chunks)
-    lse_q = None if Q is None else _normaliser(Q, q_kind, ops, chunks)
+    dtype = compute_dtype(xp, P.dtype if Q is None else xp.result_type(P, Q))
+    lse_p = _normaliser(P, kind, xp, chunks, dtype)
+    lse_q = None if Q is None else _normaliser(Q, q_kind, xp, chunks, dtype)
     total = 0.0
+    invalid = None
     for c in chunks:
-        logp, p = _log_and_prob(P[..., c], kind, lse_p, dtype, ops)
+        logp, p = _log_and_prob(P[..., c], kind, lse_p, dtype, xp)
         positive = p > 0
         if measure == "entropy":
-            term = -p * ops.where(positive, logp, 0.0)
+            term = -p * xp.where(positive, logp, 0.0)
         else:
-            logq, q = _log_and_prob(Q[..., c], q_kind, lse_q, dtype, ops)
+            logq, q = _log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
-                term = -p * ops.where(positive, logq, 0.0)
+                term = -p * xp.where(positive, logq, 0.0)
             elif measure == "kl_divergence":
-                term = p * ops.where(positive, logp - logq, 0.0)
+                term = p * xp.where(positive, logp - logq, 0.0)
             else:
-                term = _js_term(logp, p, logq, q, ops)
-        total = total + ops.sum(term)
-    return total
+                term = _js_term(logp, p, logq, q, xp)
+        total = total + xp.sum(term, axis=-1)
+        if guard:
+            for x, k in ((P, kind), (Q, q_kind))[:1 if Q is None else 2]:
+                bad = _out_of_domain(x[..., c], k, xp)
+                if bad is not None:
+                    invalid = bad if invalid is None else invalid | bad
+    return total if invalid is None else xp.where(invalid, math.nan, total)
 
 
-def _js_term(logp: Any, p: Any, logq: Any, q: Any, ops: Any) -> Any:
+def _js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
     """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2."""
     either = (p > 0) | (q > 0)
-    logm = ops.logaddexp(ops.where(either, logp, 0.0), ops.where(either, logq, 0.0)) - _LOG2
-    tp = p * ops.where(p > 0, logp - logm, 0.0)
-    tq = q * ops.where(q > 0, logq - logm, 0.0)
+    logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - _LOG2
+    tp = p * xp.where(p > 0, logp - logm, 0.0)
+    tq = q * xp.where(q > 0, logq - logm, 0.0)
     return 0.5 * (tp + tq)
 
 
@@ -527,7 +601,7 @@ _TILES = 10  # large torch inputs go in tiles of ~1/_TILES of the input: two til
 
 
 def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, validate: bool,
-                torch: Any) -> tuple[Any, bool]:
+                xp: Any) -> tuple[Any, bool]:
     """KL, CE and entropy of torch tensors that need no gradient, from fused library ops.
 
     Each tile of rows goes through the kernels of the plain one-liner
@@ -540,18 +614,23 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     logits always give NaN), checked with one host sync; only a failure runs the
     detailed checks that build the message.
 
+    Unvalidated inputs get the generic path's semantics: a row holding an entry
+    outside its kind's domain is NaN (:func:`_domain_ok`).
+
     Returns ``(value, validate)``: ``value`` None hands over to the generic path
-    (JS, autograd, half precision, layouts that cannot be viewed as rows), and
-    ``validate`` False says the inputs were checked already.
+    (JS, autograd, half precision, ``torch.compile``, layouts that cannot be viewed
+    as rows), and ``validate`` False says the inputs were checked already.
     """
+    import torch
+
+    if torch.compiler.is_compiling():  # the tiles sync with the host; the generic path does not
+        return None, validate
     grad = torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad))
     dtype = P.dtype if Q is None else torch.promote_types(P.dtype, Q.dtype)
     n = P.shape[-1]
     rows = math.prod(P.shape[:-1])
-    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0:
+    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 or grad:
         return None, validate
-    if grad:
-        return _grad_torch(measure, P, Q, kind, q_kind, validate, dtype, torch)
     try:
         A = P.view(rows, n)
         B = None if Q is None else Q.view(rows, n)
@@ -593,39 +672,24 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
             if k != "logits" and low is not None:
                 failed = failed | ~_check_stats(k, low, mass, dtype, torch)
         if bool(failed.any()):
-            CHECKS[kind](P, "p", TorchOps())  # raises with the details
+            CHECKS[kind](P, "p", xp)  # raises with the details
             if Q is not None:
-                CHECKS[q_kind](Q, "q", TorchOps())
+                CHECKS[q_kind](Q, "q", xp)
             if bool(value.isnan().any()):  # not expected; the generic path is the reference
                 return None, False
+    else:
+        ok = _domain_ok(P.reshape(rows, n), kind, torch)
+        if Q is not None:
+            ok = ok & _domain_ok(Q.reshape(rows, n), q_kind, torch)
+        value = torch.where(ok, value, math.nan)
     return value.reshape(P.shape[:-1]), False
 
 
-def _grad_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, validate: bool, dtype: Any,
-                torch: Any) -> tuple[Any, bool]:
-    """Under autograd: the plain one-liner (autograd keeps its temporaries anyway).
-
-    Its gradients are finite wherever no term is ``0 · (±inf)``; a NaN value
-    reveals such a term (p = 0 beside log q = -inf, or log p = -inf) and hands
-    over to the generic path, whose masks keep the gradients finite there.
-    """
-    if validate:
-        for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[:1 if Q is None else 2]:
-            _validate(x, k, name, TorchOps())
-    P = P.to(dtype)
-    logp = None
-    if measure != "cross_entropy":
-        logp = torch.log(P) if kind == "probs" else torch.log_softmax(P, -1) if kind == "logits" else P
-    p = P if kind == "probs" else torch.softmax(P, -1) if kind == "logits" else torch.exp(P)
-    if measure == "entropy":
-        value = -(p * logp).sum(-1)
-    else:
-        Q = Q.to(dtype)
-        logq = torch.log(Q) if q_kind == "probs" else torch.log_softmax(Q, -1) if q_kind == "logits" else Q
-        value = (p * (logp - logq)).sum(-1) if measure == "kl_divergence" else -(p * logq).sum(-1)
-    if bool(value.isnan().any()):
-        return None, False
-    return value, False
+def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
+    """Per row: every entry lies in the domain of ``kind`` (reductions only, no temporaries)."""
+    if kind == "probs":
+        return (x.amin(-1) >= 0) & (x.sum(-1, dtype=torch.float64) < math.inf)
+    return x.amax(-1) < math.inf  # NaN fails too; logits of only -inf give NaN by themselves
 
 
 def _divisor(n: int, least: int) -> int:
