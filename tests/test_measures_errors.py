@@ -213,3 +213,61 @@ def test_validate_false_skips_the_checks(backend, n):
     assert float(h) == pytest.approx(expected, rel=1e-9)
     lp = backend(np.full(n, 0.0))  # log-probabilities of all ones: not normalised
     assert float(klkit.kl_divergence(lp, lp, kind="log_probs", validate=False)) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Inputs that are not arrays, complex numbers, and options that do not exist
+# ---------------------------------------------------------------------------
+
+
+class _Model:
+    """Stands for an estimator object (e.g. an sklearn model) passed by mistake."""
+
+    def predict_proba(self, x):
+        return x
+
+
+@pytest.mark.parametrize("bad", [None, {"a": 0.5, "b": 0.5}, "0.5,0.5", _Model()], ids=["None", "dict", "str", "model"])
+@pytest.mark.parametrize("measure", ["entropy", "kl_divergence", "js_divergence", "decompose"])
+def test_non_arrays_are_type_errors_naming_the_argument(measure, bad):
+    fn = getattr(klkit, measure)
+    args = (bad,) if measure == "entropy" else (bad, [0.5, 0.5])
+    with pytest.raises(TypeError, match=r"`p` must be an array .* found "):
+        fn(*args)
+    if measure != "entropy":
+        with pytest.raises(TypeError, match=r"`q` must be an array"):
+            fn([0.5, 0.5], bad)
+
+
+@pytest.mark.parametrize("measure", ["entropy", "cross_entropy", "kl_divergence", "js_divergence"])
+def test_complex_input_is_rejected_not_truncated(backend, measure):
+    z = np.array([0.5 + 0.1j, 0.5 - 0.1j])
+    p = backend.torch.tensor(z) if backend.name == "torch" else z
+    args = (p,) if measure == "entropy" else (p, p)
+    with pytest.raises(TypeError, match=r"`p` must hold real numbers; found dtype complex.*x\.real"):
+        getattr(klkit, measure)(*args)
+
+
+@pytest.mark.parametrize("keyword", ["reduction", "dim"])
+@pytest.mark.parametrize("measure", ["entropy", "cross_entropy", "kl_divergence", "js_divergence", "decompose"])
+def test_unknown_keywords_name_axis(backend, measure, keyword):
+    args = (backend(_probs(2)),) if measure == "entropy" else (backend(_probs(2)), backend(_probs(2)))
+    with pytest.raises(TypeError, match=rf"unknown keyword argument `{keyword}`.*`axis` \(not `dim`\)"):
+        getattr(klkit, measure)(*args, **{keyword: 0})
+
+
+@pytest.mark.parametrize("validate", ["no", 0, 1, None, "False"])
+def test_validate_must_be_a_bool(backend, validate):
+    with pytest.raises(InvalidArgumentError, match=r"`validate` must be True or False; found"):
+        klkit.kl_divergence(backend(_probs(2)), backend(_probs(2)), validate=validate)
+
+
+def test_unnormalised_counts_point_to_normalize_not_logits(backend):
+    with pytest.raises(InvalidDistributionError, match=r"must sum to 1.*klkit\.normalize") as info:
+        klkit.entropy(backend([3.0, 1.0]))
+    assert "kind='logits'" not in str(info.value).split("klkit.normalize")[0]
+
+
+def test_base_below_one_is_rejected_with_the_reason(backend):
+    with pytest.raises(InvalidArgumentError, match=r"finite number > 1; found 0.5 \(a base below 1 turns"):
+        klkit.kl_divergence(backend([0.5, 0.5]), backend([0.9, 0.1]), base=0.5)

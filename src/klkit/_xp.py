@@ -49,14 +49,27 @@ def is_numpy(xp: Any) -> bool:
     return xp is NUMPY
 
 
+_TORCH: list[ModuleType] = []
+
+
+def _torch_namespace() -> ModuleType:
+    if not _TORCH:
+        from array_api_compat import torch as torch_xp
+
+        _TORCH.append(torch_xp)
+    return _TORCH[0]
+
+
 def is_torch(xp: Any) -> bool:
-    return array_api_compat.is_torch_namespace(xp)
+    return bool(_TORCH) and xp is _TORCH[0]
 
 
 def _namespace_of(x: Any, name: str) -> Any:
     """The namespace of one input; numpy for lists, scalars and numpy arrays."""
     if type(x) is np.ndarray or isinstance(x, (list, tuple, float, int, np.generic)):
         return NUMPY
+    if is_torch_array(x):
+        return _torch_namespace()
     if array_api_compat.is_array_api_obj(x):
         return array_api_compat.array_namespace(x)
     raise TypeError(
