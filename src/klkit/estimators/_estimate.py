@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._backend import is_torch
+from klkit._xp import is_torch_array
 
 __all__ = ["Estimate"]
 
@@ -29,7 +29,7 @@ def _unwrap_all(obj: Any) -> Any:
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    if is_torch(x):
+    if is_torch_array(x):
         return x.detach().cpu().numpy()
     return np.asarray(x)
 
@@ -139,7 +139,7 @@ class Estimate:
 
     # --- conversions ----------------------------------------------------------
     def __float__(self) -> float:
-        return float(self.value.detach() if is_torch(self.value) else self.value)
+        return float(self.value.detach() if is_torch_array(self.value) else self.value)
 
     def __int__(self) -> int:
         return int(float(self))
@@ -159,7 +159,7 @@ class Estimate:
     def __format__(self, spec: str) -> str:
         if not spec:
             return str(self)
-        value = self.value.item() if is_torch(self.value) else self.value
+        value = self.value.item() if is_torch_array(self.value) else self.value
         return format(value, spec)
 
     def __round__(self, ndigits: int | None = None) -> Any:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._backend import is_torch, log_of_base
 from klkit._validation import check_base
+from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 
@@ -283,7 +283,7 @@ def _symbol_counts(samples: Any, counts: Any, s_name: str, c_name: str) -> tuple
             f"{'both' if samples is not None else 'neither'}. Give raw samples, or counts if you counted elsewhere."
         )
     if samples is not None:
-        x = samples.detach().cpu().numpy() if is_torch(samples) else np.asarray(samples)
+        x = samples.detach().cpu().numpy() if is_torch_array(samples) else np.asarray(samples)
         if x.ndim == 0 or x.ndim > 2 or x.shape[0] == 0:
             raise ShapeError(
                 f"`{s_name}` must be a non-empty 1-D array of symbols (or 2-D with one symbol per row); "
@@ -307,7 +307,7 @@ def _symbol_counts(samples: Any, counts: Any, s_name: str, c_name: str) -> tuple
 
 
 def _check_counts(counts: Any, name: str) -> np.ndarray:
-    c = counts.detach().cpu().numpy() if is_torch(counts) else np.asarray(counts)
+    c = counts.detach().cpu().numpy() if is_torch_array(counts) else np.asarray(counts)
     if c.ndim != 1 or c.size == 0:
         raise ShapeError(f"`{name}` must be a non-empty 1-D array of counts; found shape {c.shape}. Flatten it.")
     if c.dtype.kind not in "biuf" or not all(isinstance(v, numbers.Real) for v in c[:1].tolist()):

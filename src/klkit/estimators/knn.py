@@ -16,8 +16,8 @@ import numpy as np
 from scipy import special
 from scipy.spatial import cKDTree
 
-from klkit._backend import is_torch, log_of_base
 from klkit._validation import check_base
+from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 from klkit.estimators._neighbours import kth_distances
@@ -388,7 +388,7 @@ def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> np.ndar
 
 def _samples(x: Any, name: str) -> tuple[np.ndarray, Any]:
     like = None
-    if is_torch(x):
+    if is_torch_array(x):
         like = x
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._backend import is_torch, log_of_base, namespace
 from klkit._validation import check_base
+from klkit._xp import asarray, is_torch_array, log_of_base, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 
@@ -99,8 +99,8 @@ def mc_kl(log_p: Any, log_q: Any, /, *, estimator: MCEstimator = "k3", axis: int
             "Use 'k3' (unbiased, non-negative, low variance) unless you need another."
         )
     base = check_base(base)
-    ops = namespace(log_p, log_q)
-    lp, lq = ops.asarray(log_p), ops.asarray(log_q)
+    xp = namespace(log_p, log_q, names=("log_p", "log_q"))
+    lp, lq = asarray(log_p, xp, "log_p"), asarray(log_q, xp, "log_q")
     if tuple(lp.shape) != tuple(lq.shape):
         raise ShapeError(
             f"`log_p` and `log_q` must have the same shape (one value per sample); found "
@@ -125,11 +125,12 @@ def mc_kl(log_p: Any, log_q: Any, /, *, estimator: MCEstimator = "k3", axis: int
             f"`log_p` must hold at least 2 samples along axis {axis} for a standard error; found {n}. "
             "Draw more samples."
         )
-    _check_log_density(lp, "log_p", ops, allow_minus_inf=False)
-    _check_log_density(lq, "log_q", ops, allow_minus_inf=True)
+    _check_log_density(lp, "log_p", xp, allow_minus_inf=False)
+    _check_log_density(lq, "log_q", xp, allow_minus_inf=True)
 
-    if is_torch(lp):
-        torch = ops.torch
+    if is_torch_array(lp):
+        import torch
+
         logr = lq - lp
         per_sample = _per_sample_torch(torch, logr, estimator)
         value = per_sample.mean(dim=axis)
@@ -169,12 +170,12 @@ def _per_sample_torch(torch: Any, logr: Any, estimator: str) -> Any:
     return (torch.expm1(logr) - logr).clamp_min(0.0)
 
 
-def _check_log_density(x: Any, name: str, ops: Any, *, allow_minus_inf: bool) -> None:
-    bad = ops.isnan(x) | (x == math.inf)
+def _check_log_density(x: Any, name: str, xp: Any, *, allow_minus_inf: bool) -> None:
+    bad = xp.isnan(x) | (x == math.inf)
     if not allow_minus_inf:
         bad = bad | (x == -math.inf)
-    if ops.any(bad):
-        xn, bn = np.asarray(ops.to_numpy(x)), np.asarray(ops.to_numpy(bad))
+    if bool(xp.any(bad)):
+        xn, bn = to_numpy(x), to_numpy(bad)
         first = xn[bn].ravel()[0]
         idx = tuple(int(i[0]) for i in np.nonzero(bn))
         rule = "real numbers (not NaN or +inf)" if allow_minus_inf else "finite real numbers"
