@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 
 import numpy as np
@@ -181,3 +182,75 @@ def test_label_smoothing_mixes_the_nll_with_the_uniform_cross_entropy(logits, ep
     smoothed = float(cross_entropy_loss(logits, y, label_smoothing=eps))
     assert smoothed >= 0
     assert abs(smoothed - ((1 - eps) * nll + eps * uniform_ce)) <= 1e-9 * max(1.0, abs(smoothed))
+
+
+# --- the fused Function path (large inputs), half precision, validation ------------------------------------
+
+
+@pytest.fixture
+def fused(monkeypatch):
+    """Small tiles, so that the small test inputs take the fused Function path, in several tiles."""
+    from klkit import _torch_functions
+
+    monkeypatch.setattr(_torch_functions, "TILE_ELEMENTS", 8)
+
+
+@pytest.mark.parametrize(("shape", "target_kind", "smoothing", "reduction"), [
+    ((8, 6), "index_ignore", 0.25, "mean"), ((3, 6, 4, 2), "index", 0.0, "none"), ((8, 6), "probs", 0.25, "sum"),
+    ((6,), "index", 0.1, "mean"),
+])
+def test_fused_path_matches_torch(fused, shape, target_kind, smoothing, reduction):
+    z, t, w = _case(shape, torch.float64, target_kind, seed=11)
+    z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+    ref = F.cross_entropy(z1, t, weight=w, label_smoothing=smoothing, reduction=reduction)
+    mine = cross_entropy_loss(z2, t, weight=w, label_smoothing=smoothing, reduction=reduction)
+    torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (ref * g).sum().backward()
+    (mine * g).sum().backward()
+    torch.testing.assert_close(z2.grad, z1.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("target_kind", ["index_ignore", "probs"])
+def test_half_precision_logits_accumulate_in_float32(dtype, target_kind):
+    z, t, w = _case((64, 50), torch.float64, target_kind, seed=12)
+    zh = z.to(dtype).requires_grad_()
+    th = t.to(dtype) if target_kind == "probs" else t
+    loss = cross_entropy_loss(zh, th, weight=w, label_smoothing=0.1)
+    assert loss.dtype == dtype
+    zr = zh.detach().double().requires_grad_()  # the exact answer for the rounded inputs
+    ref = F.cross_entropy(zr, th.double() if target_kind == "probs" else t, weight=w, label_smoothing=0.1)
+    unit = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-11
+    assert abs(loss.item() - ref.item()) <= unit * abs(ref.item())  # one rounding of the result
+    loss.backward()
+    ref.backward()
+    assert zh.grad.dtype == dtype
+    assert (zh.grad.double() - zr.grad).abs().max() <= 2 * unit * zr.grad.abs().max()
+
+
+def test_meta_device():
+    z = torch.empty(4, 10, device="meta", requires_grad=True)
+    out = cross_entropy_loss(z, torch.empty(4, dtype=torch.long, device="meta"), reduction="none", validate=False)
+    assert out.device.type == "meta" and out.shape == (4,)
+
+
+@pytest.mark.parametrize("path", ["small", "fused"])
+def test_validation_on_both_torch_paths(path, monkeypatch):
+    if path == "fused":
+        from klkit import _torch_functions
+
+        monkeypatch.setattr(_torch_functions, "TILE_ELEMENTS", 4)
+    z = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"`target` class indices must lie in \[0, 3\]"):
+        cross_entropy_loss(z, torch.tensor([0, 9, 1]))
+    with pytest.raises(ValueError, match="`logits` must hold logits"):
+        cross_entropy_loss(torch.tensor([[0.0, math.inf, 0, 0]] * 3), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="at least one finite logit"):
+        cross_entropy_loss(torch.tensor([[-math.inf] * 4] * 3), torch.tensor([0, 1, 2]))
+    masked = torch.tensor([[0.0, -math.inf, 0, 0]] * 3)
+    assert cross_entropy_loss(masked, torch.tensor([1, 0, 0]), reduction="none")[0] == math.inf  # as torch
+    bad = torch.full((3, 4), 0.3)
+    with pytest.raises(InvalidDistributionError, match="sum to 1"):
+        cross_entropy_loss(z, bad)
+    assert torch.isfinite(cross_entropy_loss(z, bad, validate=False))  # no check, no host sync
