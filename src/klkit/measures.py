@@ -30,6 +30,7 @@ from klkit._validation import (
     check_not_empty,
     check_streaming,
     check_validate,
+    sum_tolerance,
 )
 from klkit._xp import (
     asarray,
@@ -347,6 +348,8 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
 
 def _is_distribution(x: Any) -> bool:
     """A ``torch.distributions.Distribution`` or a frozen ``scipy.stats`` distribution."""
+    if isinstance(x, (np.ndarray, list, tuple, float, int)):
+        return False
     import sys
 
     td = sys.modules.get("torch.distributions")
@@ -416,7 +419,8 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
 
     value = None
     if is_numpy(xp):
-        value = _fast_numpy(measure, P, Q, kind, q_kind, validate)
+        value = (_small_numpy(measure, P, Q, validate) if kind == q_kind == "probs" and P.size < _FAST_MIN
+                 else _fast_numpy(measure, P, Q, kind, q_kind, validate))
     elif is_torch(xp):
         value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, xp)
     if value is None:
@@ -426,8 +430,18 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
         with errstate(xp):
             value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
-        value = xp.clip(value, 0.0, _LOG2 if measure == "js_divergence" else None)
+        value = _clamp(value, _LOG2 if measure == "js_divergence" else None, xp)
     return _finish(_in_base(value, base), out_dtype, xp)
+
+
+def _clamp(value: Any, upper: float | None, xp: Any) -> Any:
+    """``value`` clamped to [0, upper]; NaN stays NaN."""
+    if is_numpy(xp):
+        value = np.maximum(value, 0.0)
+        return value if upper is None else np.minimum(value, upper)
+    if is_torch(xp):
+        return value.clamp(0.0, upper)
+    return xp.clip(value, 0.0, upper)
 
 
 def _finish(value: Any, dtype: Any, xp: Any) -> Any:
@@ -494,6 +508,39 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
             if Q is not None:
                 CHECKS["logits"](Q, "q", xp)
     return value.reshape(batch)
+
+
+def _small_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, validate: bool) -> np.ndarray | None:
+    """Small numpy probabilities: a few whole-array ufuncs, checks folded into per-row min/max/sum.
+
+    The same semantics as the generic path (``0 · log 0 = 0``, ``p > 0, q = 0 → inf``,
+    NaN for unvalidated rows outside the domain) with the fewest calls: the cost
+    of a call on a short vector is interpreter overhead, not arithmetic.
+    """
+    if measure == "js_divergence":
+        return None
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ok = (P.min(axis=-1) >= 0) & (P.max(axis=-1) < math.inf)  # NaN fails both
+        if Q is not None:
+            ok &= (Q.min(axis=-1) >= 0) & (Q.max(axis=-1) < math.inf)
+        if validate:
+            tol = math.sqrt(np.finfo(P.dtype).eps)
+            if (not ok.all() or np.abs(P.sum(axis=-1, dtype=np.float64) - 1).max() > tol
+                    or (Q is not None and np.abs(Q.sum(axis=-1, dtype=np.float64) - 1).max() > tol)):
+                xp = namespace(P)
+                CHECKS["probs"](P, "p", xp)  # raises with the details
+                CHECKS["probs"](Q, "q", xp)
+        p = P.astype(np.float64, copy=False)
+        logp = None if measure == "cross_entropy" else np.log(p)
+        if measure == "entropy":
+            term = p * logp
+        else:
+            logq = np.log(Q.astype(np.float64, copy=False))
+            term = p * (logq if measure == "cross_entropy" else logp - logq)
+        value = np.where(p > 0, term, 0.0).sum(axis=-1)
+        if measure != "kl_divergence":
+            value = -value
+    return value if validate else np.where(ok, value, math.nan)
 
 
 # ---------------------------------------------------------------------------
@@ -631,6 +678,8 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     rows = math.prod(P.shape[:-1])
     if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 or grad:
         return None, validate
+    if kind == q_kind == "probs" and rows * n <= _SMALL_TORCH:
+        return _small_torch(measure, P, Q, validate, dtype, torch), False
     try:
         A = P.view(rows, n)
         B = None if Q is None else Q.view(rows, n)
@@ -683,6 +732,38 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
             ok = ok & _domain_ok(Q.reshape(rows, n), q_kind, torch)
         value = torch.where(ok, value, math.nan)
     return value.reshape(P.shape[:-1]), False
+
+
+_SMALL_TORCH = 1 << 12  # torch probabilities up to this many elements: a few whole-tensor ops
+
+
+def _small_torch(measure: Measure, P: Any, Q: Any, validate: bool, dtype: Any, torch: Any) -> Any:
+    """Small torch probabilities without autograd: the fewest kernel launches and one host sync.
+
+    The cost of a call on a short vector is dispatch overhead, so the checks are
+    folded into one ``aminmax`` and one sum over ``p`` and ``q`` stacked together.
+    """
+    both = P if Q is None else torch.stack(torch.broadcast_tensors(P, Q)).to(dtype)
+    low, high = torch.aminmax(both, dim=-1)
+    ok = (low >= 0) & (high < math.inf)  # NaN fails both
+    if validate:
+        tol = sum_tolerance(both.dtype)
+        if not bool((ok & ((both.sum(-1) - 1).abs() <= tol)).all()):
+            xp = namespace(P)
+            CHECKS["probs"](P, "p", xp)  # raises with the details
+            CHECKS["probs"](Q, "q", xp)
+    p = P.to(dtype)
+    if measure == "entropy":
+        term = torch.special.entr(p).sum(-1)
+        value = term
+    else:
+        logq = torch.log(Q.to(dtype))
+        inner = logq if measure == "cross_entropy" else torch.log(p) - logq
+        value = torch.where(p > 0, p * inner, 0.0).sum(-1)
+        value = value if measure == "kl_divergence" else -value
+    if not validate:
+        value = torch.where(ok if Q is None else ok.all(0), value, math.nan)
+    return value
 
 
 def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
