@@ -1,13 +1,17 @@
 """Surprise, entropy, cross-entropy, KL and Jensen–Shannon divergence on arrays.
 
-One code path serves numpy (and Python lists) and torch: the backend is the
-inputs' own, chosen per call. Large numpy inputs take fused kernels
-(:mod:`klkit._kernels`). torch tensors that need no gradient take the same
-library kernels as the plain one-liner (``log_softmax``, ``softmax``, ``log``) on
-tiles of rows, reduced in place (:func:`_fast_torch`); under autograd the plain
-one-liner itself, with masks only when a ``0 · inf`` term appears. Everything
-else is computed in log space with masks (:func:`_evaluate`). Large inputs go in
-chunks, so that peak extra memory stays under 25% of one input (measured in
+Every call starts at one door, :func:`klkit._xp.namespace`: the inputs' own array
+library (numpy for lists), with no global backend. Behind it, one generic path
+written against the Python array API (:func:`_evaluate`: log space, masks,
+chunks) serves every library, autograd, half precision (accumulated in float32)
+and ``torch.compile``; it is the reference the fast paths are pinned to by
+``tests/test_differential.py``. The fast paths exist only where a benchmark
+proves them: small numpy and torch probabilities (:func:`_small_numpy`,
+:func:`_small_torch`: few whole-array calls), large numpy arrays (the fused numba
+kernels of :mod:`klkit._kernels`), large torch tensors without autograd (library
+kernels on row tiles, :func:`_fast_torch`). Whatever the path, an unvalidated
+slice holding an entry outside its kind's domain gives NaN, and large inputs go
+in chunks so that peak extra memory stays under 25% of one input (measured in
 ``tests/test_measures_memory.py``).
 """
 
