@@ -9,8 +9,10 @@ from __future__ import annotations
 
 __all__ = [
     "BackendMismatchError",
+    "IncompatibleDistributionsError",
     "InvalidArgumentError",
     "InvalidDistributionError",
+    "MonteCarloWarning",
     "NotRegisteredError",
     "ShapeError",
 ]
@@ -34,3 +36,11 @@ class BackendMismatchError(TypeError):
 
 class NotRegisteredError(NotImplementedError):
     """No closed form is registered for the requested distribution type(s)."""
+
+
+class IncompatibleDistributionsError(ValueError):
+    """Two distribution objects live on different spaces (event shapes, or a discrete and a continuous law)."""
+
+
+class MonteCarloWarning(UserWarning):
+    """A Monte Carlo estimate whose standard error cannot be trusted (heavy tails, overflow, infinite mean)."""

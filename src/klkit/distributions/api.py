@@ -38,10 +38,11 @@ from klkit._validation import check_base
 from klkit.distributions import registry
 from klkit.distributions._ops import NUMPY
 from klkit.distributions.adapters import backend_of, to_family
-from klkit.distributions.montecarlo import batch_shape, draw, log_density, mc_mean
+from klkit.distributions.checks import check_frozen, check_pair
+from klkit.distributions.montecarlo import batch_shape, draw, log_density, mc_mean, warn_if_unreliable
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
 
-__all__ = ["cross_entropy", "entropy", "kl_divergence"]
+__all__ = ["cross_entropy", "decompose", "entropy", "js_divergence", "kl_divergence"]
 
 Method = Literal["auto", "exact", "mc"]
 DEFAULT_N_SAMPLES = 100_000
@@ -97,14 +98,13 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
                 if method == "exact":
                     raise
         elif method == "exact":
+            check_pair(p, q)
             raise _not_registered_kl(p, q, fp, fq)
     from klkit.estimators import mc_kl
 
-    x = draw(p, n, seed)
-    extra = len(batch_shape(q)) - len(batch_shape(p))
-    if extra > 0:  # q's batch has more axes than p's: the same samples of p serve every q
-        x = x.reshape((x.shape[0],) + (1,) * extra + tuple(x.shape[1:]))
-    log_p, log_q = _broadcast(log_density(p, x), log_density(q, x))
+    check_pair(p, q)
+    log_p, log_q = _log_densities_at(p, q, draw(p, n, seed))
+    _diagnose_kl(log_p, log_q, estimator)
     return mc_kl(log_p, log_q, estimator=estimator, base=base)
 
 
@@ -123,6 +123,7 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
     """
     method, n, seed, _ = _options("entropy", options)
     base = check_base(base)
+    check_frozen(p, "p")
     if method != "mc":
         fp = p
         function = registry.lookup_entropy(type(p))
@@ -171,8 +172,171 @@ def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: An
         kl = kl_divergence(p, q, method=sub, n_samples=n, seed=seed, estimator=estimator)
         if not _is_estimate(h) and not _is_estimate(kl):
             return _scale(h + kl, base)
-    x = draw(p, n, seed)
-    return _scale(mc_mean(-log_density(q, x), "MC −log q"), base)
+    check_pair(p, q)
+    _, log_q = _log_densities_at(p, q, draw(p, n, seed))
+    warn_if_unreliable(-log_q, _finite(log_q), "cross-entropy H(p, q)", _ADVICE_CE)
+    return _scale(mc_mean(-log_q, "MC −log q"), base)
+
+
+def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
+    r"""Jensen–Shannon divergence ½ KL(P‖M) + ½ KL(Q‖M), M = ½(P + Q), of two distribution objects.
+
+    There is no closed form for a mixture's log-density, so the value is a Monte Carlo
+    estimate unless it is known exactly: 0 when p and q are the same law (a registered
+    closed-form KL(p‖q) is 0). With :math:`x_i \sim P`, :math:`y_i \sim Q` (``n_samples``
+    of each, independent) and :math:`\log m = \mathrm{logaddexp}(\log p, \log q) - \log 2`,
+
+    .. math::
+
+        \widehat{JS} = \tfrac12 \overline{\log p(x) - \log m(x)} + \tfrac12 \overline{\log q(y) - \log m(y)},
+
+    with standard error :math:`\tfrac12\sqrt{s_x^2/n + s_y^2/n}`. Each term is at most
+    log 2, so the estimate is in [0, log 2] up to its noise and its variance is finite.
+
+    Parameters
+    ----------
+    p, q : torch.distributions.Distribution or frozen scipy.stats distribution
+        Both from the same library, on the same space; parameters broadcast.
+    base : float, optional
+        None for nats, 2 for bits.
+    **options
+        ``method`` ('auto', 'exact' or 'mc'), ``n_samples`` (per distribution; the
+        :class:`~klkit.estimators.Estimate` reports ``2 * n_samples``) and ``seed``.
+
+    Returns
+    -------
+    ndarray, torch.Tensor or Estimate
+        Exact zeros for identical laws, else a Monte Carlo :class:`~klkit.estimators.Estimate`.
+
+    Raises
+    ------
+    NotRegisteredError
+        ``method='exact'`` when the value is not known exactly.
+    IncompatibleDistributionsError
+        ``p`` and ``q`` on different spaces (event shapes, discrete against continuous).
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> from klkit.distributions import api
+    >>> float(api.js_divergence(stats.norm(0, 1), stats.norm(0, 1)))
+    0.0
+    >>> e = api.js_divergence(stats.norm(0, 1), stats.norm(0, 1e-9), seed=0, base=2)  # nearly disjoint: 1 bit
+    >>> bool(abs(e.value - 1.0) < 1e-3)
+    True
+    """
+    method, n, seed, _ = _options("js_divergence", options)
+    if "estimator" in options:
+        raise TypeError("`js_divergence` takes no `estimator` option: it always averages log p − log m over "
+                        "samples of p and of q. Drop estimator=.")
+    base = check_base(base)
+    _same_backend(p, q)
+    check_pair(p, q)
+    if method != "mc":
+        exact = _js_exact(p, q)
+        if exact is not None:
+            return _scale(exact, base)
+        if method == "exact":
+            raise NotRegisteredError(
+                "the Jensen–Shannon divergence has no closed form here (only identical laws, JS = 0, are exact); "
+                "use method='mc' (or 'auto') for a Monte Carlo estimate."
+            )
+    seed_p, seed_q = _two_seeds(seed)
+    a = _js_terms(p, q, draw(p, n, seed_p))  # log p − log m at x ~ p
+    b = _js_terms(q, p, draw(q, n, seed_q))  # log q − log m at y ~ q
+    a, b = _broadcast(a, b)
+    return _scale(_mean_of_halves(a, b), base)
+
+
+def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
+    r"""``Decomposition(entropy, cross_entropy, kl_divergence)`` of two distribution objects.
+
+    Each term is computed on its own (exact where a closed form exists, else Monte Carlo
+    with the same ``seed``), never one as the difference of the others, so
+    :math:`H(P, Q) = H(P) + KL(P\|Q)` is a check, not an identity by construction.
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> from klkit.distributions import api
+    >>> d = api.decompose(stats.norm(0, 1), stats.norm(1, 1))
+    >>> float(d.kl_divergence), bool(abs(d.cross_entropy - d.entropy - 0.5) < 1e-12)
+    (0.5, True)
+    """
+    from klkit.measures import Decomposition
+
+    _options("decompose", options)
+    _same_backend(p, q)
+    check_pair(p, q)
+    return Decomposition(entropy(p, base=base, **options),
+                         cross_entropy(p, q, base=base, **options),
+                         kl_divergence(p, q, base=base, **options))
+
+
+def _js_exact(p: Any, q: Any) -> Any:
+    """Zeros of the batch shape when a closed-form KL(p‖q) says p = q everywhere; else None."""
+    import numpy as np
+
+    if p is q:
+        return _zeros_like_kl(p, q)
+    try:
+        function, fp, fq = _find_kl(p, q)
+        if function is None:
+            return None
+        with _quiet(fp):
+            kl = _finish(function(fp, fq), p)
+    except (NotRegisteredError, ValueError, TypeError):
+        return None
+    host = kl.detach().cpu().numpy() if type(kl).__module__.startswith("torch") else np.asarray(kl)
+    return 0.0 * kl if np.all(host == 0) else None
+
+
+def _zeros_like_kl(p: Any, q: Any) -> Any:
+    import numpy as np
+
+    shape = np.broadcast_shapes(batch_shape(p), batch_shape(q))
+    if type(p).__module__.startswith("torch"):
+        import torch
+
+        return torch.zeros(shape, dtype=p.mean.dtype if p.mean.is_floating_point() else torch.get_default_dtype())
+    return np.zeros(shape)[()]
+
+
+def _two_seeds(seed: int | None) -> tuple[int | None, int | None]:
+    """Independent seeds for the samples of p and of q (None stays None)."""
+    import numpy as np
+
+    if seed is None:
+        return None, None
+    a, b = np.random.SeedSequence(seed).generate_state(2)
+    return int(a), int(b)
+
+
+_LOG2 = 0.6931471805599453
+
+
+def _js_terms(a: Any, b: Any, x: Any) -> Any:
+    """log a(x) − log m(x) = log 2 − log(1 + b(x)/a(x)) for samples x of ``a``: at most log 2, no overflow."""
+    log_a, log_b = _log_densities_at(a, b, x)
+    if type(log_a).__module__.startswith("torch"):
+        import torch
+
+        return _LOG2 - torch.nn.functional.softplus(log_b - log_a)
+    import numpy as np
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _LOG2 - np.logaddexp(0.0, log_b - log_a)
+
+
+def _mean_of_halves(a: Any, b: Any) -> Any:
+    """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
+    from klkit.estimators import Estimate
+
+    n = int(a.shape[0])
+    ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
+    value = 0.5 * (ea.value + eb.value)
+    se = 0.5 * (ea.standard_error**2 + eb.standard_error**2) ** 0.5
+    return Estimate(value, se, 2 * n, "MC Jensen–Shannon (mixture)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -235,6 +399,44 @@ def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
         f"{type(q).__name__}{_family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
         f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl{mixture}."
     )
+
+
+def _log_densities_at(p: Any, q: Any, x: Any) -> tuple[Any, Any]:
+    """(log p(x), log q(x)) broadcast together, for samples ``x`` of ``p`` (sample axis first)."""
+    extra = len(batch_shape(q)) - len(batch_shape(p))
+    if extra > 0:  # q's batch has more axes than p's: the same samples of p serve every q
+        x = x.reshape((x.shape[0],) + (1,) * extra + tuple(x.shape[1:]))
+    return _broadcast(log_density(p, x), log_density(q, x))
+
+
+_ADVICE_K1 = "Use estimator='k1' (finite variance whenever Var_p[log p/q] is), or "
+_ADVICE_KL = ("a closed form (method='exact', or add one with klkit.distributions.register_kl), or check "
+              "whether KL(p‖q) is infinite (q's tails lighter than p's); more samples will not fix an infinite "
+              "variance.")
+_ADVICE_CE = ("Use a closed form (method='exact', register_kl/register_entropy), or check whether H(p, q) is "
+              "infinite (q's tails lighter than p's); more samples will not fix an infinite variance.")
+
+
+def _finite(x: Any) -> Any:
+    import numpy as np
+
+    return x.isfinite() if type(x).__module__.startswith("torch") else np.isfinite(x)
+
+
+def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
+    """Warn when the per-sample terms of the chosen estimator are heavy-tailed or overflow."""
+    import numpy as np
+
+    from klkit.distributions.montecarlo import _host
+
+    lp, lq = _host(log_p), _host(log_q)
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_r = lq - lp
+        terms = {"k1": -log_r, "k2": 0.5 * log_r * log_r}.get(estimator)
+        if terms is None:
+            terms = np.expm1(log_r) - log_r
+    advice = (_ADVICE_K1 if estimator != "k1" else "Use ") + _ADVICE_KL
+    warn_if_unreliable(terms, np.isfinite(log_r), f"KL(p‖q) with estimator={estimator!r}", advice)
 
 
 def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
