@@ -425,6 +425,8 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
     if is_numpy(xp):
         value = (_small_numpy(measure, P, Q, validate) if kind == q_kind == "probs" and P.size < _FAST_MIN
                  else _fast_numpy(measure, P, Q, kind, q_kind, validate))
+    elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence":
+        value = _fused_torch_logits(measure, P, Q, validate, out_dtype)
     elif is_torch(xp):
         value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, xp)
     if value is None:
@@ -512,6 +514,34 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
             if Q is not None:
                 CHECKS["logits"](Q, "q", xp)
     return value.reshape(batch)
+
+
+def _fused_torch_logits(measure: Measure, P: Any, Q: Any, validate: bool, dtype: Any) -> Any:
+    """torch logits: the fused autograd Functions of :mod:`klkit._torch_functions`.
+
+    They keep only the inputs and one log-sum-exp per row for backward (the gradient
+    is softmax minus target), run in tiles, accumulate half precision in float32 and
+    never sync with the host. A slice is valid when its largest logit is finite (NaN,
+    +inf and all -inf fail): invalid slices are NaN, and validation is one host sync
+    on that flag, which only on failure runs the checks that build the message.
+    """
+    import torch
+
+    from klkit import _torch_functions as fused
+
+    P = P if P.dtype == dtype else P.to(dtype)
+    ok = torch.isfinite(P.detach().amax(-1))
+    if measure == "entropy":
+        value = fused.logits_entropy(P)
+    else:
+        Q = Q if Q.dtype == dtype else Q.to(dtype)
+        ok = ok & torch.isfinite(Q.detach().amax(-1))
+        value = (fused.logits_kl if measure == "kl_divergence" else fused.logits_cross_entropy_soft)(P, Q)
+    if validate and not bool(ok.all()):
+        xp = namespace(P)
+        for x, name in ((P, "p"), (Q, "q"))[:1 if Q is None else 2]:
+            CHECKS["logits"](x, name, xp)  # raises with the details
+    return torch.where(ok, value, math.nan)
 
 
 def _small_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, validate: bool) -> np.ndarray | None:
