@@ -1,32 +1,48 @@
 """Fused numba kernels behind the numpy fast path.
 
-Probabilities: numpy computes ``log`` (its SIMD implementation is the fastest
-there is) on cache-sized chunks, and one numba pass per chunk validates the
-inputs, applies the ``0·log 0 = 0`` and ``p > 0, q = 0 → inf`` rules, corrects
-the rounding of ``p / q`` exactly (Dekker's two-product) and accumulates in
-float64. Chunks are shared between threads; numpy and the kernels release the GIL.
+Probabilities: the flat (rows × n) input is cut into chunks on a grid that
+depends on its size only. numpy computes ``log`` on each chunk (its SIMD
+implementation is the fastest there is) into one float64 buffer per thread, and
+one numba pass per chunk applies the ``0·log 0 = 0`` and ``p > 0, q = 0 → inf``
+rules, corrects the rounding of ``p / q`` exactly (Dekker's two-product) and
+accumulates in float64. A row inside one chunk is written to the output by the
+thread that owns the chunk; a row that crosses chunks leaves one partial sum per
+chunk, added in chunk order at the end. Every row is therefore summed in the same
+order whatever the number of threads, and the extra memory is the per-row value,
+one buffer per thread and a few numbers per chunk.
 
-Logits: one numba pass per row with an online log-sum-exp, then one pass for
-the measure; no temporary arrays at all.
+Logits: one numba pass per row with an online log-sum-exp, then one pass for the
+measure; no temporary arrays at all. Rows are shared between threads.
+
+Both return the value per row, NaN for a row holding an entry outside the kind's
+domain, and summaries for the checks: the count of bad entries and, for
+probabilities, the row sums farthest from 1 (for logits, the smallest row
+log-sum-exp: ``-inf`` when a row is all ``-inf``).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import numba
 import numpy as np
 
-CHUNK = 1 << 15  # elements per chunk: two float64 buffers stay in L2
+from klkit._threads import get_num_threads, parallel_map
+
+CHUNK = 1 << 15  # elements per chunk of a large input: its float64 buffer (256 KiB) stays in L2
+MIN_CHUNK = 1 << 12  # elements per chunk of a small input
+SCRATCH = 0.2  # fraction of one input the buffers and outputs may use (the promise is 25%)
 _INF = math.inf
+_NAN = math.nan
 _TINY = 2.2250738585072014e-308  # smallest normal float64
 ENTROPY, CROSS_ENTROPY, KL = 0, 1, 2
+# per-chunk statistics of probabilities: bad entries, then the row sums of p and q farthest from 1
+_BAD, _WORST_P, _WORST_Q = 0, 1, 2
+# per-chunk partial sums of the rows crossing chunks: [first, last segment] × [value, Σp, Σq]
+_V, _SP, _SQ = 0, 1, 2
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _product_error(a: float, b: float) -> float:
     """The rounding error of ``a * b``: ``a*b - fl(a*b)`` exactly (Dekker, 1971)."""
     c = 134217729.0 * a
@@ -39,12 +55,12 @@ def _product_error(a: float, b: float) -> float:
     return ((ah * bh - h) + ah * bl + al * bh) + al * bl
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _is_bad(x: float) -> int:
     return 0 if 0.0 <= x < _INF else 1
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _ratio_correction(pi: float, qi: float, ri: float) -> float:
     """``log(p/q) - log(ri)`` for ri = fl(p/q): ≈ (p - ri q)/p with p - ri q exact.
 
@@ -54,13 +70,13 @@ def _ratio_correction(pi: float, qi: float, ri: float) -> float:
     return ((pi - ri * qi) - _product_error(ri, qi)) / pi
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _kl_term(pi: float, qi: float, ri: float, lg: float) -> float:
     """p log(p/q) given ri = fl(p/q) and lg = log(ri)."""
     return pi * (lg + _ratio_correction(pi, qi, ri))
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _kl_term_special(pi: float, qi: float) -> float:
     """p log(p/q) where p/q overflowed, underflowed or q = 0."""
     if qi == 0.0:
@@ -68,46 +84,66 @@ def _kl_term_special(pi: float, qi: float) -> float:
     return pi * (math.log(pi) - math.log(qi))
 
 
+@numba.njit(inline="always", cache=True)
+def _farther(s: float, worst: float) -> float:
+    """Whichever of two row sums is farther from 1 (NaN sums are left to the bad count)."""
+    return s if abs(s - 1.0) > abs(worst - 1.0) else worst
+
+
+@numba.njit(inline="always", cache=True)
+def _crosses(r: int, n: int, chunk: int) -> bool:
+    """Whether row r of length n lies in more than one chunk."""
+    return (r * n) // chunk != ((r + 1) * n - 1) // chunk
+
+
 # reassoc lets LLVM vectorise the sums (lane-wise partial sums, no loss of accuracy);
 # no other fast-math flag, so inf and NaN keep their IEEE meaning.
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _finish_probs(p, q, ratio, lg, start, n, mode, value, psum, qsum, bad):  # pragma: no cover - compiled
-    """Accumulate one flat chunk, which begins at flat index ``start`` of a C-contiguous
-    (rows, n) array, into the per-row ``value``/``psum``/``qsum``/``bad``.
+def _probs_chunk(p, q, lg, k, chunk, n, mode, value, part, stats):  # pragma: no cover - compiled
+    """Accumulate chunk ``k`` (flat ``p``, ``q`` and ``lg`` of that chunk) of a (rows, n) array.
 
     ``lg`` holds log p (entropy), log q (cross-entropy) or log(p/q) (KL) in float64.
-    The inner loops are branch-free so that LLVM vectorises them; the rare entries
-    whose ratio is not a normal float are redone one by one.
+    Rows inside the chunk go to ``value``; the (at most two) segments of rows that
+    cross chunks go to ``part[k]``. ``stats[k]`` gets the bad count and the row sums
+    farthest from 1 of the rows inside. A segment with a bad entry (negative, NaN or
+    infinite) has value NaN. The inner loops are branch-free so that LLVM vectorises
+    them; the rare entries whose ratio is not a normal float are redone one by one.
+    (One function: a call per row, even inlined, costs twice the whole loop on short rows.)
     """
+    start = k * chunk
     size = p.shape[0]
+    nbad = 0
+    worst_p = 1.0
+    worst_q = 1.0
+    first = start // n
+    r = first
     i = 0
     while i < size:
-        r = (start + i) // n
         stop = min(size, (r + 1) * n - start)
         v = 0.0
         sp = 0.0
         sq = 0.0
         nb = 0
-        special = 0
         if mode == ENTROPY:
             for j in range(i, stop):
-                pi = p[j]
+                pi = np.float64(p[j])
                 sp += pi
                 nb += _is_bad(pi)
                 v += -pi * lg[j] if pi > 0.0 else 0.0
         elif mode == CROSS_ENTROPY:
             for j in range(i, stop):
-                pi = p[j]
-                qi = q[j]
+                pi = np.float64(p[j])
+                qi = np.float64(q[j])
                 sp += pi
                 sq += qi
                 nb += _is_bad(pi) + _is_bad(qi)
                 v += -pi * lg[j] if pi > 0.0 else 0.0
         else:
+            special = 0
             for j in range(i, stop):
-                pi = p[j]
-                qi = q[j]
-                ri = ratio[j]
+                pi = np.float64(p[j])
+                qi = np.float64(q[j])
+                ri = pi / qi  # the ratio whose log numpy took: the same correctly rounded quotient
                 sp += pi
                 sq += qi
                 nb += _is_bad(pi) + _is_bad(qi)
@@ -116,76 +152,148 @@ def _finish_probs(p, q, ratio, lg, start, n, mode, value, psum, qsum, bad):  # p
                 v += _kl_term(pi, qi, ri, lg[j]) if pi > 0.0 and normal else 0.0
             if special:
                 for j in range(i, stop):
-                    pi = p[j]
-                    if pi > 0.0 and not _TINY <= ratio[j] < _INF:
-                        v += _kl_term_special(pi, q[j])
-        value[r] += v
-        psum[r] += sp
-        qsum[r] += sq
-        bad[r] += nb
+                    pi = np.float64(p[j])
+                    qi = np.float64(q[j])
+                    if pi > 0.0 and not _TINY <= pi / qi < _INF:
+                        v += _kl_term_special(pi, qi)
+        nbad += nb
+        v = _NAN if nb else v
+        if r * n < start or (r + 1) * n > start + size:  # the row crosses into another chunk
+            slot = 0 if r == first else 1
+            part[k, slot, _V] = v
+            part[k, slot, _SP] = sp
+            part[k, slot, _SQ] = sq
+        else:
+            value[r] = v
+            worst_p = _farther(sp, worst_p)
+            worst_q = _farther(sq, worst_q)
         i = stop
+        r += 1
+    stats[k, _BAD] = nbad
+    stats[k, _WORST_P] = worst_p
+    stats[k, _WORST_Q] = worst_q
 
 
-def _as_float64(x: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-    """``x`` itself when already float64, else upcast into ``buffer``."""
-    if x.dtype == np.float64:
-        return x
-    np.copyto(buffer, x)
-    return buffer
+@numba.njit(cache=True)
+def _join_parts(value, part, stats, size, n, chunk):  # pragma: no cover - compiled
+    """Sum the partial sums of the rows crossing chunks, in chunk order, into ``value``.
+
+    Returns ``(bad entries, Σp farthest from 1, Σq farthest from 1)`` over all rows.
+    """
+    nbad = 0
+    worst_p = 1.0
+    worst_q = 1.0
+    row = -1
+    acc = np.zeros(3)
+    for k in range(part.shape[0]):
+        nbad += np.int64(stats[k, _BAD])
+        worst_p = _farther(stats[k, _WORST_P], worst_p)
+        worst_q = _farther(stats[k, _WORST_Q], worst_q)
+        first = (k * chunk) // n
+        last = (min((k + 1) * chunk, size) - 1) // n
+        for slot, r in enumerate((first, last)):
+            if not _crosses(r, n, chunk) or (slot == 1 and r == first):
+                continue
+            if r != row:
+                row = r
+                acc[:] = 0.0
+            acc += part[k, slot]
+            if (r + 1) * n <= (k + 1) * chunk:  # the row ends in this chunk
+                value[r] = acc[_V]
+                worst_p = _farther(acc[_SP], worst_p)
+                worst_q = _farther(acc[_SQ], worst_q)
+    return nbad, worst_p, worst_q
 
 
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="klkit")
+def _chunk_size(size: int) -> int:
+    """Elements per chunk: a function of the input's size only, so that results are too."""
+    target = max(MIN_CHUNK, min(CHUNK, size // 64))
+    return 1 << (target.bit_length() - 1)
 
 
-def _workers() -> int:
-    return max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
+def _probs_workers(size: int, rows: int, itemsize: int, chunk: int) -> int:
+    """Threads for one call: at most one per chunk, and their buffers within the memory budget."""
+    budget = int(SCRATCH * size * itemsize) - 8 * rows
+    return max(1, min(get_num_threads(), -(-size // chunk), budget // (8 * chunk)))
+
+
+@numba.njit(nogil=True, cache=True)
+def _widen(p, q, mode, lg):  # pragma: no cover - compiled
+    """``lg`` = p, q or p/q in float64 (for float32 inputs: no casting buffers in numpy)."""
+    if mode == ENTROPY:
+        for j in range(lg.shape[0]):
+            lg[j] = p[j]
+    elif mode == CROSS_ENTROPY:
+        for j in range(lg.shape[0]):
+            lg[j] = q[j]
+    else:
+        for j in range(lg.shape[0]):
+            lg[j] = np.float64(p[j]) / np.float64(q[j])
+
+
+def _log_chunk(p: np.ndarray, q: np.ndarray, mode: int, lg: np.ndarray) -> None:
+    """``lg`` = log p, log q or log(p/q), computed in float64."""
+    if p.dtype != np.float64:
+        _widen(p, q, mode, lg)
+        np.log(lg, out=lg)
+    elif mode == KL:
+        np.divide(p, q, out=lg)
+        np.log(lg, out=lg)
+    else:
+        np.log(p if mode == ENTROPY else q, out=lg)
 
 
 def probs_rows(p: np.ndarray, q: np.ndarray | None, mode: int):
-    """Per-row ``(value, p_sum, q_sum, n_bad)`` for C-contiguous (rows, n) probability arrays.
+    """Per-row measure of C-contiguous (rows, n) probabilities, and the checks' summaries.
 
-    ``n_bad`` counts negative, NaN and infinite entries of p and q. The arrays are
-    streamed flat in chunks of ``CHUNK`` elements, one contiguous share per thread.
+    Parameters
+    ----------
+    p, q : ndarray
+        C-contiguous float32 or float64 arrays of one shape; ``q`` None for entropy.
+    mode : int
+        ``ENTROPY``, ``CROSS_ENTROPY`` or ``KL``.
+
+    Returns
+    -------
+    value : ndarray
+        float64, one per row; NaN for a row with a negative, NaN or infinite entry
+        in p or q, ``+inf`` for a row with p > 0 where q = 0 (cross-entropy, KL).
+    p_sum, q_sum : ndarray
+        0-d float64: the row sum of p (of q) farthest from 1; 1.0 for ``q_sum`` of entropy.
+    n_bad : ndarray
+        0-d int64: the number of negative, NaN or infinite entries of p and q.
     """
     rows, n = p.shape
     flat_p = p.reshape(-1)
-    flat_q = None if q is None else q.reshape(-1)
+    flat_q = flat_p if q is None else q.reshape(-1)
     size = flat_p.size
-    workers = _workers() if size >= 4 * CHUNK else 1
-    bounds = [size * k // workers for k in range(workers + 1)]
+    chunk = _chunk_size(size)
+    nchunks = -(-size // chunk)
+    workers = _probs_workers(size, rows, p.dtype.itemsize, chunk)
+    value = np.empty(rows)
+    part = np.zeros((nchunks, 2, 3))
+    stats = np.empty((nchunks, 3))
 
-    def run(lo: int, hi: int):
-        out = np.zeros((3, rows))
-        bad = np.zeros(rows, dtype=np.int64)
-        buf = np.empty((4, CHUNK))
+    def run(first: int, last: int) -> None:
+        lg = np.empty(min(chunk, size))
         with np.errstate(all="ignore"):
-            for s in range(lo, hi, CHUNK):
-                e = min(s + CHUNK, hi)
-                m = e - s
-                ratio, lg = buf[2, :m], buf[3, :m]
-                pb = _as_float64(flat_p[s:e], buf[0, :m])
-                qb = ratio if flat_q is None else _as_float64(flat_q[s:e], buf[1, :m])
-                if mode == ENTROPY:
-                    np.log(pb, out=lg)
-                elif mode == CROSS_ENTROPY:
-                    np.log(qb, out=lg)
-                else:
-                    np.divide(pb, qb, out=ratio)
-                    np.log(ratio, out=lg)
-                _finish_probs(pb, qb, ratio, lg, s, n, mode, out[0], out[1], out[2], bad)
-        return out, bad
+            for k in range(first, last):
+                s, e = k * chunk, min((k + 1) * chunk, size)
+                buf = lg[: e - s]
+                _log_chunk(flat_p[s:e], flat_q[s:e], mode, buf)
+                _probs_chunk(flat_p[s:e], flat_q[s:e], buf, k, chunk, n, mode, value, part, stats)
 
-    results = [run(0, size)] if workers == 1 else list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
-    out = np.sum([o for o, _ in results], axis=0)
-    bad = np.sum([b for _, b in results], axis=0)
-    return out[0], out[1], out[2], bad
+    bounds = [nchunks * w // workers for w in range(workers + 1)]
+    parallel_map(run, bounds[:-1], bounds[1:])
+    nbad, worst_p, worst_q = _join_parts(value, part, stats, size, n, chunk)
+    if q is None:
+        worst_q = 1.0
+    return value, np.array(worst_p), np.array(worst_q), np.array(nbad, dtype=np.int64)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _add(s: float, c: float, x: float):
-    """Neumaier's compensated sum: (s, c) + x, with c collecting the lost low-order bits."""
+    """Neumaier's compensated sum: (s, c) + x, with c collecting the lost low-order bits (x finite)."""
     t = s + x
     if abs(s) >= abs(x):
         c += (s - t) + x
@@ -194,7 +302,7 @@ def _add(s: float, c: float, x: float):
     return t, c
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _row_lse(x, r):
     """Online log-sum-exp of row r, in float64 with a compensated sum; NaN and +inf are counted."""
     m = -_INF
@@ -216,55 +324,101 @@ def _row_lse(x, r):
     return m + math.log(s + c), nbad
 
 
-@numba.njit(nogil=True, cache=True)
-def _logits_rows(a, b, mode, value, lse_a, lse_b, bad):  # pragma: no cover - compiled
-    """Fill the per-row outputs for (rows, n) logits; ``b`` unused for entropy.
+@numba.njit(inline="always", cache=True)
+def _row_value(a, b, r, la, lb, mode) -> float:
+    """The measure of row r given its log-sum-exps, compensated (Neumaier).
 
-    Sums are compensated (Neumaier), so a row of 10^5 equal terms keeps ~1e-15 relative.
+    A term with p > 0 where q = 0 (a finite logit of p beside a ``-inf`` logit of q)
+    is ``+inf``; such terms are counted, never summed, so no ``inf - inf`` can
+    reach the compensation.
     """
-    rows, n = a.shape
-    for r in range(rows):
+    v = 0.0
+    c = 0.0
+    infinite = 0
+    for i in range(a.shape[1]):
+        ai = np.float64(a[r, i])
+        if ai == -_INF:  # p = 0: no term
+            continue
+        lp = ai - la
+        pi = math.exp(lp)
+        if mode == ENTROPY:
+            term = -pi * lp
+        else:
+            bi = np.float64(b[r, i])
+            if bi == -_INF:
+                infinite += 1
+                continue
+            lq = bi - lb
+            term = pi * (lp - lq) if mode == KL else -pi * lq
+        if pi > 0.0:  # p rounded to 0 beside a huge log q would give 0 · inf
+            v, c = _add(v, c, term)
+    return _INF if infinite else v + c
+
+
+@numba.njit(nogil=True, cache=True)
+def _logits_rows(a, b, mode, value, stats):  # pragma: no cover - compiled
+    """Fill ``value`` for (rows, n) logits (``b`` unused for entropy); ``stats`` gets
+    ``[bad entries, smallest log-sum-exp of a, of b]``.
+
+    A row with a NaN or ``+inf`` logit, or whose logits (of a, or of b unless
+    entropy) are all ``-inf``, has value NaN. Sums are compensated (Neumaier), so a
+    row of 10^5 equal terms keeps ~1e-15 relative.
+    """
+    nbad = 0
+    low_a = _INF
+    low_b = _INF
+    for r in range(a.shape[0]):
         la, nba = _row_lse(a, r)
         lb, nbb = 0.0, 0
         if mode != ENTROPY:
             lb, nbb = _row_lse(b, r)
-        lse_a[r] = la
-        lse_b[r] = lb
-        bad[r] = nba + nbb
+        nbad += nba + nbb
+        low_a = min(low_a, la)
+        low_b = min(low_b, lb)
         if nba + nbb > 0 or la == -_INF or lb == -_INF:
-            continue
-        v = 0.0
-        c = 0.0
-        for i in range(n):
-            lp = np.float64(a[r, i]) - la
-            if lp == -_INF:
-                continue
-            pi = math.exp(lp)
-            if mode == ENTROPY:
-                v, c = _add(v, c, -pi * lp)
-            else:
-                lq = np.float64(b[r, i]) - lb
-                v, c = _add(v, c, pi * (lp - lq) if mode == KL else -pi * lq)
-        value[r] = v + c
+            value[r] = _NAN
+        else:
+            value[r] = _row_value(a, b, r, la, lb, mode)
+    stats[0] = nbad
+    stats[1] = low_a
+    stats[2] = low_b
 
 
 def logits_rows(a: np.ndarray, b: np.ndarray, mode: int):
-    """Per-row ``(value, lse_a, lse_b, n_bad)`` for C-contiguous (rows, n) logits.
+    """Per-row measure of C-contiguous (rows, n) logits, and the checks' summaries.
 
     Rows are shared between klkit's thread pool (the kernel releases the GIL), not
     numba's parallel backend, whose spinning OpenMP threads would compete with torch's.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        C-contiguous float32 or float64 logits of one shape; ``b`` is ignored for entropy.
+    mode : int
+        ``ENTROPY``, ``CROSS_ENTROPY`` or ``KL``.
+
+    Returns
+    -------
+    value : ndarray
+        float64, one per row; NaN for a row with a NaN or ``+inf`` logit or whose
+        logits are all ``-inf``; ``+inf`` where a finite logit of a meets a ``-inf``
+        logit of b (cross-entropy, KL).
+    lse_a, lse_b : ndarray
+        0-d float64: the smallest row log-sum-exp of a (of b; 0.0 for entropy),
+        ``-inf`` when some row is all ``-inf``.
+    n_bad : ndarray
+        0-d int64: the number of NaN and ``+inf`` logits.
     """
     rows = a.shape[0]
-    value, lse_a, lse_b = np.zeros(rows), np.zeros(rows), np.zeros(rows)
-    bad = np.zeros(rows, dtype=np.int64)
-    workers = min(_workers(), rows) if a.size >= 4 * CHUNK else 1
-    bounds = [rows * k // workers for k in range(workers + 1)]
+    value = np.empty(rows)
+    workers = min(get_num_threads(), rows) if a.size >= 4 * CHUNK else 1
+    bounds = [rows * w // workers for w in range(workers + 1)]
+    stats = np.empty((workers, 3))
 
-    def run(lo: int, hi: int) -> None:
-        _logits_rows(a[lo:hi], b[lo:hi], mode, value[lo:hi], lse_a[lo:hi], lse_b[lo:hi], bad[lo:hi])
+    def run(w: int) -> None:
+        lo, hi = bounds[w], bounds[w + 1]
+        _logits_rows(a[lo:hi], b[lo:hi], mode, value[lo:hi], stats[w])
 
-    if workers == 1:
-        run(0, rows)
-    else:
-        list(_pool(workers).map(run, bounds[:-1], bounds[1:]))
-    return value, lse_a, lse_b, bad
+    parallel_map(run, range(workers))
+    return (value, np.array(stats[:, 1].min()), np.array(stats[:, 2].min()),
+            np.array(stats[:, 0].sum(), dtype=np.int64))
