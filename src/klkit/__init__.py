@@ -1,5 +1,6 @@
 """klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop."""
 
+from klkit._threads import get_num_threads, set_num_threads
 from klkit.estimators import Estimate, mc_kl
 from klkit.measures import (
     Decomposition,
@@ -21,9 +22,11 @@ __all__ = [
     "cross_entropy",
     "decompose",
     "entropy",
+    "get_num_threads",
     "js_divergence",
     "kl_divergence",
     "mc_kl",
     "normalize",
+    "set_num_threads",
     "surprise",
 ]
