@@ -202,3 +202,28 @@ def test_top_level_wiring_when_present() -> None:
     except (TypeError, AttributeError, ValueError) as exc:
         pytest.skip(f"klkit.js_divergence is not wired to distributions yet ({type(exc).__name__})")
     assert abs(float(e) - _js_quad(stats.norm(0, 1), stats.norm(1, 2))) < 5 * float(e.standard_error)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5. the categorical fast path (no softmax, no generic tiling) keeps torch's values and gradients
+# ---------------------------------------------------------------------------------------------------
+def test_categorical_kl_fast_path_matches_torch_and_zero_probabilities() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(256, 50, generator=g, dtype=T, requires_grad=True)
+    b = torch.randn(256, 50, generator=g, dtype=T)
+    ours = klkit.kl_divergence(td.Categorical(logits=a), td.Categorical(logits=b))
+    ref = td.kl_divergence(td.Categorical(logits=a), td.Categorical(logits=b))
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=1e-15)
+    (ga,) = torch.autograd.grad(ours.sum(), a)
+    (gr,) = torch.autograd.grad(ref.sum(), a)
+    assert torch.allclose(ga, gr, rtol=1e-10, atol=1e-14)
+    p = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], dtype=T)
+    q = torch.tensor([[0.4, 0.6, 0.0], [0.2, 0.0, 0.8]], dtype=T)
+    kl = klkit.kl_divergence(td.Categorical(probs=p), td.Categorical(probs=q))
+    assert float(kl[0]) == pytest.approx(0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6), rel=1e-14)
+    assert math.isinf(float(kl[1]))
+    logits = torch.tensor([0.0, -math.inf, 1.0], dtype=T, requires_grad=True)  # p_1 = q_1 = 0
+    kl = klkit.kl_divergence(td.Categorical(logits=logits), td.Categorical(logits=torch.tensor([1.0, -math.inf, 0.0],
+                                                                                               dtype=T)))
+    (g1,) = torch.autograd.grad(kl, logits)
+    assert torch.isfinite(kl) and bool(torch.isfinite(g1[[0, 2]]).all())

@@ -103,9 +103,16 @@ def _torch_table() -> dict[type, Callable[[Any, Any], Any]]:
 
 
 def _log_probs(d: Any) -> Any:
-    """Normalised log-probabilities; torch clamps log(0) to log(eps) when built from probs: make it -inf."""
+    """Normalised log-probabilities; torch clamps log(0) to log(eps) when built from probs: make it -inf.
+
+    Built from logits, torch's normalised logits are exact already (``-inf`` stays ``-inf``), so the
+    softmax behind ``d.probs`` is not computed at all.
+    """
     import torch
 
+    logits = d.__dict__.get("logits")
+    if logits is not None and d._param is logits:
+        return logits
     return torch.where(d.probs > 0, d.logits, -torch.inf)
 
 
