@@ -69,3 +69,11 @@ def test_every_public_measure_has_a_docstring_with_an_example():
     for name in MEASURES:
         doc = getattr(klkit, name).__doc__
         assert doc and ">>> import klkit" in doc, name
+
+
+def test_thread_control_is_exported():
+    for name in ("get_num_threads", "set_num_threads"):
+        assert name in klkit.__all__
+        assert ">>> import klkit" in getattr(klkit, name).__doc__, name
+    assert list(inspect.signature(klkit.set_num_threads).parameters) == ["n"]
+    assert list(inspect.signature(klkit.get_num_threads).parameters) == []
