@@ -281,9 +281,11 @@ def _kl_binomial_binomial(p: fam.Binomial, q: fam.Binomial) -> Any:
 
 @register_kl(fam.Geometric, fam.Geometric)
 def _kl_geometric_geometric(p: fam.Geometric, q: fam.Geometric) -> Any:
-    """−H(p) − log πq − E_p[X] log(1 − πq), E_p[X] = (1 − πp)/πp."""
-    xp = p.xp
-    return -entropy_of(p) - xp.log(q.probs) - (1.0 - p.probs) / p.probs * xp.log1p(-q.probs)
+    """KL(Bernoulli(πp) ‖ Bernoulli(πq)) / πp: log(πp/πq) + E_p[X] log((1−πp)/(1−πq)), E_p[X] = (1−πp)/πp.
+
+    Not −H(p) − log πq − E_p[X] log(1 − πq): that difference of O(1) terms loses digits when p ≈ q.
+    """
+    return bernoulli_kl(p.xp, p.probs, p.logits, q.probs, q.logits) / p.probs
 
 
 @register_kl(fam.Poisson, fam.Poisson)
@@ -765,3 +767,11 @@ register_infinite_kl(fam.Poisson, fam.Bernoulli, fam.Binomial, reason="p is unbo
 register_infinite_kl(fam.HalfNormal, *_BOUNDED, reason="p has mass outside q's bounded (or x ≥ scale) support")
 register_infinite_kl(fam.Normal, fam.HalfNormal, fam.LogNormal, fam.Weibull, reason="p has mass below 0")
 register_infinite_kl(fam.Laplace, fam.HalfNormal, fam.LogNormal, fam.Weibull, reason="p has mass below 0")
+
+
+@register_kl(fam.Bernoulli, fam.Binomial, override=True)
+def _kl_bernoulli_binomial(p: fam.Bernoulli, q: fam.Binomial) -> Any:
+    """n = 1 (Binomial(1, π) is Bernoulli(π), so p ≈ q is possible): the Bernoulli form, not H(p, q) − H(p)."""
+    xp = p.xp
+    one = bernoulli_kl(xp, p.probs, p.logits, q.probs, q.logits)
+    return xp.where(q.total_count == 1, one, _cross_binomial(p, q) - entropy_of(p))
