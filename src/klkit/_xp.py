@@ -167,7 +167,8 @@ def logsumexp(x: Any, xp: Any, keepdims: bool = False) -> Any:
         return sys.modules["torch"].logsumexp(x, dim=-1, keepdim=keepdims)
     top = xp.max(x, axis=-1, keepdims=True)
     top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
-    out = xp.log(xp.sum(xp.exp(x - top), axis=-1, keepdims=True)) + top
+    with errstate(xp):  # log 0 = -inf for a slice of only -inf
+        out = xp.log(xp.sum(xp.exp(x - top), axis=-1, keepdims=True)) + top
     return out if keepdims else out[..., 0]
 
 

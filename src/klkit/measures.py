@@ -604,13 +604,18 @@ def _normaliser(x: Any, kind: str, xp: Any, chunks: list[slice], dtype: Any) -> 
 
 
 def _out_of_domain(x: Any, kind: str, xp: Any) -> Any:
-    """Per slice: an entry no valid input of ``kind`` holds (NaN; ±inf or negative probabilities;
-    +inf log-probabilities). Logits need no mask: NaN and +inf propagate through the log-sum-exp."""
+    """Per slice of a column chunk: an entry no valid input of ``kind`` holds (NaN; ±inf or
+    negative probabilities; +inf log-probabilities). Logits are judged per whole slice."""
     if kind == "probs":
         return xp.any(~((x >= 0) & (x < math.inf)), axis=-1)
     if kind == "log_probs":
         return xp.any(~(x < math.inf), axis=-1)
     return None
+
+
+def _invalid_logits(x: Any, kind: str, xp: Any) -> Any:
+    """Per slice: logits with NaN or +inf, or only -inf (no finite maximum); None for other kinds."""
+    return ~xp.isfinite(xp.max(x, axis=-1)) if kind == "logits" else None
 
 
 def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> tuple[Any, Any]:
@@ -643,6 +648,11 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
     lse_q = None if Q is None else _normaliser(Q, q_kind, xp, chunks, dtype)
     total = 0.0
     invalid = None
+    if guard:
+        for x, k in ((P, kind), (Q, q_kind))[:1 if Q is None else 2]:
+            bad = _invalid_logits(x, k, xp)
+            if bad is not None:
+                invalid = bad if invalid is None else invalid | bad
     for c in chunks:
         logp, p = _log_and_prob(P[..., c], kind, lse_p, dtype, xp)
         positive = p > 0
@@ -868,8 +878,11 @@ def _torch_tile(measure: Measure, a: Any, b: Any, kind: str, q_kind: str, column
 
 
 def _guard(x: Any, kind: str) -> Any:
-    """0 per row, NaN if the row holds NaN or inf (or, for logits, is all -inf)."""
-    return 0.0 * (x.sum(-1) if kind == "probs" else x.amax(-1))
+    """0 per row, NaN if the row holds NaN or +inf (probabilities: or -inf; logits: or is all -inf)."""
+    if kind == "probs":
+        return 0.0 * x.sum(-1)
+    top = x.amax(-1)
+    return 0.0 * (top if kind == "logits" else top.masked_fill(top == -math.inf, 0.0))
 
 
 def _tile_stats(x: Any, kind: str, column: bool, validate: bool) -> list:
