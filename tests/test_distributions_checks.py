@@ -196,12 +196,13 @@ def test_decompose_distributions_monte_carlo_against_quadrature() -> None:
         api.decompose(stats.poisson(2), stats.norm(2, 1))
 
 
-def test_top_level_wiring_when_present() -> None:
-    try:
-        e = klkit.js_divergence(stats.norm(0, 1), stats.norm(1, 2), n_samples=20_000, seed=0)
-    except (TypeError, AttributeError, ValueError) as exc:
-        pytest.skip(f"klkit.js_divergence is not wired to distributions yet ({type(exc).__name__})")
+def test_top_level_measures_take_distribution_objects() -> None:
+    e = klkit.js_divergence(stats.norm(0, 1), stats.norm(1, 2), n_samples=20_000, seed=0)
     assert abs(float(e) - _js_quad(stats.norm(0, 1), stats.norm(1, 2))) < 5 * float(e.standard_error)
+    d = klkit.decompose(td.Normal(0.0, 1.0), td.Normal(1.0, 2.0))
+    kl = math.log(2.0) + (1.0 + 1.0) / (2 * 4.0) - 0.5  # log(σq/σp) + (σp² + Δμ²)/(2σq²) − ½
+    assert float(d.kl_divergence) == pytest.approx(kl, rel=1e-6)
+    assert float(d.cross_entropy) == pytest.approx(float(d.entropy) + kl, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------
