@@ -433,3 +433,18 @@ def test_monte_carlo_broadcasts_a_larger_batch_of_q() -> None:
     assert float(e.value[1]) == pytest.approx(float(one), rel=1e-12)  # same samples of p for every q
     es = klkit.kl_divergence(stats.norm(0, 1), stats.t([3.0, 10.0]), seed=0, n_samples=20_000)
     assert np.shape(es.value) == (2,)
+
+
+def test_ops_for_takes_the_library_from_the_array_layer() -> None:
+    """The closed forms' special functions follow klkit._xp.namespace: numpy → scipy, torch → torch, else TypeError."""
+    from klkit.distributions._ops import ops_for
+
+    assert ops_for(np.ones(2), [1.0]).name == "numpy"
+    assert ops_for(torch.ones(2)).name == "torch"
+    with pytest.raises(BackendMismatchError):
+        ops_for(np.ones(2), torch.ones(2), names=("loc", "scale"))
+    with pytest.raises(TypeError, match="`loc` must be an array"):
+        ops_for(None, names=("loc",))
+    dask_array = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match=r"`rate` must be a numpy array or a torch tensor.*found dask"):
+        ops_for(dask_array.ones(2), names=("rate",))

@@ -1,36 +1,51 @@
-"""The few array functions the closed forms need, spelled once for numpy and torch.
+"""What the array API lacks, for numpy (scipy) and torch: the closed forms' special functions.
 
-Each formula in :mod:`klkit.distributions.kl_forms` and
-:mod:`klkit.distributions.entropy_forms` receives parameter arrays of one
-backend and calls these functions through ``p.xp``; arithmetic operators work
-on both. There is no global state: the backend is the parameters' own.
+The backend is never decided here: :func:`ops_for` asks :func:`klkit._xp.namespace`
+which library the parameter arrays belong to and returns that library's
+special-function object (``lgamma``, ``digamma``, ``trigamma``, ``erf``, ``i0e``,
+``i1e``, ``xlogy``, ``betainc``, ``exp1``, ``softplus``, ``log_softmax``,
+``solve_lower``, ``cholesky`` …). Family records keep it as ``p.xp``; its
+element-wise array-API functions (``log``, ``exp``, ``expm1`` …) are the
+namespace's own, and ``p.xp.xp`` is the namespace itself. Distribution objects
+come only from torch or scipy, so other array libraries raise a ``TypeError``.
 """
 
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from scipy import linalg, special
 
+from klkit import _xp
+
+__all__ = ["EULER_GAMMA", "INF", "NumpyOps", "TorchOps", "log_beta", "ops_for", "sum_rightmost"]
+
 INF = math.inf
 EULER_GAMMA = 0.57721566490153286061
 
+# Element-wise functions every array-API namespace has (the closed forms' spelling: arctanh for atanh).
+_ARRAY_API = ("log", "log1p", "exp", "expm1", "sqrt", "abs", "square", "tanh", "cos")
 
-class NumpyXp:
-    """numpy/scipy spelling; parameters are float64 arrays, errors are silenced (inf/nan are answers)."""
+
+class _ArrayApiOps:
+    """The element-wise array-API functions of ``namespace``, bound once."""
+
+    name = "array-api"
+
+    def __init__(self, namespace: ModuleType) -> None:
+        self.xp = namespace
+        for name in _ARRAY_API:
+            setattr(self, name, getattr(namespace, name))
+        self.arctanh = namespace.atanh
+
+
+class NumpyOps(_ArrayApiOps):
+    """scipy's special functions for numpy parameters (float64 arrays); errors are silenced (inf/nan are answers)."""
 
     name = "numpy"
-    log = staticmethod(np.log)
-    log1p = staticmethod(np.log1p)
-    exp = staticmethod(np.exp)
-    expm1 = staticmethod(np.expm1)
-    sqrt = staticmethod(np.sqrt)
-    abs = staticmethod(np.abs)
-    square = staticmethod(np.square)
-    tanh = staticmethod(np.tanh)
-    arctanh = staticmethod(np.arctanh)
     lgamma = staticmethod(special.gammaln)
     digamma = staticmethod(special.digamma)
     erf = staticmethod(special.erf)
@@ -110,19 +125,18 @@ class NumpyXp:
         return np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
 
 
-class TorchXp:
-    """torch spelling; dtype, device and autograd are kept."""
+class TorchOps(_ArrayApiOps):
+    """torch's special functions for torch parameters; dtype, device and autograd are kept."""
 
     name = "torch"
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: ModuleType) -> None:
+        super().__init__(namespace)
         import torch
 
         self.torch = torch
-        for name in ("log", "log1p", "exp", "expm1", "sqrt", "abs", "square", "tanh", "lgamma", "digamma",
-                     "erf", "xlogy", "where"):
+        for name in ("lgamma", "digamma", "erf", "xlogy", "where"):
             setattr(self, name, getattr(torch, name))
-        self.arctanh = torch.atanh
         self.i0e = torch.special.i0e
         self.i1e = torch.special.i1e
         self.softplus = torch.nn.functional.softplus
@@ -239,15 +253,42 @@ def _beta_continued_fraction(torch: Any, a: Any, b: Any, x: Any, iterations: int
     return h
 
 
-NUMPY = NumpyXp()
-_TORCH: list[TorchXp] = []
+_NUMPY: list[NumpyOps] = []
+_TORCH: list[TorchOps] = []
 
 
-def torch_xp() -> TorchXp:
-    """The (cached) torch spelling; imports torch on first use."""
-    if not _TORCH:
-        _TORCH.append(TorchXp())
-    return _TORCH[0]
+def ops_for(*arrays: Any, names: tuple[str, ...] | None = None) -> NumpyOps | TorchOps:
+    """The special-function object of the library ``arrays`` belong to (numpy/scipy or torch).
+
+    Parameters
+    ----------
+    *arrays : ndarray or torch.Tensor
+        Parameter arrays of one distribution (lists and scalars count as numpy).
+    names : tuple of str, optional
+        Their names, for messages; ``arrays[0]``, ``arrays[1]`` … by default.
+
+    Raises
+    ------
+    TypeError
+        An array of another library (distribution objects come only from torch or scipy), or a
+        non-array; :class:`~klkit.errors.BackendMismatchError` when the arrays mix libraries.
+    """
+    names = names or tuple(f"arrays[{i}]" for i in range(len(arrays)))
+    namespace = _xp.namespace(*arrays, names=names)
+    if _xp.is_numpy(namespace):
+        if not _NUMPY:
+            _NUMPY.append(NumpyOps(namespace))
+        return _NUMPY[0]
+    if _xp.is_torch(namespace):
+        if not _TORCH:
+            _TORCH.append(TorchOps(namespace))
+        return _TORCH[0]
+    found = type(arrays[0])
+    raise TypeError(
+        f"`{names[0]}` must be a numpy array or a torch tensor: the closed forms of distribution objects "
+        f"(torch.distributions, frozen scipy.stats) know only these; found {found.__module__}.{found.__qualname__}. "
+        "Convert with np.asarray(x) or torch.as_tensor(x)."
+    )
 
 
 def sum_rightmost(xp: Any, x: Any, n: int) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from klkit._xp import is_torch_array
 from klkit.distributions import _ops
 from klkit.distributions import families as fam
 
@@ -125,7 +126,8 @@ def _from_torch(d: Any) -> Any:
     if not _TORCH_TABLE:
         _TORCH_TABLE.append(_torch_table())
     table = _TORCH_TABLE[0]
-    xp = _ops.torch_xp()
+    tensor, name = _a_tensor_of(d)
+    xp = _ops.ops_for(tensor, names=name)
     for cls in type(d).__mro__:
         if cls in table:
             return table[cls](d, xp)
@@ -138,11 +140,27 @@ def _from_torch(d: Any) -> Any:
     return d
 
 
+def _a_tensor_of(d: Any) -> tuple[Any, tuple[str]]:
+    """A parameter tensor of the torch distribution ``d`` and its name (for :func:`_ops.ops_for`)."""
+    for name, value in vars(d).items():
+        if is_torch_array(value):
+            return value, (name,)
+    inner = vars(d).get("base_dist") or vars(d).get("_categorical")
+    if inner is not None:
+        return _a_tensor_of(inner)
+    return d.mean, ("mean",)
+
+
 # ---------------------------------------------------------------------------------------------------
 # scipy
 # ---------------------------------------------------------------------------------------------------
 def _a(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
+
+
+def _np(cls: type, *params: Any, **extra: Any) -> Any:
+    """``cls`` built from float64 numpy parameters (scipy's special functions: :func:`_ops.ops_for`)."""
+    return cls(_ops.ops_for(*params, names=cls.params), *params, **extra)
 
 
 def _probs_logits(p: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -157,33 +175,33 @@ def _standard(loc: Any, scale: Any) -> bool:
 
 # name -> (builder(shape params, loc, scale) -> Family | None)
 _SCIPY_CONTINUOUS: dict[str, Callable[..., Any]] = {
-    "norm": lambda loc, scale: fam.Normal(_ops.NUMPY, _a(loc), _a(scale)),
-    "laplace": lambda loc, scale: fam.Laplace(_ops.NUMPY, _a(loc), _a(scale)),
-    "cauchy": lambda loc, scale: fam.Cauchy(_ops.NUMPY, _a(loc), _a(scale)),
-    "gumbel_r": lambda loc, scale: fam.Gumbel(_ops.NUMPY, _a(loc), _a(scale)),
-    "t": lambda df, loc, scale: fam.StudentT(_ops.NUMPY, _a(df), _a(loc), _a(scale)),
-    "expon": lambda loc, scale: fam.Exponential(_ops.NUMPY, 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
-    "gamma": lambda a, loc, scale: fam.Gamma(_ops.NUMPY, _a(a), 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
-    "chi2": lambda df, loc, scale: (fam.Chi2(_ops.NUMPY, 0.5 * _a(df), 0.5 + 0.0 * _a(df))
+    "norm": lambda loc, scale: _np(fam.Normal, _a(loc), _a(scale)),
+    "laplace": lambda loc, scale: _np(fam.Laplace, _a(loc), _a(scale)),
+    "cauchy": lambda loc, scale: _np(fam.Cauchy, _a(loc), _a(scale)),
+    "gumbel_r": lambda loc, scale: _np(fam.Gumbel, _a(loc), _a(scale)),
+    "t": lambda df, loc, scale: _np(fam.StudentT, _a(df), _a(loc), _a(scale)),
+    "expon": lambda loc, scale: _np(fam.Exponential, 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
+    "gamma": lambda a, loc, scale: _np(fam.Gamma, _a(a), 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
+    "chi2": lambda df, loc, scale: (_np(fam.Chi2, 0.5 * _a(df), 0.5 + 0.0 * _a(df))
                                     if _standard(loc, scale) else None),
-    "invgamma": lambda a, loc, scale: (fam.InverseGamma(_ops.NUMPY, _a(a), _a(scale))
+    "invgamma": lambda a, loc, scale: (_np(fam.InverseGamma, _a(a), _a(scale))
                                        if np.all(_a(loc) == 0) else None),
-    "halfnorm": lambda loc, scale: fam.HalfNormal(_ops.NUMPY, _a(scale)) if np.all(_a(loc) == 0) else None,
-    "lognorm": lambda s, loc, scale: (fam.LogNormal(_ops.NUMPY, np.log(_a(scale)), _a(s))
+    "halfnorm": lambda loc, scale: _np(fam.HalfNormal, _a(scale)) if np.all(_a(loc) == 0) else None,
+    "lognorm": lambda s, loc, scale: (_np(fam.LogNormal, np.log(_a(scale)), _a(s))
                                       if np.all(_a(loc) == 0) else None),
-    "weibull_min": lambda c, loc, scale: (fam.Weibull(_ops.NUMPY, _a(scale), _a(c))
+    "weibull_min": lambda c, loc, scale: (_np(fam.Weibull, _a(scale), _a(c))
                                           if np.all(_a(loc) == 0) else None),
-    "pareto": lambda b, loc, scale: fam.Pareto(_ops.NUMPY, _a(scale), _a(b)) if np.all(_a(loc) == 0) else None,
-    "uniform": lambda loc, scale: fam.Uniform(_ops.NUMPY, _a(loc), _a(loc) + _a(scale)),
-    "beta": lambda a, b, loc, scale: fam.Beta(_ops.NUMPY, _a(a), _a(b)) if _standard(loc, scale) else None,
-    "vonmises": lambda kappa, loc, scale: (fam.VonMises(_ops.NUMPY, _a(loc), _a(kappa))
+    "pareto": lambda b, loc, scale: _np(fam.Pareto, _a(scale), _a(b)) if np.all(_a(loc) == 0) else None,
+    "uniform": lambda loc, scale: _np(fam.Uniform, _a(loc), _a(loc) + _a(scale)),
+    "beta": lambda a, b, loc, scale: _np(fam.Beta, _a(a), _a(b)) if _standard(loc, scale) else None,
+    "vonmises": lambda kappa, loc, scale: (_np(fam.VonMises, _a(loc), _a(kappa))
                                            if np.all(_a(scale) == 1) else None),
 }
 _SCIPY_DISCRETE: dict[str, Callable[..., Any]] = {
-    "bernoulli": lambda p, loc: fam.Bernoulli(_ops.NUMPY, *_probs_logits(p)),
-    "binom": lambda n, p, loc: fam.Binomial(_ops.NUMPY, _a(n), *_probs_logits(p)),
-    "geom": lambda p, loc: fam.Geometric(_ops.NUMPY, *_probs_logits(p)),
-    "poisson": lambda mu, loc: fam.Poisson(_ops.NUMPY, _a(mu)),
+    "bernoulli": lambda p, loc: _np(fam.Bernoulli, *_probs_logits(p)),
+    "binom": lambda n, p, loc: _np(fam.Binomial, _a(n), *_probs_logits(p)),
+    "geom": lambda p, loc: _np(fam.Geometric, *_probs_logits(p)),
+    "poisson": lambda mu, loc: _np(fam.Poisson, _a(mu)),
 }
 
 
@@ -201,7 +219,7 @@ def _from_scipy(d: Any) -> Any:
     kind = type(d).__name__
     if kind == "multivariate_normal_frozen":
         cov = d.cov_object.covariance
-        return fam.MultivariateNormal(_ops.NUMPY, _a(d.mean), np.linalg.cholesky(_a(cov)))
+        return _np(fam.MultivariateNormal, _a(d.mean), np.linalg.cholesky(_a(cov)))
     if kind == "dirichlet_frozen":
-        return fam.Dirichlet(_ops.NUMPY, _a(d.alpha))
+        return _np(fam.Dirichlet, _a(d.alpha))
     return d

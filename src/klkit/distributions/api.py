@@ -33,10 +33,9 @@ import contextlib
 import numbers
 from typing import Any, Literal
 
-from klkit._backend import log_of_base
 from klkit._validation import check_base
+from klkit._xp import NUMPY, errstate, log_of_base
 from klkit.distributions import registry
-from klkit.distributions._ops import NUMPY
 from klkit.distributions.adapters import backend_of, to_family
 from klkit.distributions.checks import check_frozen, check_pair
 from klkit.distributions.montecarlo import batch_shape, draw, log_density, mc_mean, warn_if_unreliable
@@ -87,7 +86,7 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     """
     method, n, seed, estimator = _options("kl_divergence", options)
     base = check_base(base)
-    _same_backend(p, q)
+    _same_library(p, q)
     if method != "mc":
         function, fp, fq = _find_kl(p, q)
         if function is not None:
@@ -165,7 +164,7 @@ def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: An
     """
     method, n, seed, estimator = _options("cross_entropy", options)
     base = check_base(base)
-    _same_backend(p, q)
+    _same_library(p, q)
     if method != "mc":
         sub = "exact" if method == "exact" else "auto"
         h = entropy(p, method="exact" if sub == "exact" else "auto", n_samples=n, seed=seed)
@@ -230,7 +229,7 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
         raise TypeError("`js_divergence` takes no `estimator` option: it always averages log p − log m over "
                         "samples of p and of q. Drop estimator=.")
     base = check_base(base)
-    _same_backend(p, q)
+    _same_library(p, q)
     check_pair(p, q)
     if method != "mc":
         exact = _js_exact(p, q)
@@ -266,7 +265,7 @@ def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -
     from klkit.measures import Decomposition
 
     _options("decompose", options)
-    _same_backend(p, q)
+    _same_library(p, q)
     check_pair(p, q)
     return Decomposition(entropy(p, base=base, **options),
                          cross_entropy(p, q, base=base, **options),
@@ -367,7 +366,7 @@ def _options(measure: str, options: dict[str, Any]) -> tuple[str, int, int | Non
     return method, int(n), None if seed is None else int(seed), estimator
 
 
-def _same_backend(p: Any, q: Any) -> None:
+def _same_library(p: Any, q: Any) -> None:
     bp, bq = backend_of(p), backend_of(q)
     if "other" not in (bp, bq) and bp != bq:
         raise BackendMismatchError(
@@ -451,7 +450,7 @@ def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
 
 def _quiet(family: Any) -> Any:
     """numpy's floating-point warnings off (inf and nan are answers here); nothing to do for torch."""
-    return NUMPY.errstate() if getattr(getattr(family, "xp", None), "name", "numpy") == "numpy" else _NULL
+    return errstate(NUMPY) if getattr(getattr(family, "xp", None), "name", "numpy") == "numpy" else _NULL
 
 
 _NULL = contextlib.nullcontext()

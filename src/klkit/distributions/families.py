@@ -26,7 +26,7 @@ class Family:
     Parameters
     ----------
     xp : object
-        The backend's spelling of the array functions (:mod:`klkit.distributions._ops`).
+        The parameters' special-function object, :func:`klkit.distributions._ops.ops_for` of them.
     *values : array_like or torch.Tensor
         The parameters, in the order of ``params``.
     """

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._backend import is_torch
+from klkit._xp import is_torch_array
 
 __all__ = ["gaussian_kl_standard_normal"]
 
@@ -48,8 +48,8 @@ def gaussian_kl_standard_normal(mu: Any, logvar: Any, /) -> Any:
     >>> float(gaussian_kl_standard_normal(1.0, 0.0))
     0.5
     """
-    if is_torch(mu) or is_torch(logvar):
-        if not (is_torch(mu) and is_torch(logvar)):
+    if is_torch_array(mu) or is_torch_array(logvar):
+        if not (is_torch_array(mu) and is_torch_array(logvar)):
             raise TypeError("`mu` and `logvar` must both be torch tensors or both arrays; found "
                             f"{type(mu).__name__} and {type(logvar).__name__}.")
         import torch

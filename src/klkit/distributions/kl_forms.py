@@ -196,14 +196,8 @@ def _kl_vonmises_vonmises(p: fam.VonMises, q: fam.VonMises) -> Any:
     xp = p.xp
     kp, kq = p.concentration, q.concentration
     a = xp.i1e(kp) / xp.i0e(kp)
-    cos = xp.where(p.loc == q.loc, 1.0 + 0.0 * p.loc, _cos(xp, p.loc - q.loc))
+    cos = xp.where(p.loc == q.loc, 1.0 + 0.0 * p.loc, xp.cos(p.loc - q.loc))
     return a * (kp - kq * cos) + (xp.log(xp.i0e(kq)) + kq) - (xp.log(xp.i0e(kp)) + kp)
-
-
-def _cos(xp: Any, x: Any) -> Any:
-    import numpy as np
-
-    return np.cos(x) if xp.name == "numpy" else xp.torch.cos(x)
 
 
 @register_kl(fam.Dirichlet, fam.Dirichlet)

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from klkit._xp import NUMPY, errstate
 from klkit.distributions import _ops
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.distributions.kl_forms import _mvn_kl
@@ -159,7 +160,7 @@ def mixture_kl(p: Any, q: Any, /, *, method: Literal["mc", "variational", "upper
         raise InvalidArgumentError(f"`method` must be 'mc', 'variational' or 'upper_bound'; found {method!r}.")
     P, Q = gaussian_mixture_params(p, "p"), gaussian_mixture_params(q, "q")
     xp = P.xp
-    with _ops.NUMPY.errstate():
+    with errstate(NUMPY):
         kl_fg = _mvn_kl(P.component(1), _pad_left(Q))  # (..., A, B)
         if method == "variational":
             kl_ff = _mvn_kl(P.component(1), _pad_left(P))  # (..., A, A')
@@ -207,7 +208,7 @@ def mixture_entropy(p: Any, /, *, method: Literal["mc", "huber_lower", "huber_up
     d = P.loc.shape[-1]
     w = xp.exp(P.log_weights)
     h_comp = d * (0.5 + _HALF_LOG_2PI) + xp.sum(xp.log(xp.diagonal(P.scale_tril)))  # (..., K)
-    with _ops.NUMPY.errstate():
+    with errstate(NUMPY):
         if method == "huber_upper":
             value = xp.sum(w * (-P.log_weights + h_comp))
             name, kind = "Huber et al. 2008 upper bound", "upper bound"
@@ -237,8 +238,8 @@ def gaussian_mixture_params(m: Any, name: str) -> GaussianMixtureParams:
 
         if not isinstance(m, td.MixtureSameFamily):
             raise TypeError(f"`{name}` must be a MixtureSameFamily; found {type(m).__name__}.")
-        xp = _ops.torch_xp()
         log_w = torch.log_softmax(m.mixture_distribution.logits, dim=-1)
+        xp = _ops.ops_for(log_w, names=(name,))
         c = m.component_distribution
         if isinstance(c, td.Normal):
             loc, tril = c.loc[..., None], c.scale[..., None, None]
@@ -274,7 +275,7 @@ def _from_sklearn(m: Any) -> GaussianMixtureParams:
         full = np.broadcast_to(cov, (k, d, d))
     with np.errstate(divide="ignore"):
         log_w = np.log(np.asarray(m.weights_, dtype=np.float64))
-    return GaussianMixtureParams(_ops.NUMPY, log_w, means, np.linalg.cholesky(full))
+    return GaussianMixtureParams(_ops.ops_for(means, names=("means_",)), log_w, means, np.linalg.cholesky(full))
 
 
 # ---------------------------------------------------------------------------------------------------

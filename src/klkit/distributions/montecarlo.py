@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from klkit._xp import is_torch_array
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.errors import MonteCarloWarning
 
@@ -113,9 +114,7 @@ def mc_mean(values: Any, label: str) -> Any:
 
 
 def is_torch_tensor(x: Any) -> bool:
-    from klkit._backend import is_torch
-
-    return is_torch(x)
+    return is_torch_array(x)
 
 
 # ---------------------------------------------------------------------------------------------------
