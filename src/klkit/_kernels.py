@@ -97,8 +97,8 @@ def _crosses(r: int, n: int, chunk: int) -> bool:
 
 
 # reassoc lets LLVM vectorise the sums (lane-wise partial sums, no loss of accuracy);
-# no other fast-math flag, so inf and NaN keep their IEEE meaning.
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+# no other fast-math flag, so inf and NaN keep their IEEE meaning; x / 0 is ±inf or NaN, as in numpy.
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"}, error_model="numpy")
 def _probs_chunk(p, q, lg, k, chunk, n, mode, value, part, stats):  # pragma: no cover - compiled
     """Accumulate chunk ``k`` (flat ``p``, ``q`` and ``lg`` of that chunk) of a (rows, n) array.
 
@@ -217,7 +217,7 @@ def _probs_workers(size: int, rows: int, itemsize: int, chunk: int) -> int:
     return max(1, min(get_num_threads(), -(-size // chunk), budget // (8 * chunk)))
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")  # x / 0 is ±inf or NaN, not an exception
 def _widen(p, q, mode, lg):  # pragma: no cover - compiled
     """``lg`` = p, q or p/q in float64 (for float32 inputs: no casting buffers in numpy)."""
     if mode == ENTROPY:
