@@ -48,6 +48,7 @@ import torch
 __all__ = ["TILE_ELEMENTS", "logits_cross_entropy", "logits_cross_entropy_soft", "logits_entropy", "logits_kl"]
 
 TILE_ELEMENTS = 1 << 18  # entries per tile: 1 MiB of float32
+_MIN_TILE = 1 << 12  # small inputs: tiles of at least this many entries (memory is no concern there)
 _NEG_INF = -math.inf
 
 
@@ -68,9 +69,11 @@ def _plan(rows: int, n: int) -> tuple[int, int]:
     """
     if torch.compiler.is_compiling():
         return max(rows, 1), max(n, 1)
-    if n > TILE_ELEMENTS:
-        return 1, TILE_ELEMENTS
-    return max(1, min(rows, TILE_ELEMENTS // max(n, 1))), max(n, 1)
+    # a few scratch tiles stay under 25% of one input: at most 1/16 of it per tile
+    tile = min(TILE_ELEMENTS, max(_MIN_TILE, rows * n // 16))
+    if n > tile:
+        return 1, tile
+    return max(1, min(rows, tile // max(n, 1))), max(n, 1)
 
 
 def _slices(total: int, step: int) -> list[slice]:

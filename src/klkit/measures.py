@@ -442,8 +442,8 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
 
 def _clamp(value: Any, upper: float | None, xp: Any) -> Any:
     """``value`` clamped to [0, upper]; NaN stays NaN."""
-    if is_numpy(xp):
-        value = np.maximum(value, 0.0)
+    if is_numpy(xp):  # in place: the value array is ours (the kernels' output or a reduction)
+        value = np.maximum(value, 0.0, out=value if isinstance(value, np.ndarray) else None)
         return value if upper is None else np.minimum(value, upper)
     if is_torch(xp):
         return value.clamp(0.0, upper)
