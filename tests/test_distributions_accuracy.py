@@ -5,6 +5,8 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
+import torch
+import torch.distributions as td
 from scipy import stats
 
 import klkit
@@ -29,3 +31,136 @@ def test_near_identical_geometric_and_bernoulli_binomial() -> None:
     k = np.arange(5)
     exact = (1 - a) * (np.log(1 - a) - stats.binom(4, 0.2).logpmf(0)) + a * (np.log(a) - stats.binom(4, 0.2).logpmf(1))
     assert n4 == pytest.approx(exact, rel=1e-12) and k.size == 5
+
+
+# --- Bernoulli form at p ≈ q ------------------------------------------------------------------------
+@pytest.mark.parametrize("a", [0.3, 0.9, 1e-3])
+@pytest.mark.parametrize("delta", [1e-7, -1e-7, 1e-10, -1e-10])
+def test_bernoulli_family_near_identical_to_full_precision(a: float, delta: float) -> None:
+    """Was 2e-9 (δ = 1e-7) and 2e-6 (δ = 1e-10) relative error in the softplus difference form."""
+    b = a + delta
+    truth = _bernoulli_kl_mp(a, b)
+    assert float(klkit.kl_divergence(stats.bernoulli(a), stats.bernoulli(b))) == pytest.approx(float(truth),
+                                                                                                rel=1e-14, abs=0)
+    assert float(klkit.kl_divergence(stats.binom(7, a), stats.binom(7, b))) == pytest.approx(float(7 * truth),
+                                                                                              rel=1e-14, abs=0)
+    assert float(klkit.kl_divergence(stats.geom(a), stats.geom(b))) == pytest.approx(float(truth / mpmath.mpf(a)),
+                                                                                      rel=1e-14, abs=0)
+    assert float(klkit.kl_divergence(stats.bernoulli(a), stats.binom(1, b))) == pytest.approx(float(truth),
+                                                                                               rel=1e-14, abs=0)
+
+
+def test_bernoulli_torch_near_identical_and_far() -> None:
+    """The same form on torch (float64), with gradients; far pairs and the boundary cases unchanged."""
+    a, b = 0.3, 0.3 + 1e-10
+    p = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    kl = klkit.kl_divergence(td.Bernoulli(probs=p), td.Bernoulli(probs=torch.tensor(b, dtype=torch.float64)))
+    assert float(kl.detach()) == pytest.approx(float(_bernoulli_kl_mp(a, b)), rel=1e-14, abs=0)
+    kl.backward()
+    assert float(p.grad) == pytest.approx(float(mpmath.log(a / b) - mpmath.log((1 - a) / (1 - b))), rel=1e-5, abs=0)
+    far = klkit.kl_divergence(stats.bernoulli([0.0, 0.2, 1.0, 0.5]), stats.bernoulli([0.5, 0.9, 0.5, 0.0]))
+    assert far[0] == pytest.approx(np.log(2.0), rel=1e-15, abs=0) and far[2] == pytest.approx(np.log(2.0), rel=1e-15)
+    assert far[1] == pytest.approx(float(_bernoulli_kl_mp(0.2, 0.9)), rel=1e-14, abs=0) and far[3] == np.inf
+
+
+# --- Exponential, Gamma, Weibull: the families meet at shape 1 -------------------------------------
+def _h_exp(lam):
+    return 1 - mpmath.log(lam)
+
+
+def _h_gamma(a, b):
+    return a - mpmath.log(b) + mpmath.loggamma(a) + (1 - a) * mpmath.digamma(a)
+
+
+def _h_weibull(s, k):
+    return mpmath.euler * (1 - 1 / k) + mpmath.log(s / k) + 1
+
+
+def _ce_gamma(mean_log, mean, a, b):  # −E_p log q for q = Gamma(a, rate b)
+    return mpmath.loggamma(a) - a * mpmath.log(b) - (a - 1) * mean_log + b * mean
+
+
+def _ce_weibull(mean_log, mean_pow_k, s, k):  # −E_p log q for q = Weibull(scale s, k)
+    return -mpmath.log(k) + k * mpmath.log(s) - (k - 1) * mean_log + mean_pow_k / s**k
+
+
+def _ce_exp(mean, lam):
+    return -mpmath.log(lam) + lam * mean
+
+
+def _reference(kind: str, *x: float) -> float:
+    """KL = H(p, q) − H(p) from the textbook formulas at 50 digits (the float64 inputs taken exactly)."""
+    with mpmath.workdps(50):
+        v = [mpmath.mpf(t) for t in x]
+        if kind == "exp-gamma":
+            lam, a, b = v
+            out = _ce_gamma(-mpmath.euler - mpmath.log(lam), 1 / lam, a, b) - _h_exp(lam)
+        elif kind == "gamma-exp":
+            a, b, lam = v
+            out = _ce_exp(a / b, lam) - _h_gamma(a, b)
+        elif kind == "exp-weibull":
+            lam, s, k = v
+            out = _ce_weibull(-mpmath.euler - mpmath.log(lam), mpmath.gamma(1 + k) / lam**k, s, k) - _h_exp(lam)
+        elif kind == "weibull-exp":
+            s, k, lam = v
+            out = _ce_exp(s * mpmath.gamma(1 + 1 / k), lam) - _h_weibull(s, k)
+        elif kind == "gamma-weibull":
+            a, b, s, k = v
+            out = _ce_weibull(mpmath.digamma(a) - mpmath.log(b), mpmath.gamma(a + k) / (mpmath.gamma(a) * b**k),
+                              s, k) - _h_gamma(a, b)
+        else:  # weibull-gamma
+            s, k, a, b = v
+            out = _ce_gamma(mpmath.log(s) - mpmath.euler / k, s * mpmath.gamma(1 + 1 / k), a, b) - _h_weibull(s, k)
+        return float(out)
+
+
+def _scipy_pair(kind: str, *x: float):
+    expon = lambda lam: stats.expon(scale=1 / lam)  # noqa: E731
+    gamma = lambda a, b: stats.gamma(a, scale=1 / b)  # noqa: E731
+    weibull = lambda s, k: stats.weibull_min(k, scale=s)  # noqa: E731
+    first, second = kind.split("-")
+    make = {"exp": (expon, 1), "gamma": (gamma, 2), "weibull": (weibull, 2)}
+    (f, n), (g, _) = make[first], make[second]
+    return f(*x[:n]), g(*x[n:])
+
+
+NEAR = [  # shape offsets 1e-6 .. 1e-9, rate·scale offsets 1e-8 (H(p, q) − H(p) had relative errors 1e-5 .. 5e2)
+    ("exp-gamma", 1.0, 1 + 1e-6, 1.0), ("exp-gamma", 2.0, 1 - 1e-9, 2.0 * (1 + 1e-8)),
+    ("gamma-exp", 1 + 1e-6, 1.0, 1.0), ("gamma-exp", 1 - 1e-9, 3.0, 3.0 + 1e-8),
+    ("exp-weibull", 1.0, 1.0, 1 + 1e-6), ("exp-weibull", 2.0, 0.5, 1 - 1e-9), ("exp-weibull", 3.0, 1 / 3, 1.0),
+    ("weibull-exp", 1.0, 1 + 1e-6, 1.0), ("weibull-exp", 0.5 * (1 + 1e-8), 1.0, 2.0),
+    ("gamma-weibull", 1 + 1e-6, 1.0, 1.0, 1 + 2e-6), ("gamma-weibull", 1 - 1e-9, 3.0, 1 / 3, 1 + 1e-9),
+    ("weibull-gamma", 1.0, 1 + 1e-6, 1 + 1e-6, 1.0), ("weibull-gamma", 2.0, 1 - 1e-9, 1.0, 0.5),
+]
+FAR = [
+    ("exp-gamma", 1.0, 3.0, 0.5), ("gamma-exp", 4.0, 2.0, 0.3), ("exp-weibull", 1.0, 2.0, 3.0),
+    ("weibull-exp", 2.0, 0.7, 1.5), ("gamma-weibull", 5.0, 2.0, 3.0, 2.5), ("gamma-weibull", 50.0, 0.1, 400.0, 8.0),
+    ("weibull-gamma", 2.0, 3.0, 2.5, 0.7), ("weibull-gamma", 1.0, 30.0, 40.0, 30.0),
+]
+
+
+@pytest.mark.parametrize("case", NEAR, ids=lambda c: f"{c[0]}{c[1:]}")
+def test_exponential_gamma_weibull_near_identical(case: tuple) -> None:
+    truth = _reference(*case)
+    assert truth > 0
+    assert float(klkit.kl_divergence(*_scipy_pair(*case), method="exact")) == pytest.approx(truth, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("case", FAR, ids=lambda c: f"{c[0]}{c[1:]}")
+def test_exponential_gamma_weibull_far_apart(case: tuple) -> None:
+    truth = _reference(*case)
+    assert float(klkit.kl_divergence(*_scipy_pair(*case), method="exact")) == pytest.approx(truth, rel=1e-12, abs=0)
+
+
+def test_exponential_gamma_weibull_torch_matches_and_differentiates() -> None:
+    f64 = lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    for a, b, s, k in [(1 + 1e-6, 1.0, 1.0, 1 + 2e-6), (1.3, 2.0, 0.4, 1.7)]:
+        x = [f64(a), f64(b), f64(s), f64(k)]
+        assert torch.autograd.gradcheck(lambda *v: klkit.kl_divergence(td.Gamma(v[0], v[1]), td.Weibull(v[2], v[3])), x)
+        assert torch.autograd.gradcheck(lambda *v: klkit.kl_divergence(td.Weibull(v[2], v[3]), td.Gamma(v[0], v[1])), x)
+        ours = float(klkit.kl_divergence(td.Gamma(x[0], x[1]), td.Weibull(x[2], x[3])).detach())
+        assert ours == pytest.approx(_reference("gamma-weibull", a, b, s, k), rel=1e-13, abs=0)
+    t64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    e = klkit.kl_divergence(td.Exponential(t64([1.0, 2.0])), td.Gamma(t64([1 + 1e-6, 1.0]), t64(1.0)))
+    assert float(e[0]) == pytest.approx(_reference("exp-gamma", 1.0, 1 + 1e-6, 1.0), rel=1e-14, abs=0)
+    assert float(e[1]) == pytest.approx(_reference("exp-gamma", 2.0, 1.0, 1.0), rel=1e-14, abs=0)

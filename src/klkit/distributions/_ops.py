@@ -299,3 +299,78 @@ def sum_rightmost(xp: Any, x: Any, n: int) -> Any:
 def log_beta(xp: Any, a: Any, b: Any) -> Any:
     """``log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b)``."""
     return xp.lgamma(a) + xp.lgamma(b) - xp.lgamma(a + b)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Functions that vanish at 0, to full relative precision (for KLs of near-identical laws)
+# ---------------------------------------------------------------------------------------------------
+SERIES_CUT = 0.2  # |x| below this: the power series (28 terms: truncation < 1e-19 relative at the cut)
+_TERMS = 28
+_ZETA = [float(special.zeta(k)) for k in range(2, _TERMS + 2)]
+_LOG1PMX = [(-1.0) ** (j + 1) / (j + 2) for j in range(_TERMS)]  # log1p(u) − u = u² Σ c_j u^j
+_EXPM1MX = [1.0 / math.factorial(j + 2) for j in range(18)]  # expm1(x) − x = x² Σ c_j x^j
+_LGAMMA1P = [(-1.0) ** j * z / (j + 2) for j, z in enumerate(_ZETA)]  # lgamma(1+x) + γx = x² Σ c_j x^j
+_DIGAMMA1P = [(-1.0) ** j * z for j, z in enumerate(_ZETA)]  # ψ(1+x) + γ = x Σ c_j x^j
+
+
+def _series(xp: Any, x: Any, coefficients: list[float], power: int) -> tuple[Any, Any]:
+    """(|x| ≤ SERIES_CUT, x^power Σ c_j x^j) with x zeroed where the series is not used (no overflow)."""
+    small = xp.abs(x) <= SERIES_CUT
+    xs = xp.where(small, x, 0.0 * x)
+    acc = 0.0 * xs + coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        acc = acc * xs + c
+    return small, acc * xs**power
+
+
+def log1pmx(xp: Any, u: Any) -> Any:
+    """``log1p(u) − u`` to full relative precision (a series for |u| ≤ 0.2; −u²/2 + u³/3 − …)."""
+    small, series = _series(xp, u, _LOG1PMX, 2)
+    ud = xp.where(small, 0.0 * u + 1.0, u)
+    return xp.where(small, series, xp.log1p(ud) - ud)
+
+
+def expm1mx(xp: Any, x: Any) -> Any:
+    """``expm1(x) − x`` to full relative precision (a series for |x| ≤ 0.2; x²/2 + x³/6 + …)."""
+    small, series = _series(xp, x, _EXPM1MX, 2)
+    xd = xp.where(small, 0.0 * x + 1.0, x)
+    return xp.where(small, series, xp.expm1(xd) - xd)
+
+
+def lgamma1p_euler(xp: Any, x: Any, one_plus_x: Any = None) -> Any:
+    r"""``lgamma(1 + x) + γx`` :math:`= \sum_{k\ge2} (-1)^k \zeta(k) x^k / k` (≥ 0, O(x²)), full relative precision.
+
+    ``one_plus_x`` is ``1 + x`` without rounding where the caller has it (e.g. the shape parameter itself).
+    """
+    small, series = _series(xp, x, _LGAMMA1P, 2)
+    onep = 1.0 + x if one_plus_x is None else one_plus_x
+    onep = xp.where(small, 0.0 * onep + 2.0, onep)
+    xd = xp.where(small, 0.0 * x + 1.0, x)
+    return xp.where(small, series, xp.lgamma(onep) + EULER_GAMMA * xd)
+
+
+def digamma1p_euler(xp: Any, x: Any, one_plus_x: Any = None) -> Any:
+    r"""``ψ(1 + x) + γ`` :math:`= \sum_{k\ge2} (-1)^k \zeta(k) x^{k-1}` (O(x)), full relative precision."""
+    small, series = _series(xp, x, _DIGAMMA1P, 1)
+    onep = 1.0 + x if one_plus_x is None else one_plus_x
+    onep = xp.where(small, 0.0 * onep + 2.0, onep)
+    return xp.where(small, series, xp.digamma(onep) + EULER_GAMMA)
+
+
+def log_product(xp: Any, a: Any, b: Any) -> Any:
+    """``log(a·b)`` without the rounding of ``a·b`` near 1 (Dekker's exact product), else ``log a + log b``."""
+    hi = a * b
+    near = xp.abs(hi - 1.0) < 0.5
+    a1, b1 = xp.where(near, a, 0.0 * a + 1.0), xp.where(near, b, 0.0 * b + 1.0)
+    split = 4097.0 if _xp.dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") \
+        else 134217729.0
+    p = a1 * b1
+    ah, bh = _split_high(a1, split), _split_high(b1, split)
+    al, bl = a1 - ah, b1 - bh
+    low = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return xp.where(near, xp.log1p((p - 1.0) + low), xp.log(a) + xp.log(b))
+
+
+def _split_high(a: Any, split: float) -> Any:
+    c = split * a
+    return c - (c - a)

@@ -25,7 +25,17 @@ from collections.abc import Callable
 from typing import Any
 
 from klkit.distributions import families as fam
-from klkit.distributions._ops import EULER_GAMMA, INF, log_beta, sum_rightmost
+from klkit.distributions._ops import (
+    EULER_GAMMA,
+    INF,
+    digamma1p_euler,
+    expm1mx,
+    lgamma1p_euler,
+    log1pmx,
+    log_beta,
+    log_product,
+    sum_rightmost,
+)
 from klkit.distributions.entropy_forms import (
     binomial_log_pmf,
     entropy_of,
@@ -243,12 +253,33 @@ def _kl_lowrank_mvn(p: fam.LowRankMultivariateNormal, q: fam.MultivariateNormal)
 
 
 def bernoulli_kl(xp: Any, probs_p: Any, logits_p: Any, probs_q: Any, logits_q: Any) -> Any:
-    """π_p log(π_p/π_q) + (1−π_p) log((1−π_p)/(1−π_q)) in log space (softplus of the logits)."""
+    r"""π_p log(π_p/π_q) + (1−π_p) log((1−π_p)/(1−π_q)), to full relative precision also for π_q ≈ π_p.
+
+    Near p ≈ q (|δ| ≤ ½ min(π_p, 1−π_p), δ = π_q − π_p) the first-order terms cancel analytically:
+    KL = −π_p (log1p(u) − u) − (1−π_p)(log1p(v) − v), u = δ/π_p, v = −δ/(1−π_p), with a series for
+    log1p(u) − u (:func:`~klkit.distributions._ops.log1pmx`); elsewhere the log-space form of the logits
+    (softplus), which keeps π near 0 or 1 exact. Measured against 50-digit mpmath at π_p = 0.3 and
+    δ = 1e-7, 1e-10: relative error ≤ 2e-16 (the difference form lost 2e-9 and 2e-6).
+    """
     t1 = probs_p * (xp.softplus(-logits_q) - xp.softplus(-logits_p))
     t1 = xp.where(probs_p > 0, xp.where(probs_q > 0, t1, INF), 0.0)
     t0 = (1.0 - probs_p) * (xp.softplus(logits_q) - xp.softplus(logits_p))
     t0 = xp.where(probs_p < 1, xp.where(probs_q < 1, t0, INF), 0.0)
-    return t1 + t0
+    return xp.where(_bernoulli_near(xp, probs_p, probs_q), _bernoulli_kl_near(xp, probs_p, probs_q), t1 + t0)
+
+
+def _bernoulli_near(xp: Any, probs_p: Any, probs_q: Any) -> Any:
+    """|π_q − π_p| ≤ ½ min(π_p, 1 − π_p) with 0 < π_p < 1: where the regrouped form is used."""
+    return (xp.abs(probs_q - probs_p) <= 0.5 * xp.minimum(probs_p, 1.0 - probs_p)) & (probs_p > 0) & (probs_p < 1)
+
+
+def _bernoulli_kl_near(xp: Any, probs_p: Any, probs_q: Any) -> Any:
+    """−π_p log1pmx(δ/π_p) − (1−π_p) log1pmx(−δ/(1−π_p)) (inputs outside the near region are neutralised)."""
+    near = _bernoulli_near(xp, probs_p, probs_q)
+    p = xp.where(near, probs_p, 0.0 * probs_p + 0.5)
+    delta = xp.where(near, probs_q - probs_p, 0.0 * probs_q)
+    one_minus_p = 1.0 - p
+    return -p * log1pmx(xp, delta / p) - one_minus_p * log1pmx(xp, -delta / one_minus_p)
 
 
 @register_kl(fam.Bernoulli, fam.Bernoulli)
@@ -769,3 +800,81 @@ def _kl_bernoulli_binomial(p: fam.Bernoulli, q: fam.Binomial) -> Any:
     xp = p.xp
     one = bernoulli_kl(xp, p.probs, p.logits, q.probs, q.logits)
     return xp.where(q.total_count == 1, one, _cross_binomial(p, q) - entropy_of(p))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cross-family pairs that can be near-identical (Gamma(1, λ) = Exponential(λ) = Weibull(1/λ, 1)):
+# the closed forms regrouped so that the first-order terms cancel analytically, not H(p, q) − H(p).
+# With α = shape_gamma − 1, d = k − 1 (exact), t = log(rate · scale) (exact product),
+# G(x) = lgamma(1+x) + γx and P(x) = ψ(1+x) + γ (series near 0), log1pmx and expm1mx:
+# every term is O(distance²) and computed to full relative precision. Measured against 50-digit
+# mpmath references (tests/test_distributions_accuracy.py) at shape offsets 1e-6..1e-9 and
+# rate·scale offsets 1e-8: relative error ≤ 1e-14 (H(p, q) − H(p) lost 1e-4 to 1.0).
+# ---------------------------------------------------------------------------------------------------
+def _shape_rate(p: Any) -> tuple[Any, Any]:
+    """(concentration, rate) of a Gamma; an Exponential is Gamma(1, rate)."""
+    if isinstance(p, fam.Gamma):
+        return p.concentration, p.rate
+    return 0.0 * p.rate + 1.0, p.rate
+
+
+@register_kl(fam.Exponential, fam.Gamma, override=True)
+def _kl_exponential_gamma(p: fam.Exponential, q: fam.Gamma) -> Any:
+    r"""−log1pmx(u) − d·log1p(u) + G(d), u = (βq − λp)/λp, d = αq − 1 (Gamma(1, λ) against Gamma(αq, βq)).
+
+    Relative error ≤ 1e-15 against 50-digit mpmath for Exponential(1) vs Gamma(1 + 1e-6, 1) (was 4e-11
+    as H(p, q) − H(p)).
+    """
+    xp = p.xp
+    a, b = q.concentration, q.rate
+    d, u = a - 1.0, (b - p.rate) / p.rate
+    return -log1pmx(xp, u) - d * xp.log1p(u) + lgamma1p_euler(xp, d, a)
+
+
+@register_kl(fam.Gamma, fam.Exponential, override=True)
+def _kl_gamma_exponential(p: fam.Gamma, q: fam.Exponential) -> Any:
+    r"""−log1pmx(u) + d·u + d·P(d) − G(d), u = (λq − βp)/βp, d = αp − 1 (Gamma(αp, βp) against Gamma(1, λq)).
+
+    Relative error ≤ 1e-15 against 50-digit mpmath for Gamma(1 + 1e-6, 1) vs Exponential(1).
+    """
+    xp = p.xp
+    a, b = p.concentration, p.rate
+    d, u = a - 1.0, (q.rate - b) / b
+    return -log1pmx(xp, u) + d * u + d * digamma1p_euler(xp, d, a) - lgamma1p_euler(xp, d, a)
+
+
+def _kl_gamma_weibull(p: Any, q: fam.Weibull) -> Any:
+    r"""KL(Gamma(a, b) ‖ Weibull(s, k)) = expm1mx(M) + R (Exponential: a = 1).
+
+    M = log Γ(a + k) − log Γ(a) − k t = log1p(α + d) + G(α + d) − G(α) − γd − k t and
+    R = log1pmx(α/k) − αd/k + G(α + d) − 2G(α) + (α − d) P(α).
+    """
+    xp = p.xp
+    a, b = _shape_rate(p)
+    k = q.concentration
+    alpha, d = a - 1.0, k - 1.0
+    t = log_product(xp, b, q.scale)
+    g_ad, g_a = lgamma1p_euler(xp, alpha + d, a + d), lgamma1p_euler(xp, alpha, a)
+    m = xp.log1p(alpha + d) + g_ad - g_a - EULER_GAMMA * d - k * t
+    r = log1pmx(xp, alpha / k) - alpha * d / k + g_ad - 2.0 * g_a + (alpha - d) * digamma1p_euler(xp, alpha, a)
+    return expm1mx(xp, m) + r
+
+
+def _kl_weibull_gamma(p: fam.Weibull, q: Any) -> Any:
+    r"""KL(Weibull(s, k) ‖ Gamma(a, b)) = expm1mx(E) + G(e) + G(α) + α(γe − t) (Exponential: a = 1).
+
+    e = 1/k − 1 and E = t + log Γ(1 + 1/k) = t − log k − γe + G(e).
+    """
+    xp = p.xp
+    a, b = _shape_rate(q)
+    k = p.concentration
+    alpha, e = a - 1.0, (1.0 - k) / k
+    t = log_product(xp, b, p.scale)
+    g_e = lgamma1p_euler(xp, e, 1.0 / k)
+    big_e = t - xp.log(k) - EULER_GAMMA * e + g_e
+    return expm1mx(xp, big_e) + g_e + lgamma1p_euler(xp, alpha, a) + alpha * (EULER_GAMMA * e - t)
+
+
+for _p in (fam.Exponential, fam.Gamma):
+    register_kl(_p, fam.Weibull, override=True)(_kl_gamma_weibull)
+    register_kl(fam.Weibull, _p, override=True)(_kl_weibull_gamma)
