@@ -164,3 +164,81 @@ def test_exponential_gamma_weibull_torch_matches_and_differentiates() -> None:
     e = klkit.kl_divergence(td.Exponential(t64([1.0, 2.0])), td.Gamma(t64([1 + 1e-6, 1.0]), t64(1.0)))
     assert float(e[0]) == pytest.approx(_reference("exp-gamma", 1.0, 1 + 1e-6, 1.0), rel=1e-14, abs=0)
     assert float(e[1]) == pytest.approx(_reference("exp-gamma", 2.0, 1.0, 1.0), rel=1e-14, abs=0)
+
+
+# --- Uniform(0, 1) = Beta(1, 1) = ContinuousBernoulli(½) -------------------------------------------
+def _log_beta_mp(a, b):
+    return mpmath.log(mpmath.beta(a, b))
+
+
+def _beta_logpdf_mp(a, b, x):
+    return (a - 1) * mpmath.log(x) + (b - 1) * mpmath.log(1 - x) - _log_beta_mp(a, b)
+
+
+def _cb_logpdf_mp(lam, x):
+    log_c = mpmath.log(2) if lam == 0.5 else mpmath.log(2 * mpmath.atanh(1 - 2 * lam) / (1 - 2 * lam))
+    return log_c + x * mpmath.log(lam) + (1 - x) * mpmath.log(1 - lam)
+
+
+def _unit_reference(kind: str, *x: float) -> float:
+    """E_p[log p − log q] by 50-digit tanh-sinh quadrature (mpmath.quad), the float64 inputs taken exactly."""
+    with mpmath.workdps(50):
+        v = [mpmath.mpf(t) for t in x]
+        if kind == "uniform-beta":
+            lo, hi, a, b = v
+            out = mpmath.quad(lambda t: -mpmath.log(hi - lo) - _beta_logpdf_mp(a, b, t), [lo, hi]) / (hi - lo)
+        elif kind == "beta-uniform":
+            a, b, lo, hi = v
+            out = mpmath.quad(lambda t: mpmath.exp(_beta_logpdf_mp(a, b, t)) * (_beta_logpdf_mp(a, b, t)
+                                                                                 + mpmath.log(hi - lo)), [0, 0.5, 1])
+        elif kind == "beta-cb":
+            a, b, lam = v
+            out = mpmath.quad(lambda t: mpmath.exp(_beta_logpdf_mp(a, b, t)) * (_beta_logpdf_mp(a, b, t)
+                                                                                 - _cb_logpdf_mp(lam, t)), [0, 0.5, 1])
+        elif kind == "uniform-cb":
+            lo, hi, lam = v
+            out = mpmath.quad(lambda t: -mpmath.log(hi - lo) - _cb_logpdf_mp(lam, t), [lo, hi]) / (hi - lo)
+        else:  # cb-uniform
+            lam, lo, hi = v
+            out = mpmath.quad(lambda t: mpmath.exp(_cb_logpdf_mp(lam, t)) * (_cb_logpdf_mp(lam, t)
+                                                                              + mpmath.log(hi - lo)), [0, 1])
+        return float(out)
+
+
+def _unit_pair(kind: str, *x: float):
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    make = {"uniform": (lambda lo, hi: td.Uniform(t(lo), t(hi)), 2), "beta": (lambda a, b: td.Beta(t(a), t(b)), 2),
+            "cb": (lambda lam: td.ContinuousBernoulli(probs=t(lam)), 1)}
+    first, second = kind.split("-")
+    (f, n), (g, _) = make[first], make[second]
+    return f(*x[:n]), g(*x[n:])
+
+
+UNIT = [  # (case, relative tolerance); H(p, q) − H(p) had 2e-6 .. 2.0 relative error on the near-identical ones
+    (("uniform-beta", 0.0, 1.0, 1 + 1e-6, 1 - 2e-6), 1e-14), (("uniform-beta", 0.0, 1.0, 1 + 1e-9, 1.0), 1e-14),
+    (("uniform-beta", 1e-8, 1.0, 1 + 1e-6, 1 + 1e-6), 1e-14), (("uniform-beta", 0.2, 0.7, 2.0, 3.0), 1e-13),
+    (("beta-uniform", 1 + 1e-6, 1 - 2e-6, 0.0, 1.0), 1e-14), (("beta-uniform", 1 + 1e-9, 1.0, 0.0, 1.0), 1e-14),
+    (("beta-uniform", 2.0, 3.0, -1.0, 2.0), 1e-13),
+    (("beta-cb", 1 + 1e-6, 1 - 1e-6, 0.5 + 1e-7), 1e-13), (("beta-cb", 1.0, 1.0, 0.5 + 1e-9), 1e-14),
+    (("beta-cb", 2.0, 5.0, 0.2), 1e-13),
+    # λ = ½ + 1e-7: torch's logit of λ carries ~3e-14 relative error, which the KL (∝ logit²) inherits
+    (("uniform-cb", 0.0, 1.0, 0.5 + 1e-7), 1e-13), (("uniform-cb", 0.0, 1.0, 0.5 - 1e-9), 1e-14),
+    (("uniform-cb", 0.1, 0.6, 0.8), 1e-13),
+    (("cb-uniform", 0.5 + 1e-7, 0.0, 1.0), 1e-13), (("cb-uniform", 0.5 - 1e-9, 0.0, 1.0), 1e-14),
+    (("cb-uniform", 0.9, -0.5, 1.0), 1e-13),
+]
+
+
+@pytest.mark.parametrize(("case", "rel"), UNIT, ids=[f"{c[0]}{c[1:]}" for c, _ in UNIT])
+def test_unit_interval_families_near_identical(case: tuple, rel: float) -> None:
+    truth = _unit_reference(*case)
+    assert truth > 0
+    assert float(klkit.kl_divergence(*_unit_pair(*case), method="exact")) == pytest.approx(truth, rel=rel, abs=0)
+
+
+def test_uniform_beta_scipy_and_outside_support() -> None:
+    truth = _unit_reference("uniform-beta", 0.0, 1.0, 1 + 1e-6, 1 - 2e-6)
+    assert float(klkit.kl_divergence(stats.uniform(0, 1), stats.beta(1 + 1e-6, 1 - 2e-6))) == pytest.approx(
+        truth, rel=1e-14, abs=0)
+    assert float(klkit.kl_divergence(stats.uniform(-0.5, 1), stats.beta(2, 2))) == np.inf
+    assert float(klkit.kl_divergence(stats.beta(2, 2), stats.uniform(0.1, 1))) == np.inf
