@@ -37,11 +37,13 @@ from klkit._validation import (
     sum_tolerance,
 )
 from klkit._xp import (
+    NUMPY,
     asarray,
     compute_dtype,
     errstate,
     is_numpy,
     is_torch,
+    is_torch_array,
     log_of_base,
     logsumexp,
     namespace,
@@ -352,7 +354,7 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
 
 def _is_distribution(x: Any) -> bool:
     """A ``torch.distributions.Distribution`` or a frozen ``scipy.stats`` distribution."""
-    if isinstance(x, (np.ndarray, list, tuple, float, int)):
+    if isinstance(x, (np.ndarray, list, tuple, float, int)) or is_torch_array(x):
         return False
     import sys
 
@@ -404,11 +406,12 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
     xp = namespace(p, q) if two else namespace(p, names=("p",))
     P = asarray(p, xp, "p")
     Q = asarray(q, xp, "q") if two else None
-    shape = broadcast_shape(P.shape, Q.shape) if two else tuple(P.shape)
+    shape = broadcast_shape(P.shape, Q.shape) if two and P.shape != Q.shape else tuple(P.shape)
     ax = check_axis(axis, len(shape))
     check_not_empty(shape[ax], axis)
     out_dtype = xp.result_type(P, Q) if two else P.dtype
-    if two and array_api_compat.device(P) != array_api_compat.device(Q):
+    if two and not is_numpy(xp) and (P.device != Q.device if is_torch(xp)
+                                     else array_api_compat.device(P) != array_api_compat.device(Q)):
         raise InvalidDistributionError(
             f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
             f"{array_api_compat.device(Q)}. Move one with .to(device)."
@@ -427,6 +430,11 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
                  else _fast_numpy(measure, P, Q, kind, q_kind, validate))
     elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence":
         value = _fused_torch_logits(measure, P, Q, validate, out_dtype)
+    elif is_torch(xp) and kind == q_kind == "probs" and _numpy_bridge(P, Q):
+        value = _small_numpy(measure, P.numpy(), None if Q is None else Q.numpy(), validate)
+        if value is not None:
+            value = _clamp(value, None, NUMPY) if measure != "cross_entropy" else value
+            return _finish(xp.from_numpy(np.asarray(_in_base(value, base))), out_dtype, xp)
     elif is_torch(xp):
         value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, xp)
     if value is None:
@@ -545,36 +553,29 @@ def _fused_torch_logits(measure: Measure, P: Any, Q: Any, validate: bool, dtype:
 
 
 def _small_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, validate: bool) -> np.ndarray | None:
-    """Small numpy probabilities: a few whole-array ufuncs, checks folded into per-row min/max/sum.
+    """Small numpy probabilities: the kernels' single-chunk entry (:func:`klkit._kernels.probs_rows_small`).
 
-    The same semantics as the generic path (``0 · log 0 = 0``, ``p > 0, q = 0 → inf``,
-    NaN for unvalidated rows outside the domain) with the fewest calls: the cost
-    of a call on a short vector is interpreter overhead, not arithmetic.
+    On a short vector the cost of a call is interpreter overhead, not arithmetic: one
+    compiled pass validates, applies ``0 · log 0 = 0`` and ``p > 0, q = 0 → inf``,
+    corrects the rounding of ``p / q`` and gives NaN for rows outside the domain,
+    with the same numerics as the large-input kernels.
     """
-    if measure == "js_divergence":
+    if measure == "js_divergence" or P.dtype not in (np.float32, np.float64) or (Q is not None and Q.dtype != P.dtype):
         return None
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ok = (P.min(axis=-1) >= 0) & (P.max(axis=-1) < math.inf)  # NaN fails both
-        if Q is not None:
-            ok &= (Q.min(axis=-1) >= 0) & (Q.max(axis=-1) < math.inf)
-        if validate:
-            tol = math.sqrt(np.finfo(P.dtype).eps)
-            if (not ok.all() or np.abs(P.sum(axis=-1, dtype=np.float64) - 1).max() > tol
-                    or (Q is not None and np.abs(Q.sum(axis=-1, dtype=np.float64) - 1).max() > tol)):
-                xp = namespace(P)
-                CHECKS["probs"](P, "p", xp)  # raises with the details
-                CHECKS["probs"](Q, "q", xp)
-        p = P.astype(np.float64, copy=False)
-        logp = None if measure == "cross_entropy" else np.log(p)
-        if measure == "entropy":
-            term = p * logp
-        else:
-            logq = np.log(Q.astype(np.float64, copy=False))
-            term = p * (logq if measure == "cross_entropy" else logp - logq)
-        value = np.where(p > 0, term, 0.0).sum(axis=-1)
-        if measure != "kl_divergence":
-            value = -value
-    return value if validate else np.where(ok, value, math.nan)
+    batch = P.shape[:-1]
+    P2 = np.ascontiguousarray(P).reshape(-1, P.shape[-1])
+    Q2 = None if Q is None else np.ascontiguousarray(Q).reshape(P2.shape)
+    value, psum, qsum, bad = _kernels.probs_rows_small(P2, Q2, _MODES[measure])
+    if validate:
+        tol = _SUM_TOLERANCE[P.dtype.type]
+        if bad or abs(psum - 1) > tol or abs(qsum - 1) > tol:
+            xp = namespace(P)
+            CHECKS["probs"](P, "p", xp)  # raises with the details
+            CHECKS["probs"](Q, "q", xp)
+    return value.reshape(batch)
+
+
+_SUM_TOLERANCE = {np.float32: sum_tolerance(np.float32), np.float64: sum_tolerance(np.float64)}
 
 
 # ---------------------------------------------------------------------------
@@ -722,8 +723,6 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     rows = math.prod(P.shape[:-1])
     if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 or grad:
         return None, validate
-    if kind == q_kind == "probs" and rows * n <= _SMALL_TORCH:
-        return _small_torch(measure, P, Q, validate, dtype, torch), False
     try:
         A = P.view(rows, n)
         B = None if Q is None else Q.view(rows, n)
@@ -778,36 +777,19 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     return value.reshape(P.shape[:-1]), False
 
 
-_SMALL_TORCH = 1 << 12  # torch probabilities up to this many elements: a few whole-tensor ops
+_SMALL_TORCH = 1 << 12  # CPU tensors up to this many elements may take the numpy kernels
 
 
-def _small_torch(measure: Measure, P: Any, Q: Any, validate: bool, dtype: Any, torch: Any) -> Any:
-    """Small torch probabilities without autograd: the fewest kernel launches and one host sync.
+def _numpy_bridge(P: Any, Q: Any) -> bool:
+    """Small CPU float32/float64 tensors outside autograd and ``torch.compile``: share their memory
+    with numpy and take :func:`_small_numpy` (a torch op costs microseconds of dispatch each;
+    the compiled kernel does the whole call in one). Same values, same dtype back."""
+    import torch
 
-    The cost of a call on a short vector is dispatch overhead, so the checks are
-    folded into one ``aminmax`` and one sum over ``p`` and ``q`` stacked together.
-    """
-    both = P if Q is None else torch.stack(torch.broadcast_tensors(P, Q)).to(dtype)
-    low, high = torch.aminmax(both, dim=-1)
-    ok = (low >= 0) & (high < math.inf)  # NaN fails both
-    if validate:
-        tol = sum_tolerance(both.dtype)
-        if not bool((ok & ((both.sum(-1) - 1).abs() <= tol)).all()):
-            xp = namespace(P)
-            CHECKS["probs"](P, "p", xp)  # raises with the details
-            CHECKS["probs"](Q, "q", xp)
-    p = P.to(dtype)
-    if measure == "entropy":
-        term = torch.special.entr(p).sum(-1)
-        value = term
-    else:
-        logq = torch.log(Q.to(dtype))
-        inner = logq if measure == "cross_entropy" else torch.log(p) - logq
-        value = torch.where(p > 0, p * inner, 0.0).sum(-1)
-        value = value if measure == "kl_divergence" else -value
-    if not validate:
-        value = torch.where(ok if Q is None else ok.all(0), value, math.nan)
-    return value
+    return (P.numel() <= _SMALL_TORCH and P.device.type == "cpu" and P.dtype in (torch.float32, torch.float64)
+            and (Q is None or (Q.dtype == P.dtype and Q.device.type == "cpu"))
+            and not (torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad)))
+            and not torch.compiler.is_compiling())
 
 
 def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
