@@ -242,3 +242,19 @@ def test_uniform_beta_scipy_and_outside_support() -> None:
         truth, rel=1e-14, abs=0)
     assert float(klkit.kl_divergence(stats.uniform(-0.5, 1), stats.beta(2, 2))) == np.inf
     assert float(klkit.kl_divergence(stats.beta(2, 2), stats.uniform(0.1, 1))) == np.inf
+
+
+def test_scipy_geom_counts_trials_so_laws_with_mass_at_zero_get_inf() -> None:
+    """scipy.stats.geom starts at 1 (trials): KL(Bernoulli or Poisson ‖ geom) = +inf; geom(p, loc=-1) is torch's."""
+    assert float(klkit.kl_divergence(stats.bernoulli(0.3), stats.geom(0.5))) == np.inf
+    assert float(klkit.kl_divergence(stats.poisson(0.3), stats.geom(0.5))) == np.inf
+    failures = float(klkit.kl_divergence(stats.bernoulli(0.3), stats.geom(0.5, loc=-1)))
+    ours_torch = float(klkit.kl_divergence(td.Bernoulli(torch.tensor(0.3, dtype=torch.float64)),
+                                           td.Geometric(torch.tensor(0.5, dtype=torch.float64))))
+    truth = 0.7 * np.log(0.7 / 0.5) + 0.3 * np.log(0.3 / 0.25)
+    assert failures == pytest.approx(truth, rel=1e-14, abs=0) and ours_torch == pytest.approx(truth, rel=1e-14, abs=0)
+    same = float(klkit.kl_divergence(stats.geom(0.3), stats.geom(0.5)))
+    shifted = float(klkit.kl_divergence(stats.geom(0.3, loc=-1), stats.geom(0.5, loc=-1)))
+    assert same == pytest.approx(shifted, rel=1e-15, abs=0)
+    with pytest.raises(klkit.errors.NotRegisteredError, match="supports starting at 1 and 0"):
+        klkit.kl_divergence(stats.geom(0.3), stats.geom(0.5, loc=-1), method="exact")

@@ -118,7 +118,7 @@ def _scipy(d: td.Distribution) -> list[Any] | None:
         kd.VonMises: lambda f: stats.vonmises(n(f.concentration), n(f.loc)),
         kd.Bernoulli: lambda f: stats.bernoulli(n(f.probs)),
         kd.Binomial: lambda f: stats.binom(n(f.total_count), n(f.probs)),
-        kd.Geometric: lambda f: stats.geom(n(f.probs)),
+        kd.Geometric: lambda f: stats.geom(n(f.probs), loc=-1),  # torch counts failures (from 0)
         kd.Poisson: lambda f: stats.poisson(n(f.rate)),
     }
     if type(f) in maker:

@@ -200,9 +200,17 @@ _SCIPY_CONTINUOUS: dict[str, Callable[..., Any]] = {
 _SCIPY_DISCRETE: dict[str, Callable[..., Any]] = {
     "bernoulli": lambda p, loc: _np(fam.Bernoulli, *_probs_logits(p)),
     "binom": lambda n, p, loc: _np(fam.Binomial, _a(n), *_probs_logits(p)),
-    "geom": lambda p, loc: _np(fam.Geometric, *_probs_logits(p)),
+    "geom": lambda p, loc: _np(fam.Geometric, *_probs_logits(p), support_start=1.0 + float(loc)),  # trials: from 1
     "poisson": lambda mu, loc: _np(fam.Poisson, _a(mu)),
 }
+
+
+def _unshifted(name: str, loc: Any) -> bool:
+    """loc = 0, or geom with loc = −1 (failures before the first success, torch's Geometric)."""
+    loc = _a(loc)
+    if name == "geom" and loc.ndim == 0 and float(loc) == -1.0:
+        return True
+    return bool(np.all(loc == 0))
 
 
 def _from_scipy(d: Any) -> Any:
@@ -212,7 +220,7 @@ def _from_scipy(d: Any) -> Any:
         if name in _SCIPY_CONTINUOUS:
             return _SCIPY_CONTINUOUS[name](*shapes, loc, scale) or d
         if name in _SCIPY_DISCRETE:
-            if np.any(_a(loc) != 0):  # a shifted discrete law: the support moved, no closed form here
+            if not _unshifted(name, loc):  # a shifted discrete law: the support moved, no closed form here
                 return d
             return _SCIPY_DISCRETE[name](*shapes, loc)
         return d

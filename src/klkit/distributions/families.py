@@ -200,13 +200,15 @@ class Binomial(Family):
 
 
 class Geometric(Family):
-    """Failures before the first success, success probability ``probs``.
+    """Failures before the first success (support from ``support_start = 0``), success probability ``probs``.
 
-    scipy's ``geom`` counts trials (support from 1): KL and entropy are shift-invariant,
-    so the same formulas serve both.
+    scipy's ``geom`` counts trials (support from 1: ``support_start = 1``). KL and entropy between two
+    Geometrics are shift-invariant, so the same formulas serve both; against a law with mass at 0
+    (Bernoulli, Poisson) scipy's ``geom`` gives KL = +inf.
     """
 
     params = ("probs", "logits")
+    support_start: float = 0.0
 
 
 class Poisson(Family):

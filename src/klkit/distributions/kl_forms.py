@@ -311,7 +311,14 @@ def _kl_geometric_geometric(p: fam.Geometric, q: fam.Geometric) -> Any:
     """KL(Bernoulli(πp) ‖ Bernoulli(πq)) / πp: log(πp/πq) + E_p[X] log((1−πp)/(1−πq)), E_p[X] = (1−πp)/πp.
 
     Not −H(p) − log πq − E_p[X] log(1 − πq): that difference of O(1) terms loses digits when p ≈ q.
+    Both must start at the same point (scipy's ``geom`` counts trials, from 1; torch's failures, from 0).
     """
+    if p.support_start != q.support_start:
+        raise NotRegisteredError(
+            f"KL between Geometric laws with supports starting at {p.support_start:g} and {q.support_start:g} "
+            "has no closed form here; build both counting trials (scipy.stats.geom(p)) or both counting "
+            "failures (torch Geometric, scipy.stats.geom(p, loc=-1)), or use method='mc'."
+        )
     return bernoulli_kl(p.xp, p.probs, p.logits, q.probs, q.logits) / p.probs
 
 
@@ -723,6 +730,8 @@ def support(p: Any) -> tuple[Any, Any]:
         return p.scale + z, z + INF
     if isinstance(p, fam.Binomial):
         return z, p.total_count + z
+    if isinstance(p, fam.Geometric):
+        return z + p.support_start, z + INF
     lower, upper = _SUPPORT[next(c for c in type(p).__mro__ if c in _SUPPORT)]
     return z + lower, z + upper
 
