@@ -62,15 +62,17 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _plan(rows: int, n: int) -> tuple[int, int]:
+def _plan(rows: int, n: int, lean: bool) -> tuple[int, int]:
     """(rows per tile, columns per tile): whole rows while a row fits in a tile, else column tiles.
 
+    ``lean`` (a forward pass with no backward to come, as in the measures): the few scratch
+    tiles stay under 25% of one input, at most 1/16 of it per tile. Under autograd the
+    gradient costs a whole input anyway, and fewer, larger tiles are faster.
     While ``torch.compile`` traces, one tile holds everything (the compiler fuses the loop itself).
     """
     if torch.compiler.is_compiling():
         return max(rows, 1), max(n, 1)
-    # a few scratch tiles stay under 25% of one input: at most 1/16 of it per tile
-    tile = min(TILE_ELEMENTS, max(_MIN_TILE, rows * n // 16))
+    tile = min(TILE_ELEMENTS, max(_MIN_TILE, rows * n // 16)) if lean else TILE_ELEMENTS
     if n > tile:
         return 1, tile
     return max(1, min(rows, tile // max(n, 1))), max(n, 1)
@@ -87,9 +89,9 @@ class _Tiles:
     per call (freshly allocated megabyte blocks come from ``mmap`` and cost a page fault per page).
     """
 
-    def __init__(self, x: torch.Tensor, dtype: torch.dtype) -> None:
+    def __init__(self, x: torch.Tensor, dtype: torch.dtype, lean: bool = False) -> None:
         self.rows, self.n = x.shape
-        self.step, self.width = _plan(self.rows, self.n)
+        self.step, self.width = _plan(self.rows, self.n, lean)
         self.dtype, self.device = dtype, x.device
         self.row_slices = _slices(self.rows, self.step)
         self.col_slices = _slices(self.n, self.width)
@@ -180,7 +182,7 @@ class _Pair(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, zp: torch.Tensor, zq: torch.Tensor, kl: bool) -> torch.Tensor:
         dtype = _compute_dtype(torch.promote_types(zp.dtype, zq.dtype))
-        tiles = _Tiles(zp, dtype)
+        tiles = _Tiles(zp, dtype, lean=not any(ctx.needs_input_grad))
         lses_p, lses_q, values = [], [], []
         for rs in tiles.row_slices:
             lse_p, lse_q = _block_lse(zp, rs, tiles), _block_lse(zq, rs, tiles)
@@ -292,7 +294,7 @@ def logits_cross_entropy_soft(p_logits: torch.Tensor, q_logits: torch.Tensor) ->
 class _Entropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
-        tiles = _Tiles(z, _compute_dtype(z.dtype))
+        tiles = _Tiles(z, _compute_dtype(z.dtype), lean=not any(ctx.needs_input_grad))
         lses, values = [], []
         for rs in tiles.row_slices:
             lse = _block_lse(z, rs, tiles)
@@ -353,7 +355,7 @@ class _IndexCE(torch.autograd.Function):
     def forward(ctx: Any, z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, eps: float,
                 ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = z.shape[1]
-        tiles = _Tiles(z, _compute_dtype(z.dtype))
+        tiles = _Tiles(z, _compute_dtype(z.dtype), lean=not any(ctx.needs_input_grad))
         valid = y != ignore_index
         safe = torch.where(valid, y, torch.zeros_like(y)).clamp(0, n - 1).long()  # the caller validates
         w = None if weight is None else weight.to(tiles.dtype)
@@ -380,11 +382,17 @@ class _IndexCE(torch.autograd.Function):
         hit = g * (1.0 - eps) * label_w  # g_n a_{n,y_n} from the label, subtracted there
         spread = g * (eps / n) * valid  # g_n ε/C, times w_c, subtracted everywhere
         mass = hit + spread * (float(n) if w is None else w.sum())  # g_n m_n
+        # g_n m_n softmax(z_n) = exp(z_n − lse_n + log(g_n m_n)) when g_n m_n ≥ 0 (the usual case:
+        # a loss being minimised): one pass fewer. A row of mass 0 gives exp(−inf) = 0. Deciding
+        # needs the host, which is free on the CPU only (and not allowed while compiling).
+        folded = z.device.type == "cpu" and not torch.compiler.is_compiling() and bool((mass >= 0).all())
+        shift = lse - torch.log(mass) if folded else lse
         out = torch.empty_like(z)
         for rs in tiles.row_slices:
             for cs in tiles.col_slices:
-                o = torch.sub(z[rs, cs], lse[rs, None], out=tiles.out(out, rs, cs, 1))
-                o.exp_().mul_(mass[rs, None])
+                o = torch.sub(z[rs, cs], shift[rs, None], out=tiles.out(out, rs, cs, 1)).exp_()
+                if not folded:
+                    o.mul_(mass[rs, None])
                 if eps > 0:
                     if w is None:
                         o.sub_(spread[rs, None])
@@ -426,7 +434,7 @@ class _ProbsCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None,
                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-        tiles = _Tiles(z, _compute_dtype(z.dtype))
+        tiles = _Tiles(z, _compute_dtype(z.dtype), lean=not any(ctx.needs_input_grad))
         w = None if weight is None else weight.to(tiles.dtype)
         lses, masses, dots = [], [], []
         for rs in tiles.row_slices:
