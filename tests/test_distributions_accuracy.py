@@ -258,3 +258,50 @@ def test_scipy_geom_counts_trials_so_laws_with_mass_at_zero_get_inf() -> None:
     assert same == pytest.approx(shifted, rel=1e-15, abs=0)
     with pytest.raises(klkit.errors.NotRegisteredError, match="supports starting at 1 and 0"):
         klkit.kl_divergence(stats.geom(0.3), stats.geom(0.5, loc=-1), method="exact")
+
+
+# --- Bernoulli, Poisson, Geometric (failures), Binomial meet at the point mass at 0 ------------------
+def _corner_reference(kind: str, eps: float, other: float, count: int = 1) -> float:
+    """Σ_k p_k (log p_k − log q_k) at 50 digits (Poisson: mpmath.nsum over k ≥ 0)."""
+    with mpmath.workdps(50):
+        e, x = mpmath.mpf(eps), mpmath.mpf(other)
+        if kind == "bernoulli-poisson":  # other = λ
+            out = (1 - e) * (mpmath.log(1 - e) + x) + e * (mpmath.log(e) - mpmath.log(x) + x)
+        elif kind == "bernoulli-geometric":  # other = π
+            out = (1 - e) * (mpmath.log(1 - e) - mpmath.log(x)) + e * (mpmath.log(e) - mpmath.log(x * (1 - x)))
+        elif kind == "bernoulli-binomial":  # other = π
+            q0, q1 = (1 - x) ** count, count * x * (1 - x) ** (count - 1)
+            out = (1 - e) * mpmath.log((1 - e) / q0) + e * mpmath.log(e / q1)
+        else:  # poisson-geometric
+            def term(k):
+                log_p = k * mpmath.log(e) - e - mpmath.loggamma(k + 1)
+                return mpmath.exp(log_p) * (log_p - mpmath.log(x) - k * mpmath.log(1 - x))
+
+            out = mpmath.nsum(term, [0, mpmath.inf])
+        return float(out)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9])
+@pytest.mark.parametrize("ratio", [1.0, 1.3, 0.6, 3.0])
+def test_laws_near_the_point_mass_at_zero(eps: float, ratio: float) -> None:
+    """Was up to 1e-7 relative error (Poisson ‖ Geometric at ε = 1e-6) as H(p, q) − H(p); ratio 3 is the far branch."""
+    eta = eps * ratio
+    pairs = [
+        ("bernoulli-poisson", stats.bernoulli(eps), stats.poisson(eta), eta, 1),
+        ("bernoulli-geometric", stats.bernoulli(eps), stats.geom(1 - eta, loc=-1), 1 - eta, 1),
+        ("poisson-geometric", stats.poisson(eps), stats.geom(1 - eta, loc=-1), 1 - eta, 1),
+        ("bernoulli-binomial", stats.bernoulli(eps), stats.binom(4, eta / 4), eta / 4, 4),
+    ]
+    for kind, p, q, other, count in pairs:
+        truth = _corner_reference(kind, eps, other, count)
+        assert float(klkit.kl_divergence(p, q, method="exact")) == pytest.approx(truth, rel=1e-13, abs=0), kind
+
+
+def test_point_mass_corner_on_torch_with_gradients() -> None:
+    t = lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    eps, lam = t(1e-3), t(1.2e-3)
+    assert torch.autograd.gradcheck(lambda a, b: klkit.kl_divergence(td.Bernoulli(probs=a), td.Poisson(b)), [eps, lam])
+    assert torch.autograd.gradcheck(lambda a, b: klkit.kl_divergence(td.Poisson(a), td.Geometric(probs=1 - b)),
+                                    [eps, lam])
+    value = klkit.kl_divergence(td.Bernoulli(probs=eps), td.Geometric(probs=1 - lam)).detach()
+    assert float(value) == pytest.approx(_corner_reference("bernoulli-geometric", 1e-3, 1 - 1.2e-3), rel=1e-13, abs=0)
