@@ -428,8 +428,10 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
     if is_numpy(xp):
         value = (_small_numpy(measure, P, Q, validate) if kind == q_kind == "probs" and P.size < _FAST_MIN
                  else _fast_numpy(measure, P, Q, kind, q_kind, validate))
-    elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence":
+    elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence" and _fused_pays(P, Q):
         value = _fused_torch_logits(measure, P, Q, validate, out_dtype)
+    elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence" and _under_autograd(P, Q):
+        value = _plain_torch_logits(measure, P, Q, out_dtype)
     elif is_torch(xp) and kind == q_kind == "probs" and _numpy_bridge(P, Q):
         value = _small_numpy(measure, P.numpy(), None if Q is None else Q.numpy(), validate)
         if value is not None:
@@ -522,6 +524,52 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
             if Q is not None:
                 CHECKS["logits"](Q, "q", xp)
     return value.reshape(batch)
+
+
+_FUSED_MIN = 1 << 24  # torch logits under autograd with at least this many elements take the fused Functions
+
+
+def _fused_pays(P: Any, Q: Any) -> bool:
+    """Large logits under autograd: there the plain composition's full-size temporaries (several
+    copies of the input, kept for backward) cost more time and memory than the fused Functions'
+    extra passes over cache-sized tiles (``benchmarks/training_loop.py``). Smaller inputs under
+    autograd take torch's own composition (:func:`_plain_torch_logits`), inputs without autograd
+    the library kernels on tiles."""
+
+    return _under_autograd(P, Q) and P.numel() >= _FUSED_MIN
+
+
+def _under_autograd(P: Any, Q: Any) -> bool:
+    import torch
+
+    return torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad))
+
+
+def _plain_torch_logits(measure: Measure, P: Any, Q: Any, dtype: Any) -> Any:
+    """Logits under autograd with every logit of ``p`` finite: torch's own composition.
+
+    ``log_softmax`` and ``kl_div`` are torch's fastest kernels here, and without a masked
+    outcome in ``p`` no term is ``0 · inf``, so they need no masks. One host check decides
+    (and, being "p finite, q's largest logit finite per slice", it is also the validation);
+    otherwise, or while compiling, None hands over to the generic path, whose masks keep
+    the gradients finite and whose checks name what is wrong.
+    """
+    import torch
+
+    if torch.compiler.is_compiling() or dtype not in (torch.float32, torch.float64):
+        return None
+    ok = torch.isfinite(P.detach().sum())  # finite entries (a sum overflowing only costs the faster path)
+    if Q is not None:
+        ok = ok & torch.isfinite(Q.detach().amax(-1)).all()
+    if not bool(ok):
+        return None
+    logp = torch.log_softmax(P.to(dtype), -1)
+    if measure == "entropy":
+        return -(logp.exp() * logp).sum(-1)
+    logq = torch.log_softmax(Q.to(dtype), -1)
+    if measure == "kl_divergence":
+        return torch.nn.functional.kl_div(logq, logp, reduction="none", log_target=True).sum(-1)
+    return -(logp.exp() * logq).sum(-1)
 
 
 def _fused_torch_logits(measure: Measure, P: Any, Q: Any, validate: bool, dtype: Any) -> Any:
@@ -758,8 +806,11 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     else:  # (rows, pieces)
         out = [None if parts[0][j] is None else torch.cat([t[j] for t in parts]).view(rows, -1) for j in range(7)]
     value = out[0].squeeze(-1) if out[0].shape[-1] == 1 else _chain(measure, out, kind, q_kind, torch)
+    ok = _domain_ok(P.reshape(rows, n), kind, torch)
+    if Q is not None:
+        ok = ok & _domain_ok(Q.reshape(rows, n), q_kind, torch)
     if validate:
-        failed = value.isnan()
+        failed = value.isnan() | ~ok
         for k, low, mass in ((kind, out[2], out[3]), (q_kind, out[5], out[6])):
             if k != "logits" and low is not None:
                 failed = failed | ~_check_stats(k, low, mass, dtype, torch)
@@ -769,12 +820,7 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
                 CHECKS[q_kind](Q, "q", xp)
             if bool(value.isnan().any()):  # not expected; the generic path is the reference
                 return None, False
-    else:
-        ok = _domain_ok(P.reshape(rows, n), kind, torch)
-        if Q is not None:
-            ok = ok & _domain_ok(Q.reshape(rows, n), q_kind, torch)
-        value = torch.where(ok, value, math.nan)
-    return value.reshape(P.shape[:-1]), False
+    return torch.where(ok, value, math.nan).reshape(P.shape[:-1]), False
 
 
 _SMALL_TORCH = 1 << 12  # CPU tensors up to this many elements may take the numpy kernels
@@ -795,8 +841,9 @@ def _numpy_bridge(P: Any, Q: Any) -> bool:
 def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
     """Per row: every entry lies in the domain of ``kind`` (reductions only, no temporaries)."""
     if kind == "probs":
-        return (x.amin(-1) >= 0) & (x.sum(-1, dtype=torch.float64) < math.inf)
-    return x.amax(-1) < math.inf  # NaN fails too; logits of only -inf give NaN by themselves
+        return (x.amin(-1) >= 0) & (x.sum(-1) < math.inf)  # +inf and NaN fail (so does a sum past the float range)
+    top = x.amax(-1)  # NaN propagates into the maximum and fails both tests
+    return top.isfinite() if kind == "logits" else top < math.inf  # logits: not all -inf either
 
 
 def _divisor(n: int, least: int) -> int:
