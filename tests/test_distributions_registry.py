@@ -153,7 +153,7 @@ def test_every_registered_family_has_a_factory() -> None:
     assert not missing, f"registered families without a parameter factory in this test: {missing}"
 
 
-def test_coverage_bar_of_the_issue() -> None:
+def test_registry_coverage_bar() -> None:
     assert len(FINITE) >= 61
     torch_pairs = {(p.__name__, q.__name__) for p, q in td.kl._KL_REGISTRY}
     ours = {(_torch_name(p), _torch_name(q)) for p, q in PAIRS}

@@ -1,4 +1,4 @@
-"""The lab: runner, report files, CLI, and every section of issue 4 in --quick mode."""
+"""The lab: runner, report files, CLI, and every section in --quick mode."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CLI = CliRunner()
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One --quick run of every section this issue owns (the VAE and RL sections have their own tests)."""
+    """One --quick run of every lesson section (the VAE and RL sections have their own tests)."""
     out = tmp_path_factory.mktemp("lab")
     report = lab_runner.run_lab(out, quick=True, only=MINE, seed=0, show_progress=False)
     return report, out

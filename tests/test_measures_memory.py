@@ -1,5 +1,5 @@
 """Large vocabularies: KL, CE and entropy from (batch, vocab) logits keep peak extra memory
-at or below 25% of one input (issue 2), for numpy and torch.
+at or below 25% of one input, for numpy and torch.
 
 numpy allocations are traced by ``tracemalloc``. torch's CPU allocator is not, so for torch
 the peak resident set size is read from /proc with glibc told to mmap every large block

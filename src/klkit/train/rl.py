@@ -217,7 +217,7 @@ class Normalizer:
 class EpisodeTracker:
     """Undiscounted raw returns of finished episodes, with the environment step each ended at.
 
-    ``mean_last(10)`` is the issue's success measure: the mean return of the last
+    ``mean_last(10)`` is the success measure: the mean return of the last
     10 finished episodes.
     """
 
