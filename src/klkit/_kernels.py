@@ -291,6 +291,15 @@ def probs_rows(p: np.ndarray, q: np.ndarray | None, mode: int):
     return value, np.array(worst_p), np.array(worst_q), np.array(nbad, dtype=np.int64)
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _log_small(p, q, mode, lg):  # pragma: no cover - compiled
+    """``lg`` = log p, log q or log(p/q) in float64, element by element (no numpy call, no warnings)."""
+    for j in range(lg.shape[0]):
+        x = np.float64(p[j]) if mode == ENTROPY else np.float64(q[j]) if mode == CROSS_ENTROPY \
+            else np.float64(p[j]) / np.float64(q[j])
+        lg[j] = math.log(x) if x > 0.0 else (-_INF if x == 0.0 else _NAN)
+
+
 def probs_rows_small(p: np.ndarray, q: np.ndarray | None, mode: int):
     """:func:`probs_rows` for small inputs: one chunk, one thread, the fewest Python steps.
 
@@ -305,8 +314,7 @@ def probs_rows_small(p: np.ndarray, q: np.ndarray | None, mode: int):
     value = np.empty(rows)
     part = np.empty((1, 2, 3))
     stats = np.empty((1, 3))
-    with np.errstate(all="ignore"):
-        _log_chunk(flat_p, flat_q, mode, lg)
+    _log_small(flat_p, flat_q, mode, lg)
     _probs_chunk(flat_p, flat_q, lg, 0, size, n, mode, value, part, stats)
     return value, stats[0, _WORST_P], 1.0 if q is None else stats[0, _WORST_Q], stats[0, _BAD]
 

@@ -85,6 +85,8 @@ def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
     Python lists and scalars count as numpy: a tensor beside a list is a mix (which
     device and dtype the list should take is the caller's decision, not klkit's).
     """
+    if all(type(a) is np.ndarray for a in arrays):
+        return NUMPY
     if all(map(is_torch_array, arrays)):
         return _torch_namespace()
     spaces = [_namespace_of(a, n) for a, n in zip(arrays, names, strict=False)]
