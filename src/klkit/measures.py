@@ -409,7 +409,7 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
     shape = broadcast_shape(P.shape, Q.shape) if two and P.shape != Q.shape else tuple(P.shape)
     ax = check_axis(axis, len(shape))
     check_not_empty(shape[ax], axis)
-    out_dtype = xp.result_type(P, Q) if two else P.dtype
+    out_dtype = P.dtype if not two or P.dtype == Q.dtype else xp.result_type(P, Q)
     if two and not is_numpy(xp) and (P.device != Q.device if is_torch(xp)
                                      else array_api_compat.device(P) != array_api_compat.device(Q)):
         raise InvalidDistributionError(
