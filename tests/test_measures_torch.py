@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -80,8 +81,9 @@ def test_no_nan_gradient_with_masked_logits(measure):
 
 def test_gradient_of_kl_from_logits_is_softmax_difference():
     """d KL(softmax(a) ‖ softmax(b)) / d b = softmax(b) - softmax(a): an independent closed form."""
-    a = torch.randn(4, 6, dtype=torch.float64)
-    b = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4, 6, dtype=torch.float64, generator=g)
+    b = torch.randn(4, 6, dtype=torch.float64, generator=g, requires_grad=True)
     klkit.kl_divergence(a, b, kind="logits").sum().backward()
     torch.testing.assert_close(b.grad, torch.softmax(b, -1).detach() - torch.softmax(a, -1), rtol=1e-12, atol=1e-14)
 
@@ -152,7 +154,7 @@ SHAPES = [(6, 40), (300, 1000), (3, 120_000), (3, 100_003)]  # generic; row tile
 @pytest.mark.parametrize("q_kind", KINDS)
 def test_fast_path_matches_autograd_path(shape, kind, q_kind):
     """No-grad (fused tiles) and autograd (generic) evaluation agree, masks and zeros included."""
-    rng = np.random.default_rng(hash((shape, kind, q_kind)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((shape, kind, q_kind)).encode()))  # same seed every run
     a, b = rng.standard_normal(shape) * 3, rng.standard_normal(shape) * 3
     a[0, ::7] = -np.inf  # masked entries in one row of each (zeros for probabilities)
     b[0, ::5] = -np.inf
