@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 from torch.distributions import Categorical, Independent, Normal
 
 import klkit
@@ -290,10 +290,114 @@ def test_policy_kl_exact_is_the_closed_form_and_k1_k3_estimate_it():
         assert abs(out[k] - closed) < 5 * out[f"{k}_se"]
 
 
-def test_adaptive_beta_follows_the_ppo_paper_rule():
-    assert ppo.adapt_beta(1.0, 0.01 / 1.5 - 1e-6, 0.01) == 0.5
-    assert ppo.adapt_beta(1.0, 0.015 + 1e-6, 0.01) == 2.0
-    assert ppo.adapt_beta(1.0, 0.012, 0.01) == 1.0
+# Schulman et al. 2017, §4: β ← β/2 if d < d_targ/1.5; β ← 2β if d > 1.5·d_targ; else β unchanged.
+# d_targ = 1.5 puts the thresholds at 1.0 and 2.25, both exact in binary, so the boundaries are literal too.
+@pytest.mark.parametrize("beta,kl,target,expected", [
+    (1.0, 0.001, 0.01, 0.5),
+    (1.0, 0.02, 0.01, 2.0),
+    (1.0, 0.012, 0.01, 1.0),
+    (0.3, 0.5, 1.5, 0.15),
+    (0.3, math.nextafter(1.0, 0.0), 1.5, 0.15),  # just under d_targ/1.5: halve
+    (0.3, 1.0, 1.5, 0.3),  # at d_targ/1.5: keep (the rule is strict)
+    (0.3, 1.5, 1.5, 0.3),
+    (0.3, 2.25, 1.5, 0.3),  # at 1.5·d_targ: keep
+    (0.3, math.nextafter(2.25, 3.0), 1.5, 0.6),  # just over 1.5·d_targ: double
+    (4.0, 100.0, 1.5, 8.0),
+    (4.0, 0.0, 1.5, 2.0),
+])
+def test_adaptive_beta_follows_the_ppo_paper_rule(beta, kl, target, expected):
+    assert ppo.adapt_beta(beta, kl, target) == expected
+
+
+def test_adaptive_beta_over_a_sequence_of_updates():
+    beta, seen = 1.0, []
+    for kl in (0.05, 0.05, 0.01, 0.001, 0.001, 0.0149, 0.0151):  # d_targ = 0.01
+        beta = ppo.adapt_beta(beta, kl, 0.01)
+        seen.append(beta)
+    assert seen == [2.0, 4.0, 4.0, 2.0, 1.0, 1.0, 2.0]
+
+
+# --- the TRPO step's KL budget, measured independently of the implementation -----------------------
+
+
+def _kl_from_saved_parameters(discrete, old, new):
+    """Per-state KL(π_old ‖ π_new) in numpy from the saved distribution parameters (logits, or [mean, log σ])."""
+    old, new = old.numpy(), new.numpy()
+    if discrete:
+        lo = old - special.logsumexp(old, axis=-1, keepdims=True)
+        ln = new - special.logsumexp(new, axis=-1, keepdims=True)
+        return (np.exp(lo) * (lo - ln)).sum(-1)
+    (mo, so), (mn, sn) = np.split(old, 2, axis=-1), np.split(new, 2, axis=-1)
+    return (sn - so + (np.exp(2 * so) + (mo - mn) ** 2) / (2 * np.exp(2 * sn)) - 0.5).sum(-1)
+
+
+def _log_prob_from_saved_parameters(discrete, params, actions):
+    params, actions = params.numpy(), actions.numpy()
+    if discrete:
+        logp = params - special.logsumexp(params, axis=-1, keepdims=True)
+        return np.take_along_axis(logp, actions[:, None], axis=-1)[:, 0]
+    mean, log_std = np.split(params, 2, axis=-1)
+    return stats.norm.logpdf(actions, mean, np.exp(log_std)).sum(-1)
+
+
+def _trpo_batch(space, std, n=2000):
+    torch.manual_seed(0)
+    policy = rl.ActorCritic(3, space, hidden=(16,), std=std, log_std_init=-0.5).double()
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(n, 3, dtype=torch.float64, generator=g)
+    with torch.no_grad():
+        actions, log_probs, params, _ = policy.sample(obs)
+    # advantages that reward actions above their state's typical one: a real direction to improve in
+    score = actions.double() if actions.dim() == 1 else actions.sum(-1)
+    advantages = score - score.mean() + 0.1 * torch.randn(n, dtype=torch.float64, generator=g)
+    batch = {"obs": obs, "actions": actions, "log_probs": log_probs, "dist_params": params.clone(),
+             "advantages": advantages}
+    return policy, batch
+
+
+@pytest.mark.parametrize("space,std", [
+    (gym.spaces.Discrete(3), "state-independent"),
+    (gym.spaces.Box(-1, 1, (2,)), "state-independent"),
+    (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
+])
+def test_trpo_step_stays_within_the_kl_budget_measured_independently(space, std):
+    discrete = isinstance(space, gym.spaces.Discrete)
+    policy, batch = _trpo_batch(space, std)
+    cfg = trpo.Config(max_kl=0.01)
+    info = trpo.policy_step(policy, batch, cfg)
+    assert info["line_search_accepted"]
+    with torch.no_grad():
+        new_params = policy.distribution_parameters(batch["obs"])
+    old_params = batch["dist_params"]
+    kl = _kl_from_saved_parameters(discrete, old_params, new_params)
+    assert kl.mean() <= cfg.max_kl * (1 + 1e-9)
+    # the step scaled to the quadratic model's δ, then backtracked by 0.8^k: most of the budget is used
+    assert kl.mean() >= 0.8 ** 3 * cfg.max_kl
+    # torch's KL of distributions built here from the same saved parameters agrees
+    if discrete:
+        old, new = Categorical(logits=old_params), Categorical(logits=new_params)
+    else:
+        (mo, so), (mn, sn) = old_params.chunk(2, -1), new_params.chunk(2, -1)
+        old, new = Independent(Normal(mo, so.exp()), 1), Independent(Normal(mn, sn.exp()), 1)
+    np.testing.assert_allclose(torch.distributions.kl_divergence(old, new).numpy(), kl, rtol=1e-9, atol=1e-15)
+    # and so does the Monte Carlo k1 estimate from the saved log-probabilities of the batch's actions
+    old_lp = batch["log_probs"].numpy()
+    np.testing.assert_allclose(_log_prob_from_saved_parameters(discrete, old_params, batch["actions"]), old_lp,
+                               rtol=1e-9, atol=1e-12)
+    ratio = old_lp - _log_prob_from_saved_parameters(discrete, new_params, batch["actions"])
+    assert abs(ratio.mean() - kl.mean()) < 5 * ratio.std(ddof=1) / math.sqrt(len(ratio))
+
+
+def test_trpo_step_without_an_improving_direction_leaves_the_policy_unchanged():
+    policy, batch = _trpo_batch(gym.spaces.Discrete(3), "state-independent", n=200)
+    batch["advantages"] = torch.zeros_like(batch["advantages"])  # no step improves the surrogate
+    before = [p.detach().clone() for p in policy.actor_parameters()]
+    info = trpo.policy_step(policy, batch, trpo.Config(max_kl=0.01))
+    assert not info["line_search_accepted"]
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.actor_parameters(), strict=True))
+    with torch.no_grad():
+        new_params = policy.distribution_parameters(batch["obs"])
+    assert np.array_equal(_kl_from_saved_parameters(True, batch["dist_params"], new_params), np.zeros(200))
 
 
 # --- configs -------------------------------------------------------------------------------------
