@@ -1,8 +1,9 @@
 """Sampling and log-densities of torch and scipy distribution objects, for the Monte Carlo paths.
 
-Seeds are local: a torch seed runs inside ``torch.random.fork_rng`` (the
-global generator is left as it was), a scipy seed makes a fresh
-``numpy.random.Generator``. Same seed, same samples, same answer.
+Seeds are local: a torch seed runs inside ``torch.random.fork_rng`` on the
+distribution's device (the global CPU and CUDA generators are left as they were),
+a scipy seed makes a fresh ``numpy.random.Generator``. Same seed, same samples,
+same answer. Only an unseeded draw (``seed=None``) uses the global generator.
 """
 
 from __future__ import annotations
@@ -35,22 +36,44 @@ def _is_multivariate_scipy(d: Any) -> bool:
     return not (hasattr(d, "dist") and hasattr(d, "args"))
 
 
+def _device_of(d: Any) -> Any:
+    """The device of a torch distribution's parameters (the first tensor found; CPU if none)."""
+    import torch
+
+    seen: list[Any] = [d]
+    while seen:
+        obj = seen.pop()
+        for value in vars(obj).values():
+            if isinstance(value, torch.Tensor):
+                return value.device
+            if isinstance(value, torch.distributions.Distribution):
+                seen.append(value)
+            elif isinstance(value, list | tuple):
+                seen.extend(v for v in value if isinstance(v, torch.distributions.Distribution))
+    return torch.device("cpu")
+
+
 @contextlib.contextmanager
-def _torch_seed(seed: int | None) -> Any:
+def _torch_seed(seed: int | None, d: Any = None) -> Any:
+    """Seed torch for the block on forked generators (CPU, and ``d``'s CUDA device), restored after."""
     import torch
 
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    device = torch.device("cpu") if d is None else _device_of(d)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 
 def draw(d: Any, n: int, seed: int | None) -> Any:
     """``n`` samples of ``d`` along a new leading axis (reparameterised for torch when possible)."""
     if is_torch_distribution(d):
-        with _torch_seed(seed):
+        with _torch_seed(seed, d):
             return d.rsample((n,)) if d.has_rsample else d.sample((n,))
     rng = np.random.default_rng(seed)
     if _is_multivariate_scipy(d):
@@ -73,7 +96,8 @@ def log_density(d: Any, x: Any) -> Any:
         if bool(inside.all()):
             return d.log_prob(x)
         event = len(d.event_shape)
-        point = d.sample()  # a value in the support, to evaluate where x is outside
+        with _torch_seed(0, d):  # a value in the support, to evaluate where x is outside (caller's RNG untouched)
+            point = d.sample()
         mask = inside.reshape(inside.shape + (1,) * (x.dim() - inside.dim())) if event else inside
         safe = torch.where(mask, x, point.expand_as(x))
         return torch.where(inside, d.log_prob(safe), -math.inf)
