@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from klkit.cli.app import app
 from klkit.train import _checkpoint as ckpt
 from klkit.train import vae
+from klkit.train.errors import ConfigMismatchError
 from klkit.train.vae import Config, TrainingDivergedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,8 +121,25 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 def test_resume_refuses_a_different_configuration(tmp_path):
     vae.train(tiny(epochs=1), tmp_path)
-    with pytest.raises(ValueError, match=r"different configuration \(latent differ\)"):
+    before = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(ConfigMismatchError, match=r"different configuration \(latent 3 → 4\).*new --run-dir"):
         vae.train(tiny(epochs=2, latent=4), tmp_path)
+    assert (tmp_path / "config.json").read_bytes() == before  # a refused call writes nothing
+    assert epochs_logged(tmp_path) == [1]
+
+
+def test_train_reports_the_active_units_evaluate_reports(tmp_path):
+    """One definition (Var_x E_q[z_d|x] > 0.01 on the fixed test images, final model) in both places."""
+    result = vae.train(tiny(epochs=1, latent=8), tmp_path)
+    out = vae.evaluate(tmp_path, k=2, kl_check_samples=10, figures=False)
+    assert result["active_units"] == out["active_units"]
+    assert ckpt.read_jsonl(tmp_path / "metrics.jsonl")[-1]["active_units"] == out["active_units"]
+    printed = CliRunner().invoke(app, ["train", "vae", "--data", "digits", "--epochs", "1", "--latent", "8",
+                                       "--hidden", "16", "--batch-size", "64", "--max-train", "256",
+                                       "--eval-every", "1", "--threads", "1", "--no-progress",
+                                       "--run-dir", str(tmp_path)])  # resumes the finished run: same numbers
+    assert printed.exit_code == 0, printed.output
+    assert f"active units {out['active_units']} of 8" in printed.output
 
 
 def test_two_process_ddp_replicas_hold_identical_weights(tmp_path):

@@ -227,7 +227,23 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     dict
         ``global_step``, ``updates``, ``seconds``, ``steps_per_second``, ``episodes``,
         ``return_mean10`` (mean return of the last 10 finished episodes) and the run's identity.
+
+    Raises
+    ------
+    ConfigMismatchError
+        ``run_dir`` holds a checkpoint of a run with another configuration (only the keys in
+        :data:`klkit.train.rl.RESUMABLE` may change on resume); nothing is written.
+
+    Notes
+    -----
+    The caller's torch thread count and global random generators are left as they were.
     """
+    cfg.validate()  # before the scope sets threads from it
+    with rl.run_scope(cfg.threads):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     run = rl.Run(cfg, run_dir, "ppo")
     policy = run.policy
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)

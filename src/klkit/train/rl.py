@@ -11,6 +11,7 @@ update rule and its training loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -32,6 +33,8 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 import klkit
 from klkit.estimators import mc_kl
 from klkit.train._checkpoint import load, save_atomic
+from klkit.train._runs import isolated_rng, refuse_changed_config, torch_threads
+from klkit.train.errors import RunDirectoryError
 
 __all__ = [
     "ActorCritic",
@@ -44,6 +47,7 @@ __all__ = [
     "gae",
     "make_vector_env",
     "policy_kl",
+    "run_scope",
     "seed_everything",
     "steps_to_threshold",
 ]
@@ -52,6 +56,8 @@ StdKind = Literal["state-independent", "state-dependent"]
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+RESUMABLE = frozenset({"total_steps", "threads", "progress", "checkpoint_every"})
+"""Config keys a resumed run may change (the budget and how it runs); any other change is refused."""
 
 
 # =============================================================================
@@ -59,12 +65,24 @@ METRICS = "metrics.jsonl"
 # =============================================================================
 
 
+@contextlib.contextmanager
+def run_scope(threads: int | None) -> Iterator[None]:
+    """The scope a training or evaluation call runs in: ``threads`` torch threads and forked global RNGs.
+
+    On exit the caller's thread count and torch/numpy/Python generators are as they were
+    (see :func:`klkit.train._runs.torch_threads`, :func:`klkit.train._runs.isolated_rng`).
+    """
+    with torch_threads(threads), isolated_rng():
+        yield
+
+
 def seed_everything(seed: int, threads: int | None = None) -> np.random.Generator:
-    """Seed torch (and Python's ``hash``-free RNGs we use) and return a numpy Generator.
+    """Seed torch's global generator and return a numpy Generator (call it inside :func:`run_scope`).
 
     A run is repeatable given its seed and thread count: the environments are
     seeded with ``seed + i`` at their first reset, the networks are initialised
-    and actions sampled from torch's global generator seeded here.
+    and actions sampled from torch's global generator seeded here. It changes global
+    state on purpose; the trainers call it inside :func:`run_scope`, which restores it.
 
     Parameters
     ----------
@@ -361,6 +379,7 @@ class ActorCritic(nn.Module):
         self.critic = _mlp([obs_dim, *hidden, 1], act, out_gain=1.0)
         if self.discrete or std == "state-independent":
             self.actor = _mlp([obs_dim, *hidden, n_out], act, out_gain=0.01)
+            # host: a parameter, moved with the module by .to(device)
             self.log_std = None if self.discrete else nn.Parameter(torch.full((n_out,), float(log_std_init)))
         else:
             body = _mlp([obs_dim, *hidden], act, out_gain=math.sqrt(2))
@@ -415,7 +434,7 @@ class ActorCritic(nn.Module):
         value = self.value(obs)
         if self.discrete:
             log_p = params.log_softmax(-1)
-            u = torch.rand((*params.shape[:-1], 1), dtype=params.dtype)
+            u = torch.rand((*params.shape[:-1], 1), dtype=params.dtype, device=params.device)
             action = (log_p.exp().cumsum(-1) < u).sum(-1).clamp_max(params.shape[-1] - 1)
             return action, log_p.gather(-1, action.unsqueeze(-1)).squeeze(-1), params, value
         mean, log_std = params.chunk(2, dim=-1)
@@ -626,7 +645,10 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The run's ``config.json`` as a dict."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        raise ValueError(f"`run_dir` must hold a {CONFIG} written by training; none found in {Path(run_dir)}.")
+        raise RunDirectoryError(
+            f"`run_dir` must hold a {CONFIG} written by training; none found in {Path(run_dir)}. "
+            "Train first, e.g. `klkit train ppo --run-dir DIR`."
+        )
     return json.loads(path.read_text())
 
 
@@ -695,14 +717,20 @@ def evaluate_run(run_dir: str | os.PathLike[str], build: Callable[[dict[str, Any
     observations are normalised with the statistics saved at the checkpoint
     (frozen). Episode ``i`` is seeded ``seed + i``, apart from the training seeds.
     """
-    if episodes < 1:
-        raise ValueError(f"`episodes` must be at least 1; found {episodes}.")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"`episodes` must be a positive integer; found {episodes!r}. Use e.g. --episodes 10.")
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     ckpt_path = run_dir / CHECKPOINT
     if not ckpt_path.is_file():
-        raise ValueError(f"`run_dir` must hold {CHECKPOINT}; none in {run_dir}. Train first.")
-    state = load(ckpt_path)  # weights_only=True
+        raise RunDirectoryError(f"`run_dir` must hold {CHECKPOINT}; none in {run_dir}. Train first.")
+    with isolated_rng():  # building the policy initialises (then overwrites) weights from torch's generator
+        return _evaluate_policy(cfg, load(ckpt_path), build, episodes=episodes, deterministic=deterministic,
+                                seed=seed)
+
+
+def _evaluate_policy(cfg: dict[str, Any], state: dict[str, Any], build: Callable[[dict[str, Any]], ActorCritic], *,
+                     episodes: int, deterministic: bool, seed: int) -> dict[str, Any]:
     policy = build(cfg)
     policy.load_state_dict(state["policy"])
     policy.eval()
@@ -767,8 +795,9 @@ class CommonConfig:
     """Gaussian policies: 'state-independent' (a learned log σ vector) or 'state-dependent' (a log σ head)."""
     log_std_init: float = 0.0
     """Initial log σ of Gaussian policies."""
-    threads: int = 1
-    """``torch.set_num_threads`` for the run (small MLPs are fastest on one thread)."""
+    threads: int | None = None
+    """``torch.set_num_threads`` during the run, restored afterwards (None: leave the caller's setting;
+    small MLPs are fastest on one thread, which the CLI uses)."""
     checkpoint_every: int = 50
     """Write ``checkpoint.pt`` every this many updates (and always at the end)."""
     progress: bool | None = None
@@ -776,7 +805,9 @@ class CommonConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that breaks its rule."""
-        positive = ["total_steps", "n_envs", "n_steps", "threads", "checkpoint_every"]
+        positive = ["total_steps", "n_envs", "n_steps", "checkpoint_every"]
+        if self.threads is not None:
+            positive.append("threads")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -816,7 +847,7 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
 class Run:
     """Everything around an algorithm's update: environments, policy, buffer, metrics, checkpoints.
 
-    The algorithm's loop reads::
+    The algorithm's loop runs inside :func:`run_scope` (it seeds torch's global generator) and reads::
 
         run = Run(cfg, run_dir, "ppo")
         optimizer = ...                       # over run.policy's parameters
@@ -832,9 +863,12 @@ class Run:
         cfg.validate()
         self.cfg, self.algorithm = cfg, algorithm
         self.run_dir = Path(run_dir)
+        if (self.run_dir / CHECKPOINT).is_file():  # before anything is written
+            refuse_changed_config(self.run_dir, {"algorithm": algorithm, **dataclasses.asdict(cfg)},
+                                  resumable=RESUMABLE)
+        self.rng = seed_everything(cfg.seed)
+        self.env = make_vector_env(cfg.env_id, cfg.n_envs)  # checks env_id before anything is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.rng = seed_everything(cfg.seed, cfg.threads)
-        self.env = make_vector_env(cfg.env_id, cfg.n_envs)
         space = self.env.single_action_space
         self.box = isinstance(space, gym.spaces.Box)
         self.action_low = space.low if self.box else None
@@ -865,13 +899,7 @@ class Run:
         """
         ckpt = self.run_dir / CHECKPOINT
         resumed = False
-        if ckpt.is_file():
-            saved_cfg = read_config(self.run_dir)
-            if saved_cfg.get("algorithm") != self.algorithm or saved_cfg.get("env_id") != self.cfg.env_id:
-                raise ValueError(
-                    f"`run_dir` {self.run_dir} holds a {saved_cfg.get('algorithm')} run on {saved_cfg.get('env_id')}; "
-                    f"found a request for {self.algorithm} on {self.cfg.env_id}. Use a new run directory."
-                )
+        if ckpt.is_file():  # the configuration was checked against config.json in __init__
             state = load(ckpt)  # weights_only=True
             self.policy.load_state_dict(state["policy"])
             for name, opt in optimizers.items():

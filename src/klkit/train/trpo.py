@@ -384,8 +384,17 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     Writes ``config.json`` (``"algorithm": "trpo"``), one ``metrics.jsonl`` line per update
     (returns, surrogate, value loss, entropy, KL exact/k1/k3 against δ, line-search outcome)
-    and ``checkpoint.pt``.
+    and ``checkpoint.pt``. A ``run_dir`` holding a checkpoint is resumed only with the same
+    configuration (see :data:`klkit.train.rl.RESUMABLE` for what may change); otherwise
+    :class:`~klkit.train.errors.ConfigMismatchError` is raised and nothing is written. The caller's
+    torch thread count and global random generators are left as they were.
     """
+    cfg.validate()  # before the scope sets threads from it
+    with rl.run_scope(cfg.threads):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     run = rl.Run(cfg, run_dir, "trpo")
     policy = run.policy
     critic_optimizer = torch.optim.Adam(policy.critic.parameters(), lr=cfg.critic_learning_rate, fused=True)

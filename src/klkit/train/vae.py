@@ -57,7 +57,9 @@ from torch import nn
 from klkit.distributions import gaussian_kl_standard_normal
 from klkit.estimators import mc_kl
 from klkit.train import _checkpoint as ckpt
+from klkit.train._runs import isolated_rng, refuse_changed_config, resolve_device, torch_threads
 from klkit.train.data import Images, load_images
+from klkit.train.errors import RunDirectoryError
 
 __all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective", "train",
            "train_step"]
@@ -122,10 +124,10 @@ class Config:
     """Stop after the epoch that passes this many seconds of training (None: no limit)."""
     seed: int = 0
     """Seed of initialisation, shuffling, binarisation and sampling (per epoch and process)."""
-    threads: int | None = 2
-    """``torch.set_num_threads`` for the run (None: leave torch's default)."""
+    threads: int | None = None
+    """``torch.set_num_threads`` during the run, restored afterwards (None: leave the caller's setting)."""
     device: str = "auto"
-    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``."""
+    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"`` (an error when this machine has no CUDA)."""
     progress: bool = True
     """Show a progress bar (only on a terminal, never when ``CI`` is set, only on rank 0)."""
 
@@ -176,6 +178,9 @@ def _check_config(cfg: Config) -> None:
         raise bad("time_limit", "None or a positive number of seconds", "Pass None for no limit.")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise bad("device", "'auto', 'cpu' or 'cuda'", "Use 'auto'.")
+    if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
+                                    or cfg.threads < 1):
+        raise bad("threads", "None or a positive integer", "Pass None to leave torch's setting alone.")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -218,6 +223,28 @@ def random_shift(x: torch.Tensor, shape: tuple[int, int], max_shift: int,
     return moved.reshape(n, h * w)
 
 
+def standard_normal(shape: tuple[int, ...], like: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """N(0, 1) noise of ``shape`` with ``like``'s dtype and device, drawn from ``generator`` when given.
+
+    The draw happens on the generator's own device and is then moved, so a CPU generator serves a
+    CUDA (or ``meta``) model and gives the same numbers on every device; without a generator the
+    draw uses the global generator of ``like``'s device.
+
+    Examples
+    --------
+    >>> like = torch.zeros(2, dtype=torch.float64)
+    >>> a = standard_normal((3, 2), like, torch.Generator().manual_seed(0))
+    >>> a.shape, a.dtype
+    (torch.Size([3, 2]), torch.float64)
+    >>> standard_normal((3, 2), like.to("meta"), torch.Generator().manual_seed(0)).device
+    device(type='meta')
+    """
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
 def fixed_test_images(images: Images, decoder: str) -> torch.Tensor:
     """The test images every evaluation uses: binarised once with a fixed seed (Bernoulli decoder)."""
     return _fixed_binarization(torch.from_numpy(images.test), decoder)
@@ -238,7 +265,7 @@ def _split(images: Images, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
                 f"`validation` must leave training images; found validation={cfg.validation} of {len(x)} "
                 "training images. Lower it."
             )
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 7))  # host: CPU data
         x, x_val = x[order[: -cfg.validation]], x[order[-cfg.validation :]]
     else:
         x_val = x[:0]
@@ -278,6 +305,7 @@ class VAE(nn.Module):
         else:
             self.encoder, self.decoder = _conv(image_shape, cfg.latent)
         # Gaussian decoder: one learned log standard deviation per pixel, shared by all images.
+        # host: a parameter, moved with the module by .to(device)
         self.log_scale = nn.Parameter(torch.zeros(dim)) if cfg.decoder == "gaussian" else None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -354,7 +382,7 @@ class Terms:
     gap : Tensor
         Importance-weighting gap (0 for one sample).
     mu : Tensor
-        Posterior means ``(batch, latent)``, detached (for the active-unit statistic).
+        Posterior means ``(batch, latent)``, detached.
     """
 
     loss: torch.Tensor
@@ -466,7 +494,7 @@ def log_likelihood_bound(model: VAE, x: torch.Tensor, *, k: int = 1000, chunk: i
         xb = x[start : start + per_step]
         mu, logvar = model.encode(xb)
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+        eps = standard_normal((k, *mu.shape), mu, generator)
         z = mu + std * eps  # (k, batch, latent)
         log_px = model.log_likelihood(xb, model.decode(z))
         log_ratio = (-0.5 * z.square() + 0.5 * eps.square() + 0.5 * logvar).sum(-1)
@@ -474,40 +502,61 @@ def log_likelihood_bound(model: VAE, x: torch.Tensor, *, k: int = 1000, chunk: i
     return torch.cat(out)
 
 
+ACTIVE_UNIT_THRESHOLD = 1e-2
+"""A latent dimension is active when the variance over images of its posterior mean exceeds this (Burda et al.)."""
+
+
 @torch.no_grad()
-def active_units(model: VAE, x: torch.Tensor, *, threshold: float = 1e-2) -> tuple[int, torch.Tensor]:
+def posterior_mean_variance(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\operatorname{Cov}_x(\mathbb{E}_{q(z|x)}[z_d])` for each latent dimension ``d``, shape ``(latent,)``.
+
+    The unbiased variance over the images ``x`` of the posterior means, in eval mode (no dropout),
+    computed on ``x``'s device.
+    """
+    model.eval()
+    mu = torch.cat([model.encode(xb)[0] for xb in x.split(1024)])
+    return mu.var(0, correction=1)
+
+
+def active_units(model: VAE, x: torch.Tensor, *, threshold: float = ACTIVE_UNIT_THRESHOLD) -> tuple[int, torch.Tensor]:
     r"""Active latent units (Burda et al., 2016): :math:`A_u = \operatorname{Var}_x(\mathbb{E}_{q(z|x)}[z_u]) > 0.01`.
+
+    The one definition klkit uses: training reports it for its final (selected) model on the
+    fixed test images, and :func:`evaluate` for the saved model on the same images, so the two agree.
 
     Returns
     -------
     (int, Tensor of shape (latent,))
         The count and the variance of each unit's posterior mean over ``x``.
     """
-    model.eval()
-    mu = torch.cat([model.encode(xb)[0] for xb in x.split(1024)])
-    variance = mu.var(0, correction=1)
+    variance = posterior_mean_variance(model, x)
     return int((variance > threshold).sum()), variance
 
 
 @torch.no_grad()
-def batch_statistics(model: VAE, x: torch.Tensor, *, seed: int = 0) -> dict[str, Any]:
-    """ELBO, reconstruction and closed-form KL (total and per dimension) on ``x``, one sample per image."""
+def statistics_sums(model: VAE, x: torch.Tensor, *, generator: torch.Generator | None = None,
+                    chunk: int = 1000) -> torch.Tensor:
+    """Sums over ``x`` of [reconstruction, KL, KL per dimension...], shape ``(2 + latent,)``, on ``x``'s device.
+
+    One reparameterised sample per image, drawn from ``generator`` (see :func:`standard_normal`).
+    """
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    totals = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-    kl_per_dim = torch.zeros(model.latent)
-    for xb in x.split(1000):
+    sums = torch.zeros(2 + model.latent, dtype=torch.float64, device=x.device)
+    for xb in x.split(chunk):
         mu, logvar = model.encode(xb)
         kl_d = gaussian_kl_standard_normal(mu, logvar)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)
+        z = mu + torch.exp(0.5 * logvar) * standard_normal(tuple(mu.shape), mu, generator)
         rec = model.log_likelihood(xb, model.decode(z))
-        totals["reconstruction"] += float(rec.sum())
-        totals["kl"] += float(kl_d.sum())
-        kl_per_dim += kl_d.sum(0)
-    n = len(x)
-    stats = {key: value / n for key, value in totals.items()}
+        sums += torch.cat([rec.sum().reshape(1), kl_d.sum().reshape(1), kl_d.sum(0)]).double()
+    return sums
+
+
+def batch_statistics(model: VAE, x: torch.Tensor, *, seed: int = 0) -> dict[str, Any]:
+    """ELBO, reconstruction and closed-form KL (total and per dimension) on ``x``, one sample per image."""
+    sums = (statistics_sums(model, x, generator=torch.Generator().manual_seed(seed)) / len(x)).tolist()
+    stats: dict[str, Any] = {"reconstruction": sums[0], "kl": sums[1]}
     stats["elbo"] = stats["reconstruction"] - stats["kl"]
-    stats["kl_per_dim"] = (kl_per_dim / n).tolist()
+    stats["kl_per_dim"] = sums[2:]
     return stats
 
 
@@ -534,7 +583,7 @@ def kl_closed_vs_monte_carlo(model: VAE, x: torch.Tensor, *, samples: int = 2000
     std = torch.exp(0.5 * logvar)
     q = torch.distributions.Normal(mu, std)
     prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(std))
-    z = mu + std * torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype)  # (samples, batch, latent)
+    z = mu + std * standard_normal((samples, *mu.shape), mu, generator)  # (samples, batch, latent)
     estimate = mc_kl(q.log_prob(z).sum(-1), prior.log_prob(z).sum(-1), estimator="k1", axis=0)  # per image
     n = len(x)
     mc = float(estimate.value.mean())
@@ -562,14 +611,19 @@ def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
     -------
     dict
         ``epochs`` trained in total, ``best_epoch``, ``final`` (the last metrics record),
-        ``seconds`` of training, ``weights_sha256`` of this process's final weights.
+        ``seconds`` of training, ``weights_sha256`` of this process's final weights,
+        ``active_units`` of the selected model on the test images (as :func:`evaluate` counts them).
+
+    The caller's torch thread count and global random generators are left as they were.
 
     Raises
     ------
     TrainingDivergedError
         If the loss becomes NaN or infinite; ``checkpoint.pt`` keeps the last good epoch.
     ValueError
-        On a bad configuration, or a ``run_dir`` holding a different run.
+        On a bad configuration; :class:`~klkit.train.errors.ConfigMismatchError` for a ``run_dir``
+        holding a run with a different configuration; :class:`~klkit.train.errors.DeviceUnavailableError`
+        for ``device="cuda"`` without CUDA.
 
     Examples
     --------
@@ -580,9 +634,8 @@ def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
     (2, 4)
     """
     run_dir = Path(run_dir)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    with _distributed(cfg) as (rank, world, device):
+    device = resolve_device(cfg.device)
+    with torch_threads(cfg.threads), _distributed(device) as (rank, world, device), isolated_rng(device):
         return _train(cfg, run_dir, rank, world, device)
 
 
@@ -639,8 +692,7 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
         model.train()
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss, reconstruction, kl, gap, images
         kl_per_dim = torch.zeros(cfg.latent, dtype=torch.float64, device=device)
-        mu_moments = torch.zeros(2, cfg.latent, dtype=torch.float64, device=device)  # Σ mu, Σ mu²
-        order = torch.randperm(len(x_train), generator=shuffle).to(device)
+        order = torch.randperm(len(x_train), generator=shuffle).to(device)  # host: CPU generator, same on any device
         for step in range(n_batches):
             x = x_train[order[step * cfg.batch_size : (step + 1) * cfg.batch_size][rank::world]]  # (batch, pixels)
             if cfg.decoder == "bernoulli":
@@ -655,26 +707,23 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
                 sums += torch.stack([m * terms.loss, m * terms.reconstruction, m * terms.kl, m * terms.gap,
                                      terms.loss.new_tensor(m)]).double()
                 kl_per_dim += terms.kl_per_dim
-                mu_moments += torch.stack([terms.mu.sum(0), terms.mu.square().sum(0)]).double()
         if world > 1:
-            for tensor in (sums, kl_per_dim, mu_moments):
+            for tensor in (sums, kl_per_dim):
                 dist.all_reduce(tensor)
 
         # ---- per-epoch metrics: training terms; held-out ones every `eval_every` epochs
         n = float(sums[4])
-        mu_variance = (mu_moments[1] - mu_moments[0] ** 2 / n) / (n - 1)  # Var_x E_q[z|x] over the epoch
         record = {
             "epoch": epoch, "kl_weight": weight, "lr": lr, "processes": world,
             "train_loss": float(sums[0]) / n, "train_elbo": float(sums[1] - sums[2]) / n,
             "train_reconstruction": float(sums[1]) / n, "train_kl": float(sums[2]) / n,
             "train_iw_gap": float(sums[3]) / n, "kl_per_dim": (kl_per_dim / n).tolist(),
-            "active_units": int((mu_variance > 1e-2).sum()),
         }
         stop = False
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             test = batch_statistics(model, x_test, seed=cfg.seed)
             record.update({"test_elbo": test["elbo"], "test_reconstruction": test["reconstruction"],
-                           "test_kl": test["kl"]})
+                           "test_kl": test["kl"], "active_units": active_units(model, x_test)[0]})
             if cfg.validation:
                 nll = _validation_nll(model, x_val, cfg, epoch, world)
                 record["validation_nll"] = nll
@@ -718,7 +767,8 @@ def _train(cfg: Config, run_dir: Path, rank: int, world: int, device: torch.devi
         records = ckpt.read_jsonl(run_dir / "metrics.jsonl")
         record = records[-1] if records else {}
     return {"epochs": last_epoch, "best_epoch": best["epoch"] or last_epoch, "final": record,
-            "seconds": seconds, "weights_sha256": weights_digest(model)}
+            "seconds": seconds, "weights_sha256": weights_digest(model),
+            "active_units": active_units(model, x_test)[0]}
 
 
 class _Objective(nn.Module):
@@ -753,8 +803,8 @@ def _lr_at(epoch: int, cfg: Config) -> float:
 
 def _validation_nll(model: VAE, x_val: torch.Tensor, cfg: Config, epoch: int, world: int) -> float:
     generator = torch.Generator().manual_seed(_seed(cfg.seed, epoch, -2))
-    nll = torch.tensor(-float(log_likelihood_bound(model, x_val, k=cfg.validation_samples,
-                                                   generator=generator).mean()))
+    log_px = log_likelihood_bound(model, x_val, k=cfg.validation_samples, generator=generator)
+    nll = -log_px.mean().double()  # on the model's device: NCCL broadcasts only CUDA tensors
     if world > 1:
         dist.broadcast(nll, src=0)  # identical weights, but one decision for all processes
     return float(nll)
@@ -790,18 +840,12 @@ def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
 
 
 def _write_or_check_config(cfg: Config, run_dir: Path, images: Images, *, write: bool = True) -> None:
-    """Refuse to resume a run with a different configuration; then (rank 0) write config.json."""
+    """Refuse to resume a run with a different configuration (nothing written); then (rank 0) write config.json."""
     path = run_dir / "config.json"
     values = {"algorithm": "vae", **dataclasses.asdict(cfg), "image_shape": list(images.shape)}
     values["hidden"] = list(cfg.hidden)
-    if path.exists() and (run_dir / CHECKPOINT).exists():
-        old = json.loads(path.read_text())
-        changed = sorted(k for k, v in values.items() if k not in _RESUMABLE_CHANGES and old.get(k) != v)
-        if changed:
-            raise ValueError(
-                f"`run_dir` {run_dir} holds a VAE run with a different configuration ({', '.join(changed)} differ); "
-                "resume it with the same options, or pass a new --run-dir."
-            )
+    if (run_dir / CHECKPOINT).exists():
+        refuse_changed_config(run_dir, values, resumable=_RESUMABLE_CHANGES)
     if write:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(values, indent=2) + "\n")
@@ -809,12 +853,12 @@ def _write_or_check_config(cfg: Config, run_dir: Path, images: Images, *, write:
 
 
 @contextlib.contextmanager
-def _distributed(cfg: Config) -> Iterator[tuple[int, int, torch.device]]:
+def _distributed(device: torch.device) -> Iterator[tuple[int, int, torch.device]]:
     """``(rank, world_size, device)``; initialises the process group when launched by torchrun."""
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    use_cuda = device.type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        yield 0, 1, torch.device("cuda" if use_cuda else "cpu")
+        yield 0, 1, device
         return
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
@@ -842,12 +886,12 @@ def _progress(epochs: range, cfg: Config, rank: int, start: int) -> Any:
 
 
 # ============================================================================ evaluation of a run
-def load_model(run_dir: str | Path) -> tuple[VAE, Config]:
-    """The selected model of a run (``model.pt``) and its Config, on the CPU in eval mode."""
+def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[VAE, Config]:
+    """The selected model of a run (``model.pt``) and its Config, on ``device`` (default the CPU) in eval mode."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists() or not (run_dir / MODEL).exists():
-        raise ValueError(
+        raise RunDirectoryError(
             f"`run_dir` {run_dir} has no finished VAE run (config.json and {MODEL} are needed); "
             "train one with `klkit train vae --run-dir DIR` first."
         )
@@ -856,13 +900,14 @@ def load_model(run_dir: str | Path) -> tuple[VAE, Config]:
         raise ValueError(f"`run_dir` {run_dir} holds a {values.get('algorithm')!r} run, not a VAE run.")
     cfg = Config.from_dict(values)
     state = ckpt.load(run_dir / MODEL)
-    model = VAE(tuple(state["image_shape"]), cfg)
+    with isolated_rng():  # the initial weights, overwritten below, would draw from the caller's generator
+        model = VAE(tuple(state["image_shape"]), cfg)
     model.load_state_dict(state["model"])
-    return model.eval(), cfg
+    return model.to(device).eval(), cfg
 
 
 def evaluate(run_dir: str | Path, *, k: int = 1000, kl_check_samples: int = 2000, figures: bool = True,
-             seed: int = 0, threads: int | None = 2) -> dict[str, Any]:
+             seed: int = 0, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Evaluate a trained run on its fixed test images; write ``eval.json`` and figures into ``run_dir``.
 
     Reports the importance-weighted test NLL (``k`` samples per image; nats per image and bits
@@ -880,7 +925,12 @@ def evaluate(run_dir: str | Path, *, k: int = 1000, kl_check_samples: int = 2000
         Write ``reconstructions.png``, ``samples.png``, ``traversal.png`` (``latent_map.png``
         for a 2-D latent), ``kl_per_dim.png`` and ``training_curve.png``.
     seed : int
+        Seeds local generators only; the caller's global RNG is untouched.
     threads : int or None
+        ``torch.set_num_threads`` during the evaluation, restored afterwards (None: untouched).
+    device : {'cpu', 'auto', 'cuda'}
+        Where to evaluate; the random draws come from CPU generators, so the result does not
+        depend on it beyond floating-point rounding.
 
     Returns
     -------
@@ -889,12 +939,17 @@ def evaluate(run_dir: str | Path, *, k: int = 1000, kl_check_samples: int = 2000
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"`k` must be a positive integer; found {k!r}. Use k=1000 for the reported NLL.")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    run_dir = Path(run_dir)
-    model, cfg = load_model(run_dir)
+    where = resolve_device(device)
+    with torch_threads(threads):
+        return _evaluate(Path(run_dir), k=k, kl_check_samples=kl_check_samples, figures=figures, seed=seed,
+                         device=where)
+
+
+def _evaluate(run_dir: Path, *, k: int, kl_check_samples: int, figures: bool, seed: int,
+              device: torch.device) -> dict[str, Any]:
+    model, cfg = load_model(run_dir, device=device)
     images = load_images(cfg.data)
-    x_test = fixed_test_images(images, cfg.decoder)
+    x_test = fixed_test_images(images, cfg.decoder).to(device)
     generator = torch.Generator().manual_seed(seed)
     log_px = log_likelihood_bound(model, x_test, k=k, generator=generator)
     nll = -float(log_px.mean())
@@ -934,7 +989,7 @@ def write_figures(model: VAE, x_test: torch.Tensor, run_dir: Path, kl_per_dim: l
 
     def grid(images: torch.Tensor, rows: int, cols: int) -> np.ndarray:  # (rows*cols, pixels) -> one image
         tiles = images.reshape(rows, cols, h, w).permute(0, 2, 1, 3).reshape(rows * h, cols * w)
-        return tiles.numpy()
+        return tiles.detach().cpu().numpy()
 
     def save(fig: Any, name: str) -> None:
         path = run_dir / name
@@ -951,14 +1006,14 @@ def write_figures(model: VAE, x_test: torch.Tensor, run_dir: Path, kl_per_dim: l
         ax.axis("off")
         save(fig, "reconstructions.png")
 
-        z = torch.randn((64, model.latent), generator=generator)
+        z = standard_normal((64, model.latent), x, generator)
         fig, ax = plt.subplots(figsize=(6, 6))
         ax.imshow(grid(model.mean_image(model.decode(z)), 8, 8), cmap="gray", vmin=0, vmax=1)
         ax.set_title("decoder means for z ~ N(0, I)")
         ax.axis("off")
         save(fig, "samples.png")
 
-        steps = torch.linspace(-3, 3, 9)
+        steps = torch.linspace(-3, 3, 9, dtype=x.dtype, device=x.device)
         if model.latent == 2:
             zz = torch.cartesian_prod(steps, steps.flip(0))[:, [1, 0]]  # rows: z2 high → low; columns: z1
             fig, ax = plt.subplots(figsize=(6, 6))
