@@ -16,17 +16,54 @@ _stderr = Console(stderr=True)
 
 
 def one_line_errors(func: F) -> F:
-    """Turn ValueError/TypeError/NotImplementedError/OSError into 'error: ...' and exit code 2."""
+    """Print a user's error as one line 'error: ...' and exit with code 2; let bugs raise.
+
+    A user's error is one that :func:`is_user_error` accepts: an exception class klkit defines
+    (:mod:`klkit.errors`, :mod:`klkit.train.errors`), a ``ValueError`` or ``NotImplementedError``
+    that klkit's own code raised with its "`name` must be ...; found ..." message, or an
+    ``OSError`` (a path that cannot be read or written). A ``TypeError``, ``KeyError``, a
+    ``ValueError`` from deep inside numpy or torch, and the like are bugs: they keep their traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ValueError, TypeError, NotImplementedError, OSError) as exc:
+        except Exception as exc:
+            if not is_user_error(exc):
+                raise
             print_error(str(exc))
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a user's mistake (printed on one line) rather than a bug (traceback).
+
+    Examples
+    --------
+    >>> from klkit.errors import InvalidArgumentError
+    >>> is_user_error(InvalidArgumentError("`k` must be positive")), is_user_error(TypeError("bug"))
+    (True, False)
+    """
+    if type(exc).__module__.split(".")[0] == "klkit":  # a class klkit defines for its users
+        return True
+    if isinstance(exc, OSError):
+        return True
+    if type(exc) in (ValueError, NotImplementedError):
+        return _raised_by_klkit(exc)
+    return False
+
+
+def _raised_by_klkit(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is klkit's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0] == "klkit"
 
 
 def print_error(message: str) -> None:

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from klkit.cli._errors import one_line_errors
 from klkit.cli.app import app
+from klkit.errors import InvalidArgumentError
+from klkit.train.errors import RunDirectoryError
 
 ALGORITHMS = ("vae", "ppo", "trpo")
 
@@ -25,7 +27,7 @@ def read_algorithm(run_dir: Path) -> str:
     """The ``algorithm`` recorded in ``run_dir/config.json``."""
     config = Path(run_dir) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(
+        raise RunDirectoryError(
             f"`run_dir` must be a klkit run directory holding config.json; found no {config}. "
             "Train first, e.g. `klkit train vae --run-dir DIR`."
         )
@@ -54,6 +56,7 @@ def eval_command(
     run_dir: Annotated[Path | None, typer.Argument(help="The run directory when TARGET is an algorithm.")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes to average (ppo, trpo).")] = None,
     k: Annotated[int | None, typer.Option(help="Importance samples per image for log p(x) (vae).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda: where to evaluate (vae; default cpu).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Evaluate a trained run: test log-likelihood (vae) or mean episode return (ppo, trpo)."""
@@ -63,12 +66,18 @@ def eval_command(
         algorithm, directory = target, run_dir
     else:
         raise ValueError(f"`TARGET` must be one of {ALGORITHMS} when a run directory follows; found {target!r}.")
-    options: dict[str, Any] = {"episodes": episodes} if read_algorithm(directory) != "vae" else {"k": k}
+    recorded = read_algorithm(directory)
+    if recorded != "vae" and device not in (None, "cpu"):
+        raise InvalidArgumentError(
+            f"`--device` applies to vae runs; found --device {device} for the {recorded} run in {directory}, "
+            "whose policies evaluate on the CPU. Drop --device."
+        )
+    options: dict[str, Any] = {"episodes": episodes} if recorded != "vae" else {"k": k, "device": device}
     result = evaluate_run(directory, algorithm=algorithm, **options)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=float))
         return
-    table = Table("metric", "value", title=f"{read_algorithm(directory)} run {directory}")
+    table = Table("metric", "value", title=f"{recorded} run {directory}")
     for name, value in result.items():
         if isinstance(value, float):
             table.add_row(name, f"{value:.6g}")

@@ -53,7 +53,7 @@ Steps = Annotated[int | None, typer.Option(help="Environment steps in total (pre
 Seed = Annotated[int | None, typer.Option(help="Random seed (torch, numpy, environments).")]
 NEnvs = Annotated[int | None, typer.Option("--n-envs", help="Environments stepped together.")]
 NSteps = Annotated[int | None, typer.Option("--n-steps", help="Steps per environment per rollout.")]
-Threads = Annotated[int | None, typer.Option(help="torch threads (1 is fastest for these small networks).")]
+Threads = Annotated[int, typer.Option(help="torch threads (1 is fastest for these small networks).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
 
 
@@ -73,7 +73,7 @@ def train_ppo_command(
                                                     help="Adaptive β·KL penalty (PPO paper §4).")] = None,
     kl_target: Annotated[float | None, typer.Option("--kl-target", help="d_targ of the adaptive penalty.")] = None,
     target_kl: Annotated[float | None, typer.Option("--target-kl", help="Stop an update's epochs at this KL.")] = None,
-    threads: Threads = None,
+    threads: Threads = 1,
     progress: Progress = True,
 ) -> None:
     """Train PPO (clipped surrogate; optional adaptive KL penalty); resume if RUN_DIR has a checkpoint."""
@@ -94,7 +94,7 @@ def train_trpo_command(
     n_steps: NSteps = None,
     max_kl: Annotated[float | None, typer.Option("--max-kl", help="δ: KL budget of each policy step.")] = None,
     damping: Annotated[float | None, typer.Option(help="Damping λ of the Fisher matrix in CG.")] = None,
-    threads: Threads = None,
+    threads: Threads = 1,
     progress: Progress = True,
 ) -> None:
     """Train TRPO (natural gradient by CG, KL ≤ δ by line search); resume if RUN_DIR has a checkpoint."""
