@@ -378,32 +378,15 @@ def _parameters(d: td.Distribution) -> tuple[dict[str, torch.Tensor], dict[str, 
 
 
 # p's parameters left out of the gradient checks. Gamma‖Laplace: torch.special.gammainc has no derivative in its
-# first argument. Exponential families: the Bregman form detaches p's natural parameters (as torch's does).
-_NO_GRAD = {(kd.Gamma, kd.Laplace): {"concentration"},
-            (kd.TorchExponentialFamily, kd.TorchExponentialFamily): {"df", "covariance_matrix"}}
+# first argument.
+_NO_GRAD = {(kd.Gamma, kd.Laplace): {"concentration"}}
 
-# Library defects these tests found (strict: an item passes once the defect is fixed, and then fails here).
-_GRADIENT_DEFECTS = {
-    (kd.OneHotCategorical, kd.OneHotCategorical):
-        "NaN gradient for p's probabilities on batch elements whose KL is +inf (q_i = 0 < p_i): "
-        "exp(log p)·(log p − log q) is inf there and 0·inf = NaN in backward; torch's own KL gives 0",
-    (kd.TorchExponentialFamily, kd.TorchExponentialFamily):
-        "the Bregman form detaches p's natural parameters, so the KL has no gradient with respect to p",
-}
-
-
-def _with_defects(pairs: list[tuple[type, type]]) -> list[Any]:
-    return [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=_GRADIENT_DEFECTS[m]))
-            if m in _GRADIENT_DEFECTS else m for m in pairs]
-
-
-@pytest.mark.parametrize("pair", _with_defects(FINITE), ids=_pair_id)
+@pytest.mark.parametrize("pair", FINITE, ids=_pair_id)
 def test_kl_gradients_flow(pair: tuple[type, type], no_validation: None) -> None:
     """Backward through the finite entries of a batch (which has +inf ones) leaves finite gradients."""
     p, q = TORCH[pair[0]]("p"), TORCH[pair[1]]("q")
     floats, ints, build = _parameters(p)
-    leaves = {n: v.requires_grad_() for n, v in floats.items()
-              if pair in _GRADIENT_DEFECTS or n not in _NO_GRAD.get(pair, set())}
+    leaves = {n: v.requires_grad_() for n, v in floats.items() if n not in _NO_GRAD.get(pair, set())}
     assert leaves, f"{pair[0].__name__} has no float parameter to differentiate"
     kl = _kl(build({**floats, **ints}), q, method="exact")
     finite = torch.isfinite(kl)

@@ -375,8 +375,11 @@ def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
     if p.xp.name == "torch":
         torch = p.xp.torch
         lp, lq = p.log_probs, q.log_probs
-        diff = torch.where(lp > -math.inf, lp - lq, 0.0)  # p_i = 0: no 0·(−inf + inf) in values or gradients
-        return (torch.exp(lp) * diff).sum(-1)
+        support = lp > -math.inf
+        outside = support & (lq == -math.inf)  # p_i > 0 = q_i: KL = +inf, a constant (no inf into backward)
+        diff = torch.where(support & ~outside, lp - torch.where(outside, 0.0, lq), 0.0)  # p_i = 0: no 0·(−inf)
+        value = (torch.exp(lp) * diff).sum(-1)
+        return torch.where(outside.any(-1), math.inf, value)
     from klkit.measures import kl_divergence
 
     return kl_divergence(p.log_probs, q.log_probs, kind="log_probs", validate=False)
@@ -418,18 +421,22 @@ def _kl_expfamily_expfamily(p: fam.TorchExponentialFamily, q: fam.TorchExponenti
             f"KL between different exponential families ({type(dp).__name__}, {type(dq).__name__}) "
             "has no Bregman form; use method='mc'."
         )
-    eta_p = [e.detach().requires_grad_() for e in dp._natural_params]
-    eta_q = dq._natural_params
-    a_p = dp._log_normalizer(*eta_p)
-    grads = torch.autograd.grad(a_p.sum(), eta_p, create_graph=True)
-    result = dq._log_normalizer(*eta_q) - a_p
-    batch = len(torch.broadcast_shapes(dp.batch_shape, dq.batch_shape))
-    for ep, eq, g in zip(eta_p, eta_q, grads, strict=True):
-        term = (eq - ep) * g
-        # each natural parameter's own trailing axes (torch sums len(event_shape) axes, which for
-        # Wishart's scalar parameter sums across the batch)
-        result = result - sum_rightmost(p.xp, term, term.dim() - batch)
-    return result
+    differentiable = torch.is_grad_enabled()
+    with torch.enable_grad():  # ∇A(ηp) by autograd, also when the caller computes without gradients
+        # ηp stays in the graph of p's parameters (the KL is differentiable in p too); a parameter
+        # that does not require grad gets a leaf that does, only to take ∇A
+        eta_p = [e if e.requires_grad else e.detach().requires_grad_() for e in dp._natural_params]
+        eta_q = dq._natural_params
+        a_p = dp._log_normalizer(*eta_p)
+        grads = torch.autograd.grad(a_p.sum(), eta_p, create_graph=differentiable)
+        result = dq._log_normalizer(*eta_q) - a_p
+        batch = len(torch.broadcast_shapes(dp.batch_shape, dq.batch_shape))
+        for ep, eq, g in zip(eta_p, eta_q, grads, strict=True):
+            term = (eq - ep) * g
+            # each natural parameter's own trailing axes (torch sums len(event_shape) axes, which for
+            # Wishart's scalar parameter sums across the batch)
+            result = result - sum_rightmost(p.xp, term, term.dim() - batch)
+    return result if differentiable else result.detach()
 
 
 # ===================================================================================================
