@@ -10,6 +10,7 @@ Shared by the training loops (``vae`` uses it; ``ppo``/``trpo`` may reuse it):
 - :func:`rng_state` / :func:`set_rng_state` capture torch's CPU (and CUDA) generators,
   Python's ``random`` and numpy's legacy global generator as tensors, so they pass
   ``weights_only`` loading.
+- :func:`write_text_atomic` replaces a small text file (``config.json``) in one step.
 - :func:`append_jsonl` / :func:`truncate_jsonl` keep ``metrics.jsonl`` consistent with the
   checkpoint after a resume (lines past the checkpoint's epoch are dropped and redone).
 """
@@ -26,7 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["append_jsonl", "load", "read_jsonl", "rng_state", "save_atomic", "set_rng_state", "truncate_jsonl"]
+__all__ = [
+    "append_jsonl",
+    "load",
+    "read_jsonl",
+    "rng_state",
+    "save_atomic",
+    "set_rng_state",
+    "truncate_jsonl",
+    "write_text_atomic",
+]
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
@@ -52,6 +62,14 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through ``path.tmp`` and ``os.replace``, so readers see the old or the new file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def load(path: str | Path) -> dict[str, Any]:
