@@ -14,7 +14,8 @@ from klkit.train import vae
 from klkit.train._runs import resolve_device
 from klkit.train.errors import DeviceUnavailableError
 
-TRAIN = Path(vae.__file__).parent
+TRAIN = Path(vae.__file__).parent.parent  # src/klkit/train (vae is a package)
+VAE_MODULES = sorted(p.relative_to(TRAIN).as_posix() for p in (TRAIN / "vae").glob("*.py"))
 CONSTRUCTORS = {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange", "linspace",
                 "tensor", "eye"}
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -69,11 +69,11 @@ def test_resume_after_an_exception_continues_exactly(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real(epoch, cfg)
 
-    monkeypatch.setattr(vae, "kl_weight_at", crash_in_epoch_3)
+    monkeypatch.setattr("klkit.train.vae.loop.kl_weight_at", crash_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         vae.train(tiny(epochs=4), tmp_path / "resumed")
     assert epochs_logged(tmp_path / "resumed") == [1, 2]
-    monkeypatch.setattr(vae, "kl_weight_at", real)
+    monkeypatch.setattr("klkit.train.vae.loop.kl_weight_at", real)
     resumed = vae.train(tiny(epochs=4), tmp_path / "resumed")
     assert epochs_logged(tmp_path / "resumed") == [1, 2, 3, 4]
     assert resumed["weights_sha256"] == straight["weights_sha256"]
@@ -108,7 +108,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     vae.train(tiny(epochs=2), tmp_path)
     good = ckpt.load(tmp_path / "checkpoint.pt")
     real = vae.kl_weight_at
-    monkeypatch.setattr(vae, "kl_weight_at", lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg))
+    monkeypatch.setattr("klkit.train.vae.loop.kl_weight_at",
+                        lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg))
     expected = r"loss became NaN or infinite at epoch 3, step 1.*last good checkpoint \(epoch 2\) is kept"
     with pytest.raises(TrainingDivergedError, match=expected):
         vae.train(tiny(epochs=5), tmp_path)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import app, train_app
+from klkit.cli.app import train_app
 
 
 def train_vae(run_dir: Path, **options: Any) -> dict[str, Any]:
@@ -109,8 +109,3 @@ def final_latent(run_dir: Path) -> Any:
         return json.loads((Path(run_dir) / "config.json").read_text())["latent"]
     except (OSError, ValueError, KeyError):
         return "?"
-
-
-def main_train(argv: list[str]) -> None:
-    """Entry point of ``python -m klkit.train.vae`` (for torchrun): ``klkit train vae`` with ``argv``."""
-    app(["train", "vae", *argv])
