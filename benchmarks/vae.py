@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_description, write_section
 from klkit.train import vae
 from klkit.train.data import load_images
+from klkit.train.vae.step import EpochSums, Objective, train_batch
 
 # Published reference numbers (same split and evaluation); not re-measured here.
 ISSUE_REFERENCES = [
@@ -80,18 +81,6 @@ def plain_step(model: PlainVAE, optimizer: torch.optim.Optimizer, x: torch.Tenso
     return loss.item()
 
 
-def klkit_step(step_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, cfg: vae.Config,
-               sums: torch.Tensor, kl_per_dim: torch.Tensor) -> None:
-    """What one iteration of klkit's loop does: binarise, shift, train_step, accumulate the epoch's metrics."""
-    x = vae.random_shift(vae.binarize(x), (28, 28), cfg.shift)
-    terms = vae.train_step(step_fn, optimizer, x, samples=cfg.samples, kl_weight=1.0, free_bits=cfg.free_bits)
-    with torch.no_grad():
-        m = len(x)
-        sums += torch.stack([m * terms.loss, m * terms.reconstruction, m * terms.kl, m * terms.gap,
-                             terms.loss.new_tensor(m)]).double()
-        kl_per_dim += terms.kl_per_dim
-
-
 def step_cost(cfg: vae.Config, *, steps: int = 30, rounds: int = 7) -> dict[str, float]:
     """Median wall and CPU seconds per step of each loop, timed in alternating rounds on the same batches."""
     torch.set_num_threads(cfg.threads or 2)
@@ -102,9 +91,9 @@ def step_cost(cfg: vae.Config, *, steps: int = 30, rounds: int = 7) -> dict[str,
     plain_opt = torch.optim.Adam(plain.parameters(), lr=cfg.lr)
     torch.manual_seed(0)
     model = vae.VAE((28, 28), cfg)
-    step_fn = vae._Objective(model)
+    step_fn = Objective(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sums, kl_per_dim = torch.zeros(5, dtype=torch.float64), torch.zeros(cfg.latent, dtype=torch.float64)
+    sums = EpochSums.zeros(cfg.latent)
     times: dict[str, list[float]] = {"plain": [], "klkit": []}
     cpu: dict[str, list[float]] = {"plain": [], "klkit": []}
     for r in range(rounds + 1):  # round 0 warms up both
@@ -114,7 +103,8 @@ def step_cost(cfg: vae.Config, *, steps: int = 30, rounds: int = 7) -> dict[str,
                 if name == "plain":
                     plain_step(plain, plain_opt, x, cfg.samples)
                 else:
-                    klkit_step(step_fn, opt, x, cfg, sums, kl_per_dim)
+                    # the training loop's body itself: binarise, shift, train_step, accumulate the metrics
+                    train_batch(step_fn, opt, x, sums, cfg, image_shape=(28, 28), kl_weight=1.0)
             if r:
                 times[name].append((time.perf_counter() - started) / steps)
                 cpu[name].append((time.process_time() - started_cpu) / steps)
