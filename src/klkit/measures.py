@@ -806,11 +806,16 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     else:  # (rows, pieces)
         out = [None if parts[0][j] is None else torch.cat([t[j] for t in parts]).view(rows, -1) for j in range(7)]
     value = out[0].squeeze(-1) if out[0].shape[-1] == 1 else _chain(measure, out, kind, q_kind, torch)
-    ok = _domain_ok(P.reshape(rows, n), kind, torch)
-    if Q is not None:
-        ok = ok & _domain_ok(Q.reshape(rows, n), q_kind, torch)
+    ok = None  # per row: inside the kinds' domains, where the value alone would not tell
+    for x, k, lse in ((P, kind, out[1]), (Q, q_kind, out[4]))[:1 if Q is None else 2]:
+        if k == "logits":  # whole rows give NaN by themselves; rows in pieces are judged by their lse
+            row_ok = None if lse is None else torch.logsumexp(lse, -1).isfinite()
+        else:  # validated inputs are in the domain already
+            row_ok = None if validate else _domain_ok(x.view(rows, n), k, torch)
+        if row_ok is not None:
+            ok = row_ok if ok is None else ok & row_ok
     if validate:
-        failed = value.isnan() | ~ok
+        failed = value.isnan() if ok is None else value.isnan() | ~ok
         for k, low, mass in ((kind, out[2], out[3]), (q_kind, out[5], out[6])):
             if k != "logits" and low is not None:
                 failed = failed | ~_check_stats(k, low, mass, dtype, torch)
@@ -820,7 +825,8 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
                 CHECKS[q_kind](Q, "q", xp)
             if bool(value.isnan().any()):  # not expected; the generic path is the reference
                 return None, False
-    return torch.where(ok, value, math.nan).reshape(P.shape[:-1]), False
+    value = value if ok is None else torch.where(ok, value, math.nan)
+    return value.reshape(P.shape[:-1]), False
 
 
 _SMALL_TORCH = 1 << 12  # CPU tensors up to this many elements may take the numpy kernels
