@@ -16,7 +16,9 @@ the epochs can stop early once the KL passes ``target_kl``. Every KL here is klk
 the closed form :func:`klkit.kl_divergence` between the two policy distributions, and the
 k1/k3 Monte Carlo estimates of :func:`klkit.estimators.mc_kl` that ``metrics.jsonl`` reports beside it.
 
-Read top-down: config → presets → the loss of one minibatch → the update → the loop → evaluation.
+Read top-down: config → presets → the loss of one minibatch → one update (K epochs) → the loop
+(collect → advantages → update → log → checkpoint) → evaluation. The plumbing (environments,
+run directory, checkpoints) is in :mod:`klkit.train.rl`.
 
 Examples
 --------
@@ -45,7 +47,8 @@ from torch import nn
 import klkit
 from klkit.train import rl
 
-__all__ = ["PRESETS", "Config", "evaluate", "ppo_loss", "train"]
+__all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "measure_update", "ppo_loss", "ppo_update", "schedules",
+           "train"]
 
 
 # =============================================================================
@@ -212,6 +215,96 @@ def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
 
 
 # =============================================================================
+# One update: K epochs of minibatch Adam on the surrogate (Algorithm 1, "optimize surrogate L")
+# =============================================================================
+
+
+def schedules(cfg: Config, progress_remaining: float) -> tuple[float, float | None]:
+    """This update's learning rate and clip range ε: the configured values, decayed linearly to 0 if annealed.
+
+    Examples
+    --------
+    >>> schedules(Config(learning_rate=1e-3, clip_range=0.2), 0.5)
+    (0.0005, 0.1)
+    """
+    lr = cfg.learning_rate * (progress_remaining if cfg.anneal_lr else 1.0)
+    clip = None if cfg.clip_range is None else cfg.clip_range * (progress_remaining if cfg.anneal_clip else 1.0)
+    return lr, clip
+
+
+def ppo_update(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+               cfg: Config, *, clip: float | None, beta: float, rng: np.random.Generator,
+               ) -> tuple[list[dict[str, Any]], float | None]:
+    """``n_epochs`` passes of shuffled minibatch gradient steps on :func:`ppo_loss` over one rollout.
+
+    With ``target_kl`` set, each minibatch's exact mean KL(π_old‖π_θ) is checked before its step,
+    and the update stops at the first that exceeds it.
+
+    Parameters
+    ----------
+    policy, optimizer
+        The actor-critic and its Adam optimiser (learning rate already set for this update).
+    batch : dict of Tensor
+        The rollout from :func:`klkit.train.rl.rollout.flatten_rollout`.
+    cfg : Config
+    clip : float or None
+        This update's ε (:func:`schedules`).
+    beta : float
+        The KL penalty's β (used when ``cfg.kl_penalty``).
+    rng : numpy.random.Generator
+        Shuffles the minibatches.
+
+    Returns
+    -------
+    stats : list of dict
+        :func:`ppo_loss`'s info for every gradient step taken.
+    stopped_at : float or None
+        Epochs completed (fractional) when ``target_kl`` stopped the update; None if it ran to the end.
+    """
+    stats: list[dict[str, Any]] = []
+    n = len(batch["returns"])
+    for epoch in range(cfg.n_epochs):
+        for i, idx in enumerate(rl.minibatches(n, cfg.batch_size, rng)):
+            index = torch.from_numpy(idx)
+            mb = {k: v[index] for k, v in batch.items()}
+            loss, info = ppo_loss(policy, mb, clip_range=clip, clip_range_vf=cfg.clip_range_vf,
+                                  vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
+                                  kl_beta=beta if cfg.kl_penalty else None,
+                                  normalize_advantage=cfg.normalize_advantage,
+                                  measure_kl=cfg.target_kl is not None)
+            if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
+                return stats, epoch + i * cfg.batch_size / n  # fraction of epochs completed
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
+            optimizer.step()
+            stats.append(info)
+    return stats, None
+
+
+def measure_update(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], clip: float | None) -> dict[str, Any]:
+    """How far the update moved the policy, on the whole rollout (π_old rebuilt from its saved parameters).
+
+    Returns
+    -------
+    dict
+        ``entropy`` of π_new; ``clip_fraction``, the share of the rollout whose ratio π_new/π_old lies
+        outside [1 − ε, 1 + ε] (None without clipping); ``kl_exact``, ``kl_k1``, ``kl_k3`` and their
+        standard errors (:func:`klkit.train.rl.metrics.policy_kl`); ``explained_variance`` of the critic.
+    """
+    with torch.no_grad():
+        new = policy.distribution(batch["obs"])
+        old = policy.make_distribution(batch["dist_params"])
+        new_log_probs = new.log_prob(batch["actions"])
+        kls = rl.policy_kl(old, new, batch["log_probs"], new_log_probs)
+        explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
+        ratio = (new_log_probs - batch["log_probs"]).exp()
+        clip_fraction = None if clip is None else float(((ratio - 1.0).abs() > clip).float().mean())
+        entropy = float(new.entropy().mean())
+    return {"entropy": entropy, "clip_fraction": clip_fraction, **kls, "explained_variance": explained}
+
+
+# =============================================================================
 # Training loop
 # =============================================================================
 
@@ -219,8 +312,12 @@ def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
 def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train PPO into ``run_dir`` (resuming from its checkpoint if there is one) and return a summary.
 
-    Writes ``config.json`` (with ``"algorithm": "ppo"``), one ``metrics.jsonl`` line per update
-    (returns, losses, entropy, KL exact/k1/k3, β, learning rate, clip range) and ``checkpoint.pt``.
+    Writes ``config.json`` (with ``"algorithm": "ppo"``), ``checkpoint.pt`` and one ``metrics.jsonl``
+    line per update: the keys every line has (:mod:`klkit.train.rl.metrics`), then ``policy_loss``,
+    ``value_loss`` (means over the gradient steps), ``entropy``, ``clip_fraction``, ``kl_exact``,
+    ``kl_k1``, ``kl_k1_se``, ``kl_k3``, ``kl_k3_se``, ``explained_variance``, ``learning_rate``,
+    ``clip_range``, ``gradient_steps``, ``early_stop_epoch`` and, with ``kl_penalty``, ``kl_beta``
+    (the β this update used) and ``kl_beta_next``.
 
     Returns
     -------
@@ -244,68 +341,44 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    # --- plumbing: the run directory, environments and policy; resume if interrupted ---------------
     run = rl.Run(cfg, run_dir, "ppo")
-    policy = run.policy
+    policy, buffer = run.policy, run.buffer
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     optimizers = {"optimizer": optimizer}
     run.resume(optimizers)
     beta = float(run.extra.get("kl_beta", cfg.kl_beta))
 
     while not run.done:
-        # --- 1. collect a rollout with π_old; GAE(λ) advantages ---
-        batch = run.collect()
-        frac = run.progress_remaining
-        lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
+        # === PPO, one iteration of Algorithm 1 (Schulman et al., 2017) ================================
+        # 1. collect: run π_θold for T = n_steps steps in each of the N = n_envs environments
+        last_value = run.collect_rollout()
+        # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
+        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
+                                     cfg.gae_lambda)
+        batch = rl.flatten_rollout(buffer, advantages, returns)
+        # 3. update: optimise the surrogate (eq. 7, or 8 with the penalty, + value loss − entropy bonus,
+        #    eq. 9) for K = n_epochs epochs of minibatch Adam; then θ_old ← θ
+        lr, clip = schedules(cfg, run.progress_remaining)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        clip = None if cfg.clip_range is None else cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
-
-        # --- 2. minibatch epochs on the clipped (and/or penalised) surrogate ---
-        stats: list[dict[str, Any]] = []
-        stopped_at: float | None = None
-        n = run.batch_steps
-        for epoch in range(cfg.n_epochs):
-            for i, idx in enumerate(rl.minibatches(n, cfg.batch_size, run.rng)):
-                index = torch.from_numpy(idx)
-                mb = {k: v[index] for k, v in batch.items()}
-                loss, info = ppo_loss(policy, mb, clip_range=clip, clip_range_vf=cfg.clip_range_vf,
-                                      vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
-                                      kl_beta=beta if cfg.kl_penalty else None,
-                                      normalize_advantage=cfg.normalize_advantage,
-                                      measure_kl=cfg.target_kl is not None)
-                if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
-                    stopped_at = epoch + i * cfg.batch_size / n  # fraction of epochs completed
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
-                optimizer.step()
-                stats.append(info)
-            if stopped_at is not None:
-                break
-
-        # --- 3. how far did the policy move? KL(π_old ‖ π_new) on the whole rollout, three ways ---
-        with torch.no_grad():
-            new = policy.distribution(batch["obs"])
-            old = policy.make_distribution(batch["dist_params"])
-            new_log_probs = new.log_prob(batch["actions"])
-            kls = rl.policy_kl(old, new, batch["log_probs"], new_log_probs)
-            explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
-            # share of the rollout whose final ratio π_new/π_old lies outside [1 − ε, 1 + ε]
-            ratio = (new_log_probs - batch["log_probs"]).exp()
-            clip_fraction = None if clip is None else float(((ratio - 1.0).abs() > clip).float().mean())
+        stats, stopped_at = ppo_update(policy, optimizer, batch, cfg, clip=clip, beta=beta, rng=run.rng)
+        # 4. how far did the policy move? KL(π_old ‖ π_new) on the whole rollout, three ways, all klkit's
+        measured = measure_update(policy, batch, clip)
         record: dict[str, Any] = {
-            "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"),
-            "entropy": float(new.entropy().mean()), "clip_fraction": clip_fraction,
-            **kls, "explained_variance": explained, "learning_rate": lr, "clip_range": clip,
-            "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
+            "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"), **measured,
+            "learning_rate": lr, "clip_range": clip, "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
         }
-        if cfg.kl_penalty:  # --- 4. adapt β from this update's KL (paper §4) ---
+        # 5. adaptive KL penalty (§4): β for the next update, from this update's exact KL
+        if cfg.kl_penalty:
             record["kl_beta"] = beta
-            beta = adapt_beta(beta, kls["kl_exact"], cfg.kl_target)
+            beta = adapt_beta(beta, measured["kl_exact"], cfg.kl_target)
             record["kl_beta_next"] = beta
             run.extra["kl_beta"] = beta
-        run.log(record, optimizers)
+        # === plumbing: log this update, checkpoint when due ============================================
+        run.log(record)
+        if run.checkpoint_due:
+            run.save_checkpoint(optimizers)
     return run.finish()
 
 

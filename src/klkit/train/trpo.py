@@ -22,8 +22,11 @@ information matrix of the policy), the step is the natural gradient scaled to th
 
 The value function is fitted separately, by minibatch regression on the λ-returns.
 
-Read top-down: config → presets → the three numerical pieces (``conjugate_gradient``,
-``fisher_vector_product``, ``backtracking_line_search``) → one policy step → the loop.
+Read top-down: config → presets → one policy step → the value regression → the loop (collect →
+advantages → policy step → critic → log → checkpoint). The step's numerical pieces,
+``conjugate_gradient``, ``hessian_vector_product`` (and the Fisher-vector products built on it) and
+``backtracking_line_search``, are small functions in :mod:`klkit.train.trust_region`, importable from
+here; the plumbing (environments, run directory, checkpoints) is in :mod:`klkit.train.rl`.
 
 References
 ----------
@@ -34,16 +37,23 @@ ICML 2015, arXiv:1502.05477 (appendix C: the conjugate-gradient step and line se
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
 import klkit
 from klkit.train import rl
+from klkit.train.trust_region import (
+    LineSearchResult,
+    backtracking_line_search,
+    conjugate_gradient,
+    fisher_operator,
+    fisher_vector_product,
+    hessian_vector_product,
+)
 
 __all__ = [
     "PRESETS",
@@ -54,7 +64,12 @@ __all__ = [
     "evaluate",
     "fisher_operator",
     "fisher_vector_product",
+    "hessian_vector_product",
+    "policy_step",
+    "scale_to_trust_region",
+    "surrogate_and_kl",
     "train",
+    "value_regression",
 ]
 
 
@@ -126,183 +141,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # =============================================================================
-# The numerical pieces: CG, Fisher-vector products, line search
-# =============================================================================
-
-
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, max_steps: int = 15,
-                       tolerance: float = 1e-10) -> torch.Tensor:
-    r"""Solve :math:`A x = b` for symmetric positive-definite :math:`A`, given only :math:`v \mapsto A v`.
-
-    Conjugate gradient (Hestenes & Stiefel, 1952), started at :math:`x_0 = 0`: exact after
-    ``n`` steps for an ``n``-dimensional system (in exact arithmetic), and a good
-    approximation after a few when the spectrum is clustered, which is why TRPO
-    needs only ~10–15 Fisher-vector products and never forms :math:`F`.
-
-    Parameters
-    ----------
-    matvec : callable
-        ``v -> A v`` for 1-D tensors ``v``.
-    b : Tensor, shape (n,)
-        Right-hand side.
-    max_steps : int, default 15
-        Iteration limit.
-    tolerance : float, default 1e-10
-        Stop when the squared residual :math:`\|b - A x\|^2` falls below this.
-
-    Returns
-    -------
-    Tensor, shape (n,)
-        The approximate solution.
-
-    Raises
-    ------
-    ValueError
-        ``b`` not 1-D, or ``max_steps < 1``.
-
-    Examples
-    --------
-    >>> A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
-    >>> x = conjugate_gradient(lambda v: A @ v, torch.tensor([1.0, 2.0], dtype=torch.float64))
-    >>> x.tolist()  # A^{-1} b = [1/11, 7/11]
-    [0.09090909090909091, 0.6363636363636364]
-    """
-    if b.ndim != 1:
-        raise ValueError(f"`b` must be a 1-D tensor; found shape {tuple(b.shape)}. Flatten it first.")
-    if max_steps < 1:
-        raise ValueError(f"`max_steps` must be at least 1; found {max_steps}.")
-    x = torch.zeros_like(b)
-    r = b.clone()  # residual b - A x
-    p = b.clone()  # search direction
-    rr = torch.dot(r, r)
-    for _ in range(max_steps):
-        if rr <= tolerance:
-            break
-        Ap = matvec(p)
-        alpha = rr / torch.dot(p, Ap)
-        x = x + alpha * p
-        r = r - alpha * Ap
-        rr_new = torch.dot(r, r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
-
-
-def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], vector: torch.Tensor,
-                          *, damping: float = 0.0) -> torch.Tensor:
-    r"""The damped Fisher-vector product :math:`(F + \lambda I)\,v`, with :math:`F = \nabla^2_\theta \bar D`.
-
-    :math:`\bar D(\theta)` is the mean KL(π_old‖π_θ) over states with π_old held fixed; at
-    :math:`\theta = \theta_{old}` its Hessian is the Fisher information matrix. The product is
-    a Hessian-vector product by double backpropagation,
-    :math:`F v = \nabla_\theta\big(\nabla_\theta \bar D \cdot v\big)`, never forming :math:`F`.
-    For many products at the same θ (conjugate gradient), :func:`fisher_operator` builds
-    :math:`\nabla_\theta \bar D` once and reuses it.
-
-    Parameters
-    ----------
-    mean_kl : callable
-        ``() -> scalar Tensor``: the mean KL as a differentiable function of ``params``
-        (in klkit's TRPO, :func:`klkit.kl_divergence` between π_old and π_θ, averaged).
-    params : sequence of Tensor
-        The parameters θ (``requires_grad=True``); ``vector`` is laid out as their concatenation.
-    vector : Tensor, shape (n_params,)
-    damping : float, default 0
-        λ.
-
-    Returns
-    -------
-    Tensor, shape (n_params,)
-
-    Examples
-    --------
-    >>> theta = torch.tensor([0.5, -1.0], requires_grad=True)
-    >>> kl = lambda: 0.5 * (3.0 * theta[0] ** 2 + theta[1] ** 2)  # Hessian diag(3, 1)
-    >>> fisher_vector_product(kl, [theta], torch.tensor([1.0, 1.0]), damping=0.1).tolist()
-    [3.0999999046325684, 1.100000023841858]
-    """
-    return fisher_operator(mean_kl, params, damping=damping)(vector)
-
-
-def fisher_operator(mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], *,
-                    damping: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``v -> (F + λI) v`` at the current θ, the KL's gradient graph built once (see :func:`fisher_vector_product`).
-
-    The returned function is valid until ``params`` change.
-    """
-    params = list(params)
-    grads = torch.autograd.grad(mean_kl(), params, create_graph=True)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-
-    def product(vector: torch.Tensor) -> torch.Tensor:
-        if flat.shape != vector.shape:
-            raise ValueError(
-                f"`vector` must have one entry per parameter ({flat.numel()}); found shape {tuple(vector.shape)}."
-            )
-        hvp = torch.autograd.grad(torch.dot(flat, vector.detach()), params, retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hvp]).detach() + damping * vector
-
-    return product
-
-
-class LineSearchResult(NamedTuple):
-    """Outcome of :func:`backtracking_line_search`."""
-
-    accepted: bool
-    """Whether some trial step met both conditions."""
-    fraction: float
-    """α^k of the accepted step (0 when rejected)."""
-    trials: int
-    """Trial steps evaluated."""
-    improvement: float
-    """Surrogate improvement of the accepted step (of the last trial when rejected)."""
-    kl: float
-    """Mean KL of the accepted step (of the last trial when rejected)."""
-
-
-def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], *, max_kl: float,
-                             shrink: float = 0.8, max_steps: int = 10) -> LineSearchResult:
-    r"""Try fractions :math:`1, \alpha, \alpha^2, \ldots` of a step; accept the first that keeps KL ≤ δ and improves.
-
-    Parameters
-    ----------
-    evaluate : callable
-        ``fraction -> (improvement, kl)``: the surrogate's improvement over the old
-        policy and the mean KL(π_old‖π_new) at ``θ_old + fraction · Δ``. (The caller
-        applies the step; TRPO leaves the parameters at θ_old when the search fails.)
-    max_kl : float
-        δ.
-    shrink : float, default 0.8
-        α in (0, 1).
-    max_steps : int, default 10
-        Trials before giving up.
-
-    Returns
-    -------
-    LineSearchResult
-
-    Examples
-    --------
-    >>> # improvement 2a - a² (best at a = 1), KL = a²: with δ = 0.25 only a ≤ 0.5 is allowed
-    >>> r = backtracking_line_search(lambda a: (2 * a - a * a, a * a), max_kl=0.25, shrink=0.5)
-    >>> r.accepted, r.fraction, r.trials
-    (True, 0.5, 2)
-    """
-    if not 0 < shrink < 1:
-        raise ValueError(f"`shrink` must be in (0, 1); found {shrink!r}.")
-    if max_steps < 1:
-        raise ValueError(f"`max_steps` must be at least 1; found {max_steps}.")
-    improvement, kl = math.nan, math.nan
-    for k in range(max_steps):
-        fraction = shrink**k
-        improvement, kl = evaluate(fraction)
-        if kl <= max_kl and improvement > 0:
-            return LineSearchResult(True, fraction, k + 1, improvement, kl)
-    return LineSearchResult(False, 0.0, max_steps, improvement, kl)
-
-
-# =============================================================================
-# One policy step
+# One policy step (§6 and appendix C): surrogate and KL → CG direction → scale to δ → line search
 # =============================================================================
 
 
@@ -318,30 +157,61 @@ def _assign(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
             offset += p.numel()
 
 
-def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config) -> dict[str, Any]:
-    """One TRPO step on the actor (natural gradient, KL-scaled, line-searched); returns its diagnostics."""
-    params = policy.actor_parameters()
+def surrogate_and_kl(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, normalize_advantage: bool,
+                     ) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
+    r"""The two functions of θ in TRPO's problem (eq. 14), on one rollout, as closures over the policy.
+
+    - :math:`L(\theta) = \hat E_t[\pi_\theta(a_t|s_t) / \pi_{old}(a_t|s_t)\, \hat A_t]`, the surrogate;
+    - :math:`\bar D(\theta) = \hat E_s[\mathrm{KL}(\pi_{old}(\cdot|s)\,\|\,\pi_\theta(\cdot|s))]`,
+      klkit's closed-form KL (:func:`klkit.kl_divergence`) averaged over the rollout's states, with
+      π_old rebuilt from the distribution parameters saved at collection.
+    """
     obs, actions, old_log_probs = batch["obs"], batch["actions"], batch["log_probs"]
     old = policy.make_distribution(batch["dist_params"])  # π_old, fixed
     adv = batch["advantages"]
-    if cfg.normalize_advantage:
+    if normalize_advantage:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
 
-    def surrogate() -> torch.Tensor:  # L(θ) = E[π_θ/π_old · A]
+    def surrogate() -> torch.Tensor:
         return ((policy.distribution(obs).log_prob(actions) - old_log_probs).exp() * adv).mean()
 
-    def mean_kl() -> torch.Tensor:  # D̄(θ) = E_s KL(π_old(·|s) ‖ π_θ(·|s)), klkit's closed form
+    def mean_kl() -> torch.Tensor:
         return klkit.kl_divergence(old, policy.distribution(obs)).mean()
 
-    # --- 1. gradient g of the surrogate; natural direction x ≈ F⁻¹ g by CG ---
+    return surrogate, mean_kl
+
+
+def scale_to_trust_region(direction: torch.Tensor, fvp: Callable[[torch.Tensor], torch.Tensor],
+                          max_kl: float) -> torch.Tensor:
+    r"""The full step :math:`\Delta = \sqrt{2\delta / x^\top F x}\; x` along the direction :math:`x`.
+
+    Its quadratic model of the KL, :math:`\tfrac12 \Delta^\top F \Delta`, equals δ (appendix C).
+
+    Examples
+    --------
+    >>> scale_to_trust_region(torch.tensor([1.0, 0.0]), lambda v: 2.0 * v, max_kl=0.01).tolist()  # F = 2I
+    [0.10000000149011612, 0.0]
+    """
+    xFx = torch.dot(direction, fvp(direction))
+    return torch.sqrt(2.0 * max_kl / xFx.clamp_min(1e-12)) * direction
+
+
+def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config) -> dict[str, Any]:
+    """One TRPO step on the actor (natural gradient, KL-scaled, line-searched); returns its diagnostics.
+
+    The policy's parameters end at the accepted step, or at θ_old when the line search rejects every trial.
+    """
+    params = policy.actor_parameters()
+    surrogate, mean_kl = surrogate_and_kl(policy, batch, normalize_advantage=cfg.normalize_advantage)
+    # (a) the surrogate's gradient g at θ_old
     loss = surrogate()
     g = _flat(torch.autograd.grad(loss, params))
+    # (b) the natural-gradient direction x ≈ F⁻¹ g, by conjugate gradient on Fisher-vector products (app. C)
     fvp = fisher_operator(mean_kl, params, damping=cfg.cg_damping)
     direction = conjugate_gradient(fvp, g, max_steps=cfg.cg_steps)
-    # --- 2. scale so that the quadratic model of the KL equals δ ---
-    xFx = torch.dot(direction, fvp(direction))
-    step = torch.sqrt(2.0 * cfg.max_kl / xFx.clamp_min(1e-12)) * direction
-    # --- 3. backtracking line search on the exact KL and the surrogate ---
+    # (c) the full step Δ, scaled so that the quadratic model of the KL equals δ
+    step = scale_to_trust_region(direction, fvp, cfg.max_kl)
+    # (d) backtracking line search on the exact KL (klkit) and the surrogate; θ_old if nothing passes
     theta_old = _flat([p.detach() for p in params]).clone()
     loss_old = loss.detach().item()
 
@@ -382,10 +252,13 @@ def value_regression(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, b
 def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train TRPO into ``run_dir`` (resuming from its checkpoint if there is one) and return a summary.
 
-    Writes ``config.json`` (``"algorithm": "trpo"``), one ``metrics.jsonl`` line per update
-    (returns, surrogate, value loss, entropy, KL exact/k1/k3 against δ, line-search outcome)
-    and ``checkpoint.pt``. A ``run_dir`` holding a checkpoint is resumed only with the same
-    configuration (see :data:`klkit.train.rl.RESUMABLE` for what may change); otherwise
+    Writes ``config.json`` (``"algorithm": "trpo"``), ``checkpoint.pt`` and one ``metrics.jsonl`` line
+    per update: the keys every line has (:mod:`klkit.train.rl.metrics`), then ``surrogate``,
+    ``surrogate_improvement``, ``line_search_accepted``, ``line_search_fraction``,
+    ``line_search_trials``, ``gradient_norm``, ``natural_step_norm``, ``value_loss``, ``entropy``,
+    ``kl_exact``, ``kl_k1``, ``kl_k1_se``, ``kl_k3``, ``kl_k3_se`` and ``max_kl`` (δ). A ``run_dir``
+    holding a checkpoint is resumed only with the same configuration (see
+    :data:`klkit.train.rl.RESUMABLE` for what may change); otherwise
     :class:`~klkit.train.errors.ConfigMismatchError` is raised and nothing is written. The caller's
     torch thread count and global random generators are left as they were.
     """
@@ -395,26 +268,35 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    # --- plumbing: the run directory, environments and policy; resume if interrupted ---------------
     run = rl.Run(cfg, run_dir, "trpo")
-    policy = run.policy
+    policy, buffer = run.policy, run.buffer
     critic_optimizer = torch.optim.Adam(policy.critic.parameters(), lr=cfg.critic_learning_rate, fused=True)
     optimizers = {"critic": critic_optimizer}
     run.resume(optimizers)
 
     while not run.done:
-        # --- 1. collect a rollout with π_old; GAE(λ) advantages ---
-        batch = run.collect()
-        # --- 2. the trust-region policy step ---
+        # === TRPO, one iteration (Schulman et al., 2015, §6) ===========================================
+        # 1. collect: run π_θold for n_steps steps in each of the n_envs environments (single path, §5.1)
+        last_value = run.collect_rollout()
+        # 2. advantages: GAE(λ) (Schulman et al., 2016) in place of the paper's Monte Carlo Q estimates
+        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
+                                     cfg.gae_lambda)
+        batch = rl.flatten_rollout(buffer, advantages, returns)
+        # 3. update the policy: one trust-region step, max L(θ) s.t. mean KL(π_old ‖ π_θ) ≤ δ (eq. 14)
         info = policy_step(policy, batch, cfg)
-        # --- 3. the value function, by separate regression ---
+        # 4. update the critic: V regressed on the λ-returns, separately
         value_loss = value_regression(policy, critic_optimizer, batch, cfg, run.rng)
-        # --- 4. how far did the policy move? KL(π_old ‖ π_new) on the rollout, three ways ---
+        # 5. how far did the policy move? KL(π_old ‖ π_new) on the rollout, three ways, all klkit's
         with torch.no_grad():
             new = policy.distribution(batch["obs"])
             old = policy.make_distribution(batch["dist_params"])
             kls = rl.policy_kl(old, new, batch["log_probs"], new.log_prob(batch["actions"]))
             entropy = float(new.entropy().mean())
-        run.log({**info, "value_loss": value_loss, "entropy": entropy, **kls, "max_kl": cfg.max_kl}, optimizers)
+        # === plumbing: log this update, checkpoint when due ============================================
+        run.log({**info, "value_loss": value_loss, "entropy": entropy, **kls, "max_kl": cfg.max_kl})
+        if run.checkpoint_due:
+            run.save_checkpoint(optimizers)
     return run.finish()
 
 

@@ -33,7 +33,7 @@ from klkit.train.rl.config import RESUMABLE, CommonConfig
 from klkit.train.rl.envs import Normalizer, make_vector_env
 from klkit.train.rl.metrics import METRICS, EpisodeTracker, MetricsLog
 from klkit.train.rl.policies import build_policy
-from klkit.train.rl.rollout import RolloutBuffer, collect_rollout, gae
+from klkit.train.rl.rollout import RolloutBuffer, collect_rollout
 
 __all__ = ["CHECKPOINT", "CONFIG", "Run", "progress_bar", "read_config", "restore_rng", "rng_state", "run_scope",
            "seed_everything",
@@ -130,18 +130,35 @@ def progress_bar(total: int, initial: int, desc: str, enabled: bool | None) -> A
 
 
 class Run:
-    """Everything around an algorithm's update: environments, policy, buffer, metrics, checkpoints.
+    """The plumbing around an algorithm's loop: environments, policy, buffer, counters, metrics, checkpoints.
 
-    The algorithm's loop runs inside :func:`run_scope` (it seeds torch's global generator) and reads::
+    Everything that is not the algorithm lives here, so that the loop in :mod:`klkit.train.ppo` or
+    :mod:`klkit.train.trpo` reads top-down. It runs inside :func:`run_scope` (this class seeds
+    torch's global generator)::
 
-        run = Run(cfg, run_dir, "ppo")
-        optimizer = ...                       # over run.policy's parameters
-        run.resume({"optimizer": optimizer})  # loads checkpoint.pt if the run was interrupted
+        run = Run(cfg, run_dir, "ppo")        # refuses a changed config; seeds; builds env and policy
+        optimizers = {"optimizer": ...}       # over run.policy's parameters
+        run.resume(optimizers)                # loads checkpoint.pt if the run was interrupted
         while not run.done:
-            batch = run.collect()             # one rollout + GAE(λ)
-            ... update run.policy ...
-            run.log({...losses, KLs...}, {"optimizer": optimizer})
-        return run.finish({"optimizer": optimizer})
+            last_value = run.collect_rollout()                        # 1. collect (into run.buffer)
+            advantages, returns = gae(..., last_value, ...)           # 2. advantages
+            batch = flatten_rollout(run.buffer, advantages, returns)
+            ... update run.policy on batch ...                        # 3. update
+            run.log({...losses, KLs...})                              # 4. log a metrics.jsonl line
+            if run.checkpoint_due:                                    # 5. checkpoint
+                run.save_checkpoint(optimizers)
+        return run.finish()
+
+    Parameters
+    ----------
+    cfg : CommonConfig
+        The algorithm's configuration (validated here).
+    run_dir : path
+        The run directory; created if absent. If it holds ``checkpoint.pt``, its ``config.json``
+        must match ``cfg`` outside :data:`~klkit.train.rl.config.RESUMABLE`, else
+        :class:`~klkit.train.errors.ConfigMismatchError` is raised before anything is written.
+    algorithm : str
+        ``"ppo"`` or ``"trpo"``, written to ``config.json``.
     """
 
     def __init__(self, cfg: CommonConfig, run_dir: str | os.PathLike[str], algorithm: str) -> None:
@@ -169,7 +186,7 @@ class Run:
         self.batch_steps = cfg.n_steps * cfg.n_envs
         self.n_updates = math.ceil(cfg.total_steps / self.batch_steps)
         self.update, self.global_step, self.seconds, self.cpu_seconds = 0, 0, 0.0, 0.0
-        self.extra: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # algorithm state saved in the checkpoint (PPO: the penalty β)
         self._episodes_logged = 0
         self._reset_seed = cfg.seed
 
@@ -218,26 +235,27 @@ class Run:
         return 1.0 - self.update / self.n_updates
 
     # --- one rollout ----------------------------------------------------------------
-    def collect(self) -> dict[str, torch.Tensor]:
-        """Run the policy for one rollout and return the flattened batch with GAE advantages and returns."""
+    def collect_rollout(self) -> np.ndarray:
+        """Run the current policy for ``n_steps`` in every environment, filling :attr:`buffer`.
+
+        Returns
+        -------
+        ndarray, shape (n_envs,)
+            :math:`V(s_T)` of the observation after the rollout, for :func:`~klkit.train.rl.rollout.gae`.
+        """
         self.policy.eval()
         self.obs, last_value, self.global_step = collect_rollout(
             self.env, self.policy, self.normalizer, self.buffer, self.obs, self.tracker, self.global_step,
             self.cfg.gamma, self.action_low, self.action_high)
         self.policy.train()
-        b = self.buffer
-        advantages, returns = gae(b.rewards, b.values, b.dones, last_value, self.cfg.gamma, self.cfg.gae_lambda)
-        n = self.batch_steps
-        arrays = {
-            "obs": b.obs.reshape(n, -1), "actions": b.actions.reshape(n, *b.actions.shape[2:]),
-            "log_probs": b.log_probs.reshape(n), "dist_params": b.dist_params.reshape(n, -1),
-            "values": b.values.reshape(n), "advantages": advantages.reshape(n), "returns": returns.reshape(n),
-        }
-        return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+        return last_value
 
     # --- after each update ----------------------------------------------------------
-    def log(self, record: dict[str, Any], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
-        """Append one metrics line (returns, steps, speed + the algorithm's record); checkpoint when due."""
+    def log(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Count the update and append its ``metrics.jsonl`` line: returns, steps, speed, then ``record``.
+
+        Returns the full line (see :mod:`klkit.train.rl.metrics` for the keys every line has).
+        """
         self.update += 1
         now = _now()
         self.seconds += now - self._clock
@@ -258,11 +276,15 @@ class Run:
         self.bar.update(self.batch_steps)
         if full["return_mean10"] is not None:
             self.bar.set_postfix(ret10=f"{full['return_mean10']:.1f}", kl=f"{record.get('kl_exact', math.nan):.4f}")
-        if self.update % self.cfg.checkpoint_every == 0 or self.done:
-            self.checkpoint(optimizers)
         return full
 
-    def checkpoint(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    @property
+    def checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` updates, and after the last."""
+        return self.update % self.cfg.checkpoint_every == 0 or self.done
+
+    def save_checkpoint(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Write ``checkpoint.pt`` atomically: weights, optimisers, normalisation, episodes, RNGs, counters."""
         save_atomic({
             "policy": self.policy.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
