@@ -91,6 +91,19 @@ class Normalizer:
     - rewards: divided by the running standard deviation of the discounted return
       :math:`R_t = \gamma R_{t-1} + r_t` (reset at episode ends), then clipped to :math:`\pm 10`.
       The agent learns from these; every return klkit *reports* is the raw one.
+
+    Parameters
+    ----------
+    obs_shape : tuple of int
+        One observation's shape.
+    n_envs : int
+        Environments in the vector (one running discounted return each).
+    gamma : float
+        Discount γ of the return whose spread scales the rewards.
+    observations, rewards : bool
+        Which of the two normalisations are on (off: values pass through as float32).
+    clip : float, default 10
+        Bound on the normalised values.
     """
 
     def __init__(self, obs_shape: tuple[int, ...], n_envs: int, gamma: float, *, observations: bool,

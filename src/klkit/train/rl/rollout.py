@@ -46,6 +46,7 @@ class RolloutBuffer:
     @classmethod
     def empty(cls, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], n_params: int,
               discrete: bool) -> RolloutBuffer:
+        """A zero-filled buffer; ``n_params`` is the width of the distribution parameters (logits, or 2·act_dim)."""
         z, f = np.zeros, np.float32
         return cls(
             obs=z((n_steps, n_envs, obs_dim), f),
@@ -68,6 +69,27 @@ def collect_rollout(env: gym.vector.VectorEnv, policy: ActorCritic, normalizer: 
     added to the last reward, as the episode did not really end there.
     Continuous actions are clipped to the action bounds for the environment only;
     the buffer keeps the sampled action, whose log-probability the update uses.
+
+    Parameters
+    ----------
+    env : gymnasium.vector.VectorEnv
+        From :func:`~klkit.train.rl.envs.make_vector_env` (same-step autoreset).
+    policy : ActorCritic
+        Acts by :meth:`~klkit.train.rl.policies.ActorCritic.sample`.
+    normalizer : Normalizer
+        Normalises observations (updating its statistics) and the learner's rewards.
+    buffer : RolloutBuffer
+        Filled in place; its shape sets ``n_steps`` and ``n_envs``.
+    obs : ndarray, shape (n_envs, obs_dim)
+        The normalised observation the rollout starts from.
+    tracker : EpisodeTracker
+        Records the raw return of every episode that ends.
+    global_step : int
+        Environment steps before the rollout.
+    gamma : float
+        Discount γ, for bootstrapping truncated episodes.
+    action_low, action_high : ndarray, optional
+        Bounds of a continuous action space.
 
     Returns
     -------

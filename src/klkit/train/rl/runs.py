@@ -114,6 +114,7 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def restore_rng(rng: np.random.Generator, saved: dict[str, Any]) -> None:
+    """Set torch's global generator and ``rng`` back to the state :func:`rng_state` saved."""
     torch.set_rng_state(saved["torch"])
     state = rng.bit_generator.state
     state["state"] = {"state": int(saved["numpy_state"]), "inc": int(saved["numpy_inc"])}
