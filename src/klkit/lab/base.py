@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "LabContext", "SectionResult", "save_figure", "torch_threads"]
+__all__ = ["Check", "LabContext", "SectionResult", "save_figure", "torch_rng", "torch_threads"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class LabContext:
     quick : bool
         ``--quick``: the whole lab must finish in <= 60 s on 2 cores (full lab: <= 5 min).
     seed : int
-        Seed for every random draw of the section (results are reproducible).
+        Seed for every random draw of the section (results are reproducible). Seed local generators
+        (``np.random.default_rng``, ``torch.Generator``) or use :func:`torch_rng`; never the caller's
+        global ones.
     progress : Callable[[str], None]
         Call with a short status line; it is shown on the terminal's progress display.
     """
@@ -136,3 +138,28 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def torch_rng(seed: int) -> Iterator[None]:
+    """Run the block with torch's global CPU generator seeded with ``seed``, then restore its state.
+
+    For library calls that draw from the global generator and take no ``generator`` argument
+    (e.g. :func:`klkit.fitting.mass_covered`); the caller's random stream is left as it was.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_rng_state()
+    >>> with torch_rng(0):
+    ...     a = torch.rand(2)
+    >>> with torch_rng(0):
+    ...     b = torch.rand(2)
+    >>> bool(torch.equal(a, b)), bool(torch.equal(before, torch.get_rng_state()))
+    (True, True)
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from klkit.lab.base import Check, LabContext, SectionResult, save_figure
+from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_rng
 
 _MU, _SIGMA = 3.0, 1.0  # the lesson's target: ½ N(−3, 1) + ½ N(3, 1)
 
@@ -71,6 +71,12 @@ def _ellipse(ax: object, mean: np.ndarray, cov: np.ndarray, **kw: object) -> Non
 
 
 def run(ctx: LabContext) -> SectionResult:
+    """The section; torch's global generator (drawn from by ``mass_covered``) is seeded and restored."""
+    with torch_rng(ctx.seed):
+        return _run(ctx)
+
+
+def _run(ctx: LabContext) -> SectionResult:
     import matplotlib.pyplot as plt
     import torch
     from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal, Normal
@@ -80,7 +86,6 @@ def run(ctx: LabContext) -> SectionResult:
     steps, restarts = (200, 4) if ctx.quick else (600, 8)
     steps_2d, restarts_2d = (200, 4) if ctx.quick else (400, 6)
     n_eval = 50_000 if ctx.quick else 200_000
-    torch.manual_seed(ctx.seed)
 
     # ---- 1-D: the lesson's bimodal target ---------------------------------------------------------
     # validate_args=False: the parameters are valid by construction, and the checks cost a third of the time

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from klkit.lab.base import Check, LabContext, SectionResult, save_figure
+from klkit.lab.sections._runs import read_metrics
 
 D_TARG = 0.01
 
@@ -24,13 +25,14 @@ def _variants() -> dict[str, dict[str, Any]]:
 
 
 def _train(ctx: LabContext, steps: int, overrides: dict[str, Any]) -> list[dict[str, Any]]:
-    from klkit.train import ppo, rl
+    """Train PPO (public ``ppo.train``, one thread) in a temporary run directory; its ``metrics.jsonl``."""
+    from klkit.train import ppo
 
     cfg = ppo.Config.for_env("CartPole-v1", seed=ctx.seed, total_steps=steps, anneal_lr=False, progress=False,
-                             checkpoint_every=10**6, **overrides)
-    with tempfile.TemporaryDirectory() as run_dir:
+                             checkpoint_every=10**6, threads=1, **overrides)
+    with tempfile.TemporaryDirectory(prefix="klkit-lab-ppo-") as run_dir:
         ppo.train(cfg, run_dir)
-        return rl.read_metrics(run_dir)
+        return read_metrics(run_dir)
 
 
 def _figure(runs: dict[str, list[dict[str, Any]]]) -> Any:
@@ -119,9 +121,12 @@ def run(ctx: LabContext) -> SectionResult:
 
 
 def _rule(beta: float, kl: float) -> float:
-    from klkit.train.ppo import adapt_beta
-
-    return adapt_beta(beta, kl, D_TARG)
+    """The PPO paper's β rule (§4), written out here rather than taken from the trainer it checks."""
+    if kl < D_TARG / 1.5:
+        return beta / 2.0
+    if kl > 1.5 * D_TARG:
+        return beta * 2.0
+    return beta
 
 
 def _first_last(records: list[dict[str, Any]]) -> tuple[float, float]:

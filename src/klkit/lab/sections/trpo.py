@@ -9,16 +9,18 @@ from typing import Any
 import numpy as np
 
 from klkit.lab.base import Check, LabContext, SectionResult, save_figure
+from klkit.lab.sections._runs import read_metrics
 
 
 def _train(ctx: LabContext, steps: int, max_kl: float) -> list[dict[str, Any]]:
-    from klkit.train import rl, trpo
+    """Train TRPO (public ``trpo.train``, one thread) in a temporary run directory; its ``metrics.jsonl``."""
+    from klkit.train import trpo
 
     cfg = trpo.Config.for_env("CartPole-v1", seed=ctx.seed, total_steps=steps, max_kl=max_kl, progress=False,
-                              checkpoint_every=10**6)
-    with tempfile.TemporaryDirectory() as run_dir:
+                              checkpoint_every=10**6, threads=1)
+    with tempfile.TemporaryDirectory(prefix="klkit-lab-trpo-") as run_dir:
         trpo.train(cfg, run_dir)
-        return rl.read_metrics(run_dir)
+        return read_metrics(run_dir)
 
 
 def _figure(ctx: LabContext, records: list[dict[str, Any]], max_kl: float) -> Any:
