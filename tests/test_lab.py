@@ -15,6 +15,7 @@ from klkit.cli.lab import lab
 from klkit.lab import runner as lab_runner
 from klkit.lab.base import Check, SectionResult
 from klkit.lab.sections import SECTIONS
+from test_lab_training import assert_same_state, global_state
 
 MINE = ["surprise", "entropy", "coin", "decomposition", "nonnegativity", "asymmetry", "fitting", "losses"]
 CLI = CliRunner()
@@ -22,23 +23,29 @@ CLI = CliRunner()
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One --quick run of every lesson section (the VAE and RL sections have their own tests)."""
+    """One --quick run of every lesson section (the training sections: tests/test_lab_training.py)."""
     out = tmp_path_factory.mktemp("lab")
+    before = global_state()
     report = lab_runner.run_lab(out, quick=True, only=MINE, seed=0, show_progress=False)
-    return report, out
+    return report, out, before, global_state()
+
+
+def test_sections_leave_global_state_as_they_found_it(quick_run):
+    *_, before, after = quick_run
+    assert_same_state(before, after)
 
 
 def test_every_section_of_the_lesson_passes_in_quick_mode(quick_run):
-    report, _ = quick_run
+    report, *_ = quick_run
     assert [s.key for s in report.sections] == MINE
     failed = {s.key: [(c.name, c.measured) for c in s.checks if not c.passed] for s in report.sections if not s.passed}
     assert not failed, failed
     for s in report.sections:
-        assert s.available and s.checks and s.claim and s.how
+        assert s.checks and s.claim and s.how
 
 
 def test_results_json_holds_every_check_and_number(quick_run):
-    _, out = quick_run
+    _, out, *_ = quick_run
     data = json.loads((out / "results.json").read_text())
     assert data["passed"] is True and data["quick"] is True
     assert list(data["sections"]) == MINE
@@ -53,7 +60,7 @@ def test_results_json_holds_every_check_and_number(quick_run):
 
 
 def test_report_is_self_contained(quick_run):
-    _, out = quick_run
+    _, out, *_ = quick_run
     page = (out / "index.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from a network
     assert "url(" not in page and "@import" not in page
@@ -76,15 +83,17 @@ def _fake_section(monkeypatch, key, run):
     monkeypatch.setitem(sys.modules, module.__name__, module)
 
 
-def test_missing_module_is_unavailable_never_passing(tmp_path, monkeypatch):
+def test_a_missing_section_module_is_a_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(lab_runner, "SECTIONS", ("coin", "not_written_yet"))
     report = lab_runner.run_lab(tmp_path, only=["coin", "not_written_yet"], show_progress=False)
     missing = report.sections[1]
-    assert not missing.available and not missing.passed and not missing.checks
-    assert report.passed and report.unavailable == ["not_written_yet"]
+    assert not missing.passed and not report.passed and report.failed == ["not_written_yet"]
+    assert "No module named 'klkit.lab.sections.not_written_yet'" in missing.checks[0].measured
     data = json.loads((tmp_path / "results.json").read_text())
-    assert data["sections"]["not_written_yet"]["status"] == "unavailable"
-    assert "not yet available" in (tmp_path / "index.html").read_text()
+    assert data["passed"] is False and data["sections"]["not_written_yet"]["status"] == "fail"
+    assert data["sections"]["coin"]["status"] == "pass"  # the other sections still ran
+    page = (tmp_path / "index.html").read_text()
+    assert 'id="section-not_written_yet" class="lab-section fail"' in page and "not yet available" not in page
 
 
 def test_a_missing_import_inside_a_section_is_a_failure(tmp_path, monkeypatch):
@@ -111,7 +120,7 @@ def test_cli_runs_and_prints_where_the_report_is(tmp_path):
     result = CLI.invoke(app, ["lab", "--out", str(tmp_path / "r"), "--quick", "--only", "coin,asymmetry"])
     assert result.exit_code == 0, result.output
     assert f"Report: {(tmp_path / 'r' / 'index.html').resolve()}" in result.output.replace("\n", "")
-    assert "2/2 available sections pass" in result.output
+    assert "2/2 sections pass" in result.output
     assert (tmp_path / "r" / "results.json").is_file()
 
 

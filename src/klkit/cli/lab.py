@@ -9,25 +9,47 @@ import typer
 
 from klkit.cli._errors import one_line_errors
 from klkit.cli.app import app
+from klkit.lab.sections import SECTIONS
+
+ONLY_HELP = ("Run only these sections (repeatable or comma-separated), e.g. --only coin,asymmetry. "
+             f"Sections: {', '.join(SECTIONS)}.")
+
+
+def section_names(only: list[str] | None) -> list[str]:
+    """Split repeated and comma-separated ``--only`` values into names (empty items dropped).
+
+    Examples
+    --------
+    >>> section_names(["coin,asymmetry", " vae "])
+    ['coin', 'asymmetry', 'vae']
+    """
+    return [name.strip() for item in only or [] for name in item.split(",") if name.strip()]
 
 
 def lab(out: Path, *, quick: bool = False, only: list[str] | None = None, seed: int = 0) -> int:
-    """Run the lab into ``out``, print where the report is; returns the exit code (1 if a check fails)."""
+    """Run the lab into ``out``, print where the report is; returns the exit code (1 if a section fails).
+
+    A section fails when a check fails, when it crashes, or when it cannot run (a missing module or
+    extra); each failure is printed with its reason.
+    """
     from rich.console import Console
+    from rich.markup import escape
 
     from klkit.lab.runner import run_lab
 
-    names = [name.strip() for item in only or [] for name in item.split(",") if name.strip()]
+    names = section_names(only)
     report = run_lab(out, quick=quick, only=names or None, seed=seed)
     console = Console()
-    n_av = sum(s.available for s in report.sections)
+    n = len(report.sections)
     console.print(
-        f"{n_av - len(report.failed)}/{n_av} available sections pass"
-        + (f"; not yet available: {', '.join(report.unavailable)}" if report.unavailable else "")
+        f"{n - len(report.failed)}/{n} sections pass"
         + (f"; [red]FAILED: {', '.join(report.failed)}[/]" if report.failed else "")
+        + (f"; left out: {', '.join(report.left_out)}" if report.left_out else "")
         + f" ({report.duration_s:.1f} s)",
         highlight=False,
     )
+    for key, why in report.why_failed().items():
+        console.print(f"[red]FAIL[/] {key}: {escape(why)}", highlight=False, soft_wrap=True)
     console.print(f"Report: {report.index_html.resolve()}", highlight=False, soft_wrap=True)
     console.print(f"Results: {report.results_json.resolve()}", highlight=False, soft_wrap=True)
     return 0 if report.passed else 1
@@ -40,16 +62,17 @@ def lab_command(
         "lab-report"
     ),
     quick: Annotated[bool, typer.Option("--quick", help="Smaller experiments: a minute instead of five.")] = False,
-    only: Annotated[
-        list[str] | None,
-        typer.Option("--only", help="Run only these sections (repeatable or comma-separated): --only coin,asymmetry."),
-    ] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help=ONLY_HELP)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random draw.")] = 0,
 ) -> None:
-    """Run every demonstration and write a self-contained HTML report; exit 1 if any check fails."""
+    """Run every demonstration and write a self-contained HTML report.
+
+    Exit 1 if a section fails: a failing check, a crash, or a missing module or extra.
+    Exit 2 for an unknown --only name or a missing lab dependency.
+    """
     try:
         code = lab(out, quick=quick, only=only, seed=seed)
-    except ModuleNotFoundError as exc:  # matplotlib, scikit-learn, torch: the lab's extra dependencies
+    except ModuleNotFoundError as exc:  # matplotlib, rich: what the runner itself needs
         typer.echo(f"error: `klkit lab` needs the package {exc.name!r}, which is not installed. "
                    "Install the lab extra: pip install 'klkit[lab]'.", err=True)
         raise typer.Exit(code=2) from None

@@ -24,7 +24,9 @@ class LabContext:
     Attributes
     ----------
     out_dir : Path
-        Write figures here (PNG and/or SVG); it exists when ``run`` is called.
+        Write figures here (PNG and/or SVG); it exists when ``run`` is called. It is a staging folder
+        of the runner's: the figures listed in the result are moved into the report's folder, anything
+        else written here is discarded.
     quick : bool
         ``--quick``: the whole lab must finish in <= 60 s on 2 cores (full lab: <= 5 min).
     seed : int
@@ -82,8 +84,6 @@ class SectionResult:
         HTML fragments (``<table>...</table>``) shown under the checks; escape any text you insert.
     numbers : dict
         JSON-serialisable numbers written to ``results.json`` under the section's key.
-    available : bool, default True
-        False: the report says "not yet available" (neither pass nor fail).
     """
 
     key: str
@@ -94,12 +94,11 @@ class SectionResult:
     figures: list[Path] = field(default_factory=list)
     tables_html: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
-    available: bool = True
 
     @property
     def passed(self) -> bool:
-        """True when the section is available, has checks, and all of them pass."""
-        return self.available and bool(self.checks) and all(c.passed for c in self.checks)
+        """True when the section has checks and all of them pass."""
+        return bool(self.checks) and all(c.passed for c in self.checks)
 
 
 def save_figure(ctx: LabContext, fig: Any, name: str, *, fmt: str = "png", dpi: int = 110) -> Path:

@@ -23,10 +23,9 @@ h1 { margin-bottom: 0.2em; } .meta { color: #555; font-size: 0.9em; }
 section { border: 1px solid #ddd; border-left: 6px solid #999; border-radius: 6px; padding: 0.6em 1.2em;
           margin: 1.4em 0; }
 section.pass { border-left-color: #2e7d32; } section.fail { border-left-color: #c62828; }
-section.unavailable { border-left-color: #9e9e9e; background: #fafafa; }
 .badge { display: inline-block; padding: 0.1em 0.6em; border-radius: 1em; font-size: 0.8em; font-weight: 600;
          color: white; vertical-align: middle; margin-left: 0.5em; }
-.badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; } .badge.unavailable { background: #757575; }
+.badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -53,10 +52,10 @@ window.addEventListener('load', function () {
 
 
 def _status(s: SectionResult) -> str:
-    return "unavailable" if not s.available else ("pass" if s.passed else "fail")
+    return "pass" if s.passed else "fail"
 
 
-_LABEL = {"pass": "PASS", "fail": "FAIL", "unavailable": "not yet available"}
+_LABEL = {"pass": "PASS", "fail": "FAIL"}
 
 
 def _figure(path: Path, index: int, key: str) -> str:
@@ -82,8 +81,7 @@ def _section(s: SectionResult, duration: float) -> str:
     if s.claim:
         parts.append(f'<p class="claim"><strong>Claim.</strong> {html.escape(s.claim)}</p>')
     if s.how:
-        label = "How it is checked." if s.available else "Status."
-        parts.append(f'<p class="how"><strong>{label}</strong> {html.escape(s.how)}</p>')
+        parts.append(f'<p class="how"><strong>How it is checked.</strong> {html.escape(s.how)}</p>')
     if s.checks:
         rows = "".join(
             f"<tr><td>{html.escape(c.name)}</td><td>{html.escape(c.measured)}</td>"
@@ -93,8 +91,7 @@ def _section(s: SectionResult, duration: float) -> str:
         parts.append(f'<table class="checks"><tr><th>Check</th><th>Measured</th><th>Result</th></tr>{rows}</table>')
     parts.extend(s.tables_html)
     parts.extend(_figure(Path(f), i, s.key) for i, f in enumerate(s.figures))
-    if s.available:
-        parts.append(f'<p class="meta">Section time: {duration:.1f} s.</p>')
+    parts.append(f'<p class="meta">Section time: {duration:.1f} s.</p>')
     if "traceback" in s.numbers:
         parts.append(f"<pre>{html.escape(str(s.numbers['traceback']))}</pre>")
     parts.append("</section>")
@@ -103,11 +100,12 @@ def _section(s: SectionResult, duration: float) -> str:
 
 def render_html(sections: Sequence[SectionResult], durations: dict[str, float], meta: dict[str, Any]) -> str:
     """The report as one HTML string (figures read from disk and embedded)."""
-    available = [s for s in sections if s.available]
-    n_pass = sum(s.passed for s in available)
-    n_fail = len(available) - n_pass
-    n_na = len(sections) - len(available)
-    verdict = "all available sections pass" if n_fail == 0 else f"{n_fail} section(s) FAIL"
+    n_pass = sum(s.passed for s in sections)
+    n_fail = len(sections) - n_pass
+    verdict = "all sections pass" if n_fail == 0 else f"{n_fail} section(s) FAIL"
+    left_out = list(meta.get("left_out") or [])
+    not_run = (f"<p class=\"meta\">Not run (left out with --only): {html.escape(', '.join(left_out))}.</p>"
+               if left_out else "")
     toc = "".join(
         f'<li><a href="#section-{html.escape(s.key)}">{html.escape(s.title)}</a> — {_LABEL[_status(s)]}</li>'
         for s in sections
@@ -119,7 +117,7 @@ def render_html(sections: Sequence[SectionResult], durations: dict[str, float], 
         f"{meta.get('machine', '')}"
     )
     body = "\n".join(_section(s, durations.get(s.key, 0.0)) for s in sections)
-    summary = json.dumps({"pass": n_pass, "fail": n_fail, "unavailable": n_na})
+    summary = json.dumps({"pass": n_pass, "fail": n_fail, "left_out": len(left_out)})
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -132,9 +130,10 @@ def render_html(sections: Sequence[SectionResult], durations: dict[str, float], 
 <body data-summary='{html.escape(summary)}'>
 <h1>klkit lab report</h1>
 <p class="meta">{meta_line}</p>
-<p><strong>{html.escape(verdict)}</strong>: {n_pass} pass, {n_fail} fail, {n_na} not yet available.
+<p><strong>{html.escape(verdict)}</strong>: {n_pass} pass, {n_fail} fail.
 Each section states a claim about entropy, cross-entropy or KL divergence, how the lab checks it,
-the numbers it measured and whether they meet the bar.</p>
+the numbers it measured and whether they meet the bar; a section that could not run fails.</p>
+{not_run}
 <nav><ol>{toc}</ol></nav>
 {body}
 </body>

@@ -1,8 +1,8 @@
 """The lab's sections, in report order.
 
 Each name is a module ``klkit.lab.sections.<name>`` exposing
-``run(ctx: LabContext) -> SectionResult`` (see :mod:`klkit.lab.base`).
-A module that does not exist yet is reported as "not yet available".
+``run(ctx: LabContext) -> SectionResult`` (see :mod:`klkit.lab.base`). These names are what
+``klkit lab --only`` accepts. A section whose module (or a module it needs) cannot be imported fails.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SECTIONS: tuple[str, ...] = (
     "ppo",
 )
 
-# Titles used when a section cannot run (module missing); a running section supplies its own.
+# Titles used when a section cannot run (a module missing); a running section supplies its own.
 TITLES: dict[str, str] = {
     "surprise": "Surprise",
     "entropy": "Entropy: maximal at uniform, zero at a point mass",
