@@ -114,6 +114,7 @@ def train(cfg: Config, run_dir: str | Path) -> dict[str, Any]:
 
 
 def _train(cfg: Config, run_dir: Path, proc: _Process) -> dict[str, Any]:
+    """The recipe, one named step per line: data, model, resume, then per epoch train → measure → save."""
     data = _load_data(cfg, proc.device)
     model, optimizer = _build_model(cfg, data.images.shape, proc.device)
     progress = _start_or_resume(cfg, run_dir, data.images, model, optimizer, proc)
@@ -140,6 +141,7 @@ def _train(cfg: Config, run_dir: Path, proc: _Process) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- data and model
 def _load_data(cfg: Config, device: torch.device) -> _Data:
+    """Training, validation and fixed test images, moved to ``device`` once."""
     images = load_images(cfg.data)
     x_train, x_val = split(images, cfg)
     return _Data(images, x_train.to(device), fixed_binarization(x_val, cfg.decoder).to(device),
@@ -148,6 +150,7 @@ def _load_data(cfg: Config, device: torch.device) -> _Data:
 
 def _build_model(cfg: Config, image_shape: tuple[int, int],
                  device: torch.device) -> tuple[VAE, torch.optim.Optimizer]:
+    """The model with its seeded initial weights, and Adam (AdamW with weight decay)."""
     torch.manual_seed(cfg.seed)  # same initial weights on every process
     model = VAE(image_shape, cfg).to(device)
     optimizer = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -174,9 +177,9 @@ def _start_or_resume(cfg: Config, run_dir: Path, images: Images, model: VAE, opt
 
 
 def _wrap_for_ddp(step_fn: nn.Module, proc: _Process) -> nn.Module:
+    """``step_fn`` itself in one process; with several, DDP (it averages gradients inside ``backward()``)."""
     if proc.world == 1:
         return step_fn
-    # gradients are averaged over processes inside backward()
     return nn.parallel.DistributedDataParallel(step_fn, device_ids=None if proc.device.type == "cpu"
                                                else [proc.device])
 
@@ -214,12 +217,14 @@ def _seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def _lr_at(epoch: int, cfg: Config) -> float:
+    """``cfg.lr``, or its cosine annealing towards 0 over ``cfg.epochs`` (epochs count from 1)."""
     if cfg.lr_schedule == "cosine":
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
     return cfg.lr
 
 
 def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
+    """Raise :class:`TrainingDivergedError`, saying which checkpoint survives and how to resume."""
     kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}" if epoch > 1
             else "no checkpoint was written yet")
     raise TrainingDivergedError(
@@ -253,6 +258,7 @@ def _held_out_metrics(model: VAE, data: _Data, cfg: Config, epoch: int, proc: _P
 
 
 def _validation_nll(model: VAE, x_val: torch.Tensor, cfg: Config, epoch: int, world: int) -> float:
+    """Mean importance-sampled NLL of the validation images (nats), rank 0's value on every process."""
     generator = torch.Generator().manual_seed(_seed(cfg.seed, epoch, -2))
     log_px = log_likelihood_bound(model, x_val, k=cfg.validation_samples, generator=generator)
     nll = -log_px.mean().double()  # on the model's device: NCCL broadcasts only CUDA tensors
@@ -313,6 +319,7 @@ def _distributed(device: torch.device) -> Iterator[tuple[int, int, torch.device]
 
 
 def _progress_bar(epochs: range, cfg: Config, rank: int, start: int) -> Any:
+    """``epochs`` wrapped in a tqdm bar on rank 0's terminal (not under CI, not without tqdm)."""
     show = cfg.progress and rank == 0 and sys.stderr.isatty() and not os.environ.get("CI")
     if not show:
         return epochs
@@ -324,6 +331,7 @@ def _progress_bar(epochs: range, cfg: Config, rank: int, start: int) -> Any:
 
 
 def _show(bar: Any, record: dict[str, Any]) -> None:
+    """The epoch's ELBO, KL and (when measured) active units next to the progress bar."""
     if hasattr(bar, "set_postfix"):
         bar.set_postfix(elbo=f"{record['train_elbo']:.2f}", kl=f"{record['train_kl']:.1f}",
                         au=record.get("active_units", "-"))  # measured on held-out epochs only
