@@ -43,7 +43,9 @@ def main(argv: list[str]) -> int:
     except TrainingDivergedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (InvalidArgumentError, OSError) as exc:  # a refused resume, no CUDA, an unreadable path
+    except (InvalidArgumentError, OSError, ValueError) as exc:
+        if not _users_mistake(exc):
+            raise
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
@@ -52,6 +54,20 @@ def main(argv: list[str]) -> int:
               f"{result['best_epoch']}; last train ELBO {final.get('train_elbo', float('nan')):.2f} nats, "
               f"active units {result['active_units']} of {cfg.latent}. Next: klkit eval vae {run_dir}")
     return 0
+
+
+def _users_mistake(exc: Exception) -> bool:
+    """Whether ``exc`` is a user's mistake (one line, exit 2) rather than a bug (traceback), as the CLI decides.
+
+    klkit's own error classes and ``OSError`` are; a plain ``ValueError`` only when klkit's code
+    raised it (its "`name` must be ...; found ..." messages), not when it came from deep in torch.
+    """
+    if isinstance(exc, (InvalidArgumentError, OSError)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("klkit.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,7 +105,11 @@ def _parse_as(kind: Any) -> Any:
 
 def _widths(text: str) -> tuple[int, ...]:
     """``"512,256"`` → ``(512, 256)``."""
-    return tuple(int(part) for part in text.split(","))
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated layer widths such as 512,256; found {text!r}") from None
 
 
 if __name__ == "__main__":
