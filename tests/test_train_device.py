@@ -61,7 +61,7 @@ RL_MODULES = ["rl/__init__.py", "rl/config.py", "rl/envs.py", "rl/evaluation.py"
               "rl/rollout.py", "rl/runs.py", "trust_region.py"]  # klkit.train.rl split by job; TRPO's numerics
 
 
-@pytest.mark.parametrize("name", ["vae.py", *RL_MODULES, "ppo.py", "trpo.py"])
+@pytest.mark.parametrize("name", [*VAE_MODULES, *RL_MODULES, "ppo.py", "trpo.py"])
 def test_every_torch_constructor_names_its_device_or_says_why_not(name):
     lines = (TRAIN / name).read_text().splitlines()
     missing = [f"{name}:{line} torch.{fn}" for line, fn in _constructor_calls(TRAIN / name)
