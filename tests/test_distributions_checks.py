@@ -228,3 +228,16 @@ def test_categorical_kl_fast_path_matches_torch_and_zero_probabilities() -> None
                                                                                                dtype=T)))
     (g1,) = torch.autograd.grad(kl, logits)
     assert torch.isfinite(kl) and bool(torch.isfinite(g1[[0, 2]]).all())
+
+
+def test_categorical_kl_with_impossible_categories_matches_torch_and_keeps_gradients_finite() -> None:
+    probs_p = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0]], dtype=T)
+    probs_q = torch.tensor([[0.5, 0.0, 0.5], [0.2, 0.3, 0.5], [0.1, 0.9, 0.0]], dtype=T)
+    logits = probs_p.log().requires_grad_()
+    ours = klkit.kl_divergence(td.Categorical(logits=logits), td.Categorical(probs=probs_q))
+    ref = td.kl_divergence(td.Categorical(probs=probs_p), td.Categorical(probs=probs_q))
+    assert ours.tolist()[0] == math.inf and ref.tolist()[0] == math.inf  # p > 0 = q in the first row
+    assert ours[1].item() == 0.0
+    assert ours[2].item() == pytest.approx(math.log(1 / 0.9), rel=1e-14)  # p = 0 where q = 0 adds nothing
+    ours[1:].sum().backward()  # the finite rows only
+    assert bool(torch.isfinite(logits.grad).all())

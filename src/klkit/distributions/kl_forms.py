@@ -369,17 +369,18 @@ def _kl_poisson_poisson(p: fam.Poisson, q: fam.Poisson) -> Any:
 def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
     """Σ p_i (log p_i − log q_i) from log-probabilities (log space; 0 where p_i = 0, +inf where only q_i = 0).
 
-    torch: four fused element-wise passes here (the generic path's validation and tiling cost more
-    than the KL itself for the usual policy-sized batches); numpy: :func:`klkit.kl_divergence`.
+    torch: a few element-wise passes here (the generic path's validation and tiling cost more than
+    the KL itself for the usual policy-sized batches); numpy: :func:`klkit.kl_divergence`.
     """
     if p.xp.name == "torch":
         torch = p.xp.torch
         lp, lq = p.log_probs, q.log_probs
-        support = lp > -math.inf
-        outside = support & (lq == -math.inf)  # p_i > 0 = q_i: KL = +inf, a constant (no inf into backward)
-        diff = torch.where(support & ~outside, lp - torch.where(outside, 0.0, lq), 0.0)  # p_i = 0: no 0·(−inf)
-        value = (torch.exp(lp) * diff).sum(-1)
-        return torch.where(outside.any(-1), math.inf, value)
+        d = lp - lq  # −inf or NaN where p_i = 0 (the term is 0), +inf where p_i > 0 = q_i (the KL is +inf)
+        # the finite terms carry the value and the gradient (no inf reaches backward); rows with a +inf
+        # term are +inf. (nan_to_num and amax: boolean tensors cost several times more here.)
+        value = (torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1)
+        top = d.detach().nan_to_num(nan=0.0, posinf=math.inf).amax(-1)
+        return torch.where(top == math.inf, math.inf, value)
     from klkit.measures import kl_divergence
 
     return kl_divergence(p.log_probs, q.log_probs, kind="log_probs", validate=False)
