@@ -9,13 +9,14 @@ from __future__ import annotations
 import html
 import math
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 import klkit
-from klkit.lab.base import Check, LabContext, SectionResult, save_figure
+from klkit.lab.base import Check, LabContext, SectionResult
 from klkit.lab.sections._runs import read_metrics
 from klkit.train import vae
 from klkit.train.data import load_images
@@ -62,28 +63,15 @@ def _train_and_evaluate(ctx: LabContext, cfg: vae.Config, k: int) -> dict[str, A
                                   seed=ctx.seed, threads=cfg.threads)
         model, _ = vae.load_model(run_dir)
         return {"trained": trained, "records": read_metrics(run_dir), "eval": evaluation,
-                "registry_gap": _registry_gap(model, _test_batch(cfg, ctx.seed))}
+                "registry_gap": _registry_gap(model, _test_batch(cfg, ctx.seed)),
+                "figures": _figures(ctx, run_dir, evaluation["kl_per_dim"])}
 
 
-def _figures(ctx: LabContext, records: list[dict[str, Any]], kl_per_dim: list[float]) -> list[Any]:
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in records]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [-r["train_elbo"] for r in records], label="train −ELBO")
-    test = [(r["epoch"], -r["test_elbo"]) for r in records if "test_elbo" in r]
-    if test:
-        ax.plot(*zip(*test, strict=True), ".-", label="test −ELBO")
-    ax.set(xlabel="epoch", ylabel="nats per image", title="VAE training curve (metrics.jsonl)")
-    ax.legend()
-    curve = save_figure(ctx, fig, "vae_training_curve")
-
-    values = np.sort(np.asarray(kl_per_dim))[::-1]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(np.arange(len(values)), values, color="tab:blue")
-    ax.set(xlabel="latent dimension (sorted)", ylabel="KL(q(z_i|x) ‖ N(0,1)) [nats]",
-           title=f"KL per dimension on the test images, total {values.sum():.2f} nats")
-    return [curve, save_figure(ctx, fig, "vae_kl_per_dim")]
+def _figures(ctx: LabContext, run_dir: str, kl_per_dim: list[float]) -> list[Any]:
+    """The trainer's own figures (public ``vae.plot_*``), written into the lab's folder."""
+    out = Path(ctx.out_dir)
+    curve = vae.plot_training_curve(Path(run_dir) / "metrics.jsonl", out / "vae_training_curve.png")
+    return [p for p in (curve, vae.plot_kl_per_dim(kl_per_dim, out / "vae_kl_per_dim.png")) if p is not None]
 
 
 def _checks(cfg: vae.Config, out: dict[str, Any], k: int) -> list[Check]:
@@ -144,7 +132,7 @@ def run(ctx: LabContext) -> SectionResult:
             f"bound (k = {k}); the saved model's KL per dimension against klkit.kl_divergence on torch Normal "
             "distributions; the test ELBO per epoch from the run's metrics.jsonl.",
         checks=_checks(cfg, out, k),
-        figures=_figures(ctx, out["records"], ev["kl_per_dim"]),
+        figures=out["figures"],
         tables_html=[_table(cfg, out, k)],
         numbers={"kl_check": ev["kl_check"], "registry_max_abs_difference": out["registry_gap"], "nll": ev["nll"],
                  "elbo": ev["elbo"], "active_units": ev["active_units"], "epochs": trained["epochs"],

@@ -51,8 +51,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective", "train",
-           "train_step"]
+__all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective",
+           "plot_kl_per_dim", "plot_training_curve", "train", "train_step"]
 
 # Each public name and the module that defines it.
 _HOMES = {
