@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -84,3 +85,15 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def numpy_peak_memory(f) -> int:
+    """Peak bytes numpy allocates during the second of two calls of ``f`` (the first compiles and warms up)."""
+    f()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 import scipy.special
 
 import klkit
+from conftest import numpy_peak_memory
 from klkit import _kernels, measures
 
 MODES = {"entropy": _kernels.ENTROPY, "cross_entropy": _kernels.CROSS_ENTROPY, "kl_divergence": _kernels.KL}
@@ -266,15 +266,6 @@ LIMIT = 0.25
 SCRATCH = 0.05  # buffers and partial sums beyond the per-row result
 
 
-def _peak(f) -> int:
-    f()  # compile and warm up
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        f()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.mark.parametrize("shape", [(100_000, 10), (400_000, 4), (4, 500_000)], ids=str)
@@ -287,10 +278,10 @@ def test_peak_extra_memory(rng, shape, dtype, kind):
     q = random_probs(rng, shape, dtype)
     value_bytes = 8 * shape[0]
     limit = max(LIMIT * p.nbytes, value_bytes + SCRATCH * p.nbytes)
-    peak = _peak(lambda: kernel(kind, "kl_divergence", p, q))
+    peak = numpy_peak_memory(lambda: kernel(kind, "kl_divergence", p, q))
     assert peak <= limit, f"kernel: {peak / p.nbytes:.1%} of one input"
     # measures.py clamps the result into a new array: one more value per row
-    peak = _peak(lambda: klkit.kl_divergence(p, q, kind=kind, validate=False))
+    peak = numpy_peak_memory(lambda: klkit.kl_divergence(p, q, kind=kind, validate=False))
     assert peak <= max(LIMIT * p.nbytes, 2 * value_bytes + SCRATCH * p.nbytes), f"public: {peak / p.nbytes:.1%}"
 
 

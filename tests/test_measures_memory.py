@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import klkit
-from conftest import as_kind
+from conftest import as_kind, numpy_peak_memory
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 SHAPE = (8, 128_000)
@@ -35,15 +34,6 @@ def logits():
     return a, b
 
 
-def _numpy_peak(f) -> int:
-    f()  # compile and warm up
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        f()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 CASES = {
@@ -74,7 +64,7 @@ def _inputs(logits, case, to):
 @pytest.mark.parametrize("case", list(CASES))
 def test_numpy_peak_memory(logits, case):
     p, q = _inputs(logits, case, np.ascontiguousarray)
-    peak = _numpy_peak(lambda: CASES[case](p, q))
+    peak = numpy_peak_memory(lambda: CASES[case](p, q))
     assert peak <= LIMIT * p.nbytes, f"{case}: peak {peak / p.nbytes:.1%} of one input"
 
 
