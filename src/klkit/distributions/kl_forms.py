@@ -380,7 +380,7 @@ def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
         # term are +inf. (nan_to_num and amax: boolean tensors cost several times more here.)
         value = (torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1)
         top = d.detach().nan_to_num(nan=0.0, posinf=math.inf).amax(-1)
-        return torch.where(top == math.inf, math.inf, value)
+        return value + (top - top.clamp(max=torch.finfo(top.dtype).max))  # + inf where top is +inf, else + 0
     from klkit.measures import kl_divergence
 
     return kl_divergence(p.log_probs, q.log_probs, kind="log_probs", validate=False)
