@@ -6,10 +6,12 @@ written against the Python array API (:func:`_evaluate`: log space, masks,
 chunks) serves every library, autograd, half precision (accumulated in float32)
 and ``torch.compile``; it is the reference the fast paths are pinned to by
 ``tests/test_differential.py``. The fast paths exist only where a benchmark
-proves them: small numpy and torch probabilities (:func:`_small_numpy`,
-:func:`_small_torch`: few whole-array calls), large numpy arrays (the fused numba
-kernels of :mod:`klkit._kernels`), large torch tensors without autograd (library
-kernels on row tiles, :func:`_fast_torch`). Whatever the path, an unvalidated
+proves them: small numpy probabilities, and small CPU tensors outside autograd
+through shared memory (:func:`_small_numpy`: one compiled pass), large numpy
+arrays (the fused numba kernels of :mod:`klkit._kernels`), torch tensors without
+autograd (library kernels on row tiles, :func:`_fast_torch`), and torch logits
+under autograd (torch's own composition, :func:`_plain_torch_logits`, and from
+16M elements the fused Functions of :mod:`klkit._torch_functions`). Whatever the path, an unvalidated
 slice holding an entry outside its kind's domain gives NaN, and large inputs go
 in chunks so that peak extra memory stays under 25% of one input (measured in
 ``tests/test_measures_memory.py``).
