@@ -426,8 +426,7 @@ def check_gradients_finite(values, leaf_p, leaf_q, layout, label):
         finite_rows = fin if finite_rows is None else finite_rows & fin
     for o, _ in values:
         loss = loss + torch.where(finite_rows, o, 0.0).sum()
-    if not torch.is_tensor(loss) or not loss.requires_grad:
-        return
+    assert torch.is_tensor(loss) and loss.requires_grad, f"{label}: the result is detached from its inputs"
     loss.backward()
     for leaf, name in ((leaf_p, "p"), (leaf_q, "q")):
         if leaf is None:
