@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[all,bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -11,7 +11,7 @@ finished episode's (step, raw return). Reported per agent:
 
 Each run is cached as JSON in ``runs/bench-rl/`` (git-ignored), so the long benchmark can be run
 in pieces (``--envs CartPole-v1``) and the table is written from every cached run (``--report``).
-SB3 and sb3-contrib are dev-only dependencies of this script.
+SB3 and sb3-contrib come with klkit's `bench` extra (`make bench` installs it).
 
 Usage::
 
