@@ -19,7 +19,8 @@ its fused brute-force kernel in d >= 8 up to 3e9 pairs), the peers one.
 
 Run: ``.venv/bin/python benchmarks/estimators.py`` (or ``benchmarks/run.py estimators``);
 ``--quick`` uses n = 2000 and 5000 and does not write ``docs/benchmarks.md``.
-Needs ``infomeasure`` and ``npeet-plus`` (klkit's ``bench`` extra, which ``make bench`` installs); a missing one is reported and skipped.
+Needs ``infomeasure`` and ``npeet-plus`` (klkit's ``bench`` extra, which ``make bench`` installs);
+a missing one is reported and skipped.
 """
 
 from __future__ import annotations
