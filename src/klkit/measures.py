@@ -474,10 +474,8 @@ def _budget(P: Any, Q: Any, xp: Any) -> int:
     size = math.prod(P.shape)
     if size <= _CHUNK_MIN:
         return size
-    if is_torch(xp):
-        torch = xp
-        if torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad)):
-            return size  # autograd keeps every temporary anyway
+    if is_torch(xp) and _under_autograd(P, Q):
+        return size  # autograd keeps every temporary anyway
     itemsize = xp.finfo(P.dtype).bits // 8
     return max(4096, size * itemsize // _CHUNK_BYTES)
 
@@ -514,11 +512,7 @@ def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str
     if kind == "probs":
         value, psum, qsum, bad = _kernels.probs_rows(P2, Q2, mode)
         if validate:
-            tol = math.sqrt(np.finfo(P.dtype).eps)
-            if bad.any() or np.any(np.abs(psum - 1) > tol) or (Q2 is not None and np.any(np.abs(qsum - 1) > tol)):
-                CHECKS["probs"](P, "p", xp)  # raises with the details
-                if Q is not None:
-                    CHECKS["probs"](Q, "q", xp)
+            _check_probs_summaries(P, Q, psum, qsum, bad)
     else:
         value, lse_p, lse_q, bad = _kernels.logits_rows(P2, P2 if Q2 is None else Q2, mode)
         if validate and (bad.any() or np.isneginf(lse_p).any() or np.isneginf(lse_q).any()):
@@ -617,15 +611,21 @@ def _small_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, validate
     Q2 = None if Q is None else np.ascontiguousarray(Q).reshape(P2.shape)
     value, psum, qsum, bad = _kernels.probs_rows_small(P2, Q2, _MODES[measure])
     if validate:
-        tol = _SUM_TOLERANCE[P.dtype.type]
-        if bad or abs(psum - 1) > tol or abs(qsum - 1) > tol:
-            xp = namespace(P)
-            CHECKS["probs"](P, "p", xp)  # raises with the details
-            CHECKS["probs"](Q, "q", xp)
+        _check_probs_summaries(P, Q, psum, qsum, bad)
     return value.reshape(batch)
 
 
 _SUM_TOLERANCE = {np.float32: sum_tolerance(np.float32), np.float64: sum_tolerance(np.float64)}
+
+
+def _check_probs_summaries(P: np.ndarray, Q: np.ndarray | None, psum: float, qsum: float, bad: int) -> None:
+    """The kernels' summaries (bad entries, row sums farthest from 1) against the probability rules;
+    only a failure runs the full checks, which raise with the details."""
+    tol = _SUM_TOLERANCE[P.dtype.type]
+    if bad or abs(psum - 1) > tol or abs(qsum - 1) > tol:
+        xp = namespace(P)
+        for x, name in ((P, "p"), (Q, "q"))[:1 if Q is None else 2]:
+            CHECKS["probs"](x, name, xp)
 
 
 # ---------------------------------------------------------------------------
@@ -767,11 +767,11 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
 
     if torch.compiler.is_compiling():  # the tiles sync with the host; the generic path does not
         return None, validate
-    grad = torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad))
     dtype = P.dtype if Q is None else torch.promote_types(P.dtype, Q.dtype)
     n = P.shape[-1]
     rows = math.prod(P.shape[:-1])
-    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 or grad:
+    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 \
+            or _under_autograd(P, Q):
         return None, validate
     try:
         A = P.view(rows, n)
@@ -842,8 +842,7 @@ def _numpy_bridge(P: Any, Q: Any) -> bool:
 
     return (P.numel() <= _SMALL_TORCH and P.device.type == "cpu" and P.dtype in (torch.float32, torch.float64)
             and (Q is None or (Q.dtype == P.dtype and Q.device.type == "cpu"))
-            and not (torch.is_grad_enabled() and (P.requires_grad or (Q is not None and Q.requires_grad)))
-            and not torch.compiler.is_compiling())
+            and not _under_autograd(P, Q) and not torch.compiler.is_compiling())
 
 
 def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
@@ -861,8 +860,6 @@ def _divisor(n: int, least: int) -> int:
 
 def _check_stats(kind: str, low: Any, mass: Any, dtype: Any, torch: Any) -> Any:
     """Per-row pass/fail of the cheap checks: probs (min ≥ 0, Σ = 1), log_probs (max ≤ 0, lse = 0)."""
-    from klkit._validation import sum_tolerance
-
     tol = sum_tolerance(dtype)
     if kind == "probs":
         return (low.amin(-1) >= 0) & ((mass.sum(-1) - 1).abs() <= tol)
