@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -88,3 +89,38 @@ def test_cli_device_cuda_without_cuda_is_one_line_exit_2(tmp_path):
     vae.train(vae.Config(data="digits", hidden=(8,), latent=2, epochs=1, max_train=64, progress=False), run_dir)
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--device", "cuda", "--k", "2"])
     assert result.exit_code == 2 and "error: `device`" in result.stderr, result.output
+
+
+@no_cuda
+@pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
+def test_rl_device_cuda_without_cuda_is_one_line_exit_2_and_writes_nothing(tmp_path, algorithm):
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", algorithm, "--steps", "64", "--device", "cuda", "--run-dir",
+                                      str(run_dir)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: `device`") and "--device cpu" in lines[0], result.stderr
+    assert not run_dir.exists()
+
+
+def test_rl_device_rejects_an_unknown_name():
+    from klkit.train import ppo
+
+    with pytest.raises(ValueError, match=r"`device` must be 'auto', 'cpu' or 'cuda'; found 'gpu'"):
+        ppo.Config(device="gpu").validate()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
+def test_rl_trains_on_cuda_and_resumes_on_the_cpu(tmp_path, algorithm):
+    from klkit.train import ppo, trpo
+
+    module = ppo if algorithm == "ppo" else trpo
+    cfg = module.Config.for_env("Pendulum-v1", total_steps=2 * 2 * 1024 * 4, device="cuda", progress=False)
+    cfg.n_envs, cfg.n_steps = 2, 64
+    first = module.train(cfg, tmp_path)
+    assert first["global_step"] == cfg.total_steps
+    resumed = module.train(module.Config(**{**cfg.__dict__, "device": "cpu", "total_steps": 2 * cfg.total_steps}),
+                           tmp_path)
+    assert resumed["global_step"] == 2 * cfg.total_steps
+    assert np.isfinite(module.evaluate(tmp_path, episodes=1)["mean_return"])

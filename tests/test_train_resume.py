@@ -51,7 +51,7 @@ def test_resumable_keys_may_change(tmp_path):
     result = ppo.train(_ppo(total_steps=384, threads=1, checkpoint_every=2), tmp_path)
     assert result["global_step"] == 384
     assert json.loads((tmp_path / "config.json").read_text())["total_steps"] == 384
-    assert {"total_steps", "threads", "progress", "checkpoint_every"} == set(rl.RESUMABLE)
+    assert {"total_steps", "threads", "device", "progress", "checkpoint_every"} == set(rl.RESUMABLE)
 
 
 def test_a_different_algorithm_names_only_the_algorithm(tmp_path):

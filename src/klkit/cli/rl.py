@@ -55,6 +55,7 @@ NEnvs = Annotated[int | None, typer.Option("--n-envs", help="Environments steppe
 NSteps = Annotated[int | None, typer.Option("--n-steps", help="Steps per environment per rollout.")]
 Threads = Annotated[int, typer.Option(help="torch threads (1 is fastest for these small networks).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")]
+Device = Annotated[str, typer.Option(help="Where the networks run: cpu, cuda or auto (environments step on the CPU).")]
 
 
 @train_app.command("ppo")
@@ -74,12 +75,14 @@ def train_ppo_command(
     kl_target: Annotated[float | None, typer.Option("--kl-target", help="d_targ of the adaptive penalty.")] = None,
     target_kl: Annotated[float | None, typer.Option("--target-kl", help="Stop an update's epochs at this KL.")] = None,
     threads: Threads = 1,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train PPO (clipped surrogate; optional adaptive KL penalty); resume if RUN_DIR has a checkpoint."""
     result = train_rl("ppo", run_dir, env, steps=steps, seed=seed, n_envs=n_envs, n_steps=n_steps,
                       learning_rate=lr, clip_range=clip, n_epochs=epochs, kl_penalty=kl_penalty,
-                      kl_target=kl_target, target_kl=target_kl, threads=threads, progress=None if progress else False)
+                      kl_target=kl_target, target_kl=target_kl, threads=threads, device=device,
+                      progress=None if progress else False)
     _report(result, run_dir)
 
 
@@ -95,9 +98,10 @@ def train_trpo_command(
     max_kl: Annotated[float | None, typer.Option("--max-kl", help="δ: KL budget of each policy step.")] = None,
     damping: Annotated[float | None, typer.Option(help="Damping λ of the Fisher matrix in CG.")] = None,
     threads: Threads = 1,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train TRPO (natural gradient by CG, KL ≤ δ by line search); resume if RUN_DIR has a checkpoint."""
     result = train_rl("trpo", run_dir, env, steps=steps, seed=seed, n_envs=n_envs, n_steps=n_steps, max_kl=max_kl,
-                      cg_damping=damping, threads=threads, progress=None if progress else False)
+                      cg_damping=damping, threads=threads, device=device, progress=None if progress else False)
     _report(result, run_dir)

@@ -46,6 +46,7 @@ from torch import nn
 
 import klkit
 from klkit.train import rl
+from klkit.train._runs import resolve_device
 
 __all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "measure_update", "ppo_loss", "ppo_update", "schedules",
            "train"]
@@ -336,7 +337,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     The caller's torch thread count and global random generators are left as they were.
     """
     cfg.validate()  # before the scope sets threads from it
-    with rl.run_scope(cfg.threads):
+    with rl.run_scope(cfg.threads, resolve_device(cfg.device)):
         return _train(cfg, run_dir)
 
 
@@ -356,7 +357,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
         advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
                                      cfg.gae_lambda)
-        batch = rl.flatten_rollout(buffer, advantages, returns)
+        batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
         # 3. update: optimise the surrogate (eq. 7, or 8 with the penalty, + value loss − entropy bonus,
         #    eq. 9) for K = n_epochs epochs of minibatch Adam; then θ_old ← θ
         lr, clip = schedules(cfg, run.progress_remaining)

@@ -46,6 +46,7 @@ import torch
 
 import klkit
 from klkit.train import rl
+from klkit.train._runs import resolve_device
 from klkit.train.trust_region import (
     LineSearchResult,
     backtracking_line_search,
@@ -263,7 +264,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     torch thread count and global random generators are left as they were.
     """
     cfg.validate()  # before the scope sets threads from it
-    with rl.run_scope(cfg.threads):
+    with rl.run_scope(cfg.threads, resolve_device(cfg.device)):
         return _train(cfg, run_dir)
 
 
@@ -282,7 +283,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 2. advantages: GAE(λ) (Schulman et al., 2016) in place of the paper's Monte Carlo Q estimates
         advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
                                      cfg.gae_lambda)
-        batch = rl.flatten_rollout(buffer, advantages, returns)
+        batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
         # 3. update the policy: one trust-region step, max L(θ) s.t. mean KL(π_old ‖ π_θ) ≤ δ (eq. 14)
         info = policy_step(policy, batch, cfg)
         # 4. update the critic: V regressed on the λ-returns, separately

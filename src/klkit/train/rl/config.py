@@ -14,8 +14,8 @@ from klkit.train.rl.policies import ACTIVATIONS
 
 __all__ = ["RESUMABLE", "CommonConfig", "config_from_dict"]
 
-RESUMABLE = frozenset({"total_steps", "threads", "progress", "checkpoint_every"})
-"""Config keys a resumed run may change (the budget and how it runs); any other change is refused."""
+RESUMABLE = frozenset({"total_steps", "threads", "device", "progress", "checkpoint_every"})
+"""Config keys a resumed run may change (the budget and where and how it runs); any other change is refused."""
 
 
 @dataclasses.dataclass
@@ -53,6 +53,9 @@ class CommonConfig:
     threads: int | None = None
     """``torch.set_num_threads`` during the run, restored afterwards (None: leave the caller's setting;
     small MLPs are fastest on one thread, which the CLI uses)."""
+    device: str = "cpu"
+    """Where the networks run: 'cpu', 'cuda' or 'auto' (CUDA when available). The environments always step on
+    the CPU; these small MLPs are fastest there, so 'cpu' is the default."""
     checkpoint_every: int = 50
     """Write ``checkpoint.pt`` every this many updates (and always at the end)."""
     progress: bool | None = None
@@ -71,6 +74,8 @@ class CommonConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1]; found {value!r}.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda'; found {self.device!r}. Use 'cpu'.")
         if self.std not in ("state-independent", "state-dependent"):
             raise ValueError(f"`std` must be 'state-independent' or 'state-dependent'; found {self.std!r}.")
         if self.activation not in ACTIVATIONS:

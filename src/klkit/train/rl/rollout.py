@@ -102,9 +102,10 @@ def collect_rollout(env: gym.vector.VectorEnv, policy: ActorCritic, normalizer: 
     """
     n_steps = buffer.rewards.shape[0]
     n_envs = buffer.rewards.shape[1]
+    device = next(policy.parameters()).device
     with torch.inference_mode():
         for t in range(n_steps):
-            action, log_prob, params, value = policy.sample(torch.from_numpy(obs))
+            action, log_prob, params, value = (x.cpu() for x in policy.sample(torch.from_numpy(obs).to(device)))
             action = action.numpy()
             buffer.obs[t] = obs
             buffer.actions[t] = action
@@ -123,10 +124,11 @@ def collect_rollout(env: gym.vector.VectorEnv, policy: ActorCritic, normalizer: 
                 idx = np.flatnonzero(truncated & ~terminated)
                 if idx.size:
                     final = np.stack([info["final_obs"][i] for i in idx])
-                    final_v = policy.value(torch.from_numpy(normalizer.obs(final, update=False))).numpy()
+                    final_obs = torch.from_numpy(normalizer.obs(final, update=False)).to(device)
+                    final_v = policy.value(final_obs).cpu().numpy()
                     buffer.rewards[t, idx] += gamma * final_v
             obs = normalizer.obs(raw_obs, update=True)
-        last_value = policy.value(torch.from_numpy(obs)).numpy().copy()
+        last_value = policy.value(torch.from_numpy(obs).to(device)).cpu().numpy().copy()
     return obs, last_value, global_step
 
 
@@ -175,8 +177,9 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
     return advantages, advantages + values
 
 
-def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.ndarray) -> dict[str, torch.Tensor]:
-    """The rollout as one batch of ``n_steps * n_envs`` transitions, as torch tensors (copies of the buffer).
+def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.ndarray,
+                    device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The rollout as one batch of ``n_steps * n_envs`` transitions, as torch tensors on ``device`` (copies).
 
     Parameters
     ----------
@@ -184,6 +187,8 @@ def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.n
         The rollout just collected.
     advantages, returns : ndarray, shape (n_steps, n_envs)
         From :func:`gae`.
+    device : torch.device or str, default "cpu"
+        Where the update runs (the policy's device).
 
     Returns
     -------
@@ -198,7 +203,7 @@ def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.n
         "log_probs": b.log_probs.reshape(n), "dist_params": b.dist_params.reshape(n, -1),
         "values": b.values.reshape(n), "advantages": advantages.reshape(n), "returns": returns.reshape(n),
     }
-    return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
+    return {k: torch.from_numpy(v.copy()).to(device) for k, v in arrays.items()}
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:

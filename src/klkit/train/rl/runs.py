@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from klkit.train._checkpoint import load, save_atomic, write_text_atomic
-from klkit.train._runs import isolated_rng, refuse_changed_config, torch_threads
+from klkit.train._runs import isolated_rng, refuse_changed_config, resolve_device, torch_threads
 from klkit.train.errors import RunDirectoryError
 from klkit.train.rl.config import RESUMABLE, CommonConfig
 from klkit.train.rl.envs import Normalizer, make_vector_env
@@ -44,13 +44,14 @@ CONFIG = "config.json"
 
 
 @contextlib.contextmanager
-def run_scope(threads: int | None) -> Iterator[None]:
+def run_scope(threads: int | None, device: torch.device | None = None) -> Iterator[None]:
     """The scope a training or evaluation call runs in: ``threads`` torch threads and forked global RNGs.
 
-    On exit the caller's thread count and torch/numpy/Python generators are as they were
-    (see :func:`klkit.train._runs.torch_threads`, :func:`klkit.train._runs.isolated_rng`).
+    On exit the caller's thread count and torch/numpy/Python generators (and ``device``'s CUDA
+    generator) are as they were (see :func:`klkit.train._runs.torch_threads`,
+    :func:`klkit.train._runs.isolated_rng`).
     """
-    with torch_threads(threads), isolated_rng():
+    with torch_threads(threads), isolated_rng(device):
         yield
 
 
@@ -169,6 +170,7 @@ class Run:
         if (self.run_dir / CHECKPOINT).is_file():  # before anything is written
             refuse_changed_config(self.run_dir, {"algorithm": algorithm, **dataclasses.asdict(cfg)},
                                   resumable=RESUMABLE)
+        self.device = resolve_device(cfg.device)
         self.rng = seed_everything(cfg.seed)
         self.env = make_vector_env(cfg.env_id, cfg.n_envs)  # checks env_id before anything is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +179,7 @@ class Run:
         self.action_low = space.low if self.box else None
         self.action_high = space.high if self.box else None
         obs_shape = self.env.single_observation_space.shape
-        self.policy = build_policy(cfg)
+        self.policy = build_policy(cfg).to(self.device)  # initialised on the CPU: the same weights on any device
         self.normalizer = Normalizer(obs_shape, cfg.n_envs, cfg.gamma, observations=cfg.normalize_observations,
                                      rewards=cfg.normalize_rewards)
         self.tracker = EpisodeTracker(cfg.n_envs)
