@@ -29,23 +29,32 @@ out with gradients; scipy in → numpy out); Monte Carlo returns an
 
 from __future__ import annotations
 
-import contextlib
-import numbers
 from typing import Any, Literal
 
 from klkit._validation import check_base
-from klkit._xp import NUMPY, errstate, log_of_base
 from klkit.distributions import registry
-from klkit.distributions.adapters import backend_of, to_family
+from klkit.distributions._dispatch import (
+    broadcast,
+    family_note,
+    finish,
+    finite,
+    is_estimate,
+    log_densities_at,
+    parse_options,
+    quiet,
+    same_library,
+    scale,
+    two_seeds,
+    zeros_of_batch,
+)
+from klkit.distributions.adapters import to_family
 from klkit.distributions.checks import check_frozen, check_pair
-from klkit.distributions.montecarlo import batch_shape, draw, log_density, mc_mean, warn_if_unreliable
-from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
+from klkit.distributions.montecarlo import draw, log_density, mc_mean, warn_if_unreliable
+from klkit.errors import NotRegisteredError
 
 __all__ = ["cross_entropy", "decompose", "entropy", "js_divergence", "kl_divergence"]
 
 Method = Literal["auto", "exact", "mc"]
-DEFAULT_N_SAMPLES = 100_000
-_OPTIONS = ("method", "n_samples", "seed", "estimator")
 
 
 def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -84,15 +93,15 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     >>> type(e).__name__, e.n_samples
     ('Estimate', 100000)
     """
-    method, n, seed, estimator = _options("kl_divergence", options)
+    method, n, seed, estimator = parse_options("kl_divergence", options)
     base = check_base(base)
-    _same_library(p, q)
+    same_library(p, q)
     if method != "mc":
         function, fp, fq = _find_kl(p, q)
         if function is not None:
             try:
-                with _quiet(fp):
-                    return _scale(_finish(function(fp, fq), p), base)
+                with quiet(fp):
+                    return scale(finish(function(fp, fq), p), base)
             except NotRegisteredError:
                 if method == "exact":
                     raise
@@ -102,7 +111,7 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     from klkit.estimators import mc_kl
 
     check_pair(p, q)
-    log_p, log_q = _log_densities_at(p, q, draw(p, n, seed))
+    log_p, log_q = log_densities_at(p, q, draw(p, n, seed))
     _diagnose_kl(log_p, log_q, estimator)
     return mc_kl(log_p, log_q, estimator=estimator, base=base)
 
@@ -120,7 +129,7 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
     >>> bool(abs(klkit.entropy(stats.norm(0, 1)) - 0.5 * math.log(2 * math.pi * math.e)) < 1e-12)
     True
     """
-    method, n, seed, _ = _options("entropy", options)
+    method, n, seed, _ = parse_options("entropy", options)
     base = check_base(base)
     check_frozen(p, "p")
     if method != "mc":
@@ -131,8 +140,8 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
             function = registry.lookup_entropy(type(fp))
         if function is not None:
             try:
-                with _quiet(fp):
-                    return _scale(_finish(function(fp), p), base)
+                with quiet(fp):
+                    return scale(finish(function(fp), p), base)
             except NotRegisteredError:  # a formula that covers only part of its type (e.g. affine transforms)
                 if method == "exact":
                     raise
@@ -140,11 +149,11 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
             names = ", ".join(t.__name__ for t in registry.registered_entropies())
             raise NotRegisteredError(
                 f"no closed-form entropy is registered for {type(p).__name__}"
-                f"{_family_note(p, fp)}; registered families: {names}. "
+                f"{family_note(p, fp)}; registered families: {names}. "
                 "Use method='mc' for a Monte Carlo estimate, or register one with register_entropy."
             )
     x = draw(p, n, seed)
-    return _scale(mc_mean(-log_density(p, x), "MC −log p"), base)
+    return scale(mc_mean(-log_density(p, x), "MC −log p"), base)
 
 
 def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -162,19 +171,19 @@ def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: An
     >>> bool(abs(h - (klkit.entropy(stats.norm(0, 1)) + 0.5)) < 1e-12)
     True
     """
-    method, n, seed, estimator = _options("cross_entropy", options)
+    method, n, seed, estimator = parse_options("cross_entropy", options)
     base = check_base(base)
-    _same_library(p, q)
+    same_library(p, q)
     if method != "mc":
         sub = "exact" if method == "exact" else "auto"
         h = entropy(p, method="exact" if sub == "exact" else "auto", n_samples=n, seed=seed)
         kl = kl_divergence(p, q, method=sub, n_samples=n, seed=seed, estimator=estimator)
-        if not _is_estimate(h) and not _is_estimate(kl):
-            return _scale(h + kl, base)
+        if not is_estimate(h) and not is_estimate(kl):
+            return scale(h + kl, base)
     check_pair(p, q)
-    _, log_q = _log_densities_at(p, q, draw(p, n, seed))
-    warn_if_unreliable(-log_q, _finite(log_q), "cross-entropy H(p, q)", _ADVICE_CE)
-    return _scale(mc_mean(-log_q, "MC −log q"), base)
+    _, log_q = log_densities_at(p, q, draw(p, n, seed))
+    warn_if_unreliable(-log_q, finite(log_q), "cross-entropy H(p, q)", _ADVICE_CE)
+    return scale(mc_mean(-log_q, "MC −log q"), base)
 
 
 def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -224,27 +233,27 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     >>> bool(abs(e.value - 1.0) < 1e-3)
     True
     """
-    method, n, seed, _ = _options("js_divergence", options)
+    method, n, seed, _ = parse_options("js_divergence", options)
     if "estimator" in options:
         raise TypeError("`js_divergence` takes no `estimator` option: it always averages log p − log m over "
                         "samples of p and of q. Drop estimator=.")
     base = check_base(base)
-    _same_library(p, q)
+    same_library(p, q)
     check_pair(p, q)
     if method != "mc":
         exact = _js_exact(p, q)
         if exact is not None:
-            return _scale(exact, base)
+            return scale(exact, base)
         if method == "exact":
             raise NotRegisteredError(
                 "the Jensen–Shannon divergence has no closed form here (only identical laws, JS = 0, are exact); "
                 "use method='mc' (or 'auto') for a Monte Carlo estimate."
             )
-    seed_p, seed_q = _two_seeds(seed)
+    seed_p, seed_q = two_seeds(seed)
     a = _js_terms(p, q, draw(p, n, seed_p))  # log p − log m at x ~ p
     b = _js_terms(q, p, draw(q, n, seed_q))  # log q − log m at y ~ q
-    a, b = _broadcast(a, b)
-    return _scale(_mean_of_halves(a, b), base)
+    a, b = broadcast(a, b)
+    return scale(_mean_of_halves(a, b), base)
 
 
 def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -264,8 +273,8 @@ def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -
     """
     from klkit.measures import Decomposition
 
-    _options("decompose", options)
-    _same_library(p, q)
+    parse_options("decompose", options)
+    same_library(p, q)
     check_pair(p, q)
     return Decomposition(entropy(p, base=base, **options),
                          cross_entropy(p, q, base=base, **options),
@@ -277,38 +286,17 @@ def _js_exact(p: Any, q: Any) -> Any:
     import numpy as np
 
     if p is q:
-        return _zeros_like_kl(p, q)
+        return zeros_of_batch(p, q)
     try:
         function, fp, fq = _find_kl(p, q)
         if function is None:
             return None
-        with _quiet(fp):
-            kl = _finish(function(fp, fq), p)
+        with quiet(fp):
+            kl = finish(function(fp, fq), p)
     except (NotRegisteredError, ValueError, TypeError):
         return None
     host = kl.detach().cpu().numpy() if type(kl).__module__.startswith("torch") else np.asarray(kl)
     return 0.0 * kl if np.all(host == 0) else None
-
-
-def _zeros_like_kl(p: Any, q: Any) -> Any:
-    import numpy as np
-
-    shape = np.broadcast_shapes(batch_shape(p), batch_shape(q))
-    if type(p).__module__.startswith("torch"):
-        import torch
-
-        return torch.zeros(shape, dtype=p.mean.dtype if p.mean.is_floating_point() else torch.get_default_dtype())
-    return np.zeros(shape)[()]
-
-
-def _two_seeds(seed: int | None) -> tuple[int | None, int | None]:
-    """Independent seeds for the samples of p and of q (None stays None)."""
-    import numpy as np
-
-    if seed is None:
-        return None, None
-    a, b = np.random.SeedSequence(seed).generate_state(2)
-    return int(a), int(b)
 
 
 _LOG2 = 0.6931471805599453
@@ -316,7 +304,7 @@ _LOG2 = 0.6931471805599453
 
 def _js_terms(a: Any, b: Any, x: Any) -> Any:
     """log a(x) − log m(x) = log 2 − log(1 + b(x)/a(x)) for samples x of ``a``: at most log 2, no overflow."""
-    log_a, log_b = _log_densities_at(a, b, x)
+    log_a, log_b = log_densities_at(a, b, x)
     if type(log_a).__module__.startswith("torch"):
         import torch
 
@@ -341,38 +329,6 @@ def _mean_of_halves(a: Any, b: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------------
-def _options(measure: str, options: dict[str, Any]) -> tuple[str, int, int | None, str]:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"`{measure}` got unknown option(s) {', '.join(map(repr, unknown))} for distribution objects; "
-            f"valid options are method, n_samples, seed, estimator and base."
-        )
-    method = options.get("method", "auto")
-    if method not in ("auto", "exact", "mc"):
-        raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}.")
-    n = options.get("n_samples")
-    n = DEFAULT_N_SAMPLES if n is None else n
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
-        raise InvalidArgumentError(f"`n_samples` must be an integer ≥ 2; found {n!r}. Try n_samples=100_000.")
-    seed = options.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}.")
-    estimator = options.get("estimator", "k1")
-    if estimator not in ("k1", "k2", "k3"):
-        raise InvalidArgumentError(
-            f"`estimator` must be 'k1', 'k2' or 'k3'; found {estimator!r}. k3 is unbiased and non-negative."
-        )
-    return method, int(n), None if seed is None else int(seed), estimator
-
-
-def _same_library(p: Any, q: Any) -> None:
-    bp, bq = backend_of(p), backend_of(q)
-    if "other" not in (bp, bq) and bp != bq:
-        raise BackendMismatchError(
-            f"`p` and `q` come from different libraries ({bp} and {bq}); build both with torch.distributions "
-            "or both with scipy.stats."
-        )
 
 
 def _find_kl(p: Any, q: Any) -> tuple[Any, Any, Any]:
@@ -384,28 +340,16 @@ def _find_kl(p: Any, q: Any) -> tuple[Any, Any, Any]:
     return registry.lookup_kl(type(fp), type(fq)), fp, fq
 
 
-def _family_note(x: Any, fx: Any) -> str:
-    return "" if type(fx) is type(x) else f" (klkit family {type(fx).__name__})"
-
-
 def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
     partners = sorted({b.__name__ for a, b in registry.registered_pairs() if issubclass(type(fp), a)})
     listed = ", ".join(partners) if partners else "nothing"
     mixture = ("; for Gaussian mixtures, klkit.distributions.mixture_kl also gives deterministic bounds"
                if "Mixture" in type(p).__name__ + type(q).__name__ else "")
     return NotRegisteredError(
-        f"no closed-form KL is registered for the pair ({type(p).__name__}{_family_note(p, fp)}, "
-        f"{type(q).__name__}{_family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
+        f"no closed-form KL is registered for the pair ({type(p).__name__}{family_note(p, fp)}, "
+        f"{type(q).__name__}{family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
         f"{listed}. Use method='mc' (or 'auto') for a Monte Carlo estimate, or add one with register_kl{mixture}."
     )
-
-
-def _log_densities_at(p: Any, q: Any, x: Any) -> tuple[Any, Any]:
-    """(log p(x), log q(x)) broadcast together, for samples ``x`` of ``p`` (sample axis first)."""
-    extra = len(batch_shape(q)) - len(batch_shape(p))
-    if extra > 0:  # q's batch has more axes than p's: the same samples of p serve every q
-        x = x.reshape((x.shape[0],) + (1,) * extra + tuple(x.shape[1:]))
-    return _broadcast(log_density(p, x), log_density(q, x))
 
 
 _ADVICE_K1 = "Use estimator='k1' (finite variance whenever Var_p[log p/q] is), or "
@@ -414,12 +358,6 @@ _ADVICE_KL = ("a closed form (method='exact', or add one with klkit.distribution
               "variance.")
 _ADVICE_CE = ("Use a closed form (method='exact', register_kl/register_entropy), or check whether H(p, q) is "
               "infinite (q's tails lighter than p's); more samples will not fix an infinite variance.")
-
-
-def _finite(x: Any) -> Any:
-    import numpy as np
-
-    return x.isfinite() if type(x).__module__.startswith("torch") else np.isfinite(x)
 
 
 def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
@@ -438,47 +376,3 @@ def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
     warn_if_unreliable(terms, np.isfinite(log_r), f"KL(p‖q) with estimator={estimator!r}", advice)
 
 
-def _broadcast(a: Any, b: Any) -> tuple[Any, Any]:
-    if type(a).__module__.startswith("torch"):
-        import torch
-
-        return torch.broadcast_tensors(a, b)
-    import numpy as np
-
-    return tuple(np.broadcast_arrays(a, b))  # type: ignore[return-value]
-
-
-def _quiet(family: Any) -> Any:
-    """numpy's floating-point warnings off (inf and nan are answers here); nothing to do for torch."""
-    return errstate(NUMPY) if getattr(getattr(family, "xp", None), "name", "numpy") == "numpy" else _NULL
-
-
-_NULL = contextlib.nullcontext()
-
-
-def _finish(value: Any, like: Any) -> Any:
-    """numpy results as float64 arrays (numpy scalars for 0-d); torch results unchanged."""
-    from klkit.distributions.adapters import is_torch_distribution
-
-    if is_torch_distribution(like) or type(value).__module__.startswith("torch"):
-        return value
-    import numpy as np
-
-    return np.asarray(value, dtype=np.float64)[()]
-
-
-def _is_estimate(x: Any) -> bool:
-    from klkit.estimators import Estimate
-
-    return isinstance(x, Estimate)
-
-
-def _scale(value: Any, base: float | None) -> Any:
-    if base is None:
-        return value
-    s = log_of_base(base)
-    if _is_estimate(value):
-        from klkit.estimators import Estimate
-
-        return Estimate(value.value / s, value.standard_error / s, value.n_samples, value.method)
-    return value / s

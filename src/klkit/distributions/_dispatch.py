@@ -1,0 +1,148 @@
+"""What the measures of distribution objects share: options, the backend checks, scaling to a base.
+
+:mod:`klkit.distributions.api` (entropy, cross-entropy, KL, Jensen–Shannon) and
+:mod:`klkit.distributions.divergence_api` (Rényi, total variation, Hellinger, f-divergences)
+both parse their options here and finish their results the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from typing import Any
+
+from klkit._xp import NUMPY, errstate, log_of_base
+from klkit.distributions.adapters import backend_of
+from klkit.distributions.montecarlo import batch_shape, log_density
+from klkit.errors import BackendMismatchError, InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "family_note", "finish", "finite", "is_estimate",
+    "log_densities_at", "parse_options", "quiet", "same_library", "scale", "two_seeds", "zeros_of_batch",
+]
+
+DEFAULT_N_SAMPLES = 100_000
+
+
+OPTIONS = ("method", "n_samples", "seed", "estimator")
+
+
+def zeros_of_batch(p: Any, q: Any) -> Any:
+    """Zeros of the broadcast batch shape of two distribution objects, in their library."""
+    import numpy as np
+
+    shape = np.broadcast_shapes(batch_shape(p), batch_shape(q))
+    if type(p).__module__.startswith("torch"):
+        import torch
+
+        return torch.zeros(shape, dtype=p.mean.dtype if p.mean.is_floating_point() else torch.get_default_dtype())
+    return np.zeros(shape)[()]
+
+
+def two_seeds(seed: int | None) -> tuple[int | None, int | None]:
+    """Independent seeds for the samples of p and of q (None stays None)."""
+    import numpy as np
+
+    if seed is None:
+        return None, None
+    a, b = np.random.SeedSequence(seed).generate_state(2)
+    return int(a), int(b)
+
+
+def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int | None, str]:
+    """``(method, n_samples, seed, estimator)`` checked, with their defaults; unknown names raise."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"`{measure}` got unknown option(s) {', '.join(map(repr, unknown))} for distribution objects; "
+            f"valid options are method, n_samples, seed, estimator and base."
+        )
+    method = options.get("method", "auto")
+    if method not in ("auto", "exact", "mc"):
+        raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}.")
+    n = options.get("n_samples")
+    n = DEFAULT_N_SAMPLES if n is None else n
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+        raise InvalidArgumentError(f"`n_samples` must be an integer ≥ 2; found {n!r}. Try n_samples=100_000.")
+    seed = options.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}.")
+    estimator = options.get("estimator", "k1")
+    if estimator not in ("k1", "k2", "k3"):
+        raise InvalidArgumentError(
+            f"`estimator` must be 'k1', 'k2' or 'k3'; found {estimator!r}. k3 is unbiased and non-negative."
+        )
+    return method, int(n), None if seed is None else int(seed), estimator
+
+
+def same_library(p: Any, q: Any) -> None:
+    bp, bq = backend_of(p), backend_of(q)
+    if "other" not in (bp, bq) and bp != bq:
+        raise BackendMismatchError(
+            f"`p` and `q` come from different libraries ({bp} and {bq}); build both with torch.distributions "
+            "or both with scipy.stats."
+        )
+
+
+def family_note(x: Any, fx: Any) -> str:
+    return "" if type(fx) is type(x) else f" (klkit family {type(fx).__name__})"
+
+
+def log_densities_at(p: Any, q: Any, x: Any) -> tuple[Any, Any]:
+    """(log p(x), log q(x)) broadcast together, for samples ``x`` of ``p`` (sample axis first)."""
+    extra = len(batch_shape(q)) - len(batch_shape(p))
+    if extra > 0:  # q's batch has more axes than p's: the same samples of p serve every q
+        x = x.reshape((x.shape[0],) + (1,) * extra + tuple(x.shape[1:]))
+    return broadcast(log_density(p, x), log_density(q, x))
+
+
+def finite(x: Any) -> Any:
+    import numpy as np
+
+    return x.isfinite() if type(x).__module__.startswith("torch") else np.isfinite(x)
+
+
+def broadcast(a: Any, b: Any) -> tuple[Any, Any]:
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        return torch.broadcast_tensors(a, b)
+    import numpy as np
+
+    return tuple(np.broadcast_arrays(a, b))  # type: ignore[return-value]
+
+
+def quiet(family: Any) -> Any:
+    """numpy's floating-point warnings off (inf and nan are answers here); nothing to do for torch."""
+    return errstate(NUMPY) if getattr(getattr(family, "xp", None), "name", "numpy") == "numpy" else _NULL
+
+
+_NULL = contextlib.nullcontext()
+
+
+def finish(value: Any, like: Any) -> Any:
+    """numpy results as float64 arrays (numpy scalars for 0-d); torch results unchanged."""
+    from klkit.distributions.adapters import is_torch_distribution
+
+    if is_torch_distribution(like) or type(value).__module__.startswith("torch"):
+        return value
+    import numpy as np
+
+    return np.asarray(value, dtype=np.float64)[()]
+
+
+def is_estimate(x: Any) -> bool:
+    from klkit.estimators import Estimate
+
+    return isinstance(x, Estimate)
+
+
+def scale(value: Any, base: float | None) -> Any:
+    if base is None:
+        return value
+    s = log_of_base(base)
+    if is_estimate(value):
+        from klkit.estimators import Estimate
+
+        return Estimate(value.value / s, value.standard_error / s, value.n_samples, value.method)
+    return value / s
