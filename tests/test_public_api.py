@@ -17,7 +17,7 @@ MEASURES = {
     "entropy": [("p", P, EMPTY)] + [(n, K, d) for n, d in OPTIONS if n != "q_kind"],
     "cross_entropy": TWO,
     "kl_divergence": TWO,
-    "js_divergence": TWO,
+    "js_divergence": TWO[:2] + [("weights", K, None)] + TWO[2:],
     "decompose": TWO,
     "normalize": [("x", P, EMPTY), ("axis", K, -1)],
 }

@@ -51,7 +51,7 @@ from klkit._xp import (
     namespace,
     to_numpy,
 )
-from klkit.errors import InvalidDistributionError
+from klkit.errors import InvalidArgumentError, InvalidDistributionError
 
 __all__ = [
     "Decomposition",
@@ -266,13 +266,29 @@ def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     return _reduce("kl_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
-def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
-                  **distribution_options: Any) -> Any:
+def js_divergence(p: Any, q: Any, /, *, weights: tuple[float, float] | None = None, axis: int = -1,
+                  base: float | None = None, kind: Kind = "probs", q_kind: Kind | None = None,
+                  validate: bool = True, **distribution_options: Any) -> Any:
     r"""Jensen–Shannon divergence :math:`\tfrac12 KL(P\|M) + \tfrac12 KL(Q\|M)`, :math:`M = \tfrac12(P+Q)`.
 
-    Symmetric, finite and at most :math:`\log 2` (1 bit). Options as in
-    :func:`kl_divergence`.
+    Symmetric, finite and at most :math:`\log 2` (1 bit). With ``weights=(w, 1 - w)`` it is the
+    weighted divergence :math:`w\,KL(P\|M) + (1-w)\,KL(Q\|M)` with :math:`M = wP + (1-w)Q`, equal to
+    :math:`H(M) - wH(P) - (1-w)H(Q)` and at most the entropy of the weights, :math:`h(w)`; it is
+    symmetric only for :math:`w = \tfrac12`. Computed from the KL terms in log space, never as that
+    difference of entropies. Other options as in :func:`kl_divergence`.
+
+    Parameters
+    ----------
+    weights : (float, float), optional
+        ``(w, 1 - w)``: the weights of P and Q in the mixture M, two numbers in [0, 1] summing
+        to 1. None (default) means ``(0.5, 0.5)``.
+
+    Raises
+    ------
+    ValueError
+        ``weights`` not two numbers in [0, 1] summing to 1; otherwise as :func:`kl_divergence`.
+    TypeError
+        ``weights`` given with distribution objects (they apply to arrays only).
 
     References
     ----------
@@ -283,10 +299,17 @@ def js_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     >>> import klkit
     >>> float(klkit.js_divergence([1.0, 0.0], [0.0, 1.0], base=2))  # disjoint supports
     1.0
+    >>> round(float(klkit.js_divergence([1.0, 0.0], [0.0, 1.0], weights=(0.3, 0.7), base=2)), 6)  # h(0.3)
+    0.881291
     """
     if distribution_options or _is_distribution(p) or _is_distribution(q):
+        if weights is not None:
+            raise TypeError(
+                "`weights` applies to arrays only; found distribution objects "
+                f"({type(p).__name__}, {type(q).__name__}). Drop `weights`, or evaluate both on a grid as arrays."
+            )
         return _for_distributions("js_divergence", (p, q), base, distribution_options)
-    return _reduce("js_divergence", p, q, axis, base, kind, q_kind, validate)
+    return _reduce("js_divergence", p, q, axis, base, kind, q_kind, validate, _check_weights(weights))
 
 
 def decompose(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
@@ -371,8 +394,10 @@ def _is_distribution(x: Any) -> bool:
 _DISTRIBUTION_OPTIONS = ("method", "n_samples", "seed", "estimator")
 
 
-def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any]) -> Any:
-    """Hand distribution objects to :mod:`klkit.distributions` (method, n_samples, seed, estimator)."""
+def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any],
+                       args: tuple[Any, ...] = ()) -> Any:
+    """Hand distribution objects to :mod:`klkit.distributions` (method, n_samples, seed, estimator);
+    ``args`` follow the distributions positionally (the order α of a Rényi divergence, the f of an f-divergence)."""
     unknown = sorted(set(options) - set(_DISTRIBUTION_OPTIONS))
     if unknown:
         names = ", ".join(f"`{k}`" for k in unknown)
@@ -390,15 +415,38 @@ def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None,
         )
     from klkit.distributions import api  # lazy: distributions sit above measures
 
-    return getattr(api, measure)(*dists, base=base, **options)
+    return getattr(api, measure)(*dists, *args, base=base, **options)
 
 
 def _in_base(value: Any, base: float | None) -> Any:
     return value if base is None else value / log_of_base(base)
 
 
+def _check_weights(weights: Any) -> tuple[float, float] | None:
+    """``(w, 1 - w)`` as two floats; None for the default (½, ½)."""
+    if weights is None:
+        return None
+    try:
+        pair = tuple(float(w) for w in weights) if not isinstance(weights, (str, bytes)) else ()
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(0.0 <= w <= 1.0 for w in pair) or abs(pair[0] + pair[1] - 1.0) > 1e-12:
+        raise InvalidArgumentError(
+            f"`weights` must be two numbers in [0, 1] that sum to 1, (w, 1 - w); found {weights!r}. "
+            "Pass e.g. weights=(0.3, 0.7), or None for the symmetric (0.5, 0.5)."
+        )
+    return None if pair == (0.5, 0.5) else pair
+
+
+def _js_bound(weights: tuple[float, float] | None) -> float:
+    """The largest Jensen–Shannon divergence (disjoint supports): the entropy of the weights."""
+    if weights is None:
+        return _LOG2
+    return float(sum(-w * math.log(w) for w in weights if w > 0))
+
+
 def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kind: Any,
-            q_kind: Any, validate: Any) -> Any:
+            q_kind: Any, validate: Any, weights: tuple[float, float] | None = None) -> Any:
     """Validate the options and inputs, evaluate the measure, convert the result."""
     two = measure != "entropy"
     kind = check_kind(kind)
@@ -446,9 +494,10 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
             for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[:1 + two]:
                 _validate(x, k, name, xp)
         with errstate(xp):
-            value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate)
+            value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate,
+                              weights=weights)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
-        value = _clamp(value, _LOG2 if measure == "js_divergence" else None, xp)
+        value = _clamp(value, _js_bound(weights) if measure == "js_divergence" else None, xp)
     return _finish(_in_base(value, base), out_dtype, xp)
 
 
@@ -679,7 +728,7 @@ def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> tuple[Any
 
 
 def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any, budget: int,
-              guard: bool) -> Any:
+              guard: bool, weights: tuple[float, float] | None = None) -> Any:
     """The measure along the last axis, in chunks of at most ``budget`` elements when large.
 
     Blocks along the first axis first, then column chunks within a block (logits
@@ -691,7 +740,8 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
     if size > budget and P.ndim > 1 and P.shape[0] > 1:
         step = max(1, P.shape[0] * budget // size)
         return xp.concat([_evaluate(measure, P[i:i + step], None if Q is None else Q[i:i + step],
-                                    kind, q_kind, xp, budget, guard) for i in range(0, P.shape[0], step)], axis=0)
+                                    kind, q_kind, xp, budget, guard, weights)
+                           for i in range(0, P.shape[0], step)], axis=0)
     width = n if size <= budget else max(1, budget // max(1, size // n))
     chunks = [slice(c, min(c + width, n)) for c in range(0, n, width)]
     dtype = compute_dtype(xp, P.dtype if Q is None else xp.result_type(P, Q))
@@ -716,7 +766,7 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
             elif measure == "kl_divergence":
                 term = p * xp.where(positive, logp - logq, 0.0)
             else:
-                term = _js_term(logp, p, logq, q, xp)
+                term = _js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
         if guard:
             for x, k in ((P, kind), (Q, q_kind))[:1 if Q is None else 2]:
@@ -726,13 +776,22 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
     return total if invalid is None else xp.where(invalid, math.nan, total)
 
 
-def _js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2."""
+def _js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
+    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
+    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
     either = (p > 0) | (q > 0)
-    logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - _LOG2
+    if weights is None:
+        logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - _LOG2
+        tp = p * xp.where(p > 0, logp - logm, 0.0)
+        tq = q * xp.where(q > 0, logq - logm, 0.0)
+        return 0.5 * (tp + tq)
+    wp, wq = weights
+    if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
+        return 0.0 * (p + q)
+    logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
     tp = p * xp.where(p > 0, logp - logm, 0.0)
     tq = q * xp.where(q > 0, logq - logm, 0.0)
-    return 0.5 * (tp + tq)
+    return wp * tp + wq * tq
 
 
 # ---------------------------------------------------------------------------
