@@ -1,0 +1,121 @@
+r"""Exact per-token KL between a policy and its reference over the full vocabulary."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Literal
+
+import numpy as np
+
+from klkit._xp import NUMPY, namespace
+from klkit.errors import InvalidArgumentError, ShapeError
+from klkit.measures import kl_divergence
+
+__all__ = ["token_kl"]
+
+Direction = Literal["reverse", "forward"]
+
+
+def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse",
+             chunk_size: int | None = None) -> Any:
+    r"""Exact KL between the policy's and the reference's next-token distributions, per token.
+
+    .. math::
+
+        \mathrm{reverse:}\ \mathrm{KL}(\pi_t\|\pi_{\mathrm{ref},t})
+        = \sum_v \pi_t(v)\,(\log\pi_t(v) - \log\pi_{\mathrm{ref},t}(v)),
+        \qquad \mathrm{forward:}\ \mathrm{KL}(\pi_{\mathrm{ref},t}\|\pi_t),
+
+    with :math:`\pi_t = \mathrm{softmax}(\text{logits}_t)`. This is what the sampled estimators of
+    :func:`klkit.rlhf.kl_penalty` estimate (``reverse``) and what k3 as a loss follows (``forward``):
+    log it beside them. Differentiable; as a loss, the reverse direction's gradient is the exact
+    token-level ∇KL(π‖π_ref), without sampling noise.
+
+    Computed by :func:`klkit.kl_divergence` (``kind="logits"``: log space, masked ``-inf`` logits
+    exact, half precision accumulated in float32, memory-bounded paths). With ``chunk_size``,
+    ``chunk_size`` tokens go per call; under autograd each chunk is recomputed in the backward pass
+    (activation checkpointing), so the extra memory is that of one chunk, not of the whole batch.
+
+    Parameters
+    ----------
+    logits, ref_logits : torch.Tensor or ndarray
+        Shape ``(..., V)``: the policy's and the reference's logits at the same positions.
+    direction : {'reverse', 'forward'}, default 'reverse'
+        ``"reverse"``: KL(π‖π_ref), the RLHF penalty; ``"forward"``: KL(π_ref‖π).
+    chunk_size : int, optional
+        Tokens per call; None: one call (klkit's own memory bound applies).
+
+    Returns
+    -------
+    torch.Tensor or ndarray
+        Shape ``(...)``, nats; torch in, torch out (dtype, device and autograd kept).
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ, invalid logits (NaN, +inf, a row of only -inf), an unknown
+        ``direction``, a ``chunk_size`` that is not a positive integer.
+    TypeError
+        numpy and torch inputs mixed.
+
+    References
+    ----------
+    .. [1] verl ``kl_penalty(..., "full")`` (not implemented there); TRL ``trl/trainer/ppo_trainer.py``
+       ``kl_penalty="full"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from klkit.rlhf import token_kl
+    >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    >>> ref = torch.zeros(2, 3, dtype=torch.float64)
+    >>> [round(v, 6) for v in token_kl(logits, ref).tolist()]
+    [0.43304, 0.0]
+    >>> [round(v, 6) for v in token_kl(logits, ref, direction="forward").tolist()]
+    [0.474266, 0.0]
+    """
+    if direction not in ("reverse", "forward"):
+        raise InvalidArgumentError(f"`direction` must be 'reverse' (KL(π‖π_ref)) or 'forward' (KL(π_ref‖π)); "
+                                   f"found {direction!r}.")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
+                                   or chunk_size < 1):
+        raise InvalidArgumentError(f"`chunk_size` must be None or a positive integer (tokens per call); "
+                                   f"found {chunk_size!r}.")
+    if namespace(logits, ref_logits, names=("logits", "ref_logits")) is NUMPY:  # raises on a mix
+        logits, ref_logits = np.asarray(logits), np.asarray(ref_logits)
+    shape, ref_shape = tuple(logits.shape), tuple(ref_logits.shape)
+    if shape != ref_shape or len(shape) == 0:
+        raise ShapeError(f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
+                         f"{ref_shape}. Evaluate both models at the same positions.")
+    first, second = (logits, ref_logits) if direction == "reverse" else (ref_logits, logits)
+    tokens = 1
+    for n in shape[:-1]:
+        tokens *= n
+    if chunk_size is None or chunk_size >= tokens:
+        return kl_divergence(first, second, kind="logits")
+    first, second = first.reshape(tokens, shape[-1]), second.reshape(tokens, shape[-1])
+    parts = [_chunk(first[i:i + chunk_size], second[i:i + chunk_size]) for i in range(0, tokens, chunk_size)]
+    return _concat(parts).reshape(shape[:-1])
+
+
+def _chunk(p: Any, q: Any) -> Any:
+    """One chunk; under autograd, checkpointed (only the inputs are kept for backward)."""
+    if getattr(p, "requires_grad", False) or getattr(q, "requires_grad", False):
+        import torch
+        from torch.utils.checkpoint import checkpoint
+
+        if torch.is_grad_enabled():
+            return checkpoint(_kl_logits, p, q, use_reentrant=False)
+    return _kl_logits(p, q)
+
+
+def _kl_logits(p: Any, q: Any) -> Any:
+    return kl_divergence(p, q, kind="logits")
+
+
+def _concat(parts: list[Any]) -> Any:
+    if type(parts[0]).__module__.startswith("torch"):
+        import torch
+
+        return torch.cat(parts)
+    return np.concatenate(parts)
