@@ -5,8 +5,11 @@ from __future__ import annotations
 import inspect
 
 import klkit
+import klkit.divergences
 import klkit.errors
+import klkit.information
 import klkit.measures
+import klkit.renyi
 
 P, K = inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.KEYWORD_ONLY
 OPTIONS = [("axis", -1), ("base", None), ("kind", "probs"), ("q_kind", None), ("validate", True)]
@@ -17,13 +20,35 @@ MEASURES = {
     "entropy": [("p", P, EMPTY)] + [(n, K, d) for n, d in OPTIONS if n != "q_kind"],
     "cross_entropy": TWO,
     "kl_divergence": TWO,
-    "js_divergence": TWO[:2] + [("weights", K, None)] + TWO[2:],
+    "js_divergence": [*TWO[:2], ("weights", K, None), *TWO[2:]],
     "decompose": TWO,
     "normalize": [("x", P, EMPTY), ("axis", K, -1)],
 }
+TABLE = [("pxy", P, EMPTY), ("axes", K, (-2, -1)), ("base", K, None), ("kind", K, "probs"), ("validate", K, True)]
+NO_BASE = [(n, k, d) for n, k, d in TWO if n != "base"]
+# the family beyond measures.py, module by module
+FAMILY = {
+    "information": {
+        "mutual_information": TABLE,
+        "joint_entropy": TABLE,
+        "conditional_entropy": [TABLE[0], ("given", K, -2), *TABLE[1:]],
+    },
+    "divergences": {
+        "total_variation": NO_BASE,
+        "hellinger_distance": NO_BASE,
+        "js_distance": TWO,
+        "f_divergence": [*TWO[:2], ("f", inspect.Parameter.POSITIONAL_OR_KEYWORD, EMPTY), *NO_BASE[2:]],
+    },
+    "renyi": {
+        "renyi_divergence": [*TWO[:2], ("alpha", inspect.Parameter.POSITIONAL_OR_KEYWORD, EMPTY), *TWO[2:]],
+        "renyi_entropy": [("p", P, EMPTY), ("alpha", inspect.Parameter.POSITIONAL_OR_KEYWORD, EMPTY)]
+        + [(n, K, d) for n, d in OPTIONS if n != "q_kind"],
+    },
+}
 # the measures also accept distribution objects, whose options (method, n_samples, ...) arrive
 # through **distribution_options
-DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence", "js_divergence", "decompose"}
+DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence", "js_divergence", "decompose", "total_variation",
+                     "hellinger_distance", "js_distance", "f_divergence", "renyi_divergence"}
 
 
 def test_measures_are_exported_with_their_signatures():
@@ -38,6 +63,23 @@ def test_measures_are_exported_with_their_signatures():
         assert [(p.name, p.kind, p.default) for p in params] == expected, name
 
 
+def test_the_family_is_exported_with_its_signatures():
+    for module_name, functions in FAMILY.items():
+        module = getattr(klkit, module_name)
+        assert sorted(module.__all__) == sorted(functions), module_name
+        for name, expected in functions.items():
+            assert name in klkit.__all__
+            fn = getattr(klkit, name)
+            assert fn is getattr(module, name)
+            params = list(inspect.signature(fn).parameters.values())
+            if name in DISTRIBUTION_HOOK:
+                assert params[-1].kind is inspect.Parameter.VAR_KEYWORD and params[-1].name == "distribution_options"
+                params = params[:-1]
+            assert [(p.name, p.kind, p.default) for p in params] == expected, name
+            doc = fn.__doc__
+            assert doc and ">>> import klkit" in doc and "References" in doc and "Raises" in doc, name
+
+
 def test_decomposition_is_a_named_tuple():
     assert "Decomposition" in klkit.__all__
     assert klkit.Decomposition._fields == ("entropy", "cross_entropy", "kl_divergence")
@@ -49,7 +91,7 @@ def test_measures_module_exports_exactly_the_measures():
 
 
 def test_all_is_sorted_unique_and_every_name_exists():
-    for module in (klkit, klkit.measures, klkit.errors):
+    for module in (klkit, klkit.measures, klkit.errors, klkit.information, klkit.divergences, klkit.renyi):
         names = module.__all__
         assert list(names) == sorted(names), module.__name__
         assert len(set(names)) == len(names), module.__name__

@@ -1,0 +1,341 @@
+"""KL's relatives on arrays: total variation, Hellinger distance, Jensen–Shannon distance, f-divergences.
+
+The bounds that tie them to KL (natural logarithms, :math:`H^2 = 1 - \\sum_i\\sqrt{p_i q_i}`):
+
+* Pinsker: :math:`TV \\le \\sqrt{KL/2}`; Bretagnolle–Huber: :math:`TV \\le \\sqrt{1 - e^{-KL}}`;
+* :math:`H^2 \\le TV \\le H\\sqrt{2 - H^2}`;
+* :math:`2H^2 \\le D_{1/2} = -2\\log(1 - H^2) \\le KL` (Rényi divergence of order ½, :mod:`klkit.renyi`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from klkit import _inputs
+from klkit._validation import Kind, sum_tolerance
+from klkit._xp import asarray, errstate, namespace, to_numpy
+from klkit.errors import InvalidArgumentError
+from klkit.measures import _for_distributions, js_divergence, kl_divergence
+from klkit.renyi import _divergence as _renyi
+
+__all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
+
+F_NAMES = ("kl", "reverse_kl", "tv", "hellinger", "chi2", "js")
+
+
+def total_variation(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", q_kind: Kind | None = None,
+                    validate: bool = True, **distribution_options: Any) -> Any:
+    r"""Total variation distance :math:`TV(P, Q) = \tfrac12 \sum_i |p_i - q_i| = \max_A |P(A) - Q(A)|`.
+
+    A metric with values in [0, 1] (1 for disjoint supports), without a unit (no ``base``).
+    Bounded by KL: :math:`TV \le \sqrt{KL/2}` (Pinsker) and :math:`TV \le \sqrt{1 - e^{-KL}}`
+    (Bretagnolle–Huber), KL in nats.
+
+    Parameters
+    ----------
+    p, q : array_like or torch.Tensor
+        Distributions with outcomes along ``axis``; their shapes broadcast.
+    axis : int, default -1
+        The outcome axis; one value per slice is returned.
+    kind, q_kind : {'probs', 'log_probs', 'logits'}
+        What ``p`` and ``q`` hold; ``q_kind`` defaults to ``kind``.
+    validate : bool, default True
+        Check the inputs (rules of :func:`klkit.entropy`).
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable).
+
+    Raises
+    ------
+    ValueError
+        Invalid distributions, a bad ``axis`` or ``kind`` (as :func:`klkit.kl_divergence`).
+    TypeError
+        numpy and torch inputs mixed, or a non-integer ``axis``.
+
+    References
+    ----------
+    .. [1] A. B. Tsybakov, "Introduction to Nonparametric Estimation", Springer, 2009, §2.4.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> round(float(klkit.total_variation([0.5, 0.5], [0.9, 0.1])), 6)
+    0.4
+    >>> float(klkit.total_variation([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
+    1.0
+    """
+    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        return _for_distributions("total_variation", (p, q), None, distribution_options)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    return _inputs.result(_total_variation(x), x)
+
+
+def hellinger_distance(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", q_kind: Kind | None = None,
+                       validate: bool = True, **distribution_options: Any) -> Any:
+    r"""Hellinger distance :math:`H(P, Q) = \sqrt{1 - \sum_i \sqrt{p_i q_i}} = \|\sqrt p - \sqrt q\|_2 / \sqrt2`.
+
+    Convention: normalised so that :math:`H \in [0, 1]` (1 for disjoint supports);
+    :math:`\sum_i\sqrt{p_i q_i}` is the Bhattacharyya coefficient BC. Some texts drop the
+    :math:`1/\sqrt2` (then :math:`H \in [0, \sqrt2]`): multiply by :math:`\sqrt2` to convert.
+    :math:`H^2` is computed as :math:`\tfrac12\sum_i(\sqrt{p_i} - \sqrt{q_i})^2`, never as
+    :math:`1 - BC` (which cancels when P ≈ Q). Relations, KL in nats:
+    :math:`H^2 \le TV \le H\sqrt{2 - H^2}` and :math:`2H^2 \le -2\log(1 - H^2) = D_{1/2} \le KL`.
+    ``f_divergence(p, q, "hellinger")`` is :math:`H^2`.
+
+    Parameters
+    ----------
+    p, q : array_like or torch.Tensor
+        Distributions with outcomes along ``axis``; their shapes broadcast.
+    axis, kind, q_kind, validate
+        As in :func:`total_variation`.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable;
+        the gradient at P = Q is 0).
+
+    Raises
+    ------
+    ValueError
+        Invalid distributions, a bad ``axis`` or ``kind`` (as :func:`klkit.kl_divergence`).
+    TypeError
+        numpy and torch inputs mixed, or a non-integer ``axis``.
+
+    References
+    ----------
+    .. [1] E. Hellinger, "Neue Begründung der Theorie quadratischer Formen von unendlichvielen
+       Veränderlichen", 1909.
+    .. [2] A. B. Tsybakov, "Introduction to Nonparametric Estimation", Springer, 2009, §2.4.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> round(float(klkit.hellinger_distance([0.5, 0.5], [0.9, 0.1])), 6)  # sqrt(1 - BC), BC = 0.894427
+    0.32492
+    >>> float(klkit.hellinger_distance([1.0, 0.0], [0.0, 1.0]))
+    1.0
+    """
+    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        return _for_distributions("hellinger_distance", (p, q), None, distribution_options)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    return _inputs.result(_sqrt(_hellinger_squared(x), x.xp), x)
+
+
+def js_distance(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind = "probs",
+                q_kind: Kind | None = None, validate: bool = True, **distribution_options: Any) -> Any:
+    r"""Jensen–Shannon distance :math:`\sqrt{JS(P, Q)}`, a metric (Endres and Schindelin, 2003).
+
+    The square root of :func:`klkit.js_divergence` in the same ``base``: at most 1 with
+    ``base=2``, :math:`\sqrt{\log 2}` in nats. Equals ``scipy.spatial.distance.jensenshannon(p, q,
+    base=base, axis=axis)`` on normalised inputs (scipy renormalises its inputs; klkit
+    validates them instead).
+
+    Parameters
+    ----------
+    p, q : array_like or torch.Tensor
+        Distributions with outcomes along ``axis``; their shapes broadcast.
+    axis, base, kind, q_kind, validate
+        As in :func:`klkit.js_divergence`.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable;
+        the gradient at P = Q is 0).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`klkit.js_divergence`.
+
+    References
+    ----------
+    .. [1] D. M. Endres and J. E. Schindelin, "A new metric for probability distributions",
+       IEEE Trans. Inf. Theory 49(7), 2003.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> float(klkit.js_distance([1.0, 0.0], [0.0, 1.0], base=2))
+    1.0
+    >>> round(float(klkit.js_distance([0.5, 0.5], [0.9, 0.1], base=2)), 6)
+    0.383136
+    """
+    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        return _for_distributions("js_distance", (p, q), base, distribution_options)
+    value = js_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return np.sqrt(value)  # JS is clamped to [0, log 2]: no NaN; numpy has no gradient to guard
+    return _sqrt(value, namespace(value))
+
+
+def f_divergence(p: Any, q: Any, /, f: str | Callable[[Any], Any], *, axis: int = -1, kind: Kind = "probs",
+                 q_kind: Kind | None = None, validate: bool = True, **distribution_options: Any) -> Any:
+    r"""f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i / q_i)`, f convex with :math:`f(1) = 0`.
+
+    Terms with :math:`q_i = 0 < p_i` are :math:`p_i f'(\infty)`, :math:`f'(\infty) = \lim_{t\to\infty}
+    f(t)/t`. In nats. Named generators run the dedicated log-space code:
+
+    ============== ============================================== ===================================
+    ``f``          :math:`f(t)`                                   equals
+    ============== ============================================== ===================================
+    "kl"           :math:`t \log t`                               ``kl_divergence(p, q)``
+    "reverse_kl"   :math:`-\log t`                                ``kl_divergence(q, p)``
+    "tv"           :math:`\tfrac12 |t - 1|`                       ``total_variation(p, q)``
+    "hellinger"    :math:`\tfrac12 (\sqrt t - 1)^2`               ``hellinger_distance(p, q) ** 2``
+    "chi2"         :math:`(t - 1)^2`                              Pearson :math:`\chi^2 = e^{D_2} - 1`
+    "js"           :math:`\tfrac12[t\log\tfrac{2t}{1+t} + \log\tfrac{2}{1+t}]` ``js_divergence(p, q)``
+    ============== ============================================== ===================================
+
+    A callable ``f`` is applied elementwise to the ratios :math:`t = p_i/q_i` on
+    :math:`q_i > 0` (an array of the inputs' library, so torch keeps autograd); it must define
+    ``f(0)`` as its limit (e.g. ``scipy.special.xlogy(t, t)``, not ``t * log(t)``). Its
+    :math:`f'(\infty)` is unknown to klkit, so a slice with :math:`q_i = 0 < p_i` raises.
+
+    Parameters
+    ----------
+    p, q : array_like or torch.Tensor
+        Distributions with outcomes along ``axis``; their shapes broadcast.
+    f : str or callable
+        One of "kl", "reverse_kl", "tv", "hellinger", "chi2", "js", or a function of an array.
+    axis, kind, q_kind, validate
+        As in :func:`total_variation`.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape without ``axis``, in the inputs' dtype.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; a callable with :math:`f(1) \ne 0`, one that returns NaN or an array
+        of another shape, or one met with :math:`q_i = 0 < p_i`; invalid distributions and
+        options (as :func:`klkit.kl_divergence`).
+    TypeError
+        ``f`` neither a name nor callable; numpy and torch inputs mixed.
+
+    References
+    ----------
+    .. [1] I. Csiszár, "Information-type measures of difference of probability distributions and
+       indirect observations", Studia Sci. Math. Hungarica 2, 1967.
+    .. [2] S. M. Ali and S. D. Silvey, "A general class of coefficients of divergence of one
+       distribution from another", J. R. Stat. Soc. B 28(1), 1966.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> round(float(klkit.f_divergence([0.5, 0.5], [0.9, 0.1], "chi2")), 6)  # 0.4²/0.9 + 0.4²/0.1
+    1.777778
+    >>> round(float(klkit.f_divergence([0.5, 0.5], [0.9, 0.1], lambda t: (t - 1) ** 2)), 6)
+    1.777778
+    """
+    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        return _for_distributions("f_divergence", (p, q), None, distribution_options, args=(f,))
+    opts = {"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate}
+    if isinstance(f, str):
+        if f not in F_NAMES:
+            raise InvalidArgumentError(
+                f"`f` must be one of {', '.join(repr(n) for n in F_NAMES)} or a callable; found {f!r}. "
+                "Pass e.g. f='chi2', or f=lambda t: (t - 1) ** 2 for your own generator."
+            )
+        if f == "kl":
+            return kl_divergence(p, q, **opts)
+        if f == "reverse_kl":
+            return kl_divergence(q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind,
+                                 validate=validate)
+        if f == "js":
+            return js_divergence(p, q, **opts)
+        x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+        if f == "tv":
+            return _inputs.result(_total_variation(x), x)
+        if f == "hellinger":
+            return _inputs.result(_hellinger_squared(x), x)
+        with errstate(x.xp):  # χ² = e^{D_2} − 1, from the Rényi divergence of order 2 (no cancellation)
+            return _inputs.result(x.xp.expm1(x.xp.clip(_renyi(x, 2.0, x.xp), 0.0, None)), x)
+    if not callable(f):
+        raise TypeError(
+            f"`f` must be a name ({', '.join(repr(n) for n in F_NAMES)}) or a callable; found {type(f).__name__}. "
+            "Pass e.g. f=lambda t: (t - 1) ** 2."
+        )
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    return _inputs.result(_callable_f(x, f), x)
+
+
+# ---------------------------------------------------------------------------
+# Implementation
+# ---------------------------------------------------------------------------
+
+
+def _total_variation(x: _inputs.Inputs) -> Any:
+    xp = x.xp
+    return xp.clip(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0)
+
+
+def _hellinger_squared(x: _inputs.Inputs) -> Any:
+    """½ Σ (√p − √q)², with √p = exp(½ log p): a zero (not infinite) gradient at p = 0."""
+    xp = x.xp
+    with errstate(xp):
+        root_p, root_q = xp.exp(0.5 * x.logp), xp.exp(0.5 * x.logq)
+    return xp.clip(0.5 * xp.sum((root_p - root_q) ** 2, axis=-1), 0.0, 1.0)
+
+
+def _sqrt(value: Any, xp: Any) -> Any:
+    """√value with a zero gradient (not NaN) at 0."""
+    positive = value > 0
+    return xp.where(positive, xp.sqrt(xp.where(positive, value, 1.0)), 0.0 * value)
+
+
+def _callable_f(x: _inputs.Inputs, f: Callable[[Any], Any]) -> Any:
+    """Σ_{q > 0} q f(p/q) for a user's generator f (checked: f(1) = 0, no NaN, elementwise)."""
+    xp = x.xp
+    one = f(xp.ones((1,), dtype=x.p.dtype, device=_device(x.p)))
+    one = float(to_numpy(asarray(one, xp, "f")).reshape(-1)[0]) if _shape(one) in ((), (1,)) else math.nan
+    if not abs(one) <= sum_tolerance(x.p.dtype):
+        raise InvalidArgumentError(
+            f"`f` must satisfy f(1) = 0 (an f-divergence of P from itself is 0); found f(1) = {one!r}. "
+            "Subtract the constant: lambda t: g(t) - g(1)."
+        )
+    qpos = x.logq > -math.inf
+    escape = (x.logp > -math.inf) & ~qpos
+    if bool(xp.any(escape)):
+        n = int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))
+        raise InvalidArgumentError(
+            f"`f` is a callable, so the term p_i·lim f(t)/t where q_i = 0 < p_i is unknown to klkit; found {n} "
+            "such outcome(s). Use a named f ('kl', 'reverse_kl', 'tv', 'hellinger', 'chi2', 'js') or give q "
+            "full support on p's."
+        )
+    with errstate(xp):
+        ratio = xp.where(qpos, xp.exp(xp.where(qpos, x.logp - x.logq, 0.0)), 1.0)
+        values = f(ratio)
+    if _shape(values) != tuple(ratio.shape):
+        raise InvalidArgumentError(
+            f"`f` must act elementwise and return an array of the ratios' shape {tuple(ratio.shape)}; found "
+            f"{_shape(values)}. Write f with array operations (e.g. lambda t: (t - 1) ** 2)."
+        )
+    values = asarray(values, xp, "f")
+    if bool(xp.any(xp.isnan(values))):
+        t = to_numpy(ratio)[to_numpy(xp.isnan(values))]
+        raise InvalidArgumentError(
+            f"`f` returned NaN at t = {t.reshape(-1)[0].item()!r} ({t.size} ratio(s) in all). Define f at 0 by its "
+            "limit (e.g. scipy.special.xlogy(t, t) or torch.xlogy(t, t) for t log t)."
+        )
+    return xp.sum(xp.where(qpos, x.q * values, 0.0), axis=-1)
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    shape = getattr(x, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)

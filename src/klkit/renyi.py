@@ -1,0 +1,236 @@
+"""Rényi divergence and Rényi entropy of order α on arrays, with the limits α = 0, 1, ∞ in closed form.
+
+Both rest on one quantity, :math:`\\tfrac1s \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`
+(:func:`_scaled_log_moment`), evaluated two ways: a log-sum-exp shifted by the largest :math:`u`
+(no overflow at any α) and, where the logarithm is small (α near 1), ``log1p`` of a sum of
+``expm1`` terms, so that the value is continuous into α = 1, which dispatches to
+:func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from klkit import _inputs
+from klkit._validation import Kind, check_base
+from klkit._xp import errstate, is_torch, logsumexp
+from klkit.measures import _for_distributions, entropy, kl_divergence
+
+__all__ = ["renyi_divergence", "renyi_entropy"]
+
+_SWITCH = 0.5  # |log Σ w e^{s u}| below this takes the log1p/expm1 form (continuity at α = 1)
+
+
+def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: float | None = None,
+                     kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
+                     **distribution_options: Any) -> Any:
+    r"""Rényi divergence of order α, :math:`D_\alpha(P\|Q) = \frac{1}{\alpha-1}\log\sum_i p_i^\alpha q_i^{1-\alpha}`.
+
+    Non-decreasing in α, and the limits are exact closed forms:
+
+    * α = 0: :math:`-\log Q(\operatorname{supp} P)`;
+    * α = ½: :math:`-2\log BC(P, Q)` with the Bhattacharyya coefficient :math:`BC = \sum_i \sqrt{p_i q_i}`,
+      i.e. :math:`-2\log(1 - H^2)` with the Hellinger distance of :func:`klkit.hellinger_distance`;
+    * α = 1: :math:`\mathrm{KL}(P\|Q)` (the call is :func:`klkit.kl_divergence`; values of α near 1
+      are continuous with it);
+    * α = 2: :math:`\log(1 + \chi^2(P\|Q))`;
+    * α = ∞ (``math.inf``): :math:`\log \max_i p_i / q_i`.
+
+    Support mismatch follows KL: for α ≥ 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for
+    α < 1 only disjoint supports give ``+inf``. Computed in log space; rounding below 0 is clamped.
+
+    Parameters
+    ----------
+    p, q : array_like or torch.Tensor
+        Distributions with outcomes along ``axis``; their shapes broadcast.
+    alpha : float
+        The order, ``0 <= alpha <= inf``.
+    axis : int, default -1
+        The outcome axis; one value per slice is returned.
+    base : float, optional
+        None for nats (default), 2 for bits, any ``b > 1``.
+    kind, q_kind : {'probs', 'log_probs', 'logits'}
+        What ``p`` and ``q`` hold; ``q_kind`` defaults to ``kind``.
+    validate : bool, default True
+        Check the inputs (rules of :func:`klkit.entropy`).
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable).
+
+    Raises
+    ------
+    ValueError
+        ``alpha`` negative, NaN or not a number; invalid distributions, a bad ``axis``, ``base``
+        or ``kind`` (as :func:`klkit.kl_divergence`).
+    TypeError
+        numpy and torch inputs mixed, or a non-integer ``axis``.
+
+    References
+    ----------
+    .. [1] A. Rényi, "On measures of entropy and information", 1961.
+    .. [2] T. van Erven and P. Harremoës, "Rényi divergence and Kullback–Leibler divergence",
+       IEEE Trans. Inf. Theory 60(7), 2014.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> round(float(klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], 2)), 6)  # log(1 + χ²) = log(25/9)
+    1.021651
+    >>> round(float(klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], 1)), 6)  # = KL
+    0.510826
+    >>> round(float(klkit.renyi_divergence([0.5, 0.5], [1.0, 0.0], 0.5)), 6)  # finite below α = 1: log 2 ...
+    0.693147
+    >>> float(klkit.renyi_divergence([0.5, 0.5], [1.0, 0.0], 2))  # ... infinite from α = 1 on
+    inf
+    """
+    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        return _for_distributions("renyi_divergence", (p, q), base, distribution_options, args=(alpha,))
+    alpha = _inputs.check_alpha(alpha)
+    base = check_base(base)
+    if alpha == 1.0:
+        return kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    xp = x.xp
+    with errstate(xp):
+        value = _divergence(x, alpha, xp)
+        value = xp.clip(value, 0.0, None)
+    return _inputs.result(value, x, base)
+
+
+def renyi_entropy(p: Any, /, alpha: float, *, axis: int = -1, base: float | None = None,
+                  kind: Kind = "probs", validate: bool = True) -> Any:
+    r"""Rényi entropy of order α, :math:`H_\alpha(P) = \frac{1}{1-\alpha}\log\sum_i p_i^\alpha`.
+
+    Non-increasing in α, between 0 and :math:`\log K`; :math:`H_\alpha(P) = \log K - D_\alpha(P\|U)`
+    with U uniform on the K outcomes. Exact limits: α = 0 is the Hartley entropy
+    :math:`\log|\operatorname{supp} P|`, α = 1 the Shannon entropy (the call is :func:`klkit.entropy`;
+    nearby α are continuous with it), α = 2 the collision entropy :math:`-\log\sum_i p_i^2`, α = ∞
+    the min-entropy :math:`-\log\max_i p_i`.
+
+    Parameters
+    ----------
+    p : array_like or torch.Tensor
+        The distribution, outcomes along ``axis``.
+    alpha : float
+        The order, ``0 <= alpha <= inf``.
+    axis, base, kind, validate
+        As in :func:`klkit.entropy`.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        Shape of ``p`` without ``axis``, in its dtype (torch: differentiable).
+
+    Raises
+    ------
+    ValueError
+        ``alpha`` negative, NaN or not a number; the errors of :func:`klkit.entropy`.
+    TypeError
+        A non-integer ``axis``, or an input that is not an array.
+
+    References
+    ----------
+    .. [1] A. Rényi, "On measures of entropy and information", 1961.
+
+    Examples
+    --------
+    >>> import klkit
+    >>> round(float(klkit.renyi_entropy([0.5, 0.25, 0.25], 2, base=2)), 6)  # -log2(3/8)
+    1.415037
+    >>> round(float(klkit.renyi_entropy([0.5, 0.25, 0.25], 0, base=2)), 6)  # log2 |supp P|
+    1.584963
+    >>> round(float(klkit.renyi_entropy([0.5, 0.25, 0.25], float("inf"), base=2)), 6)  # -log2 max p
+    1.0
+    """
+    alpha = _inputs.check_alpha(alpha)
+    base = check_base(base)
+    if alpha == 1.0:
+        return entropy(p, axis=axis, base=base, kind=kind, validate=validate)
+    x = _inputs.one(p, axis, kind, validate)
+    xp = x.xp
+    with errstate(xp):
+        value = _entropy(x, alpha, xp)
+        value = xp.clip(value, 0.0, None)
+    return _inputs.result(value, x, base)
+
+
+# ---------------------------------------------------------------------------
+# Implementation
+# ---------------------------------------------------------------------------
+
+
+def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+    """D_α in nats along the last axis, α ≠ 1."""
+    logp, logq = x.logp, x.logq
+    pos = logp > -math.inf  # supports from the logs: a logit far below the others has p = 0.0 but is not 0
+    both = pos & (logq > -math.inf)
+    # α > 1: p > 0 where q = 0 makes Σ p^α q^(1−α) infinite; α < 1: those terms vanish, and only
+    # disjoint supports leave nothing
+    infinite = xp.any(pos & ~both, axis=-1) if alpha > 1.0 else ~xp.any(both, axis=-1)
+    dead = infinite[..., None]
+    keep = (both & ~dead) | (dead & pos)  # infinite slices: harmless finite stand-ins, replaced below
+    u = xp.where(both & ~dead, logp - xp.where(both, logq, 0.0), 0.0)  # log p/q on the common support
+    if alpha == 0.0:  # −log Q(supp P)
+        value = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
+        value = _keep_graph(value, x.p, xp)
+    elif alpha == math.inf:  # log max p/q
+        value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
+    else:
+        logw = _normalised_log(logp, pos, xp)
+        value = _scaled_log_moment(logw, u, keep, alpha - 1.0, xp)
+    return xp.where(infinite, math.inf, value)
+
+
+def _entropy(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+    """H_α in nats along the last axis, α ≠ 1."""
+    pos = x.logp > -math.inf
+    if alpha == 0.0:  # log |supp P|
+        count = xp.sum(xp.astype(pos, x.p.dtype), axis=-1)
+        return _keep_graph(xp.log(count), x.p, xp)
+    logw = _normalised_log(x.logp, pos, xp)
+    if alpha == math.inf:  # −log max p
+        return -xp.max(logw, axis=-1)
+    return -_scaled_log_moment(logw, xp.where(pos, logw, 0.0), pos, alpha - 1.0, xp)
+
+
+def _normalised_log(logp: Any, pos: Any, xp: Any) -> Any:
+    """log p − log Σp (−inf off the support): the weights w of the moment sum exactly 1, so that
+    a slice summing to 1 ± ε (within the validation tolerance) does not blow up near α = 1."""
+    return logp - logsumexp(xp.where(pos, logp, -math.inf), xp, keepdims=True)
+
+
+def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
+    r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i}, with Σ_i w_i = 1 over the slice; entries with w_i > 0
+    outside ``keep`` count as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
+
+    Two evaluations, chosen per slice by the size of L = log Σ w e^{s u}:
+
+    * |L| ≥ ½: c + lse(log w + s (u − c)) / s with c = max u, which cannot overflow at any s;
+    * |L| < ½ (s near 0, or P near Q): log1p(Σ w (e^{s u} − 1)) / s, each w (e^{s u} − 1) from
+      ``expm1`` (or e^{log w + s u} − w where s u > 1, which has no cancellation), so the ratio
+      tends to Σ w u without cancellation as s → 0. Every branch a ``where`` leaves out is fed
+      finite stand-ins, so the gradients stay finite.
+    """
+    cap = math.log(float(xp.finfo(logw.dtype).max)) - 2.0
+    u = xp.where(keep, u, 0.0)
+    c = xp.max(xp.where(keep, u, -math.inf), axis=-1, keepdims=True)
+    c = xp.where(c > -math.inf, c, 0.0)
+    lse = logsumexp(xp.where(keep, logw + s * (u - c), -math.inf), xp)
+    c = c[..., 0]
+    big = c + lse / s
+    a = s * u
+    low = a <= 1.0
+    w = xp.exp(logw)
+    grow = xp.exp(xp.clip(logw + xp.where(low, 1.0, a), None, cap)) - w
+    term = xp.where(low, w * xp.expm1(xp.where(low, a, 0.0)), grow)
+    total = xp.sum(xp.where(keep, term, -w), axis=-1)
+    small = xp.abs(s * c + lse) < _SWITCH
+    return xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s, big)
+
+
+def _keep_graph(value: Any, p: Any, xp: Any) -> Any:
+    """``value`` tied to ``p`` with a zero gradient (torch), so that a constant result still backpropagates."""
+    return value + 0.0 * xp.sum(p, axis=-1) if is_torch(xp) else value
