@@ -1,6 +1,7 @@
 r"""Closed-form KL(p‖q) = E_p[log p(X) − log q(X)], written once for numpy and torch.
 
-Same-family pairs have their own formulas. Cross-family pairs are assembled
+Same-family pairs have their own formulas (Gil's tables [1]_; Cauchy from Nielsen
+and Okamura [2]_). Cross-family pairs are assembled
 from two tables, so each piece of mathematics is written once:
 
 - ``_MOMENTS``: expectations under ``p`` (mean, variance, E[log X], E|X − c|,

@@ -8,21 +8,21 @@ each naming its method in the result:
 - Deterministic approximations and bounds for Gaussian components, returned as
   an :class:`Approximation`:
 
-  ============================  ========================================================  ===============
-  ``mixture_kl`` method          formula                                                   kind
-  ============================  ========================================================  ===============
-  ``"variational"``              Hershey & Olsen (2007), eq. (18)                           approximation
-  ``"upper_bound"``              Hershey & Olsen (2007) variational upper bound, §7         upper bound
-  ============================  ========================================================  ===============
+  ==========================  ========================================================================  =============
+  ``mixture_kl`` method       formula                                                                   kind
+  ==========================  ========================================================================  =============
+  ``"variational"``           Hershey & Olsen (2007) [1]_, eq. (18)                                     approximation
+  ``"upper_bound"``           Hershey & Olsen (2007) variational upper bound, §7                        upper bound
+  ==========================  ========================================================================  =============
 
-  ============================  ========================================================  ===============
-  ``mixture_entropy`` method     formula                                                   kind
-  ============================  ========================================================  ===============
-  ``"huber_lower"``              Huber et al. (2008), eq. (8): −Σ w_i log Σ w_j N(μ_i; μ_j, Σ_i+Σ_j)  lower bound
-  ``"huber_upper"``              Huber et al. (2008), eq. (9): Σ w_i (−log w_i + H(N_i))    upper bound
-  ``"pairwise_lower"``           Kolchinsky & Tracey (2017), Bhattacharyya distances        lower bound
-  ``"pairwise_upper"``           Kolchinsky & Tracey (2017), KL distances                   upper bound
-  ============================  ========================================================  ===============
+  ==========================  ========================================================================  =============
+  ``mixture_entropy`` method  formula                                                                   kind
+  ==========================  ========================================================================  =============
+  ``"huber_lower"``           Huber et al. (2008) [2]_, eq. (8): −Σ w_i log Σ w_j N(μ_i; μ_j, Σ_i+Σ_j)  lower bound
+  ``"huber_upper"``           Huber et al. (2008), eq. (9): Σ w_i (−log w_i + H(N_i))                   upper bound
+  ``"pairwise_lower"``        Kolchinsky & Tracey (2017) [3]_, Bhattacharyya distances                  lower bound
+  ``"pairwise_upper"``        Kolchinsky & Tracey (2017), KL distances                                  upper bound
+  ==========================  ========================================================================  =============
 
 Mixtures are ``torch.distributions.MixtureSameFamily`` objects whose components
 are ``Normal``, ``Independent(Normal, 1)`` or ``MultivariateNormal``, or fitted

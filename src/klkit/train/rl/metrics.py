@@ -107,7 +107,7 @@ def steps_to_threshold(episodes: Sequence[tuple[int, float]], threshold: float, 
 
 def policy_kl(old: Distribution, new: Distribution, old_log_probs: torch.Tensor,
               new_log_probs: torch.Tensor) -> dict[str, float]:
-    r"""Mean KL(π_old(·|s) ‖ π_new(·|s)) over a batch of states, three ways, all from klkit.
+    r"""Mean KL(π_old(·∣s) ‖ π_new(·∣s)) over a batch of states, three ways, all from klkit.
 
     - ``kl_exact``: :func:`klkit.kl_divergence` of the two policy distributions
       (closed form per state), averaged over states;

@@ -128,7 +128,7 @@ class ActorCritic(nn.Module):
         return [p for p in self.parameters() if id(p) not in critic]
 
     def distribution_parameters(self, obs: torch.Tensor) -> torch.Tensor:
-        """What defines π(·|s), stacked on the last axis: logits, or [mean, log σ] (batch, 2·act_dim)."""
+        """What defines π(·∣s), stacked on the last axis: logits, or [mean, log σ] (batch, 2·act_dim)."""
         if self.discrete:
             return _forward(self.actor, obs)
         if self.std_kind == "state-independent":
@@ -145,7 +145,7 @@ class ActorCritic(nn.Module):
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
     def distribution(self, obs: torch.Tensor) -> Distribution:
-        """π(·|s) for a batch of observations."""
+        """π(·∣s) for a batch of observations."""
         return self.make_distribution(self.distribution_parameters(obs))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:

@@ -239,7 +239,7 @@ class Run:
 
     # --- one rollout ----------------------------------------------------------------
     def collect_rollout(self) -> np.ndarray:
-        """Run the current policy for ``n_steps`` in every environment, filling :attr:`buffer`.
+        """Run the current policy for ``n_steps`` in every environment, filling ``self.buffer``.
 
         Returns
         -------
