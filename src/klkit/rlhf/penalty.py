@@ -44,8 +44,10 @@ def kl_penalty(logp: Any, ref_logp: Any, /, *, estimator: Estimator = "k1", plac
     .. math::
 
         k_1 = \ell, \qquad k_2 = \tfrac12 \ell^2, \qquad
-        k_3 = e^{d} - 1 - d \ (\texttt{expm1}(d) - d), \qquad \mathrm{abs} = |\ell| .
+        k_3 = e^{d} - 1 - d, \qquad \mathrm{abs} = |\ell| .
 
+    k3 is computed to a few ulps (a series below :math:`|d| = 1`, ``expm1(d) - d`` above; the
+    libraries' ``(exp(d) - d) - 1`` keeps no correct digit in float32 below :math:`|d| \approx 10^{-4}`).
     On-policy (:math:`a \sim \pi`), :math:`E_\pi[k_1] = E_\pi[k_3] = \mathrm{KL}(\pi\|\pi_{\mathrm{ref}})`;
     k2 and abs are biased. Their **gradients** as losses differ from the gradient of that KL (Tang &
     Munos 2025; Zhang et al. 2025); with :math:`g(a) = \nabla_\theta \log\pi_\theta(a)`, the expected
@@ -149,11 +151,11 @@ def kl_penalty(logp: Any, ref_logp: Any, /, *, estimator: Estimator = "k1", plac
     >>> logp.grad.tolist()  # k2's gradient: the log-ratio
     [0.5, -1.0]
     >>> verl = kl_penalty(logp, ref, preset="verl:low_var_kl").value  # (exp(d) - d) - 1, clamped
-    >>> float((verl - out.value).abs().max()) < 1e-15  # expm1(d) - d: the same up to rounding
+    >>> float((verl - out.value).abs().max()) < 1e-15  # klkit's k3: the same up to rounding
     True
     """
     torch = _check_tensors(logp, ref_logp, old_logp)
-    formula = "expm1(d) - d"
+    formula = "klkit"
     if preset is not None:
         estimator, gradient, clamp, formula = _from_preset(preset, estimator, gradient, clamp)
     _check_options(estimator, placement, gradient, old_logp, preset)
@@ -199,7 +201,13 @@ def _estimate(ell: Any, d: Any, estimator: str, clamp: Clamp | None, formula: st
     bound = None if clamp is None else clamp.log_ratio
     if estimator == "k3":
         d = -ell if d is None else d
-        return FORMULAS[formula](d if bound is None else torch.clamp(d, min=-bound, max=bound))
+        if bound is not None:
+            d = torch.clamp(d, min=-bound, max=bound)
+        if clamp is not None and clamp.value is not None:
+            # under a clamp of the value, keep e^d finite: the value is clamped either way, and the
+            # gradient is 0 there instead of 0·inf = NaN (OpenRLHF's k3 in float32 below ℓ = -88)
+            d = torch.clamp(d, max=math.log(torch.finfo(d.dtype).max) - 1)
+        return FORMULAS[formula](d)
     if bound is not None:
         ell = torch.clamp(ell, min=-bound, max=bound)
     return ell if estimator == "k1" else 0.5 * ell.square() if estimator == "k2" else ell.abs()
