@@ -5,22 +5,22 @@ each naming its method in the result:
 
 - ``method="mc"``: an unbiased Monte Carlo :class:`~klkit.estimators.Estimate`
   (any ``torch.distributions.MixtureSameFamily``, Gaussian or not).
-- Deterministic approximations and bounds for Gaussian components, returned as
-  an :class:`Approximation`:
+- Deterministic approximations and bounds for Gaussian components (Hershey & Olsen [1]_,
+  Huber et al. [2]_, Kolchinsky & Tracey [3]_), returned as an :class:`Approximation`:
 
   ==========================  ========================================================================  =============
   ``mixture_kl`` method       formula                                                                   kind
   ==========================  ========================================================================  =============
-  ``"variational"``           Hershey & Olsen (2007) [1]_, eq. (18)                                     approximation
+  ``"variational"``           Hershey & Olsen (2007), eq. (18)                                          approximation
   ``"upper_bound"``           Hershey & Olsen (2007) variational upper bound, §7                        upper bound
   ==========================  ========================================================================  =============
 
   ==========================  ========================================================================  =============
   ``mixture_entropy`` method  formula                                                                   kind
   ==========================  ========================================================================  =============
-  ``"huber_lower"``           Huber et al. (2008) [2]_, eq. (8): −Σ w_i log Σ w_j N(μ_i; μ_j, Σ_i+Σ_j)  lower bound
+  ``"huber_lower"``           Huber et al. (2008), eq. (8): −Σ w_i log Σ w_j N(μ_i; μ_j, Σ_i+Σ_j)       lower bound
   ``"huber_upper"``           Huber et al. (2008), eq. (9): Σ w_i (−log w_i + H(N_i))                   upper bound
-  ``"pairwise_lower"``        Kolchinsky & Tracey (2017) [3]_, Bhattacharyya distances                  lower bound
+  ``"pairwise_lower"``        Kolchinsky & Tracey (2017), Bhattacharyya distances                       lower bound
   ``"pairwise_upper"``        Kolchinsky & Tracey (2017), KL distances                                  upper bound
   ==========================  ========================================================================  =============
 
