@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from klkit._validation import check_logits
 from klkit._xp import NUMPY, namespace
-from klkit.errors import InvalidArgumentError, ShapeError
+from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.measures import kl_divergence
 
 __all__ = ["token_kl"]
@@ -87,6 +88,17 @@ def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse
     if shape != ref_shape or len(shape) == 0:
         raise ShapeError(f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
                          f"{ref_shape}. Evaluate both models at the same positions.")
+    try:
+        return _token_kl(logits, ref_logits, direction, chunk_size)
+    except InvalidDistributionError:  # name the argument (klkit.kl_divergence calls them p and q)
+        xp = namespace(logits, ref_logits, names=("logits", "ref_logits"))
+        check_logits(logits, "logits", xp)
+        check_logits(ref_logits, "ref_logits", xp)
+        raise
+
+
+def _token_kl(logits: Any, ref_logits: Any, direction: str, chunk_size: int | None) -> Any:
+    shape = tuple(logits.shape)
     first, second = (logits, ref_logits) if direction == "reverse" else (ref_logits, logits)
     tokens = 1
     for n in shape[:-1]:
