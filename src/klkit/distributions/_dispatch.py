@@ -17,7 +17,7 @@ from klkit.distributions.montecarlo import batch_shape, log_density
 from klkit.errors import BackendMismatchError, InvalidArgumentError
 
 __all__ = [
-    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "family_note", "finish", "finite", "is_estimate",
+    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "family_note", "find_divergence", "finish", "finite", "is_estimate",
     "log_densities_at", "parse_options", "quiet", "same_library", "scale", "two_seeds", "zeros_of_batch",
 ]
 
@@ -146,3 +146,21 @@ def scale(value: Any, base: float | None) -> Any:
 
         return Estimate(value.value / s, value.standard_error / s, value.n_samples, value.method)
     return value / s
+
+
+def find_divergence(measure: str, p: Any, q: Any, *, symmetric: bool) -> tuple[Any, Any, Any]:
+    """(function, p', q') for a measure of :data:`~klkit.distributions.registry.DIVERGENCES`, or (None, …).
+
+    Raw types first (a user's own registrations), then the adapted families; a symmetric measure
+    also tries the pair the other way round, and then returns it in that order.
+    """
+    from klkit.distributions import registry
+    from klkit.distributions.adapters import to_family
+
+    fp, fq = to_family(p), to_family(q)
+    for a, b in ((p, q), (fp, fq)):
+        for x, y in ((a, b), (b, a)) if symmetric else ((a, b),):
+            function = registry.lookup_divergence(measure, type(x), type(y))
+            if function is not None:
+                return function, x, y
+    return None, fp, fq

@@ -2,7 +2,7 @@
 
 The backend is never decided here: :func:`ops_for` asks :func:`klkit._xp.namespace`
 which library the parameter arrays belong to and returns that library's
-special-function object (``lgamma``, ``digamma``, ``trigamma``, ``erf``, ``i0e``,
+special-function object (``lgamma``, ``digamma``, ``trigamma``, ``erf``, ``erfc``, ``i0e``,
 ``i1e``, ``xlogy``, ``betainc``, ``exp1``, ``softplus``, ``log_softmax``,
 ``solve_lower``, ``cholesky`` …). Family records keep it as ``p.xp``; its
 element-wise array-API functions (``log``, ``exp``, ``expm1`` …) are the
@@ -50,6 +50,7 @@ class NumpyOps(_ArrayApiOps):
     lgamma = staticmethod(special.gammaln)
     digamma = staticmethod(special.digamma)
     erf = staticmethod(special.erf)
+    erfc = staticmethod(special.erfc)
     i0e = staticmethod(special.i0e)
     i1e = staticmethod(special.i1e)
     xlogy = staticmethod(special.xlogy)
@@ -142,6 +143,7 @@ class TorchOps(_ArrayApiOps):
         self.torch = torch
         for name in ("lgamma", "digamma", "erf", "xlogy", "where"):
             setattr(self, name, getattr(torch, name))
+        self.erfc = torch.special.erfc
         self.i0e = torch.special.i0e
         self.i1e = torch.special.i1e
         self.softplus = torch.nn.functional.softplus

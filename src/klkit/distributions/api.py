@@ -25,6 +25,10 @@ base : float, optional
 Closed forms return arrays with the parameters' batch shape (torch in → torch
 out with gradients; scipy in → numpy out); Monte Carlo returns an
 :class:`~klkit.estimators.Estimate`.
+
+The total variation, Hellinger distance, Rényi divergence, f-divergences and the
+Jensen–Shannon distance live in :mod:`klkit.distributions.divergence_api` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from klkit.distributions import registry
 from klkit.distributions._dispatch import (
     broadcast,
     family_note,
+    find_divergence,
     finish,
     finite,
     is_estimate,
@@ -49,10 +54,28 @@ from klkit.distributions._dispatch import (
 )
 from klkit.distributions.adapters import to_family
 from klkit.distributions.checks import check_frozen, check_pair
+from klkit.distributions.divergence_api import (  # the rest of the family, re-exported
+    f_divergence,
+    hellinger_distance,
+    js_distance,
+    renyi_divergence,
+    total_variation,
+)
 from klkit.distributions.montecarlo import draw, log_density, mc_mean, warn_if_unreliable
 from klkit.errors import NotRegisteredError
 
-__all__ = ["cross_entropy", "decompose", "entropy", "js_divergence", "kl_divergence"]
+__all__ = [
+    "cross_entropy",
+    "decompose",
+    "entropy",
+    "f_divergence",
+    "hellinger_distance",
+    "js_distance",
+    "js_divergence",
+    "kl_divergence",
+    "renyi_divergence",
+    "total_variation",
+]
 
 Method = Literal["auto", "exact", "mc"]
 
@@ -190,8 +213,9 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     r"""Jensen–Shannon divergence ½ KL(P‖M) + ½ KL(Q‖M), M = ½(P + Q), of two distribution objects.
 
     There is no closed form for a mixture's log-density, so the value is a Monte Carlo
-    estimate unless it is known exactly: 0 when p and q are the same law (a registered
-    closed-form KL(p‖q) is 0). With :math:`x_i \sim P`, :math:`y_i \sim Q` (``n_samples``
+    estimate unless it is known exactly: a registered closed form (Bernoulli and Categorical,
+    through :func:`klkit.js_divergence` on their log-probabilities), or 0 when p and q are the
+    same law (a registered closed-form KL(p‖q) is 0). With :math:`x_i \sim P`, :math:`y_i \sim Q` (``n_samples``
     of each, independent) and :math:`\log m = \mathrm{logaddexp}(\log p, \log q) - \log 2`,
 
     .. math::
@@ -282,11 +306,19 @@ def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -
 
 
 def _js_exact(p: Any, q: Any) -> Any:
-    """Zeros of the batch shape when a closed-form KL(p‖q) says p = q everywhere; else None."""
+    """A registered closed form (Bernoulli, Categorical), or zeros of the batch shape when a closed-form
+    KL(p‖q) says p = q everywhere; else None."""
     import numpy as np
 
     if p is q:
         return zeros_of_batch(p, q)
+    function, a, b = find_divergence("js_divergence", p, q, symmetric=True)
+    if function is not None:
+        try:
+            with quiet(a):
+                return finish(function(a, b), p)
+        except NotRegisteredError:
+            pass
     try:
         function, fp, fq = _find_kl(p, q)
         if function is None:
@@ -374,5 +406,4 @@ def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
             terms = np.expm1(log_r) - log_r
     advice = (_ADVICE_K1 if estimator != "k1" else "Use ") + _ADVICE_KL
     warn_if_unreliable(terms, np.isfinite(log_r), f"KL(p‖q) with estimator={estimator!r}", advice)
-
 
