@@ -23,8 +23,16 @@ def invoke(*args: str):
     return runner.invoke(app, ["measure", *args])
 
 
-def _reference(p: np.ndarray, q: np.ndarray, base: float | None) -> dict[str, float]:
-    """Independent truth: scipy for H, KL and JS; numpy's -Σ p log q for the cross-entropy."""
+def _renyi(p: np.ndarray, q: np.ndarray, alpha: float) -> float:
+    """D_α(P‖Q) in nats from the defining sum (full supports), its α = ∞ limit log max p/q."""
+    if np.isinf(alpha):
+        return float(np.log(np.max(p / q)))
+    return float(np.log(np.sum(p**alpha * q ** (1 - alpha))) / (alpha - 1))
+
+
+def _reference(p: np.ndarray, q: np.ndarray, base: float | None, alpha: float = 2.0) -> dict[str, float]:
+    """Independent truth: scipy for H, KL, JS and the JS distance; numpy for the cross-entropy, total
+    variation, Hellinger distance (√(1 − Σ√(pq))) and the Rényi divergence."""
     scale = 1.0 if base is None else np.log(base)
     return {
         "entropy_p": scipy_entropy(p, base=base),
@@ -34,6 +42,11 @@ def _reference(p: np.ndarray, q: np.ndarray, base: float | None) -> dict[str, fl
         "cross_entropy_pq": -np.sum(p * np.log(q)) / scale,
         "cross_entropy_qp": -np.sum(q * np.log(p)) / scale,
         "js": jensenshannon(p, q, base=base) ** 2,
+        "js_distance": jensenshannon(p, q, base=base),
+        "total_variation": 0.5 * np.abs(p - q).sum(),
+        "hellinger": np.sqrt(1 - np.sqrt(p * q).sum()),
+        "renyi_pq": _renyi(p, q, alpha) / scale,
+        "renyi_qp": _renyi(q, p, alpha) / scale,
     }
 
 
@@ -78,6 +91,21 @@ def test_report_disjoint_support_is_inf_and_check_holds():
     assert report["kl_qp"] == pytest.approx(np.log(2), rel=RTOL)
     assert report["check"]["difference"] is None and report["check"]["holds"] is True
     assert np.isfinite(report["js"]) and report["js"] <= np.log(2)
+    assert report["renyi_pq"] == np.inf and report["renyi_qp"] == pytest.approx(np.log(2), rel=RTOL)
+    assert report["total_variation"] == 0.5
+    assert report["hellinger"] == pytest.approx(np.sqrt(1 - np.sqrt(0.5)), rel=RTOL)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 3.0, np.inf])
+def test_report_renyi_order(alpha):
+    p, q = np.array([0.2, 0.3, 0.5]), np.array([0.1, 0.1, 0.8])
+    report = measure_report(p, q, base=2, alpha=alpha)
+    expected_pq = scipy_entropy(p, q) if alpha == 1 else _renyi(p, q, alpha)
+    expected_qp = scipy_entropy(q, p) if alpha == 1 else _renyi(q, p, alpha)
+    assert report["alpha"] == alpha
+    assert report["renyi_pq"] == pytest.approx(expected_pq / np.log(2), rel=RTOL, abs=1e-15)
+    assert report["renyi_qp"] == pytest.approx(expected_qp / np.log(2), rel=RTOL, abs=1e-15)
+    assert report["total_variation"] <= np.sqrt(report["kl_pq"] * np.log(2) / 2)  # Pinsker, KL in nats
 
 
 def test_report_kinds_pass_through():
@@ -118,7 +146,8 @@ def test_command_table_shows_every_measure():
     p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
     result = invoke("--p", "0.5,0.5", "--q", "0.9,0.1", "--base", "2")
     assert result.exit_code == 0, result.output
-    for label in ("H(P)", "H(Q)", "H(P,Q)", "H(Q,P)", "KL(P‖Q)", "KL(Q‖P)", "JS(P,Q)", "bits"):
+    for label in ("H(P)", "H(Q)", "H(P,Q)", "H(Q,P)", "KL(P‖Q)", "KL(Q‖P)", "JS(P,Q)", "bits", "Rényi D_2(P‖Q)",
+                  "Rényi D_2(Q‖P)", "√JS(P,Q) (√bits)", "TV(P,Q) (no unit)", "Hellinger H(P,Q) (no unit)"):
         assert label in result.stdout
     for value in _reference(p, q, 2).values():
         assert f"{value:.6f}" in result.stdout
@@ -134,6 +163,19 @@ def test_command_json_parses_and_matches_the_function():
         assert data[key] == pytest.approx(expected, rel=RTOL), key
     assert data == _json_strict(format_json(measure_report(p, q)))
     assert data["unit"] == "nats" and data["check"]["holds"] is True
+
+
+def test_command_alpha_option():
+    p, q = np.array([0.2, 0.3, 0.5]), np.array([0.1, 0.1, 0.8])
+    result = invoke("--p", "0.2,0.3,0.5", "--q", "0.1,0.1,0.8", "--alpha", "0.5", "--json")
+    assert result.exit_code == 0, result.output
+    data = _json_strict(result.stdout)
+    assert data["alpha"] == 0.5 and data["renyi_pq"] == pytest.approx(_renyi(p, q, 0.5), rel=RTOL)
+    result = invoke("--p", "0.5,0.5", "--q", "1,0", "--alpha", "inf", "--json")
+    data = _json_strict(result.stdout)
+    assert data["alpha"] == "inf" and data["renyi_pq"] == "inf" and data["renyi_qp"] == pytest.approx(np.log(2))
+    result = invoke("--p", "0.5,0.5", "--q", "0.9,0.1", "--alpha", "inf")
+    assert "Rényi D_∞(P‖Q)" in result.stdout and f"{np.log(5):.6f}" in result.stdout
 
 
 def test_command_json_infinite_values_are_strings():
@@ -197,6 +239,9 @@ def _errors_cases(tmp_path):
         "kind": (("--p", "0.5,0.5", *good, "--kind", "prob"), r"`kind` must be one of"),
         "q-kind": (("--p", "0.5,0.5", *good, "--q-kind", "scores"), r"`q_kind` must be one of"),
         "logits +inf": (("--p", "inf,0", "--q", "0,0", "--kind", "logits"), r"`p` must hold logits"),
+        "alpha text": (("--p", "0.5,0.5", *good, "--alpha", "two"), r"`--alpha` must be a number >= 0 or 'inf'"),
+        "alpha negative": (("--p", "0.5,0.5", *good, "--alpha", "-1"), r"`alpha` must be >= 0 \(or math\.inf\)"),
+        "alpha nan": (("--p", "0.5,0.5", *good, "--alpha", "nan"), r"`alpha` must be >= 0 \(or math\.inf\); found nan"),
     }
 
 
@@ -232,5 +277,5 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, pattern):
 def test_help_lists_the_options():
     result = invoke("--help")
     assert result.exit_code == 0
-    for option in ("--p", "--q", "--p-file", "--q-file", "--base", "--kind", "--q-kind", "--json"):
+    for option in ("--p", "--q", "--p-file", "--q-file", "--base", "--kind", "--q-kind", "--alpha", "--json"):
         assert option in result.stdout

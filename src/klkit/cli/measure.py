@@ -1,4 +1,4 @@
-"""``klkit measure``: the lesson's numbers for a pair of distributions P and Q.
+"""``klkit measure``: the lesson's numbers for a pair of distributions P and Q, and KL's relatives.
 
 The typer command is a thin wrapper: it parses ``--p``/``--q`` (or reads
 ``--p-file``/``--q-file``) and calls :func:`measure_report`, a plain typed function
@@ -19,9 +19,12 @@ import typer
 from klkit._validation import check_kind
 from klkit.cli._errors import OneLineUsageCommand, one_line_errors
 from klkit.cli.app import app
+from klkit.divergences import hellinger_distance, js_distance, total_variation
 from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence
+from klkit.renyi import renyi_divergence
 
-__all__ = ["format_json", "load_vector", "measure_report", "parse_base", "parse_vector", "read_distribution"]
+__all__ = ["format_json", "load_vector", "measure_report", "parse_alpha", "parse_base", "parse_vector",
+           "read_distribution"]
 
 _CHECK_RTOL = 1e-12  # the identity H(P,Q) = H(P) + KL(P‖Q) "holds" within this relative gap
 
@@ -32,8 +35,9 @@ _CHECK_RTOL = 1e-12  # the identity H(P,Q) = H(P) + KL(P‖Q) "holds" within thi
 
 
 def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "probs",
-                   q_kind: str | None = None) -> dict[str, Any]:
-    r"""Entropy of each, cross-entropy and KL both ways, JS, and the check :math:`H(P,Q) = H(P) + KL(P\|Q)`.
+                   q_kind: str | None = None, alpha: float = 2.0) -> dict[str, Any]:
+    r"""Entropy of each, cross-entropy and KL both ways, JS, and the check :math:`H(P,Q) = H(P) + KL(P\|Q)`;
+    beside them total variation, Hellinger and JS distance, and the Rényi divergence of order α both ways.
 
     Every number comes from :mod:`klkit.measures` (with validation on), each computed
     on its own: the check compares two independently computed sides.
@@ -49,6 +53,8 @@ def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "pr
         What ``p`` holds.
     q_kind : {'probs', 'log_probs', 'logits'}, optional
         What ``q`` holds; defaults to ``kind``.
+    alpha : float, default 2
+        The order of the Rényi divergences, ``0 <= alpha <= inf``.
 
     Returns
     -------
@@ -57,13 +63,15 @@ def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "pr
         ``entropy_q``, ``cross_entropy_pq`` (H(P,Q)), ``cross_entropy_qp`` (H(Q,P)),
         ``kl_pq`` (KL(P‖Q)), ``kl_qp`` (KL(Q‖P)), ``js`` and ``check`` =
         ``{cross_entropy, entropy_plus_kl, difference, holds}``; ``difference`` is
-        ``H(P,Q) − (H(P) + KL(P‖Q))``, None when both sides are ``+inf``.
+        ``H(P,Q) − (H(P) + KL(P‖Q))``, None when both sides are ``+inf``. Then
+        ``total_variation`` and ``hellinger`` (no unit, in [0, 1]), ``js_distance`` (√JS in
+        ``base``), ``alpha``, ``renyi_pq`` (D_α(P‖Q)) and ``renyi_qp`` (D_α(Q‖P)).
 
     Raises
     ------
     ValueError
         ``p`` or ``q`` not 1-D, of different lengths, or not valid distributions of their
-        kind; a bad ``base`` or ``kind`` (the messages of :mod:`klkit.measures`).
+        kind; a bad ``base``, ``kind`` or ``alpha`` (the messages of :mod:`klkit.measures`).
 
     Examples
     --------
@@ -89,6 +97,12 @@ def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "pr
     ce_pq = float(cross_entropy(P, Q, **opts_pq))
     ce_qp = float(cross_entropy(Q, P, **opts_qp))
     js = float(js_divergence(P, Q, **opts_pq))
+    relatives = {"kind": kind, "q_kind": q_kind}
+    tv = float(total_variation(P, Q, **relatives))
+    hellinger = float(hellinger_distance(P, Q, **relatives))
+    js_dist = float(js_distance(P, Q, **opts_pq))
+    renyi_pq = float(renyi_divergence(P, Q, alpha, **opts_pq))
+    renyi_qp = float(renyi_divergence(Q, P, alpha, **opts_qp))
     rhs = h_p + kl_pq
     if math.isinf(ce_pq) and math.isinf(rhs):
         difference, holds = None, ce_pq == rhs
@@ -110,6 +124,12 @@ def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "pr
         "kl_qp": kl_qp,
         "js": js,
         "check": {"cross_entropy": ce_pq, "entropy_plus_kl": rhs, "difference": difference, "holds": holds},
+        "total_variation": tv,
+        "hellinger": hellinger,
+        "js_distance": js_dist,
+        "alpha": float(alpha),
+        "renyi_pq": renyi_pq,
+        "renyi_qp": renyi_qp,
     }
 
 
@@ -183,6 +203,20 @@ def parse_base(text: str | None) -> float | None:
                          "Write e.g. --base 2.") from None
 
 
+def parse_alpha(text: str) -> float:
+    """A number, or ``"inf"``, for the Rényi order (its range is checked by klkit).
+
+    Examples
+    --------
+    >>> parse_alpha("0.5"), parse_alpha("inf")
+    (0.5, inf)
+    """
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"`--alpha` must be a number >= 0 or 'inf'; found {text!r}. Write e.g. --alpha 2.") from None
+
+
 def format_json(report: dict[str, Any]) -> str:
     """Strict JSON (no ``Infinity``/``NaN`` tokens): non-finite numbers become the strings ``"inf"``, ``"nan"``."""
     return json.dumps(_json_safe(report), indent=2, allow_nan=False)
@@ -203,11 +237,13 @@ def measure_command(
     base: Annotated[str | None, typer.Option("--base", help="Log base: 2 for bits; nats by default.")] = None,
     kind: Annotated[str, typer.Option("--kind", help="What P holds: probs, log_probs or logits.")] = "probs",
     q_kind: Annotated[str | None, typer.Option("--q-kind", help="What Q holds; defaults to --kind.")] = None,
+    alpha: Annotated[str, typer.Option("--alpha", help="Order of the Rényi divergences: a number >= 0 or inf.")] = "2",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
 ) -> None:
-    """Entropy of P and Q, cross-entropy and KL both ways, JS, and the check H(P,Q) = H(P) + KL(P‖Q).
+    """Entropy of P and Q, cross-entropy and KL both ways, JS, and the check H(P,Q) = H(P) + KL(P‖Q);
+    total variation, Hellinger and JS distance, and the Rényi divergence of order --alpha both ways.
 
-    Example: klkit measure --p 0.5,0.5 --q 0.9,0.1 --base 2
+    Example: klkit measure --p 0.5,0.5 --q 0.9,0.1 --base 2 --alpha 0.5
     """
     report = measure_report(
         read_distribution(p, p_file, "p"),
@@ -215,6 +251,7 @@ def measure_command(
         base=parse_base(base),
         kind=kind,
         q_kind=q_kind,
+        alpha=parse_alpha(alpha),
     )
     if as_json:
         typer.echo(format_json(report))
@@ -253,6 +290,10 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _order(alpha: float) -> str:
+    return "∞" if math.isinf(alpha) else f"{alpha:g}"
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -266,6 +307,7 @@ def _print_table(report: dict[str, Any]) -> None:
     table = Table(title=f"P = {report['p']} ({report['kind']}), Q = {report['q']} ({report['q_kind']})")
     table.add_column("measure")
     table.add_column(f"value ({report['unit']})", justify="right")
+    order = _order(report["alpha"])
     rows = [
         ("entropy H(P)", "entropy_p"),
         ("entropy H(Q)", "entropy_q"),
@@ -274,6 +316,11 @@ def _print_table(report: dict[str, Any]) -> None:
         ("KL(P‖Q)", "kl_pq"),
         ("KL(Q‖P)", "kl_qp"),
         ("JS(P,Q)", "js"),
+        (f"Rényi D_{order}(P‖Q)", "renyi_pq"),
+        (f"Rényi D_{order}(Q‖P)", "renyi_qp"),
+        (f"JS distance √JS(P,Q) (√{report['unit']})", "js_distance"),
+        ("total variation TV(P,Q) (no unit)", "total_variation"),
+        ("Hellinger H(P,Q) (no unit)", "hellinger"),
     ]
     for label, key in rows:
         table.add_row(label, _number(report[key]))
