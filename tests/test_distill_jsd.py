@@ -23,6 +23,11 @@ TEMPERATURES = [0.5, 1.0, 2.0]
 REDUCTIONS = ["batchmean", "sum", "mean", "none"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(torch_one_thread):
+    """Small tensors: one torch thread (see conftest.torch_one_thread)."""
+
+
 def trl_reference(student_logits, teacher_logits, labels=None, beta=0.5, temperature=1.0, reduction="batchmean"):
     """TRL's generalized_jsd_loss, written out (float64 inputs give a float64 reference)."""
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)

@@ -128,23 +128,32 @@ def topk_chunk(spec: Spec, zs: torch.Tensor, index: torch.Tensor, top: torch.Ten
 
 
 def scale_in_place(ctx: Any, grads: tuple[torch.Tensor | None, ...], g: torch.Tensor) -> tuple[Any, ...]:
-    """Multiply the stored gradients by the incoming scalar ``g``, in place (no second gradient-sized buffer).
+    """The stored gradients times the incoming scalar ``g``: in place the first time (no second buffer).
 
-    A second backward through the same graph (``retain_graph=True``) rescales by the ratio of the
-    new to the previous incoming gradient; after a 0 it cannot, and raises.
+    A later backward through the same graph (``retain_graph=True``, or ``gradcheck``) gets a fresh product
+    ``stored · g / g_first``, provided nobody changed the tensors handed out the first time (autograd may
+    have made one of them a leaf's ``.grad`` and added into it); otherwise, or after a first ``g`` of 0,
+    it raises rather than return a wrong gradient.
     """
-    previous = ctx.applied
-    if previous is None and g.device.type == "cpu" and float(g) == 1.0:
+    if ctx.applied is None:
+        if not (g.device.type == "cpu" and float(g) == 1.0):
+            for x in grads:
+                if x is not None:
+                    x.mul_(g.to(x.dtype))
+        ctx.applied = g.detach().clone()
+        ctx.versions = tuple(None if x is None else x._version for x in grads)
         return grads
-    if previous is None:
-        ratio = g
-    else:
-        if previous.device.type == "cpu" and float(previous) == 0.0:
-            raise RuntimeError("the distillation loss was back-propagated before with an incoming gradient of 0, "
-                               "which erased the gradient it computed in the forward pass; compute the loss again.")
-        ratio = g / previous
-    ctx.applied = g.detach().clone()
-    return tuple(None if x is None else x.mul_(ratio.to(x.dtype)) for x in grads)
+    changed = any(x is not None and x._version != v for x, v in zip(grads, ctx.versions, strict=True))
+    zero = ctx.applied.device.type == "cpu" and float(ctx.applied) == 0.0
+    if changed or zero:
+        raise RuntimeError(
+            "the distillation loss computes its gradient in the forward pass and hands it over on the first "
+            "backward; a later backward through the same graph needs that tensor unchanged"
+            + (" and a first incoming gradient other than 0" if zero else
+               " (it has since been added into or modified, e.g. as a leaf's .grad)")
+            + ". Compute the loss again for each backward pass.")
+    ratio = g / ctx.applied
+    return tuple(None if x is None else x * ratio.to(x.dtype) for x in grads)
 
 
 class ChunkedLoss(torch.autograd.Function):
