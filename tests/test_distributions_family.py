@@ -373,6 +373,16 @@ def test_renyi_of_order_one_is_the_registered_kl_and_continuous_there(pair: tupl
         assert torch.allclose(api.renyi_divergence(p, q, alpha), kl, rtol=1e-4, atol=1e-9)
 
 
+def test_renyi_of_order_zero_is_minus_log_q_of_the_support_of_p() -> None:
+    p = td.Categorical(probs=torch.tensor([0.5, 0.5, 0.0], dtype=T))
+    q = td.Categorical(probs=torch.tensor([0.2, 0.3, 0.5], dtype=T))
+    assert float(api.renyi_divergence(p, q, 0.0)) == pytest.approx(-math.log(0.5), rel=1e-14)
+    mc = api.renyi_divergence(p, q, 0.0, method="mc", n_samples=20_000, seed=0)
+    assert abs(float(mc) + math.log(0.5)) <= 4 * float(mc.standard_error)
+    assert api.renyi_divergence(stats.norm(0, 1), stats.norm(3, 2), 0.0) == 0.0  # full supports
+    assert api.renyi_divergence(stats.gamma(2.0), stats.gamma(3.0, scale=2.0), 0.0) == pytest.approx(0.0, abs=1e-15)
+
+
 def test_renyi_is_non_decreasing_in_alpha() -> None:
     p, q = td.Gamma(_t(2.0), _t(1.5)), td.Gamma(_t(3.5), _t(0.7))
     values = [float(api.renyi_divergence(p, q, a)) for a in (0.1, 0.3, 0.5, 0.9, 1.0, 1.2, 1.5, 1.9)]
@@ -589,8 +599,8 @@ def test_base_applies_only_to_logarithms() -> None:
 
 def test_bad_options_and_arguments() -> None:
     p, q = stats.norm(0, 1), stats.norm(1, 1)
-    for alpha in (0, -1.0, math.inf, math.nan, True, "2"):
-        with pytest.raises(InvalidArgumentError, match=r"`alpha` must be a finite real number > 0.*found"):
+    for alpha in (-1.0, math.inf, math.nan, True, "2"):
+        with pytest.raises(InvalidArgumentError, match=r"`alpha` must be a finite real number >= 0.*found"):
             api.renyi_divergence(p, q, alpha)
     with pytest.raises(InvalidArgumentError, match=r"`f` must be one of 'kl', .*found 'kll'"):
         api.f_divergence(p, q, "kll")

@@ -190,7 +190,7 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     p, q : torch.distributions.Distribution or frozen scipy.stats distribution
         Both from the same library, on the same space.
     alpha : float
-        The order, a finite real number > 0.
+        The order, a finite real number ≥ 0 (:math:`D_0 = -\log Q(p > 0)`).
     base : float, optional
         None for nats, 2 for bits.
     **options
@@ -204,7 +204,7 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     Raises
     ------
     ValueError
-        ``alpha`` not a finite number > 0.
+        ``alpha`` not a finite number ≥ 0.
     NotRegisteredError, TypeError, IncompatibleDistributionsError
         As in :func:`total_variation` (``base`` is allowed here).
 
@@ -476,6 +476,7 @@ def _renyi_mc(p: Any, q: Any, alpha: float, n: int, seed: int | None) -> Any:
     else:
         log_b, log_a = log_densities_at(q, p, draw(q, n, seed))
         log_w = alpha * (log_a - log_b)
+        log_w = _where(_is_neg_inf(log_a), log_a, log_w)  # outside p's support: weight 0, also at α = 0
         where = "E_q[(p/q)^α]"
     log_mean, relative_se = _log_mean_exp(log_w)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -526,10 +527,11 @@ def _square_root(value: Any, label: str) -> Any:
 
 
 def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha > 0):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha >= 0):
         raise InvalidArgumentError(
-            f"`alpha` must be a finite real number > 0 (the order of the Rényi divergence; 1 gives KL); found "
-            f"{alpha!r}. Use e.g. alpha=0.5 (symmetric, −2 log of the Bhattacharyya coefficient) or alpha=2."
+            f"`alpha` must be a finite real number >= 0 (the order of the Rényi divergence; 1 gives KL); found "
+            f"{alpha!r}. Use e.g. alpha=0.5 (symmetric, −2 log of the Bhattacharyya coefficient) or alpha=2; "
+            "α = ∞ (log of the largest density ratio) has no sampled estimate here: take a large finite α."
         )
     return float(alpha)
 
@@ -567,6 +569,18 @@ def _sqrt(x: Any) -> Any:
 
 def _maximum(x: Any, bound: float) -> Any:
     return x.clamp(min=bound) if _is_torch(x) else np.maximum(x, bound)
+
+
+def _is_neg_inf(x: Any) -> Any:
+    return x == -math.inf
+
+
+def _where(condition: Any, a: Any, b: Any) -> Any:
+    if _is_torch(condition):
+        import torch
+
+        return torch.where(condition, a, b)
+    return np.where(condition, a, b)
 
 
 def _minimum(x: Any, bound: float) -> Any:

@@ -5,7 +5,7 @@ records, so one formula serves ``torch.distributions`` and frozen ``scipy.stats`
 With :math:`p_\alpha = p^\alpha q^{1-\alpha}`:
 
 - Rényi divergence :math:`D_\alpha(p\|q) = \frac{1}{\alpha-1}\log\int p^\alpha q^{1-\alpha}`
-  (α > 0, α ≠ 1; α = 1 is KL and is answered by the KL registry, not here): Normal,
+  (α ≥ 0, α ≠ 1; α = 1 is KL and is answered by the KL registry, not here): Normal,
   LogNormal, HalfNormal, (low-rank) multivariate Normal, Exponential, Gamma (and Chi2),
   InverseGamma, Exponential ↔ Gamma, Bernoulli, Categorical, Independent. For α > 1 the
   integral diverges where :math:`\alpha\Sigma_q + (1-\alpha)\Sigma_p`, :math:`\alpha\lambda_p +
@@ -243,7 +243,7 @@ def _log_probs_of(x: Any) -> Any:
 
 
 def _renyi_terms(xp: Any, lp: Any, lq: Any, alpha: float) -> Any:
-    """α log p + (1 − α) log q, with −inf where p = 0 (those outcomes add nothing for α > 0)."""
+    """α log p + (1 − α) log q, with −inf where p = 0 (those outcomes add nothing, also at α = 0)."""
     return xp.where(lp == -INF, -INF, alpha * lp + (1.0 - alpha) * xp.where(lp == -INF, 0.0, lq))
 
 

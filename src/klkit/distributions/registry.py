@@ -43,7 +43,7 @@ _ENTROPY_CACHE: dict[type, Callable[..., Any] | None] = {}
 
 # The measures with a table of their own, and the signature a registered function has.
 DIVERGENCES: dict[str, str] = {
-    "renyi_divergence": "function(p, q, alpha) -> D_alpha(p‖q) in nats (alpha a float > 0, != 1)",
+    "renyi_divergence": "function(p, q, alpha) -> D_alpha(p‖q) in nats (alpha a float >= 0, != 1)",
     "total_variation": "function(p, q) -> sup_A |P(A) - Q(A)| in [0, 1]",
     "hellinger_distance": "function(p, q) -> H(p, q) = sqrt(1 - ∫sqrt(pq)) in [0, 1]",
     "js_divergence": "function(p, q) -> ½ KL(p‖m) + ½ KL(q‖m) in nats, m = ½(p + q)",
