@@ -14,7 +14,6 @@ Placement = Literal["reward", "loss"]
 ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "abs")
 PLACEMENTS: tuple[str, ...] = ("reward", "loss")
 GRADIENTS: tuple[str, ...] = ("native", "reverse_kl", "straight_through")
-_UNBIASED = ("k1", "k3")  # E_π[k] = KL(π‖π_ref) exactly
 
 
 class KLPenalty(NamedTuple):
@@ -68,8 +67,9 @@ def kl_penalty(logp: Any, ref_logp: Any, /, *, estimator: Estimator = "k1", plac
       :math:`w\,k` with :math:`w = \pi/\pi_{\mathrm{old}}` (value 1 on-policy), whose expectation is
       :math:`\nabla E_\pi[k] = \nabla\mathrm{KL}(\pi\|\pi_{\mathrm{ref}})` (score function plus pathwise
       term; TRL's ``use_bias_correction_kl``, DeepSeek-V3.2). k2 and abs keep their value and take
-      k1's gradient, since :math:`E_\pi[k] \ne \mathrm{KL}` for them. Per sample: k1 →
-      :math:`w(1 + \ell) g`, the others → :math:`w \ell g` (computed analytically: no cancellation).
+      k3's gradient, since :math:`E_\pi[k] \ne \mathrm{KL}` for them. Per sample: k1 →
+      :math:`w(1 + \ell) g` (its zero-mean :math:`w g` term triples the variance: ``docs/rlhf.md``),
+      the others → :math:`w \ell g`, computed analytically (no :math:`e^d - e^d` cancellation).
     - ``straight_through``: the estimator's value with k2's gradient :math:`\ell g` (verl's ``k1+``,
       ``k3+``: ``k2 - k2.detach() + value.detach()``).
 
@@ -171,13 +171,10 @@ def kl_penalty(logp: Any, ref_logp: Any, /, *, estimator: Estimator = "k1", plac
 
     if gradient == "reverse_kl":
         # d(w·k)/d log π = w·(k + ∂k/∂log π): w·(1 + ℓ) for k1, w·ℓ for k3 (k3 + 1 - e^d = ℓ exactly),
-        # written out so that no e^d - e^d cancels; k2 and abs keep their value and take k1's.
+        # written out so that no e^d - e^d cancels; k2 and abs keep their value and take k3's.
         # Where a clamp holds, ∂k/∂log π = 0 and the slope is the (clamped) estimate itself.
-        if estimator not in _UNBIASED:
-            raw = _estimate(ell.detach(), None, "k1", clamp, formula, torch)
-            k = raw if clamp is None or clamp.value is None else torch.clamp(raw, min=-clamp.value, max=clamp.value)
         free = _unclamped(ell.detach(), raw.detach(), clamp)
-        slope = torch.where(free, ell.detach() + (0 if estimator == "k3" else 1), k.detach())
+        slope = torch.where(free, ell.detach() + (1 if estimator == "k1" else 0), value)
         scale = slope if weight is None else weight * slope
         estimate = value if weight is None else weight * value
         return KLPenalty(value, estimate + scale * (logp - logp.detach()))

@@ -56,16 +56,16 @@ def _k3_value(d: torch.Tensor) -> torch.Tensor:
     Near d = 0 both ``expm1(d) - d`` and ``(exp(d) - d) - 1`` cancel (the value is d²/2 ≪ d); the
     series does not: 15 terms (float64) leave a truncation below 1e-17 relative, 7 (float32) below
     1e-8. From |d| = 1/2 on, ``expm1(d) - d`` loses at most 2 bits (1.6 ulp measured in all).
+    ``expm1(d)`` may overflow to inf for large d: that is the value there, and the derivative is
+    computed apart (:class:`_K3`), so no inf reaches a gradient through the unused branch.
     """
     terms = _SERIES_TERMS.get(d.element_size(), 16)
-    small = d.abs() < 0.5
-    x = d.where(small, 0)
+    x = d.clamp(-0.5, 0.5)  # the series' argument (its value is used only where |d| < 1/2)
     series = torch.full_like(x, 1.0 / math.factorial(terms + 1))
     for n in range(terms, 1, -1):
         series.mul_(x).add_(1.0 / math.factorial(n))  # in place: no temporaries
     series.mul_(x).mul_(x)
-    y = d.where(~small, 1)
-    return series.where(small, y.expm1().sub_(y))
+    return series.where(d.abs() < 0.5, d.expm1().sub_(d))
 
 
 class _K3(torch.autograd.Function):
