@@ -381,3 +381,29 @@ def test_inputs_are_validated_with_the_measures_messages(backend):
             fn(backend(np.zeros((0, 2))), backend(np.zeros((0, 2))), axis=0)
     with pytest.raises(TypeError, match=r"inputs mix"):
         klkit.total_variation(np.array([0.5, 0.5]), pytest.importorskip("torch").tensor([0.5, 0.5]))
+
+
+# ---------------------------------------------------------------------------
+# README: the "Coming from scipy / sklearn" table says what it does
+# ---------------------------------------------------------------------------
+
+
+def test_readme_scipy_sklearn_table_holds():
+    import re
+    from pathlib import Path
+
+    import scipy.spatial.distance
+    import scipy.stats
+    import sklearn.metrics
+
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Coming from scipy / sklearn"):]
+    section = section[: section.index("\n## ", 3)]
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|$", section, flags=re.MULTILINE)
+    assert len(rows) == 4, rows
+    rng = np.random.default_rng(8)
+    names = {"scipy": scipy, "sklearn": sklearn, "klkit": klkit, "b": 2.0,
+             "p": rng.dirichlet(np.ones(7)), "q": rng.dirichlet(np.ones(7)),
+             "C": rng.integers(0, 30, size=(4, 6)), "pk": rng.dirichlet(np.ones(5), size=3).T}
+    for theirs, ours in rows:
+        np.testing.assert_allclose(eval(ours, names), eval(theirs, names), rtol=1e-12, err_msg=ours)
