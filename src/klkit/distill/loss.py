@@ -45,8 +45,11 @@ def divergence_loss(
 ) -> Any:
     r"""A divergence between teacher and student per token, reduced over tokens, in the memory of one chunk.
 
-    With :math:`s = \mathrm{softmax}(z / T)` the student's distribution and :math:`t` the teacher's
-    (``softmax`` of its logits, or log-probabilities, or probabilities, each at temperature T):
+    .. math:: \mathcal L = \frac{c}{d} \sum_{n\ \mathrm{kept}} D(t_n, s_n),\qquad
+       s_n = \mathrm{softmax}(z_n / T)
+
+    with :math:`s_n` the student's distribution at token n and :math:`t_n` the teacher's (``softmax`` of its
+    logits, or log-probabilities, or probabilities, each at temperature T), and D one of:
 
     - ``forward_kl``: :math:`\mathrm{KL}(t \| s) = \sum_c t_c \log(t_c / s_c)` (covers the teacher's mass);
     - ``reverse_kl``: :math:`\mathrm{KL}(s \| t)` (seeks the teacher's modes);
@@ -60,8 +63,8 @@ def divergence_loss(
     - ``alpha_beta``: ABKD's α-β divergence :math:`D_{AB}^{(\alpha,\beta)}(t \| s)` (α = ``alpha``,
       β = ``beta``; α = 1, β = 0 is forward KL, α = 0, β = 1 reverse KL), with its exact limit formulas.
 
-    The loss is :math:`c \sum_n D_n / d` over the tokens n whose label is not ``ignore_index``, with
-    :math:`c = T^2` under ``temperature_scaling`` (else 1) and d the divisor of the reduction.
+    The tokens kept are those whose label is not ``ignore_index``; :math:`c = T^2` under
+    ``temperature_scaling`` (else 1) and d is the divisor of the reduction.
     Mixtures are taken in log space (``logaddexp`` of log-weights and log-probabilities), everything in
     float32 at least, so half-precision inputs and log-probabilities of −1e4 give neither NaN nor a
     negative value; each token's value is clamped into the divergence's range [0, bound] against
