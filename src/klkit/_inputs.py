@@ -70,8 +70,9 @@ def one(p: Any, axis: Any, kind: Any, validate: Any) -> Inputs:
     return Inputs(xp, logp, prob, None, None, invalid, P.dtype)
 
 
-def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any) -> Inputs:
-    """Two distributions whose shapes broadcast, outcomes along ``axis``."""
+def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True) -> Inputs:
+    """Two distributions whose shapes broadcast, outcomes along ``axis``; ``logs=False``: probabilities
+    given as such are not logged (``logp``/``logq`` None)."""
     kind = check_kind(kind)
     q_kind = kind if q_kind is None else check_kind(q_kind, "q_kind")
     validate = check_validate(validate)
@@ -96,8 +97,10 @@ def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any) -> In
         _validate(Q, q_kind, "q", xp)
     dtype = compute_dtype(xp, out_dtype)
     with errstate(xp):
-        logp, prob_p = _log_and_prob(P, kind, None, dtype, xp)
-        logq, prob_q = _log_and_prob(Q, q_kind, None, dtype, xp)
+        logp, prob_p = _log_and_prob(P, kind, None, dtype, xp) if logs or kind != "probs" else (None, P)
+        logq, prob_q = _log_and_prob(Q, q_kind, None, dtype, xp) if logs or q_kind != "probs" else (None, Q)
+    if not logs:
+        prob_p, prob_q = xp.astype(prob_p, dtype, copy=False), xp.astype(prob_q, dtype, copy=False)
     invalid = None if validate else _invalid(((P, kind), (Q, q_kind)), xp)
     return Inputs(xp, logp, prob_p, logq, prob_q, invalid, out_dtype)
 

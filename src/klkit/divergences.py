@@ -72,7 +72,7 @@ def total_variation(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", 
     """
     if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
         return _for_distributions("total_variation", (p, q), None, distribution_options)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False)
     return _inputs.result(_total_variation(x), x)
 
 
@@ -253,7 +253,7 @@ def f_divergence(p: Any, q: Any, /, f: str | Callable[[Any], Any], *, axis: int 
                                  validate=validate)
         if f == "js":
             return js_divergence(p, q, **opts)
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
         if f == "tv":
             return _inputs.result(_total_variation(x), x)
         if f == "hellinger":
