@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["BRUTE_FORCE_MAX_PAIRS", "BRUTE_FORCE_MIN_DIM", "kth_distances"]
+__all__ = ["BRUTE_FORCE_MAX_PAIRS", "BRUTE_FORCE_MIN_DIM", "build_tree", "kth_distances", "self_and_cross_distances"]
 
 BRUTE_FORCE_MIN_DIM = 8  # from this dimension on the fused brute force beats cKDTree ...
 BRUTE_FORCE_MAX_PAIRS = 3e9  # ... up to this many query-reference pairs (n = m = 5.5e4)
@@ -31,21 +31,49 @@ _BLOCK = 1024  # reference points per block: d · 4 KiB of float32, stays in L1/
 
 
 def kth_distances(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, *,
-                  self_query: bool) -> np.ndarray:
+                  self_query: bool, order: np.ndarray | None = None) -> np.ndarray:
     """Distance from each query to its k-th nearest reference point (excluding itself when ``self_query``).
 
     The first column of the result is the distance to the nearest (other) point,
     the second the k-th: shape (n_queries, 2), so callers can detect duplicates.
+    ``order`` is an order of the queries in which neighbours are close in space (a k-d tree's
+    leaf order); queries in that order keep the tree's nodes in cache.
     """
     d = queries.shape[1]
     if d >= BRUTE_FORCE_MIN_DIM and queries.shape[0] * reference.shape[0] <= BRUTE_FORCE_MAX_PAIRS:
         return _brute(queries, reference, k, p_norm, self_query)
-    tree = cKDTree(reference)
-    order = tree.indices if self_query else cKDTree(queries).indices  # neighbouring queries: warm caches
+    tree = build_tree(reference)
+    if order is None:
+        order = tree.indices if self_query else build_tree(queries).indices
     ks = [2, k + 1] if self_query else [1, k]
     out = np.empty((queries.shape[0], 2))
     out[order] = tree.query(queries[order], k=ks, p=p_norm, workers=-1)[0]
     return out
+
+
+def self_and_cross_distances(xs: np.ndarray, ys: np.ndarray, k: int, p_norm: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`kth_distances` of the x's among the other x's and among the y's, from one tree over the x's.
+
+    The x-tree's leaf order serves both searches, so no third tree is built to order the queries.
+    """
+    d = xs.shape[1]
+    if d >= BRUTE_FORCE_MIN_DIM and xs.shape[0] * max(xs.shape[0], ys.shape[0]) <= BRUTE_FORCE_MAX_PAIRS:
+        return (kth_distances(xs, xs, k, p_norm, self_query=True),
+                kth_distances(xs, ys, k, p_norm, self_query=False))
+    tree = build_tree(xs)
+    order = tree.indices
+    within = np.empty((xs.shape[0], 2))
+    within[order] = tree.query(xs[order], k=[2, k + 1], p=p_norm, workers=-1)[0]
+    return within, kth_distances(xs, ys, k, p_norm, self_query=False, order=order)
+
+
+def build_tree(points: np.ndarray) -> cKDTree:
+    """A k-d tree built by sliding-midpoint splits without shrinking nodes to their points.
+
+    About 3× faster to build than the defaults (median splits, compact nodes: 0.04 s against 0.11 s
+    for 1e5 points in d = 3) and no slower to query on these samples.
+    """
+    return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
 def _brute(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, self_query: bool) -> np.ndarray:

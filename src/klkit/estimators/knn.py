@@ -20,7 +20,7 @@ from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
-from klkit.estimators._neighbours import kth_distances
+from klkit.estimators._neighbours import kth_distances, self_and_cross_distances
 
 __all__ = ["knn_entropy", "knn_kl_divergence"]
 
@@ -254,8 +254,8 @@ def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclid
         raise ShapeError(f"`y` must hold at least k={k} samples; found {m}. Draw more samples of Q or lower `k`.")
     if method == "gaussian_guided":
         xs, ys = _whiten_by(ys, xs, "y")
-    rho = _self_distances(xs, k, p_norm, "x")
-    nu = kth_distances(xs, ys, k, p_norm, self_query=False)[:, 1]
+    within, across = self_and_cross_distances(xs, ys, k, p_norm)
+    rho, nu = _distinct(within, "x"), across[:, 1]
     const = math.log(m / (n - 1))
     if method != "adaptive" and np.any(nu == 0):
         raise InvalidDistributionError(
@@ -312,15 +312,22 @@ def _whitening(ys: np.ndarray, name: str, fix: str) -> tuple[np.ndarray, np.ndar
     return mean, np.linalg.inv(chol).T, float(np.sum(np.log(np.diag(chol))))
 
 
+def _affine(xs: np.ndarray, mean: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(xs − mean) @ w`` without BLAS for small d: an (n, d) × (d, d) product is d² vector passes, and a
+    threaded GEMM on a busy machine took 10× longer (0.11 s against 0.012 s for n = 1e5, d = 3)."""
+    centred = xs - mean
+    return np.einsum("ij,jk->ik", centred, w) if w.shape[0] <= 16 else centred @ w
+
+
 def _whiten(xs: np.ndarray, name: str) -> tuple[np.ndarray, float]:
     mean, w, log_det = _whitening(xs, name, "pass standardize=False")
-    return (xs - mean) @ w, log_det
+    return _affine(xs, mean, w), log_det
 
 
 def _whiten_by(ys: np.ndarray, xs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Both samples in the coordinates where the Gaussian fit of ``ys`` is N(0, I) (KL is invariant)."""
     mean, w, _ = _whitening(ys, name, "use method='fixed'")
-    return (xs - mean) @ w, (ys - mean) @ w
+    return _affine(xs, mean, w), _affine(ys, mean, w)
 
 
 def _guided_terms(zx: np.ndarray, rho: np.ndarray, nu: np.ndarray, metric: str) -> np.ndarray:
@@ -375,7 +382,11 @@ def _out(v: float, like: Any) -> Any:
 
 def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> np.ndarray:
     """Distance from each point to its k-th nearest other point; raises on duplicates."""
-    found = kth_distances(xs, xs, k, p_norm, self_query=True)
+    return _distinct(kth_distances(xs, xs, k, p_norm, self_query=True), name)
+
+
+def _distinct(found: np.ndarray, name: str) -> np.ndarray:
+    """The k-th distances (second column) after checking that no nearest distance (first column) is 0."""
     if np.any(found[:, 0] == 0):
         dup = int(np.sum(found[:, 0] == 0))
         raise InvalidDistributionError(

@@ -21,12 +21,12 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import special
-from scipy.spatial import cKDTree
 
 from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
+from klkit.estimators._neighbours import build_tree, kth_distances
 from klkit.estimators.discrete import _LABELS, _chao_shen, _check_counts
 from klkit.estimators.knn import _check_bootstrap, _check_k, _jittered, _result, _samples, _whiten
 
@@ -289,9 +289,8 @@ def _ksg(x: Any, y: Any, k: Any, base: float | None, bootstrap: int | None, conf
 
 
 def joint_radius(joint: np.ndarray, k: int) -> np.ndarray:
-    """Max-norm distance from each point to its k-th nearest other point (k-d tree, all cores)."""
-    tree = cKDTree(joint, balanced_tree=False, compact_nodes=False)
-    return tree.query(joint, k=[k + 1], p=math.inf, workers=-1)[0][:, 0]
+    """Max-norm distance from each point to its k-th nearest other point (the estimators' shared search)."""
+    return np.ascontiguousarray(kth_distances(joint, joint, k, math.inf, self_query=True)[:, 1])
 
 
 def count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -309,6 +308,8 @@ def count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
         out = np.empty(v.size)
         out[order] = np.searchsorted(v, v + r, side="right") - np.searchsorted(v, v - r, side="left") - 1
         return out
-    tree = cKDTree(values, balanced_tree=False, compact_nodes=False)
-    inside = tree.query_ball_point(values, r=r, p=math.inf, return_length=True, workers=-1)
-    return (np.asarray(inside) - 1).astype(np.float64)
+    tree = build_tree(values)
+    order = tree.indices  # queries in the tree's leaf order keep its nodes in cache
+    out = np.empty(values.shape[0])
+    out[order] = tree.query_ball_point(values[order], r=r[order], p=math.inf, return_length=True, workers=-1) - 1
+    return out
