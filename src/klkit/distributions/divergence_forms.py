@@ -7,18 +7,19 @@ With :math:`p_\alpha = p^\alpha q^{1-\alpha}`:
 - Rényi divergence :math:`D_\alpha(p\|q) = \frac{1}{\alpha-1}\log\int p^\alpha q^{1-\alpha}`
   (α ≥ 0, α ≠ 1; α = 1 is KL and is answered by the KL registry, not here): Normal,
   LogNormal, HalfNormal, (low-rank) multivariate Normal, Exponential, Gamma (and Chi2),
-  InverseGamma, Exponential ↔ Gamma, Bernoulli, Categorical, Independent. For α > 1 the
+  InverseGamma, Exponential ↔ Gamma, Independent; Bernoulli and Categorical through
+  :func:`klkit.renyi_divergence` on the log-probabilities. For α > 1 the
   integral diverges where :math:`\alpha\Sigma_q + (1-\alpha)\Sigma_p`, :math:`\alpha\lambda_p +
   (1-\alpha)\lambda_q` or the Gamma's :math:`\alpha a_p + (1-\alpha) a_q` is not positive: +inf.
 - Hellinger distance :math:`H = \sqrt{1 - \int\sqrt{pq}}` follows from the Rényi divergence of
   order ½ wherever that is registered, :math:`H^2 = -\mathrm{expm1}(-D_{1/2}/2)`; Uniform has
-  its own.
+  its own, Bernoulli and Categorical go to :func:`klkit.hellinger_distance`.
 - Total variation :math:`\sup_A |P(A) - Q(A)|`: Normal (any two: through the points where the
   densities cross), LogNormal, HalfNormal, multivariate Normals of equal covariance and
   Independent Normals of equal scales (:math:`2\Phi(\Delta/2) - 1`, Δ the Mahalanobis distance),
-  Exponential, Uniform, Bernoulli, Categorical. A formula that covers only part of its types
-  (equal covariances) raises :class:`~klkit.errors.NotRegisteredError` elsewhere, and the
-  caller samples.
+  Exponential, Uniform; Bernoulli and Categorical through :func:`klkit.total_variation`. A
+  formula that covers only part of its types (equal covariances) raises
+  :class:`~klkit.errors.NotRegisteredError` elsewhere, and the caller samples.
 - Jensen–Shannon: Bernoulli and Categorical, through :func:`klkit.js_divergence` on the
   log-probabilities.
 
@@ -242,24 +243,14 @@ def _log_probs_of(x: Any) -> Any:
     return np.stack(np.broadcast_arrays(one, zero), axis=-1)
 
 
-def _renyi_terms(xp: Any, lp: Any, lq: Any, alpha: float) -> Any:
-    """α log p + (1 − α) log q, with −inf where p = 0 (those outcomes add nothing, also at α = 0)."""
-    return xp.where(lp == -INF, -INF, alpha * lp + (1.0 - alpha) * xp.where(lp == -INF, 0.0, lq))
-
-
 @register_divergence(RENYI, fam.Categorical, fam.Categorical)
-def _renyi_categorical_categorical(p: fam.Categorical, q: fam.Categorical, alpha: float) -> Any:
-    r""":math:`\frac{1}{\alpha-1}\log\sum_i p_i^\alpha q_i^{1-\alpha}` in log space (logsumexp); +inf where an
-    outcome of p has q_i = 0 and α > 1, or p and q share no outcome."""
-    xp = p.xp
-    return xp.logsumexp(_renyi_terms(xp, p.log_probs, q.log_probs, alpha)) / (alpha - 1.0)
-
-
 @register_divergence(RENYI, fam.Bernoulli, fam.Bernoulli)
-def _renyi_bernoulli_bernoulli(p: fam.Bernoulli, q: fam.Bernoulli, alpha: float) -> Any:
-    """The Categorical formula on the two outcomes."""
-    xp = p.xp
-    return xp.logsumexp(_renyi_terms(xp, _log_probs_of(p), _log_probs_of(q), alpha)) / (alpha - 1.0)
+def _renyi_discrete(p: Any, q: Any, alpha: float) -> Any:
+    r""":func:`klkit.renyi_divergence` on the log-probabilities (a Bernoulli's two outcomes):
+    :math:`\frac{1}{\alpha-1}\log\sum_i p_i^\alpha q_i^{1-\alpha}`."""
+    from klkit.renyi import renyi_divergence
+
+    return renyi_divergence(_log_probs_of(p), _log_probs_of(q), alpha, kind="log_probs", validate=False)
 
 
 @register_divergence(RENYI, fam.Independent, fam.Independent)
@@ -395,16 +386,21 @@ def _tv_uniform_uniform(p: fam.Uniform, q: fam.Uniform) -> Any:
 
 
 @register_divergence(TV, fam.Categorical, fam.Categorical)
-def _tv_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
-    """½ Σ |p_i − q_i|."""
-    xp = p.xp
-    return 0.5 * xp.sum(xp.abs(xp.exp(p.log_probs) - xp.exp(q.log_probs)))
-
-
 @register_divergence(TV, fam.Bernoulli, fam.Bernoulli)
-def _tv_bernoulli_bernoulli(p: fam.Bernoulli, q: fam.Bernoulli) -> Any:
-    """|π_p − π_q|."""
-    return p.xp.abs(p.probs - q.probs)
+def _tv_discrete(p: Any, q: Any) -> Any:
+    """:func:`klkit.total_variation` on the log-probabilities: ½ Σ |p_i − q_i|."""
+    from klkit.divergences import total_variation
+
+    return total_variation(_log_probs_of(p), _log_probs_of(q), kind="log_probs", validate=False)
+
+
+@register_divergence(HELLINGER, fam.Categorical, fam.Categorical)
+@register_divergence(HELLINGER, fam.Bernoulli, fam.Bernoulli)
+def _hellinger_discrete(p: Any, q: Any) -> Any:
+    """:func:`klkit.hellinger_distance` on the log-probabilities: sqrt(1 − Σ sqrt(p_i q_i))."""
+    from klkit.divergences import hellinger_distance
+
+    return hellinger_distance(_log_probs_of(p), _log_probs_of(q), kind="log_probs", validate=False)
 
 
 # ===================================================================================================
