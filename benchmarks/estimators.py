@@ -14,8 +14,9 @@ Every k-NN method uses k = 3 and the Chebyshev (max-norm) distance, the peers' d
 the estimators are the same and the comparison is of speed; klkit's Euclidean default and its
 Gaussian-guided KL are extra rows. Errors are against the closed-form truth on the same samples.
 Timing: ``time.perf_counter``, best of 3 calls at n = 1e4 and one call at n = 1e5 (the peers take
-tens of seconds there); klkit's neighbour searches use all cores (k-d tree with ``workers=-1``, or
-its fused brute-force kernel in d >= 8 up to 3e9 pairs), the peers one.
+tens of seconds there); klkit's neighbour searches use all cores (k-d tree with ``workers=-1``, built
+with sliding-midpoint splits and queried in its leaf order, or its fused brute-force kernel in d >= 8
+up to 3e9 pairs), the peers one.
 
 Run: ``.venv/bin/python benchmarks/estimators.py`` (or ``benchmarks/run.py estimators``);
 ``--quick`` uses n = 2000 and 5000 and does not write ``docs/benchmarks.md``.
@@ -209,10 +210,10 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
         "",
         f"Samples: p = N(0, I_d), q = N({SHIFT}·1, I_d); k = {K}, Chebyshev distance for every method (the "
         "peers' default), so the fixed-k estimators are the same formula and differ in speed; klkit's neighbour "
-        "searches use all cores (k-d tree, or a fused brute-force kernel in d ≥ 8 up to 3e9 pairs), the peers "
-        "one. Error = estimate − closed-form truth on the same "
-        "samples (one draw: compare it with klkit's SE). Time: best of 3 calls at n = 1e4, one call at n = 1e5. "
-        "Speed-up = fastest peer's time / klkit's time.",
+        "searches use all cores (k-d tree built with sliding-midpoint splits and queried in its leaf order, or a "
+        "fused brute-force kernel in d ≥ 8 up to 3e9 pairs), the peers one. Error = estimate − closed-form truth "
+        "on the same samples (one draw: compare it with klkit's SE). Time: best of 3 calls at n = 1e4, one call "
+        "at n = 1e5. Speed-up = fastest peer's time / klkit's time.",
         "",
     ]
     if missing:

@@ -136,6 +136,8 @@ def hellinger_distance(p: Any, q: Any, /, *, base: None = None, **options: Any) 
     Normals, multivariate Normals, Exponentials, Gammas, Bernoulli, Categorical …) or a
     Hellinger form is (Uniform); otherwise Monte Carlo of
     :math:`1 - \tfrac12 E_p[\sqrt{q/p}] - \tfrac12 E_q[\sqrt{p/q}]`, then the square root.
+    Like |x| at 0, H has no derivative where p = q (autograd gives NaN there); differentiate
+    :math:`H^2` instead, ``f_divergence(p, q, "hellinger")``, which is smooth.
 
     Parameters
     ----------
