@@ -1,0 +1,307 @@
+"""The lab's claims as a gallery, and the registry's pair table, both made at build time.
+
+The gallery is not written by hand and not a copy of an old report: on every build this
+extension runs the lab itself (:func:`klkit.lab.run_lab`, quick mode) into ``<build>/lab``
+and writes one page per section of :data:`klkit.lab.sections.SECTIONS` from what the run
+returned: its claim, how it is checked, every check with its measured numbers, its tables and
+its figures. A section added to the lab appears here on the next build; a failing section fails
+the build (its page says which check failed).
+
+``KLKIT_DOCS_GALLERY=surprise,coin`` runs only those sections (the test suite's fast build);
+unset, every section runs.
+
+The directive ``.. klkit-pairs-table::`` renders :func:`klkit.cli.pairs.pairs_table` (the same
+table ``klkit pairs`` prints); the role ``:klkit-pairs:`finite``` etc. a count from it;
+``.. klkit-toctree-present::`` is a toctree that leaves out documents that do not exist
+(the reports other scripts write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.directives.other import TocTree
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+GALLERY_ENV = "KLKIT_DOCS_GALLERY"
+FIGURES = "_figures"  # inside gallery/, git-ignored
+
+
+# ------------------------------------------------------------------ small docutils helpers
+
+
+def _table(header: list[str], rows: list[list[Any]], widths: list[int] | None = None) -> nodes.table:
+    """A docutils table of plain text (or ready-made nodes) cells."""
+    table = nodes.table(classes=["klkit-table"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths or [1] * len(header):
+        group += nodes.colspec(colwidth=width)
+
+    def row(cells: list[Any]) -> nodes.row:
+        out = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += cell if isinstance(cell, nodes.Node) else nodes.paragraph(text=str(cell))
+            out += entry
+        return out
+
+    head = nodes.thead()
+    head += row(header)
+    group += head
+    body = nodes.tbody()
+    for r in rows:
+        body += row(r)
+    group += body
+    return table
+
+
+def _para(label: str, text: str) -> nodes.paragraph:
+    para = nodes.paragraph()
+    para += nodes.strong(text=label)
+    para += nodes.Text(" " + text)
+    return para
+
+
+# ------------------------------------------------------------------ the registry's table
+
+
+def _pairs() -> dict[str, Any]:
+    from klkit.cli.pairs import pairs_table
+
+    return pairs_table()
+
+
+class PairsTable(SphinxDirective):
+    """``.. klkit-pairs-table::`` — the registered KL pairs, from the registry itself."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        table = _pairs()
+        rows = []
+        for r in table["pairs"]:
+            torch_has = {True: "yes", False: "no (klkit only)", None: "?"}[r["in_torch"]]
+            rows.append([r["p"], r["q"], "formula" if r["finite"] else "+inf", torch_has])
+        return [_table(["p", "q", "KL(p‖q)", "in torch.distributions"], rows, [25, 25, 15, 25])]
+
+
+def pairs_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any, options: Any = None,
+               content: Any = None) -> tuple[list[nodes.Node], list[Any]]:
+    """``:klkit-pairs:`finite``` — a count from the registry, inline."""
+    table = _pairs()
+    counts = {
+        "finite": table["finite_pairs"],
+        "infinite": table["infinite_pairs"],
+        "klkit_only": sum(1 for r in table["pairs"] if r["finite"] and r["in_torch"] is False),
+        "entropies": len(table["entropies"]),
+    }
+    if text not in counts:
+        msg = inliner.reporter.error(f"klkit-pairs takes one of {', '.join(counts)}; found {text!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    return [nodes.inline(rawtext, str(counts[text]))], []
+
+
+class PresentTocTree(TocTree):
+    """A toctree that lists only the documents that exist (reports written by other scripts)."""
+
+    def run(self) -> list[nodes.Node]:
+        kept = [line for line in self.content if not line.strip() or self.env.doc2path(line.strip()).exists()]
+        self.content = StringList(kept, source=self.content.source(0) if self.content else "")
+        return super().run()
+
+
+class SeeAlsoPresent(SphinxDirective):
+    """``.. klkit-see-also-present:: doc [doc ...]`` — a "see also" to the documents that exist, or nothing."""
+
+    required_arguments = 1
+    final_argument_whitespace = True
+
+    def run(self) -> list[nodes.Node]:
+        from sphinx.addnodes import pending_xref, seealso
+        from sphinx.util import docname_join
+
+        present = [d for d in self.arguments[0].split()
+                   if self.env.doc2path(docname_join(self.env.docname, d)).exists()]
+        if not present:
+            return []
+        para = nodes.paragraph()
+        for i, doc in enumerate(present):
+            if i:
+                para += nodes.Text(", ")
+            ref = pending_xref("", refdomain="std", reftype="doc", reftarget=doc, refexplicit=False,
+                               refdoc=self.env.docname)
+            ref += nodes.inline(text=doc)
+            para += ref
+        box = seealso()
+        box += para
+        return [box]
+
+
+# ------------------------------------------------------------------ the gallery
+
+
+def _selected_sections() -> list[str]:
+    from klkit.lab.sections import SECTIONS
+
+    raw = os.environ.get(GALLERY_ENV, "").strip()
+    if not raw:
+        return list(SECTIONS)
+    wanted = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in SECTIONS]
+    if unknown:
+        raise ValueError(f"`{GALLERY_ENV}` must name lab sections; found {', '.join(unknown)}. "
+                         f"Choose from: {', '.join(SECTIONS)}.")
+    return [name for name in SECTIONS if name in wanted]
+
+
+def _rst_escape(text: str) -> str:
+    for char in "\\`*_|[]<>":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
+    """Run the lab (quick) into ``lab_dir``, copy its figures and write ``gallery/<key>.rst`` pages."""
+    from klkit.lab import run_lab
+
+    keys = _selected_sections()
+    logger.info(f"[klkit] running the lab (quick) for the gallery: {', '.join(keys)}")
+    report = run_lab(lab_dir, quick=True, only=keys, seed=0, show_progress=False)
+    gallery = srcdir / "gallery"
+    figures = gallery / FIGURES
+    shutil.rmtree(figures, ignore_errors=True)
+    figures.mkdir(parents=True)
+    data: dict[str, Any] = {"quick": True, "seed": 0, "duration_s": round(report.duration_s, 1), "sections": []}
+    for section in report.sections:
+        copied = []
+        for figure in section.figures:
+            target = figures / f"{section.key}-{Path(figure).name}"
+            shutil.copyfile(figure, target)
+            copied.append(target.name)
+        data["sections"].append({
+            "key": section.key, "title": section.title, "claim": section.claim, "how": section.how,
+            "passed": section.passed, "duration_s": round(report.durations.get(section.key, 0.0), 1),
+            "checks": [{"name": c.name, "measured": c.measured, "passed": bool(c.passed)} for c in section.checks],
+            "figures": copied, "tables_html": list(section.tables_html),
+        })
+        if not section.passed:
+            logger.warning(f"[klkit] lab section {section.key!r} failed: "
+                           f"{report.why_failed().get(section.key, 'no checks')}", type="klkit", subtype="lab")
+    (lab_dir / "gallery.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    from klkit.lab.sections import SECTIONS, TITLES
+
+    data["not_run"] = [key for key in SECTIONS if key not in keys]
+    for stale in gallery.glob("*.rst"):
+        stale.unlink()
+    for key in SECTIONS:  # every section has a page, so links to one hold in a partial build
+        ran = next((s for s in data["sections"] if s["key"] == key), None)
+        title = _rst_escape(ran["title"] if ran else TITLES.get(key, key))
+        body = (f".. klkit-lab-section:: {key}" if ran else
+                f"Not run in this build ({GALLERY_ENV} left it out); ``make docs`` runs every section.")
+        (gallery / f"{key}.rst").write_text(f"{title}\n{'=' * len(title)}\n\n{body}\n", encoding="utf-8")
+    index = ["The lab's claims", "================", "",
+             ".. klkit-lab-summary::", "", ".. toctree::", "   :hidden:", ""]
+    index += [f"   {key}" for key in SECTIONS]
+    (gallery / "index.rst").write_text("\n".join(index) + "\n", encoding="utf-8")
+    return data
+
+
+_GALLERY: dict[str, Any] = {}  # what this build's lab run returned (see run_gallery)
+
+
+def _gallery_data(env: Any) -> dict[str, Any]:
+    return _GALLERY
+
+
+class LabSection(SphinxDirective):
+    """``.. klkit-lab-section:: KEY`` — one section's claim, checks, tables and figures."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        sections = {s["key"]: s for s in _gallery_data(self.env)["sections"]}
+        if self.arguments[0] not in sections:
+            raise self.error(f"no lab results for section {self.arguments[0]!r}")
+        s = sections[self.arguments[0]]
+        verdict = "PASS" if s["passed"] else "FAIL"
+        out: list[nodes.Node] = []
+        status = nodes.paragraph(classes=[f"klkit-{verdict.lower()}"])
+        status += nodes.strong(text=verdict)
+        status += nodes.Text(f" — section ``{s['key']}`` of ``klkit lab``, quick mode, seed 0, "
+                             f"{s['duration_s']} s on the machine that built these pages. "
+                             f"Reproduce: klkit lab --quick --only {s['key']}")
+        out.append(status)
+        if s["claim"]:
+            out.append(_para("Claim.", s["claim"]))
+        if s["how"]:
+            out.append(_para("How it is checked.", s["how"]))
+        rows = [[c["name"], c["measured"], "pass" if c["passed"] else "FAIL"] for c in s["checks"]]
+        checks = nodes.section(ids=[f"checks-{s['key']}"])
+        checks += nodes.title(text="Checks")
+        checks += _table(["check", "measured", "result"], rows, [55, 35, 10])
+        out.append(checks)
+        for fragment in s["tables_html"]:
+            out.append(nodes.raw("", f'<div class="klkit-lab-table">{fragment}</div>', format="html"))
+        if s["figures"]:
+            figures = nodes.section(ids=[f"figures-{s['key']}"])
+            figures += nodes.title(text="Figures")
+            for name in s["figures"]:
+                figure = nodes.figure()
+                figure += nodes.image(uri=f"{FIGURES}/{name}", alt=f"{s['title']}: {name}")
+                figures += figure
+            out.append(figures)
+        return out
+
+
+class LabSummary(SphinxDirective):
+    """``.. klkit-lab-summary::`` — the gallery's index table."""
+
+    def run(self) -> list[nodes.Node]:
+        data = _gallery_data(self.env)
+        intro = nodes.paragraph(text=(
+            "Each page below was produced while these docs were built: the build ran `klkit lab --quick` "
+            f"(seed {data['seed']}, {data['duration_s']} s in all) and wrote one page per section from "
+            "what the lab returned. Nothing on these pages is typed by hand."))
+        rows = []
+        for s in data["sections"]:
+            ref = nodes.paragraph()
+            ref += self._link(s)
+            passed = sum(c["passed"] for c in s["checks"])
+            rows.append([ref, f"{passed}/{len(s['checks'])}", "PASS" if s["passed"] else "FAIL"])
+        return [intro, _table(["claim", "checks passed", "status"], rows, [70, 15, 15])]
+
+    def _link(self, s: dict[str, Any]) -> nodes.Node:
+        from sphinx.addnodes import pending_xref
+
+        ref = pending_xref("", refdomain="std", reftype="doc", reftarget=s["key"], refexplicit=True,
+                           refdoc=self.env.docname)
+        ref += nodes.inline(text=s["title"])
+        return ref
+
+
+def _on_config_inited(app: Sphinx, config: Any) -> None:
+    lab_dir = Path(app.outdir).parent / "lab"
+    _GALLERY.clear()
+    _GALLERY.update(run_gallery(Path(app.srcdir), lab_dir))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("klkit-pairs-table", PairsTable)
+    app.add_role("klkit-pairs", pairs_role)
+    app.add_directive("klkit-toctree-present", PresentTocTree)
+    app.add_directive("klkit-see-also-present", SeeAlsoPresent)
+    app.add_directive("klkit-lab-section", LabSection)
+    app.add_directive("klkit-lab-summary", LabSummary)
+    app.connect("config-inited", _on_config_inited)  # before Sphinx looks for source files
+    return {"parallel_read_safe": False, "parallel_write_safe": True, "version": "1"}
