@@ -30,8 +30,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "_templates", "Thumbs.db", ".DS_Store"]
-templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 nitpicky = True
 # Names outside klkit that cannot be resolved without intersphinx (which needs network): the
