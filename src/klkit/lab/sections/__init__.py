@@ -22,6 +22,7 @@ SECTIONS: tuple[str, ...] = (
     "vae",
     "trpo",
     "ppo",
+    "rlhf",
 )
 
 # Titles used when a section cannot run (a module missing); a running section supplies its own.
@@ -38,4 +39,5 @@ TITLES: dict[str, str] = {
     "vae": "VAE: closed-form KL = its Monte Carlo estimate",
     "trpo": "TRPO keeps KL ≤ δ",
     "ppo": "PPO's clip / penalty keeps KL small",
+    "rlhf": "Which KL does your RLHF loss minimise?",
 }
