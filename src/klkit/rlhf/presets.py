@@ -6,22 +6,26 @@ for bit (float64 and float32 alike); where the estimator is placed (reward or lo
 caller's choice. The formulas, with :math:`\ell = \log\pi(a) - \log\pi_{\mathrm{ref}}(a)` and
 :math:`d = -\ell`:
 
-========================  ===================================================================  =============
-preset                    value                                                                 gradient
-========================  ===================================================================  =============
-``verl:kl``               :math:`\ell`                                                          native
-``verl:abs``              :math:`|\ell|`                                                        native
-``verl:mse``              :math:`\tfrac12 \ell^2`                                               native
-``verl:low_var_kl``       :math:`\mathrm{clamp}((e^{d_c} - d_c) - 1, \pm 10)`,
-                          :math:`d_c = \mathrm{clamp}(d, \pm 20)`                                native
-``verl:k1+``              :math:`\ell`                                                          straight-through (k2's)
-``verl:k3+``              as ``verl:low_var_kl``                                                straight-through (k2's)
-``openrlhf:k1``           :math:`\mathrm{clamp}(\ell, \pm 10)`                                  native
-``openrlhf:k2``           :math:`\mathrm{clamp}(\ell^2 / 2, \pm 10)`                            native
-``openrlhf:k3``           :math:`\mathrm{clamp}((e^{d} - 1) - d, \pm 10)`                       native
-``trl:k3``                :math:`(e^{d} - d) - 1`                                               native
-``trl:k3_ratio``          :math:`((e^{d} - d) - 1) \cdot \pi/\pi_{\mathrm{old}}`                reverse_kl
-========================  ===================================================================  =============
+===================  ======================================================  ========================
+preset               value                                                   expected gradient
+===================  ======================================================  ========================
+``verl:kl``          :math:`\ell`                                            native: 0
+``verl:abs``         :math:`|\ell|`                                          native: ∇Σ|π − π_ref|
+``verl:mse``         :math:`\tfrac12 \ell^2`                                 native: ∇KL(π‖π_ref)
+``verl:low_var_kl``  :math:`\mathrm{clamp}((e^{d_c} - d_c) - 1, \pm 10)`     native: ∇KL(π_ref‖π)
+                     :math:`d_c = \mathrm{clamp}(d, \pm 20)`
+``verl:k1+``         :math:`\ell`                                            k2's: ∇KL(π‖π_ref)
+``verl:k3+``         as ``verl:low_var_kl``                                  k2's: ∇KL(π‖π_ref)
+``openrlhf:k1``      :math:`\mathrm{clamp}(\ell, \pm 10)`                    native: 0
+``openrlhf:k2``      :math:`\mathrm{clamp}(\ell^2 / 2, \pm 10)`              native: ∇KL(π‖π_ref)
+``openrlhf:k3``      :math:`\mathrm{clamp}((e^{d} - 1) - d, \pm 10)`         native: ∇KL(π_ref‖π)
+``trl:k3``           :math:`(e^{d} - d) - 1`                                 native: ∇KL(π_ref‖π)
+``trl:k3_ratio``     :math:`((e^{d} - d) - 1) \cdot \pi/\pi_{\mathrm{old}}`  reverse_kl: ∇KL(π‖π_ref)
+===================  ======================================================  ========================
+
+The gradients are those of the table of :func:`klkit.rlhf.kl_penalty`, where no clamp holds; they
+hold on-policy, and off-policy when ``old_logp`` is passed (without it, tokens from an older
+policy bias every one of them).
 
 Sources (read from the libraries' code): verl ``verl/trainer/ppo/core_algos.py``, ``kl_penalty``
 and ``kl_penalty_forward`` (a name ending in ``+`` keeps the value and takes the gradient of

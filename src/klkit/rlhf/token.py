@@ -29,8 +29,12 @@ def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse
 
     with :math:`\pi_t = \mathrm{softmax}(\text{logits}_t)`. This is what the sampled estimators of
     :func:`klkit.rlhf.kl_penalty` estimate (``reverse``) and what k3 as a loss follows (``forward``):
-    log it beside them. Differentiable; as a loss, the reverse direction's gradient is the exact
-    token-level ∇KL(π‖π_ref), without sampling noise.
+    log it beside them. Differentiable; as a loss, ``"reverse"`` has the exact gradient
+    ∇KL(π_t‖π_ref,t) and ``"forward"`` ∇KL(π_ref,t‖π_t), without sampling noise: nothing is sampled
+    over the vocabulary, so this holds on- and off-policy alike (whichever policy produced the
+    positions, they only weight the tokens). Summed over a sequence it is a token-level loss: it
+    misses the sequence-level KL's terms through later prefixes (Tang & Munos 2025;
+    :func:`klkit.rlhf.sequence_kl_surrogate`).
 
     Computed by :func:`klkit.kl_divergence` (``kind="logits"``: log space, masked ``-inf`` logits
     exact, half precision accumulated in float32, memory-bounded paths). With ``chunk_size``,
@@ -61,7 +65,8 @@ def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse
 
     References
     ----------
-    .. [1] verl ``kl_penalty(..., "full")`` (not implemented there); TRL ``trl/trainer/ppo_trainer.py``
+    .. [1] Y. Tang and R. Munos, "On a few pitfalls in KL divergence gradient estimation for RL", 2025.
+    .. [2] verl ``kl_penalty(..., "full")`` (not implemented there); TRL ``trl/trainer/ppo_trainer.py``
        ``kl_penalty="full"``.
 
     Examples
