@@ -11,7 +11,8 @@ written into a buffer the size of the input during the forward pass, so nothing 
 for backward: extra memory is one chunk's temporaries (about ten ``chunk × V`` arrays). The
 backward pass only multiplies that buffer by the incoming gradient, in place.
 
-Chunks are :data:`CHUNK_ELEMENTS` entries (``chunk_size`` rows overrides it). Rows masked by the
+Chunks are :data:`CHUNK_ELEMENTS` entries, :data:`FUSED_CHUNK_ELEMENTS` on the fused linear path
+(``chunk_size`` rows overrides them). Rows masked by the
 labels are skipped (their gradient is 0). Invalid values (NaN or ``+inf`` logits, a row of only
 ``-inf``, teacher probabilities that are not probabilities) are collected as one boolean on the
 device, read once after the loop, and only then diagnosed with the row-by-row checks of
@@ -30,7 +31,8 @@ from klkit._xp import namespace
 from klkit.distill import _formulas
 from klkit.distill._options import Spec
 
-CHUNK_ELEMENTS = 1 << 22  # entries of one chunk: 16 MiB of float32 per temporary
+CHUNK_ELEMENTS = 1 << 20  # entries of one chunk: 4 MiB of float32 per temporary (cache-friendly on a CPU)
+FUSED_CHUNK_ELEMENTS = 1 << 24  # the fused path: larger chunks, so the weights are read fewer times
 _INF = math.inf
 
 
@@ -42,8 +44,9 @@ def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None) -> int:
-    return chunk_size if chunk_size is not None else max(1, min(max(n_rows, 1), CHUNK_ELEMENTS // max(vocab, 1)))
+def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None, elements: int = CHUNK_ELEMENTS) -> int:
+    """Rows per chunk: ``chunk_size``, or as many as make ``elements`` entries (at least 1)."""
+    return chunk_size if chunk_size is not None else max(1, min(max(n_rows, 1), elements // max(vocab, 1)))
 
 
 def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype) -> torch.Tensor:

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
-from klkit.distill._engine import chunk_rows, compute_dtype, pair_chunk, raise_invalid, scale_in_place
+from klkit.distill._engine import (
+    FUSED_CHUNK_ELEMENTS,
+    chunk_rows,
+    compute_dtype,
+    pair_chunk,
+    raise_invalid,
+    scale_in_place,
+)
 from klkit.distill._inputs import check_logits_tensor, check_same_device, kept, numpy_bridge, valid_rows
 from klkit.distill._options import (
     Divergence,
@@ -77,9 +84,11 @@ def fused_linear_divergence(
         ``(V, H_t)``.
     student_bias, teacher_bias : torch.Tensor or ndarray, optional
         ``(V,)``.
-    divergence, beta, skew, alpha, temperature, temperature_scaling, labels, ignore_index, num_items_in_batch,
-    chunk_size
+    divergence, beta, skew, alpha, temperature, temperature_scaling, labels, ignore_index, num_items_in_batch
         As in :func:`~klkit.distill.divergence_loss`.
+    chunk_size : int, optional
+        Tokens per chunk; by default as many as make ``2^24`` logits (64 MiB of float32 per temporary,
+        about ten of them), so that each chunk's matrix products are large enough to be efficient.
     reduction : {'batchmean', 'sum', 'mean'}, default 'batchmean'
         'none' is not offered: per-token values would need the logits again in backward.
 
@@ -136,7 +145,7 @@ def fused_linear_divergence(
     rows = valid_rows(labels, lead, ignore_index, hs.device)
     n_kept = kept(rows, h2.shape[0])
     factor = factor_of(divisor(reduction, num_items, n_kept, vocab, -1), n_kept)
-    step = chunk_rows(n_kept, vocab, chunk)
+    step = chunk_rows(n_kept, vocab, chunk, FUSED_CHUNK_ELEMENTS)
     return _FusedLinear.apply(h2, ws, student_bias, t2, wt, teacher_bias, rows, factor, spec, step)
 
 

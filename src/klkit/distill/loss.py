@@ -69,7 +69,7 @@ def divergence_loss(
     float32 at least, so half-precision inputs and log-probabilities of −1e4 give neither NaN nor a
     negative value; each token's value is clamped into the divergence's range [0, bound] against
     rounding. Tokens go in chunks whose gradient is computed in the forward pass, so the extra memory
-    is one chunk (about ``4·2^22`` bytes per temporary) whatever the number of tokens.
+    is one chunk (about ``4·2^20`` bytes per temporary) whatever the number of tokens.
 
     Parameters
     ----------
@@ -103,7 +103,7 @@ def divergence_loss(
         the divisor of ``batchmean`` and ``mean`` instead of the local count, so that summing the
         micro-batches' losses gives the full batch's loss.
     chunk_size : int, optional
-        Tokens per chunk; by default as many as make ``2^22`` entries.
+        Tokens per chunk; by default as many as make ``2^20`` entries (at least one token).
 
     Returns
     -------
