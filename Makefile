@@ -9,7 +9,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= lab-report
 
-.PHONY: lab test lint bench clean
+FLOORS_VENV := .venv-floors
+# what `make floors` runs: every test of the measures, distributions, estimators, fitting, losses, the
+# CLI, the README and the training code's fast tests (the full suite on the floors takes too long on 2 cores)
+FLOORS_TESTS ?= tests/test_measures_reference.py tests/test_measures_errors.py tests/test_measures_backends.py \
+	tests/test_kernels.py tests/test_distributions_registry.py tests/test_distributions_api.py \
+	tests/test_estimators_discrete.py tests/test_estimators_mc.py tests/test_fitting.py tests/test_losses.py \
+	tests/test_cli_measure.py tests/test_cli_errors.py tests/test_readme.py tests/test_rl.py tests/test_vae.py \
+	tests/test_lab.py
+
+.PHONY: lab test lint docs floors bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +38,28 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The documentation site in docs/_build/html: offline, nitpicky, warnings as errors. The gallery runs the lab
+# (quick mode) while it builds; KLKIT_DOCS_GALLERY=surprise,coin limits it to those sections.
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q docs docs/_build/html
+	@echo "docs: $(CURDIR)/docs/_build/html/index.html"
+
+# The tests against the lowest versions pyproject.toml allows (constraints/floors.txt), in their own venv.
+# torch is the exception: only $(TORCH) is available offline here, so its floor is checked by API
+# inspection (see constraints/floors.txt), not by installing it.
+floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -c constraints/floors.txt -e ".[torch,train,lab,rl,dev]"
+	$(FLOORS_VENV)/bin/python -m pip list --format=freeze > $(FLOORS_VENV)/installed.txt
+	$(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOORS_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[all,bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(FLOORS_VENV) $(OUT) .pytest_cache docs/_build docs/api docs/gallery
