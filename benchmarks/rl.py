@@ -6,7 +6,10 @@ finished episode's (step, raw return). Reported per agent:
 
 - steps to threshold: the first step at which the mean return of the last 10 finished
   episodes reaches the environment's threshold (CartPole-v1 475, Acrobot-v1 −100, Pendulum-v1 −200);
-- final: the mean of the last 10 episodes at the end of training;
+- final: the mean of the last 10 episodes at the end of training (with exploration noise, and on whichever
+  start states those episodes drew: the same seed draws the same ones whatever the agent learnt);
+- greedy: the final policy's mean return, acting with its mode, over ``EVAL_EPISODES`` episodes whose
+  start states are the same for every agent and seed (environment seeds 10,000 + i);
 - steps/s: environment steps per wall-clock second of training (``learn``/``train`` only, no imports).
 
 Each run is cached as JSON in ``runs/bench-rl/`` (git-ignored), so the long benchmark can be run
@@ -36,6 +39,8 @@ sys.path.insert(0, str(HERE))
 CACHE = HERE.parent / "runs" / "bench-rl"
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -200.0}
+EVAL_EPISODES = 20
+EVAL_SEED = 10_000
 AGENTS = ("klkit-ppo", "sb3-ppo", "klkit-trpo", "sb3-trpo")
 
 # rl-baselines3-zoo hyperparams/ppo.yml and trpo.yml (the numbers, as SB3 keyword arguments)
@@ -71,10 +76,11 @@ def run_klkit(algorithm: str, env_id: str, seed: int, steps: int, threads: int) 
     with tempfile.TemporaryDirectory() as tmp:
         result = module.train(cfg, tmp)  # result["seconds"]: the training loop only, like SB3's learn()
         records = read_metrics(tmp)
+        greedy = module.evaluate(tmp, episodes=EVAL_EPISODES)["mean_return"]  # environment seeds EVAL_SEED + i
     episodes = [(int(s), float(r)) for m in records for s, r in m["episodes"]]
     kl_max = max(m["kl_exact"] for m in records)
     return {"episodes": episodes, "wall": result["seconds"], "cpu": result["cpu_seconds"],
-            "global_step": result["global_step"], "kl_max": kl_max}
+            "global_step": result["global_step"], "kl_max": kl_max, "greedy": greedy}
 
 
 def run_sb3(algorithm: str, env_id: str, seed: int, steps: int, threads: int) -> dict[str, Any]:
@@ -112,8 +118,32 @@ def run_sb3(algorithm: str, env_id: str, seed: int, steps: int, threads: int) ->
     t0, cpu0 = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps, callback=Record())
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    greedy = _sb3_greedy(model, env if normalize else None, env_id)
     env.close()
-    return {"episodes": episodes, "wall": wall, "cpu": cpu, "global_step": int(model.num_timesteps), "kl_max": None}
+    return {"episodes": episodes, "wall": wall, "cpu": cpu, "global_step": int(model.num_timesteps), "kl_max": None,
+            "greedy": greedy}
+
+
+def _sb3_greedy(model: Any, normalizer: Any, env_id: str) -> float:
+    """SB3's final policy, deterministic, on the same start states klkit's evaluation uses (seeds EVAL_SEED + i)."""
+    import gymnasium as gym
+    import numpy as np
+
+    env, returns = gym.make(env_id), []
+    for i in range(EVAL_EPISODES):
+        obs, _ = env.reset(seed=EVAL_SEED + i)
+        total, done = 0.0, False
+        while not done:
+            seen = obs if normalizer is None else normalizer.normalize_obs(obs[None])[0]
+            action, _ = model.predict(seen, deterministic=True)
+            if isinstance(env.action_space, gym.spaces.Box):
+                action = np.clip(action, env.action_space.low, env.action_space.high)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
 
 
 def run_one(agent: str, env_id: str, seed: int, steps: int, threads: int) -> dict[str, Any]:
@@ -124,6 +154,7 @@ def run_one(agent: str, env_id: str, seed: int, steps: int, threads: int) -> dic
     final = statistics.fmean(r for _, r in eps[-10:]) if eps else None
     return {"agent": agent, "env_id": env_id, "seed": seed, "steps": steps, "threads": threads,
             "steps_to_threshold": steps_to_threshold(eps, threshold), "final_mean10": final,
+            "greedy_mean": out["greedy"],
             "steps_per_second": out["global_step"] / out["wall"],
             "steps_per_cpu_second": out["global_step"] / out["cpu"],
             "wall": out["wall"], "kl_max": out["kl_max"], "episodes": eps}
@@ -142,15 +173,19 @@ def report(steps: int) -> str:
         f"PPO/TRPO against SB3 2.x / sb3-contrib with the rl-baselines3-zoo hyperparameters, {steps:,} steps, "
         "CPU, one torch thread each, runs one after another in one process per invocation.",
         "Threshold = mean return of the last 10 finished episodes (CartPole-v1 ≥ 475, Acrobot-v1 ≥ −100, "
-        "Pendulum-v1 ≥ −200). Speed counts training only (no imports or setup): steps per wall-clock second, "
+        "Pendulum-v1 ≥ −200). The last 10 training episodes carry exploration noise and their own start states "
+        "(on Pendulum a seed's last start states alone can put a near-optimal policy below −200); "
+        f"*greedy* is the final policy acting with its mode on the same {EVAL_EPISODES} start states for every agent "
+        f"and seed (environment seeds {EVAL_SEED:,} + i). "
+        "Speed counts training only (no imports or setup): steps per wall-clock second, "
         "and steps per CPU-second of the process, which is less sensitive to other jobs on a shared machine. "
         "Compare agents *within* a table, not across runs.",
         "",
         f"Machine: {machine_description()}",
         "",
         "| env | agent | seeds | steps to threshold (per seed) | median | reached | final mean-10 (per seed) "
-        "| ended ≥ thr | steps/s (median) | steps/CPU-s (median) | max KL (klkit) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ended ≥ thr | greedy (per seed) | greedy ≥ thr | steps/s (median) | steps/CPU-s (median) | max KL (klkit) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[tuple[str, str], dict[str, Any]] = {}
     for env_id in THRESHOLDS:
@@ -165,17 +200,21 @@ def report(steps: int) -> str:
             med = statistics.median([x if x is not None else float("inf") for x in reached])
             finals = [r["final_mean10"] for r in rs]
             ended = sum(1 for f in finals if f is not None and f >= thr)
+            greedy = [r.get("greedy_mean") for r in rs]
+            greedy_ok = sum(1 for g in greedy if g is not None and g >= thr)
             sps = statistics.median(r["steps_per_second"] for r in rs)
             cps = statistics.median(r["steps_per_cpu_second"] for r in rs)
             kls = [r["kl_max"] for r in rs if r["kl_max"] is not None]
             summary[(env_id, agent)] = {"median": med, "sps": sps, "cps": cps, "n": len(rs), "reached": len(hit),
-                                        "ended": ended}
+                                        "ended": ended, "greedy_ok": greedy_ok,
+                                        "greedy_n": sum(g is not None for g in greedy)}
             kl_text = f"{max(kls):.4f}" if kls else "—"
             lines.append(
                 f"| {env_id} | {agent} | {','.join(str(r['seed']) for r in rs)} "
                 f"| {' / '.join(_fmt_steps(x) for x in reached)} "
                 f"| {'—' if med == float('inf') else _fmt_steps(int(med))} | {len(hit)}/{len(rs)} "
                 f"| {' / '.join('—' if f is None else f'{f:.0f}' for f in finals)} | {ended}/{len(rs)} "
+                f"| {' / '.join('—' if g is None else f'{g:.0f}' for g in greedy)} | {greedy_ok}/{len(rs)} "
                 f"| {sps:,.0f} | {cps:,.0f} | {kl_text} |"
             )
     lines += [
@@ -185,9 +224,9 @@ def report(steps: int) -> str:
         "Bars: klkit reaches the threshold within the budget on every seed (CartPole-v1: and ends there); "
         "klkit's median steps to threshold ≤ SB3's (ratio ≤ 1); klkit ≥ 1.5× SB3's speed.",
         "",
-        "| env | algorithm | seeds (klkit / SB3) | klkit reached on every seed | klkit ended ≥ thr "
-        "| median steps klkit / SB3 | speed klkit / SB3, wall | speed klkit / SB3, CPU |",
-        "|---|---|---|---|---|---|---|---|",
+        "| env | algorithm | seeds (klkit / SB3) | klkit reached on every seed | klkit ended ≥ thr (SB3) "
+        "| klkit greedy ≥ thr (SB3) | median steps klkit / SB3 | speed klkit / SB3, wall | speed klkit / SB3, CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for env_id in THRESHOLDS:
         for algorithm in ("ppo", "trpo"):
@@ -201,7 +240,9 @@ def report(steps: int) -> str:
                 wall, cpu = f"{k['sps'] / s['sps']:.2f}×", f"{k['cps'] / s['cps']:.2f}×"
             lines.append(
                 f"| {env_id} | {algorithm} | {k['n']} / {s['n'] if s else 0} | {k['reached']}/{k['n']} "
-                f"| {k['ended']}/{k['n']} | {ratio} | {wall} | {cpu} |"
+                f"| {k['ended']}/{k['n']} ({s['ended'] if s else '—'}/{s['n'] if s else '—'}) "
+                f"| {k['greedy_ok']}/{k['greedy_n']} ({s['greedy_ok'] if s else '—'}/{s['greedy_n'] if s else '—'}) "
+                f"| {ratio} | {wall} | {cpu} |"
             )
     return "\n".join(lines)
 

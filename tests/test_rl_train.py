@@ -63,6 +63,15 @@ def test_trpo_every_update_keeps_the_exact_kl_within_delta(tmp_path):
     assert trpo.evaluate(tmp_path, episodes=1)["episodes"] == 1
 
 
+def test_trpo_annealed_delta_decays_linearly_and_bounds_each_step(tmp_path):
+    cfg = _small_trpo(total_steps=1024, max_kl=0.02, anneal_max_kl=True)  # 4 updates
+    trpo.train(cfg, tmp_path)
+    records = rl.read_metrics(tmp_path)
+    assert [r["max_kl"] for r in records] == pytest.approx([0.02, 0.015, 0.01, 0.005], rel=1e-12)
+    for r in records:
+        assert r["kl_exact"] <= r["max_kl"] * (1 + 1e-5)
+
+
 def test_ppo_adaptive_penalty_and_early_stop_on_a_gaussian_policy(tmp_path):
     cfg = ppo.Config(env_id="Pendulum-v1", total_steps=1024, n_envs=2, n_steps=128, batch_size=64, n_epochs=4,
                      clip_range=None, kl_penalty=True, kl_target=0.003, kl_beta=1.0, target_kl=0.02,

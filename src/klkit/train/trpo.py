@@ -93,6 +93,9 @@ class Config(rl.CommonConfig):
     """GAE λ."""
     max_kl: float = 0.01
     """δ, the KL budget: every accepted step has mean KL(π_old‖π_new) ≤ δ on the rollout's states."""
+    anneal_max_kl: bool = False
+    """Decay δ linearly over training (δ·(1 − update/updates)), as PPO anneals its clip range: the last
+    updates move the policy less, so a good policy is not lost to one noisy step near the end."""
     cg_steps: int = 15
     """Conjugate-gradient iterations for F x = g."""
     cg_damping: float = 1e-3
@@ -197,11 +200,14 @@ def scale_to_trust_region(direction: torch.Tensor, fvp: Callable[[torch.Tensor],
     return torch.sqrt(2.0 * max_kl / xFx.clamp_min(1e-12)) * direction
 
 
-def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config) -> dict[str, Any]:
+def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config,
+                max_kl: float | None = None) -> dict[str, Any]:
     """One TRPO step on the actor (natural gradient, KL-scaled, line-searched); returns its diagnostics.
 
-    The policy's parameters end at the accepted step, or at θ_old when the line search rejects every trial.
+    ``max_kl`` is this step's δ (default ``cfg.max_kl``). The policy's parameters end at the accepted
+    step, or at θ_old when the line search rejects every trial.
     """
+    max_kl = cfg.max_kl if max_kl is None else max_kl
     params = policy.actor_parameters()
     surrogate, mean_kl = surrogate_and_kl(policy, batch, normalize_advantage=cfg.normalize_advantage)
     # (a) the surrogate's gradient g at θ_old
@@ -211,7 +217,7 @@ def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Con
     fvp = fisher_operator(mean_kl, params, damping=cfg.cg_damping)
     direction = conjugate_gradient(fvp, g, max_steps=cfg.cg_steps)
     # (c) the full step Δ, scaled so that the quadratic model of the KL equals δ
-    step = scale_to_trust_region(direction, fvp, cfg.max_kl)
+    step = scale_to_trust_region(direction, fvp, max_kl)
     # (d) backtracking line search on the exact KL (klkit) and the surrogate; θ_old if nothing passes
     theta_old = _flat([p.detach() for p in params]).clone()
     loss_old = loss.detach().item()
@@ -221,7 +227,7 @@ def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Con
         with torch.no_grad():
             return float(surrogate()) - loss_old, float(mean_kl())
 
-    result = backtracking_line_search(evaluate, max_kl=cfg.max_kl, shrink=cfg.line_search_shrink,
+    result = backtracking_line_search(evaluate, max_kl=max_kl, shrink=cfg.line_search_shrink,
                                       max_steps=cfg.line_search_steps)
     if not result.accepted:
         _assign(params, theta_old)
@@ -285,7 +291,8 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
                                      cfg.gae_lambda)
         batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
         # 3. update the policy: one trust-region step, max L(θ) s.t. mean KL(π_old ‖ π_θ) ≤ δ (eq. 14)
-        info = policy_step(policy, batch, cfg)
+        max_kl = cfg.max_kl * (run.progress_remaining if cfg.anneal_max_kl else 1.0)
+        info = policy_step(policy, batch, cfg, max_kl)
         # 4. update the critic: V regressed on the λ-returns, separately
         value_loss = value_regression(policy, critic_optimizer, batch, cfg, run.rng)
         # 5. how far did the policy move? KL(π_old ‖ π_new) on the rollout, three ways, all klkit's
@@ -295,7 +302,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             kls = rl.policy_kl(old, new, batch["log_probs"], new.log_prob(batch["actions"]))
             entropy = float(new.entropy().mean())
         # === plumbing: log this update, checkpoint when due ============================================
-        run.log({**info, "value_loss": value_loss, "entropy": entropy, **kls, "max_kl": cfg.max_kl})
+        run.log({**info, "value_loss": value_loss, "entropy": entropy, **kls, "max_kl": max_kl})
         if run.checkpoint_due:
             run.save_checkpoint(optimizers)
     return run.finish()
