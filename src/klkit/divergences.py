@@ -183,16 +183,16 @@ def f_divergence(p: Any, q: Any, /, f: str | Callable[[Any], Any], *, axis: int 
     Terms with :math:`q_i = 0 < p_i` are :math:`p_i f'(\infty)`, :math:`f'(\infty) = \lim_{t\to\infty}
     f(t)/t`. In nats. Named generators run the dedicated log-space code:
 
-    ============== ============================================== ===================================
-    ``f``          :math:`f(t)`                                   equals
-    ============== ============================================== ===================================
-    "kl"           :math:`t \log t`                               ``kl_divergence(p, q)``
-    "reverse_kl"   :math:`-\log t`                                ``kl_divergence(q, p)``
-    "tv"           :math:`\tfrac12 |t - 1|`                       ``total_variation(p, q)``
-    "hellinger"    :math:`\tfrac12 (\sqrt t - 1)^2`               ``hellinger_distance(p, q) ** 2``
-    "chi2"         :math:`(t - 1)^2`                              Pearson :math:`\chi^2 = e^{D_2} - 1`
-    "js"           :math:`\tfrac12[t\log\tfrac{2t}{1+t} + \log\tfrac{2}{1+t}]` ``js_divergence(p, q)``
-    ============== ============================================== ===================================
+    ============  ===========================================================  ====================================
+    ``f``         :math:`f(t)`                                                 equals
+    ============  ===========================================================  ====================================
+    "kl"          :math:`t \log t`                                             ``kl_divergence(p, q)``
+    "reverse_kl"  :math:`-\log t`                                              ``kl_divergence(q, p)``
+    "tv"          :math:`\tfrac12 |t - 1|`                                     ``total_variation(p, q)``
+    "hellinger"   :math:`\tfrac12 (\sqrt t - 1)^2`                             ``hellinger_distance(p, q) ** 2``
+    "chi2"        :math:`(t - 1)^2`                                            Pearson :math:`\chi^2 = e^{D_2} - 1`
+    "js"          :math:`\tfrac12[t\log\tfrac{2t}{1+t} + \log\tfrac{2}{1+t}]`  ``js_divergence(p, q)``
+    ============  ===========================================================  ====================================
 
     A callable ``f`` is applied elementwise to the ratios :math:`t = p_i/q_i` on
     :math:`q_i > 0` (an array of the inputs' library, so torch keeps autograd); it must define

@@ -18,16 +18,16 @@ than divide by a logarithm that means nothing there.
 
 Monte Carlo forms (each has finite variance where noted):
 
-==================  ======================================================================  =================
-measure             estimator                                                                variance
-==================  ======================================================================  =================
-total variation     ½ E_p[(1 − q/p)₊] + ½ E_q[(1 − p/q)₊] (n samples of each)                terms in [0, 1]
-Hellinger H²        1 − ½ E_p[√(q/p)] − ½ E_q[√(p/q)]                                      always finite
-Rényi, α ≥ ½        log E_p[(q/p)^(1−α)] / (α − 1)                                          finite for α ≤ 1
-Rényi, α < ½        log E_q[(p/q)^α] / (α − 1)                                              finite
-χ²                  E_p[p/q] − 1                                                            E_q[(p/q)³] < ∞
-f (callable)        E_q[f(p/q)] (misses f′(∞)·P(q = 0) where p's support is larger)        depends on f
-==================  ======================================================================  =================
+===============  ===============================================================  ================
+measure          estimator                                                        variance
+===============  ===============================================================  ================
+total variation  ½ E_p[(1 − q/p)₊] + ½ E_q[(1 − p/q)₊] (n samples of each)        terms in [0, 1]
+Hellinger H²     1 − ½ E_p[√(q/p)] − ½ E_q[√(p/q)]                                always finite
+Rényi, α ≥ ½     log E_p[(q/p)^(1−α)] / (α − 1)                                   finite for α ≤ 1
+Rényi, α < ½     log E_q[(p/q)^α] / (α − 1)                                       finite
+χ²               E_p[p/q] − 1                                                     E_q[(p/q)³] < ∞
+f (callable)     E_q[f(p/q)] (misses f′(∞)·P(q = 0) where p's support is larger)  depends on f
+===============  ===============================================================  ================
 
 The Rényi estimate is the log of a mean, biased by about −Var/(2n·mean²)/(α − 1); its standard
 error is the delta method's. The Hellinger distance and the JS distance are square roots of an
@@ -136,7 +136,7 @@ def hellinger_distance(p: Any, q: Any, /, *, base: None = None, **options: Any) 
     Normals, multivariate Normals, Exponentials, Gammas, Bernoulli, Categorical …) or a
     Hellinger form is (Uniform); otherwise Monte Carlo of
     :math:`1 - \tfrac12 E_p[\sqrt{q/p}] - \tfrac12 E_q[\sqrt{p/q}]`, then the square root.
-    Like |x| at 0, H has no derivative where p = q (autograd gives NaN there); differentiate
+    Like :math:`|x|` at 0, H has no derivative where p = q (autograd gives NaN there); differentiate
     :math:`H^2` instead, ``f_divergence(p, q, "hellinger")``, which is smooth.
 
     Parameters

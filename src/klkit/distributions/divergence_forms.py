@@ -5,7 +5,7 @@ records, so one formula serves ``torch.distributions`` and frozen ``scipy.stats`
 With :math:`p_\alpha = p^\alpha q^{1-\alpha}`:
 
 - Rényi divergence :math:`D_\alpha(p\|q) = \frac{1}{\alpha-1}\log\int p^\alpha q^{1-\alpha}`
-  (α ≥ 0, α ≠ 1; α = 1 is KL and is answered by the KL registry, not here): Normal,
+  [1]_ [2]_ (α ≥ 0, α ≠ 1; α = 1 is KL and is answered by the KL registry, not here): Normal,
   LogNormal, HalfNormal, (low-rank) multivariate Normal, Exponential, Gamma (and Chi2),
   InverseGamma, Exponential ↔ Gamma, Independent; Bernoulli and Categorical through
   :func:`klkit.renyi_divergence` on the log-probabilities. For α > 1 the
@@ -16,7 +16,7 @@ With :math:`p_\alpha = p^\alpha q^{1-\alpha}`:
   its own, Bernoulli and Categorical go to :func:`klkit.hellinger_distance`.
 - Total variation :math:`\sup_A |P(A) - Q(A)|`: Normal (any two: through the points where the
   densities cross), LogNormal, HalfNormal, multivariate Normals of equal covariance and
-  Independent Normals of equal scales (:math:`2\Phi(\Delta/2) - 1`, Δ the Mahalanobis distance),
+  Independent Normals of equal scales (:math:`2\Phi(\Delta/2) - 1`, Δ the Mahalanobis distance [3]_),
   Exponential, Uniform; Bernoulli and Categorical through :func:`klkit.total_variation`. A
   formula that covers only part of its types (equal covariances) raises
   :class:`~klkit.errors.NotRegisteredError` elsewhere, and the caller samples.
