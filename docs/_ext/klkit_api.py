@@ -19,6 +19,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 _HOMES: dict[Any, str] = {}  # object identity -> documented dotted path, rebuilt on every build
 _MODULES: set[str] = set()  # the modules with a page
+_OWNED: set[str] = set()  # every documented dotted name
 
 # The namespaces, in the order of the API reference, with one line each. A public module not
 # listed here still gets a page when it owns names no earlier module exports.
@@ -159,6 +161,7 @@ def write_api(srcdir: Path, package: str = "klkit") -> list[ModulePage]:
     pages = plan(package)
     folder = srcdir / "api"
     folder.mkdir(exist_ok=True)
+    shutil.rmtree(folder / "generated", ignore_errors=True)  # one page per name: an earlier layout's stubs
     wanted = {f"{p.module}.rst" for p in pages} | {"index.rst"}
     for stale in folder.glob("*.rst"):
         if stale.name not in wanted:
@@ -228,6 +231,8 @@ def _documented(path: str) -> str | None:
     key = _identity(obj) if obj is not None else None
     if key is not None and key in _HOMES:
         return _HOMES[key]
+    if path in _OWNED:  # data (a constant, a table) documented where it is listed
+        return path
     if inspect.isclass(owner) and id(owner) in _HOMES:  # a method, attribute or field of a documented class
         member = path.rsplit(".", 1)[1]
         return f"{_HOMES[id(owner)]}.{member}" if key is not None and inspect.isroutine(obj) else _HOMES[id(owner)]
@@ -249,8 +254,11 @@ def resolve_alias(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
         candidates.append(f"{module}.{cls}.{target}")
     if module:
         candidates.append(f"{module}.{target}")
-        defined_in = _defined_in(f"{module}.{cls}" if cls else module)
-        if defined_in and defined_in != module:  # relative to the module that defines the documented object
+    # relative to the module that defines the object whose docstring holds the reference
+    docstring_of = re.search(r"docstring of ([\w.]+)", node.source or "")
+    for owner in ([f"{module}.{cls}"] if module and cls else []) + ([docstring_of.group(1)] if docstring_of else []):
+        defined_in = _defined_in(owner)
+        if defined_in and f"{defined_in}.{target}" not in candidates:
             candidates.append(f"{defined_in}.{target}")
     domain = env.get_domain("py")
     for candidate in candidates:
@@ -273,10 +281,12 @@ def resolve_alias(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
 
 
 def _defined_in(path: str) -> str | None:
-    """The module that defines the object at ``path`` (a re-exported class lives elsewhere)."""
+    """The module that defines the object at ``path`` (a re-exported class lives elsewhere); a module: itself."""
     found = _import_dotted(path)
     obj = None if found is None else found[1]
-    return getattr(obj, "__module__", None) if obj is not None and not inspect.ismodule(obj) else None
+    if inspect.ismodule(obj):
+        return obj.__name__
+    return getattr(obj, "__module__", None) if obj is not None else None
 
 
 def _public(path: str) -> bool:
@@ -299,6 +309,8 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
     _HOMES.update(_homes(pages))
     _MODULES.clear()
     _MODULES.update(p.module for p in pages)
+    _OWNED.clear()
+    _OWNED.update(f"{p.module}.{name}" for p in pages for name in p.owned)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
