@@ -238,9 +238,11 @@ class LabSection(SphinxDirective):
         out: list[nodes.Node] = []
         status = nodes.paragraph(classes=[f"klkit-{verdict.lower()}"])
         status += nodes.strong(text=verdict)
-        status += nodes.Text(f" — section ``{s['key']}`` of ``klkit lab``, quick mode, seed 0, "
-                             f"{s['duration_s']} s on the machine that built these pages. "
-                             f"Reproduce: klkit lab --quick --only {s['key']}")
+        status += nodes.Text(" — section ")
+        status += nodes.literal(text=s["key"])
+        status += nodes.Text(f" of the lab in quick mode, seed 0, {s['duration_s']} s on the machine that built "
+                             "these pages. Reproduce: ")
+        status += nodes.literal(text=f"klkit lab --quick --only {s['key']}")
         out.append(status)
         if s["claim"]:
             out.append(_para("Claim.", s["claim"]))
