@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into _static: formulas render without network
     "numpydoc",
     "myst_parser",
     "klkit_api",  # the API reference from each module's __all__

@@ -120,7 +120,8 @@ window.addEventListener('load', function () {
     var sheets = Array.from(document.querySelectorAll('link[rel="stylesheet"]'));
     var css = sheets.filter(function (l) { return l.sheet !== null; }).length;
     var hits = document.querySelectorAll('#search-results li').length;
-    document.body.setAttribute('data-probe', [imgs.length, ok, sheets.length, css, hits].join(','));
+    var math = document.querySelectorAll('mjx-container').length;
+    document.body.setAttribute('data-probe', [imgs.length, ok, sheets.length, css, hits, math].join(','));
   }, 1500);
 });
 </script>
@@ -139,9 +140,9 @@ def _probe(page: Path, tmp_path: Path, query: str = "") -> dict[str, int]:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     probe.unlink()
     assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'data-probe="(\d+),(\d+),(\d+),(\d+),(\d+)"', done.stdout)
+    found = re.search(r'data-probe="(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)"', done.stdout)
     assert found, f"the probe did not run on {page.name}: {done.stdout[:500]} {done.stderr[-1000:]}"
-    names = ("images", "images_loaded", "stylesheets", "stylesheets_loaded", "search_hits")
+    names = ("images", "images_loaded", "stylesheets", "stylesheets_loaded", "search_hits", "formulas_rendered")
     return dict(zip(names, map(int, found.groups()), strict=True))
 
 
@@ -156,6 +157,8 @@ def test_page_renders_with_its_images_and_styles(site, tmp_path, page):
     assert seen["images_loaded"] == seen["images"], seen
     if page.startswith("gallery/"):
         assert seen["images"] > 0, seen
+    if page.startswith("api/"):  # MathJax ships with the site (no network): formulas are typeset
+        assert seen["formulas_rendered"] > 0, seen
 
 
 @browser
