@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -207,6 +208,9 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
         "## Estimators: k-NN entropy and KL, closed-form VAE KL",
         "",
         machine_description(),
+        "",
+        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
         "",
         f"Samples: p = N(0, I_d), q = N({SHIFT}·1, I_d); k = {K}, Chebyshev distance for every method (the "
         "peers' default), so the fixed-k estimators are the same formula and differ in speed; klkit's neighbour "

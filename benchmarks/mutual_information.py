@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -136,6 +137,9 @@ def markdown(rows: list[Row]) -> str:
         "## Mutual information: KSG against scikit-learn (`benchmarks/mutual_information.py`)",
         "",
         machine_description(),
+        "",
+        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
         "",
         f"Bivariate Gaussians, ρ = {', '.join(map(str, RHOS))}; k = {K}; {SEEDS} seeds per case, the same samples "
         "for both. Time: median over seeds of the best of 3 calls (n = 1e4) or of one call (n = 1e5). "
