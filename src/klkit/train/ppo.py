@@ -36,8 +36,10 @@ Algorithms", arXiv:1707.06347, 2017.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +47,13 @@ import torch
 from torch import nn
 
 import klkit
+from klkit.rlhf import kl_penalty
 from klkit.train import rl
-from klkit.train._runs import resolve_device
+from klkit.train._checkpoint import load
+from klkit.train._runs import isolated_rng, resolve_device
 
-__all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "measure_update", "ppo_loss", "ppo_update", "schedules",
-           "train"]
+__all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "measure_update", "ppo_loss", "ppo_update",
+           "reference_kl", "reference_policy", "schedules", "train"]
 
 
 # =============================================================================
@@ -93,6 +97,20 @@ class Config(rl.CommonConfig):
     """Early stop: before each minibatch's gradient step, the exact mean KL(π_old‖π_θ) on that minibatch is
     computed (klkit closed form, current θ); if it exceeds ``target_kl`` that step and all remaining
     epochs of the update are skipped. None: never stop early."""
+    kl_ref_coef: float = 0.0
+    """β of an RLHF-style penalty on the KL to a fixed reference policy, estimated per step by
+    :func:`klkit.rlhf.kl_penalty`; 0: no penalty, and no reference is built or evaluated at all."""
+    kl_estimator: str = "k1"
+    """The reference penalty's per-step estimator: 'k1', 'k2' or 'k3' (see :func:`klkit.rlhf.kl_penalty`)."""
+    kl_placement: str = "reward"
+    """'reward': β·estimate (at the rollout policy) is subtracted from each step's reward before GAE;
+    'loss': β·surrogate (mean over the minibatch, importance-weighted by π_θ/π_old) is added to the loss."""
+    kl_gradient: str = "native"
+    """The loss surrogate's gradient: 'native', 'reverse_kl' or 'straight_through' ('native' with 'reward')."""
+    kl_ref: str | None = None
+    """Run directory whose checkpointed policy is the reference (same env, no observation normalisation in
+    either run); None: this run's initial policy (with ``normalize_observations``, evaluated on the
+    observations as this run normalises them)."""
 
     def validate(self) -> None:
         super().validate()
@@ -107,6 +125,7 @@ class Config(rl.CommonConfig):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"`{name}` must be > 0 or None; found {value!r}.")
+        _validate_reference_kl(self)
 
     @classmethod
     def for_env(cls, env_id: str, **overrides: Any) -> Config:
@@ -134,7 +153,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_range: float | None,
              clip_range_vf: float | None, vf_coef: float, ent_coef: float, kl_beta: float | None,
-             normalize_advantage: bool, measure_kl: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+             normalize_advantage: bool, measure_kl: bool = False, kl_ref_coef: float = 0.0,
+             kl_estimator: str = "k1", kl_gradient: str = "native") -> tuple[torch.Tensor, dict[str, Any]]:
     r"""PPO's loss on one minibatch and what it measured along the way.
 
     .. math::
@@ -142,7 +162,10 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         \mathcal L = -L^{CLIP} + \beta\,\overline{\mathrm{KL}}(\pi_{old}\|\pi_\theta)
         + c_v\,\overline{(V_\phi(s) - \hat R)^2} - c_e\,\overline{H[\pi_\theta(\cdot|s)]}
 
-    (the β term only when ``kl_beta`` is given; the KL is klkit's closed form, averaged over states).
+    (the β term only when ``kl_beta`` is given; the KL is klkit's closed form, averaged over states),
+    plus, with ``kl_ref_coef`` > 0 and ``batch["ref_log_probs"]``, the reference penalty
+    :math:`\beta_{ref}\,\overline{s}` with :math:`s` the surrogate of :func:`klkit.rlhf.kl_penalty`
+    (``kl_estimator``, ``kl_gradient``, ``old_logp`` = the rollout's log-probs).
 
     Parameters
     ----------
@@ -152,6 +175,8 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         ``advantages``, ``returns`` for the minibatch.
     measure_kl : bool, default False
         Compute the minibatch's closed-form mean KL even without a penalty (for ``target_kl``).
+    kl_ref_coef, kl_estimator, kl_gradient
+        The reference penalty in the loss (:class:`Config`); 0 leaves the loss as without it.
 
     Returns
     -------
@@ -163,7 +188,8 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         ``kl`` (the closed-form mean KL, detached; None unless ``kl_beta`` or ``measure_kl``).
     """
     params = policy.distribution_parameters(batch["obs"])
-    log_ratio = policy.log_prob(params, batch["actions"]) - batch["log_probs"]
+    log_prob = policy.log_prob(params, batch["actions"])
+    log_ratio = log_prob - batch["log_probs"]
     ratio = log_ratio.exp()
     adv = batch["advantages"]
     if normalize_advantage and adv.numel() > 1:
@@ -182,6 +208,10 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
         kl = klkit.kl_divergence(old, policy.make_distribution(params)).mean()
     if kl_beta is not None:  # adaptive KL penalty (eq. 8)
         policy_loss = policy_loss + kl_beta * kl
+    if kl_ref_coef > 0:  # RLHF: KL to a fixed reference, with the gradient klkit.rlhf states
+        penalty = kl_penalty(log_prob, batch["ref_log_probs"], estimator=kl_estimator, placement="loss",
+                             gradient=kl_gradient, old_logp=batch["log_probs"])
+        policy_loss = policy_loss + kl_ref_coef * penalty.surrogate.mean()
 
     # --- value function: MSE to the λ-returns, optionally clipped around the old prediction ---
     values = policy.value(batch["obs"])
@@ -272,7 +302,9 @@ def ppo_update(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: 
                                   vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
                                   kl_beta=beta if cfg.kl_penalty else None,
                                   normalize_advantage=cfg.normalize_advantage,
-                                  measure_kl=cfg.target_kl is not None)
+                                  measure_kl=cfg.target_kl is not None,
+                                  kl_ref_coef=cfg.kl_ref_coef if cfg.kl_placement == "loss" else 0.0,
+                                  kl_estimator=cfg.kl_estimator, kl_gradient=cfg.kl_gradient)
             if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
                 return stats, epoch + i * cfg.batch_size / n  # fraction of epochs completed
             optimizer.zero_grad(set_to_none=True)
@@ -306,6 +338,76 @@ def measure_update(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], clip:
 
 
 # =============================================================================
+# RLHF: a KL penalty to a fixed reference policy (klkit.rlhf)
+# =============================================================================
+
+
+def reference_policy(cfg: Config, policy: rl.ActorCritic) -> rl.ActorCritic:
+    """The frozen reference: a copy of ``policy`` as initialised, or the policy saved in ``cfg.kl_ref``."""
+    if cfg.kl_ref is None:
+        reference = copy.deepcopy(policy)
+    else:
+        ref_dir = Path(cfg.kl_ref)
+        if not (ref_dir / rl.CHECKPOINT).is_file():
+            raise ValueError(f"`kl_ref` must be a run directory holding {rl.CHECKPOINT}; none in {ref_dir}. "
+                             "Train the reference first, or leave kl_ref None for the initial policy.")
+        ref_cfg = rl.read_config(ref_dir)
+        if ref_cfg.get("env_id") != cfg.env_id or ref_cfg.get("normalize_observations"):
+            found = f"{ref_cfg.get('env_id')!r} with normalize_observations={ref_cfg.get('normalize_observations')}"
+            raise ValueError(f"`kl_ref` must be a run on {cfg.env_id} without observation normalisation; found "
+                             f"{found}. The reference must read the observations this run stores.")
+        with isolated_rng():  # building initialises weights from torch's generator; the run's stream stays as is
+            reference = rl.build_policy(ref_cfg)
+        reference.load_state_dict(load(ref_dir / rl.CHECKPOINT)["policy"])
+        reference.to(next(policy.parameters()).device)
+    reference.eval()
+    return reference.requires_grad_(False)
+
+
+def reference_kl(reference: rl.ActorCritic, buffer: rl.RolloutBuffer, cfg: Config,
+                 device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+    """log π_ref at the rollout's actions and the KL to the reference at the rollout policy π_old.
+
+    With ``kl_placement="reward"`` it also subtracts ``kl_ref_coef`` times the estimate from
+    ``buffer.rewards`` (the learner's rewards, before GAE). The record holds the exact mean KLs both
+    ways over the rollout's states (klkit's closed form), ``kl_ref_reverse`` = KL(π_old‖π_ref) and
+    ``kl_ref_forward`` = KL(π_ref‖π_old), beside ``kl_ref_estimate``, the mean per-step estimate.
+    """
+    n = buffer.rewards.size
+    obs = torch.from_numpy(buffer.obs.reshape(n, -1)).to(device)
+    actions = torch.from_numpy(buffer.actions.reshape(n, *buffer.actions.shape[2:])).to(device)
+    old_log_probs = torch.from_numpy(buffer.log_probs.reshape(n)).to(device)
+    with torch.no_grad():
+        ref = reference.distribution(obs)
+        old = reference.make_distribution(torch.from_numpy(buffer.dist_params.reshape(n, -1)).to(device))
+        ref_log_probs = ref.log_prob(actions).to(old_log_probs.dtype)
+        estimate = kl_penalty(old_log_probs, ref_log_probs, estimator=cfg.kl_estimator).value
+        record = {"kl_ref_reverse": float(klkit.kl_divergence(old, ref).mean()),
+                  "kl_ref_forward": float(klkit.kl_divergence(ref, old).mean()),
+                  "kl_ref_estimate": float(estimate.mean())}
+    if cfg.kl_placement == "reward":
+        buffer.rewards -= cfg.kl_ref_coef * estimate.cpu().numpy().reshape(buffer.rewards.shape)
+    return ref_log_probs, record
+
+
+def _validate_reference_kl(cfg: Config) -> None:
+    coef = cfg.kl_ref_coef
+    if isinstance(coef, bool) or not isinstance(coef, (int, float)) or not 0 <= coef < float("inf"):
+        raise ValueError(f"`kl_ref_coef` must be a finite number >= 0; found {cfg.kl_ref_coef!r}. 0 turns it off.")
+    for name, allowed in (("kl_estimator", ("k1", "k2", "k3")), ("kl_placement", ("reward", "loss")),
+                          ("kl_gradient", ("native", "reverse_kl", "straight_through"))):
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"`{name}` must be one of {', '.join(allowed)}; found {getattr(cfg, name)!r}.")
+    if cfg.kl_placement == "reward" and cfg.kl_gradient != "native":
+        raise ValueError(f"`kl_gradient` must be 'native' with kl_placement='reward'; found {cfg.kl_gradient!r}. "
+                         "In the reward only the estimate is used; use kl_placement='loss' for another gradient.")
+    if cfg.kl_ref is not None and cfg.normalize_observations:
+        raise ValueError("`kl_ref` needs normalize_observations=False: the reference reads the observations as "
+                         "this run stores them, normalised by this run's moving statistics. Turn it off or drop "
+                         "kl_ref.")
+
+
+# =============================================================================
 # Training loop
 # =============================================================================
 
@@ -317,8 +419,9 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     line per update: the keys every line has (:mod:`klkit.train.rl.metrics`), then ``policy_loss``,
     ``value_loss`` (means over the gradient steps), ``entropy``, ``clip_fraction``, ``kl_exact``,
     ``kl_k1``, ``kl_k1_se``, ``kl_k3``, ``kl_k3_se``, ``explained_variance``, ``learning_rate``,
-    ``clip_range``, ``gradient_steps``, ``early_stop_epoch`` and, with ``kl_penalty``, ``kl_beta``
-    (the β this update used) and ``kl_beta_next``.
+    ``clip_range``, ``gradient_steps``, ``early_stop_epoch``; with ``kl_penalty``, ``kl_beta``
+    (the β this update used) and ``kl_beta_next``; with ``kl_ref_coef`` > 0, ``kl_ref_reverse``,
+    ``kl_ref_forward`` and ``kl_ref_estimate`` (:func:`reference_kl`).
 
     Returns
     -------
@@ -347,6 +450,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     policy, buffer = run.policy, run.buffer
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     optimizers = {"optimizer": optimizer}
+    reference = reference_policy(cfg, policy) if cfg.kl_ref_coef > 0 else None  # before resume: initial weights
     run.resume(optimizers)
     beta = float(run.extra.get("kl_beta", cfg.kl_beta))
 
@@ -354,10 +458,15 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # === PPO, one iteration of Algorithm 1 (Schulman et al., 2017) ================================
         # 1. collect: run π_θold for T = n_steps steps in each of the N = n_envs environments
         last_value = run.collect_rollout()
+        # (RLHF) the KL to the reference at the rollout's steps; in the reward, β·estimate comes off each reward
+        ref_log_probs, ref_record = (None, {}) if reference is None else reference_kl(reference, buffer, cfg,
+                                                                                       run.device)
         # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
         advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
                                      cfg.gae_lambda)
         batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
+        if ref_log_probs is not None:
+            batch["ref_log_probs"] = ref_log_probs
         # 3. update: optimise the surrogate (eq. 7, or 8 with the penalty, + value loss − entropy bonus,
         #    eq. 9) for K = n_epochs epochs of minibatch Adam; then θ_old ← θ
         lr, clip = schedules(cfg, run.progress_remaining)
@@ -369,6 +478,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         record: dict[str, Any] = {
             "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"), **measured,
             "learning_rate": lr, "clip_range": clip, "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
+            **ref_record,
         }
         # 5. adaptive KL penalty (§4): β for the next update, from this update's exact KL
         if cfg.kl_penalty:
