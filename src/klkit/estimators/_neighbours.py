@@ -68,12 +68,15 @@ def self_and_cross_distances(xs: np.ndarray, ys: np.ndarray, k: int, p_norm: flo
 
 
 def build_tree(points: np.ndarray) -> cKDTree:
-    """A k-d tree built by sliding-midpoint splits without shrinking nodes to their points.
+    """A k-d tree built by sliding-midpoint splits; nodes shrunk to their points only above d = 3.
 
-    About 3× faster to build than the defaults (median splits, compact nodes: 0.04 s against 0.11 s
-    for 1e5 points in d = 3) and no slower to query on these samples.
+    Sliding-midpoint splits build faster than median splits and query as fast or faster (1e5
+    points, d = 3: 0.06 s against 0.08 s; d = 6 and 10: queries 10–25 % faster). Shrinking each
+    node's box to its points (``compact_nodes``) costs build time and is what keeps a query from
+    visiting most leaves in high dimension (without it, a 1e5-point Euclidean search in d = 10
+    took 16× longer), so it is skipped only in d ≤ 3, where it does not change the query time.
     """
-    return cKDTree(points, balanced_tree=False, compact_nodes=False)
+    return cKDTree(points, balanced_tree=False, compact_nodes=points.shape[1] > 3)
 
 
 def _brute(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, self_query: bool) -> np.ndarray:
