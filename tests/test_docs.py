@@ -37,23 +37,44 @@ def _have_sphinx() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """Build the site once (``-W --keep-going -n``) and return its HTML folder."""
-    if not _have_sphinx():
-        pytest.skip("Sphinx and the docs extra are not installed: pip install -e '.[docs]' (make test installs it)")
-    root = tmp_path_factory.mktemp("docs-build")
+def _build(root: Path) -> tuple[int, str]:
     source = root / "docs"
     shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build", "api", "gallery"))
     shutil.copy(ROOT / "CHANGELOG.md", root / "CHANGELOG.md")  # docs/changelog.md includes ../CHANGELOG.md
-    html = source / "_build" / "html"
     env = {**os.environ, "KLKIT_DOCS_GALLERY": GALLERY_SECTIONS, "CI": "true"}
     done = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-n", "-q", str(source), str(html)],
+        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-n", "-q", str(source),
+         str(source / "_build" / "html")],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
-    assert done.returncode == 0, f"sphinx-build failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-    return html
+    return done.returncode, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """Build the site once (``-W --keep-going -n``) and return its HTML folder.
+
+    Under pytest-xdist every worker would build its own: the first one builds into the session's shared
+    temporary folder under a file lock, the others wait and reuse it.
+    """
+    if not _have_sphinx():
+        pytest.skip("Sphinx and the docs extra are not installed: pip install -e '.[docs]' (make test installs it)")
+    from filelock import FileLock  # torch's dependency, so present wherever the lab (and so the docs) can run
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    root = shared / "klkit-docs-build"
+    with FileLock(str(shared / "klkit-docs-build.lock")):
+        result = root / "result.txt"
+        if not result.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            code, output = _build(root)
+            result.write_text(f"{code}\n{output}", encoding="utf-8")
+        code, output = result.read_text(encoding="utf-8").split("\n", 1)
+    assert code == "0", f"sphinx-build failed:\n{output}"
+    return root / "docs" / "_build" / "html"
 
 
 def test_build_has_every_part(site):

@@ -106,3 +106,16 @@ def test_measure_example_runs():
     result = CliRunner().invoke(app, ["measure", "--p", "0.5,0.5", "--q", "0.9,0.1", "--base", "2"])
     assert result.exit_code == 0, result.output
     assert "1.736966 = 1.000000 + 0.736966" in result.output  # H(P,Q) = H(P) + KL(P‖Q) in bits
+
+
+def test_changelog_and_package_metadata_agree():
+    """One version (klkit.__version__, read by hatch), a CHANGELOG entry for it, py.typed and the licence shipped."""
+    import klkit
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"]["path"] == "src/klkit/__init__.py"
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## [{klkit.__version__}]" in changelog, f"CHANGELOG.md has no entry for version {klkit.__version__}"
+    assert (ROOT / "src" / "klkit" / "py.typed").is_file()  # inside the package folder hatch ships whole
+    assert "MIT License" in (ROOT / "LICENSE").read_text(encoding="utf-8") and project["project"]["license"] == "MIT"
