@@ -31,8 +31,8 @@ def test_default_builds_no_reference_and_logs_nothing_new(tmp_path, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a reference was built with kl_ref_coef = 0")
 
-    monkeypatch.setattr(ppo, "reference_policy", refuse)
-    monkeypatch.setattr(ppo, "reference_kl", refuse)
+    monkeypatch.setattr(rl, "reference_policy", refuse)
+    monkeypatch.setattr(rl, "reference_kl", refuse)
     ppo.train(small(), tmp_path)
     assert all(not REF_KEYS & set(r) for r in rl.read_metrics(tmp_path))
 

@@ -78,3 +78,17 @@ def test_cli_refuses_a_changed_configuration_in_one_line_with_exit_2(tmp_path, c
     assert _files(run_dir) == before
     same = runner.invoke(app, ["train", command, *args, "--run-dir", str(run_dir)])  # same options: resumes
     assert same.exit_code == 0 and f"{command} on CartPole-v1: 256 steps" in same.output, same.output
+
+
+def test_a_setting_added_since_the_run_started_resumes_at_its_default(tmp_path):
+    ppo.train(_ppo(), tmp_path)
+    path = tmp_path / "config.json"
+    config = json.loads(path.read_text())
+    del config["kl_ref_coef"], config["device"]  # as written before these settings existed
+    path.write_text(json.dumps(config))
+    assert ppo.train(_ppo(total_steps=384), tmp_path)["global_step"] == 384
+    config = json.loads(path.read_text())
+    del config["kl_ref_coef"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigMismatchError, match=r"kl_ref_coef 0\.0 → 0\.5"):  # the default is what it ran with
+        ppo.train(_ppo(total_steps=512, kl_ref_coef=0.5), tmp_path)

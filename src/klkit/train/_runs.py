@@ -45,7 +45,8 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], *, resumable: Itera
     return [f"{k} {json.dumps(old.get(k))} → {json.dumps(new.get(k))}" for k in keys if old.get(k) != new.get(k)]
 
 
-def refuse_changed_config(run_dir: Path, new: dict[str, Any], *, resumable: Iterable[str]) -> None:
+def refuse_changed_config(run_dir: Path, new: dict[str, Any], *, resumable: Iterable[str],
+                          defaults: dict[str, Any] | None = None) -> None:
     """Raise :class:`ConfigMismatchError` if ``run_dir/config.json`` differs from ``new`` outside ``resumable``.
 
     Called before a trainer writes anything, whenever ``run_dir`` holds a checkpoint to resume.
@@ -58,6 +59,9 @@ def refuse_changed_config(run_dir: Path, new: dict[str, Any], *, resumable: Iter
         The configuration asked for, as it would be written to ``config.json`` (with ``algorithm``).
     resumable : iterable of str
         Keys that may change on resume (budget, threads, progress bar, ...).
+    defaults : dict, optional
+        Each setting's default: a key missing from an older ``config.json`` (a setting added since the
+        run started) stands for its default, which is what that run used.
 
     Raises
     ------
@@ -67,7 +71,7 @@ def refuse_changed_config(run_dir: Path, new: dict[str, Any], *, resumable: Iter
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         return
-    old = json.loads(path.read_text())
+    old = {**(defaults or {}), **json.loads(path.read_text())}
     if old.get("algorithm") != new.get("algorithm"):  # the other keys differ by nature; name the one that matters
         changes = [f"algorithm {json.dumps(old.get('algorithm'))} → {json.dumps(new.get('algorithm'))}"]
     else:

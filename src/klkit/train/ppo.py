@@ -36,10 +36,8 @@ Algorithms", arXiv:1707.06347, 2017.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,11 +47,9 @@ from torch import nn
 import klkit
 from klkit.rlhf import kl_penalty
 from klkit.train import rl
-from klkit.train._checkpoint import load
-from klkit.train._runs import isolated_rng, resolve_device
+from klkit.train._runs import resolve_device
 
-__all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "measure_update", "ppo_loss", "ppo_update",
-           "reference_kl", "reference_policy", "schedules", "train"]
+__all__ = ["PRESETS", "Config", "adapt_beta", "evaluate", "ppo_loss", "ppo_update", "schedules", "train"]
 
 
 # =============================================================================
@@ -125,7 +121,7 @@ class Config(rl.CommonConfig):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"`{name}` must be > 0 or None; found {value!r}.")
-        _validate_reference_kl(self)
+        rl.validate_reference_kl(self)
 
     @classmethod
     def for_env(cls, env_id: str, **overrides: Any) -> Config:
@@ -315,98 +311,6 @@ def ppo_update(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: 
     return stats, None
 
 
-def measure_update(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], clip: float | None) -> dict[str, Any]:
-    """How far the update moved the policy, on the whole rollout (π_old rebuilt from its saved parameters).
-
-    Returns
-    -------
-    dict
-        ``entropy`` of π_new; ``clip_fraction``, the share of the rollout whose ratio π_new/π_old lies
-        outside [1 − ε, 1 + ε] (None without clipping); ``kl_exact``, ``kl_k1``, ``kl_k3`` and their
-        standard errors (:func:`klkit.train.rl.metrics.policy_kl`); ``explained_variance`` of the critic.
-    """
-    with torch.no_grad():
-        new = policy.distribution(batch["obs"])
-        old = policy.make_distribution(batch["dist_params"])
-        new_log_probs = new.log_prob(batch["actions"])
-        kls = rl.policy_kl(old, new, batch["log_probs"], new_log_probs)
-        explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
-        ratio = (new_log_probs - batch["log_probs"]).exp()
-        clip_fraction = None if clip is None else float(((ratio - 1.0).abs() > clip).float().mean())
-        entropy = float(new.entropy().mean())
-    return {"entropy": entropy, "clip_fraction": clip_fraction, **kls, "explained_variance": explained}
-
-
-# =============================================================================
-# RLHF: a KL penalty to a fixed reference policy (klkit.rlhf)
-# =============================================================================
-
-
-def reference_policy(cfg: Config, policy: rl.ActorCritic) -> rl.ActorCritic:
-    """The frozen reference: a copy of ``policy`` as initialised, or the policy saved in ``cfg.kl_ref``."""
-    if cfg.kl_ref is None:
-        reference = copy.deepcopy(policy)
-    else:
-        ref_dir = Path(cfg.kl_ref)
-        if not (ref_dir / rl.CHECKPOINT).is_file():
-            raise ValueError(f"`kl_ref` must be a run directory holding {rl.CHECKPOINT}; none in {ref_dir}. "
-                             "Train the reference first, or leave kl_ref None for the initial policy.")
-        ref_cfg = rl.read_config(ref_dir)
-        if ref_cfg.get("env_id") != cfg.env_id or ref_cfg.get("normalize_observations"):
-            found = f"{ref_cfg.get('env_id')!r} with normalize_observations={ref_cfg.get('normalize_observations')}"
-            raise ValueError(f"`kl_ref` must be a run on {cfg.env_id} without observation normalisation; found "
-                             f"{found}. The reference must read the observations this run stores.")
-        with isolated_rng():  # building initialises weights from torch's generator; the run's stream stays as is
-            reference = rl.build_policy(ref_cfg)
-        reference.load_state_dict(load(ref_dir / rl.CHECKPOINT)["policy"])
-        reference.to(next(policy.parameters()).device)
-    reference.eval()
-    return reference.requires_grad_(False)
-
-
-def reference_kl(reference: rl.ActorCritic, buffer: rl.RolloutBuffer, cfg: Config,
-                 device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-    """log π_ref at the rollout's actions and the KL to the reference at the rollout policy π_old.
-
-    With ``kl_placement="reward"`` it also subtracts ``kl_ref_coef`` times the estimate from
-    ``buffer.rewards`` (the learner's rewards, before GAE). The record holds the exact mean KLs both
-    ways over the rollout's states (klkit's closed form), ``kl_ref_reverse`` = KL(π_old‖π_ref) and
-    ``kl_ref_forward`` = KL(π_ref‖π_old), beside ``kl_ref_estimate``, the mean per-step estimate.
-    """
-    n = buffer.rewards.size
-    obs = torch.from_numpy(buffer.obs.reshape(n, -1)).to(device)
-    actions = torch.from_numpy(buffer.actions.reshape(n, *buffer.actions.shape[2:])).to(device)
-    old_log_probs = torch.from_numpy(buffer.log_probs.reshape(n)).to(device)
-    with torch.no_grad():
-        ref = reference.distribution(obs)
-        old = reference.make_distribution(torch.from_numpy(buffer.dist_params.reshape(n, -1)).to(device))
-        ref_log_probs = ref.log_prob(actions).to(old_log_probs.dtype)
-        estimate = kl_penalty(old_log_probs, ref_log_probs, estimator=cfg.kl_estimator).value
-        record = {"kl_ref_reverse": float(klkit.kl_divergence(old, ref).mean()),
-                  "kl_ref_forward": float(klkit.kl_divergence(ref, old).mean()),
-                  "kl_ref_estimate": float(estimate.mean())}
-    if cfg.kl_placement == "reward":
-        buffer.rewards -= cfg.kl_ref_coef * estimate.cpu().numpy().reshape(buffer.rewards.shape)
-    return ref_log_probs, record
-
-
-def _validate_reference_kl(cfg: Config) -> None:
-    coef = cfg.kl_ref_coef
-    if isinstance(coef, bool) or not isinstance(coef, (int, float)) or not 0 <= coef < float("inf"):
-        raise ValueError(f"`kl_ref_coef` must be a finite number >= 0; found {cfg.kl_ref_coef!r}. 0 turns it off.")
-    for name, allowed in (("kl_estimator", ("k1", "k2", "k3")), ("kl_placement", ("reward", "loss")),
-                          ("kl_gradient", ("native", "reverse_kl", "straight_through"))):
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"`{name}` must be one of {', '.join(allowed)}; found {getattr(cfg, name)!r}.")
-    if cfg.kl_placement == "reward" and cfg.kl_gradient != "native":
-        raise ValueError(f"`kl_gradient` must be 'native' with kl_placement='reward'; found {cfg.kl_gradient!r}. "
-                         "In the reward only the estimate is used; use kl_placement='loss' for another gradient.")
-    if cfg.kl_ref is not None and cfg.normalize_observations:
-        raise ValueError("`kl_ref` needs normalize_observations=False: the reference reads the observations as "
-                         "this run stores them, normalised by this run's moving statistics. Turn it off or drop "
-                         "kl_ref.")
-
-
 # =============================================================================
 # Training loop
 # =============================================================================
@@ -421,7 +325,7 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     ``kl_k1``, ``kl_k1_se``, ``kl_k3``, ``kl_k3_se``, ``explained_variance``, ``learning_rate``,
     ``clip_range``, ``gradient_steps``, ``early_stop_epoch``; with ``kl_penalty``, ``kl_beta``
     (the β this update used) and ``kl_beta_next``; with ``kl_ref_coef`` > 0, ``kl_ref_reverse``,
-    ``kl_ref_forward`` and ``kl_ref_estimate`` (:func:`reference_kl`).
+    ``kl_ref_forward`` and ``kl_ref_estimate`` (:func:`klkit.train.rl.reference_kl`).
 
     Returns
     -------
@@ -450,7 +354,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     policy, buffer = run.policy, run.buffer
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     optimizers = {"optimizer": optimizer}
-    reference = reference_policy(cfg, policy) if cfg.kl_ref_coef > 0 else None  # before resume: initial weights
+    reference = rl.reference_policy(cfg, policy) if cfg.kl_ref_coef > 0 else None  # before resume: initial weights
     run.resume(optimizers)
     beta = float(run.extra.get("kl_beta", cfg.kl_beta))
 
@@ -459,7 +363,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 1. collect: run π_θold for T = n_steps steps in each of the N = n_envs environments
         last_value = run.collect_rollout()
         # (RLHF) the KL to the reference at the rollout's steps; in the reward, β·estimate comes off each reward
-        ref_log_probs, ref_record = (None, {}) if reference is None else reference_kl(reference, buffer, cfg,
+        ref_log_probs, ref_record = (None, {}) if reference is None else rl.reference_kl(reference, buffer, cfg,
                                                                                        run.device)
         # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
         advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
@@ -474,7 +378,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             group["lr"] = lr
         stats, stopped_at = ppo_update(policy, optimizer, batch, cfg, clip=clip, beta=beta, rng=run.rng)
         # 4. how far did the policy move? KL(π_old ‖ π_new) on the whole rollout, three ways, all klkit's
-        measured = measure_update(policy, batch, clip)
+        measured = rl.measure_update(policy, batch, clip)
         record: dict[str, Any] = {
             "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"), **measured,
             "learning_rate": lr, "clip_range": clip, "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
@@ -500,9 +404,3 @@ def evaluate(run_dir: str | os.PathLike[str], *, episodes: int = 10, determinist
 
 def _mean(stats: list[dict[str, Any]], key: str) -> float | None:
     return float(np.mean([s[key] for s in stats])) if stats else None
-
-
-def _explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float | None:
-    """1 − Var(target − pred) / Var(target): 1 for a perfect critic, 0 for a constant one (None if undefined)."""
-    var = float(target.var())
-    return None if var == 0 else 1.0 - float((target - pred).var()) / var

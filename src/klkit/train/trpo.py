@@ -262,8 +262,9 @@ def train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     Writes ``config.json`` (``"algorithm": "trpo"``), ``checkpoint.pt`` and one ``metrics.jsonl`` line
     per update: the keys every line has (:mod:`klkit.train.rl.metrics`), then ``surrogate``,
     ``surrogate_improvement``, ``line_search_accepted``, ``line_search_fraction``,
-    ``line_search_trials``, ``gradient_norm``, ``natural_step_norm``, ``value_loss``, ``entropy``,
-    ``kl_exact``, ``kl_k1``, ``kl_k1_se``, ``kl_k3``, ``kl_k3_se`` and ``max_kl`` (δ). A ``run_dir``
+    ``line_search_trials``, ``gradient_norm``, ``natural_step_norm``, ``value_loss``, then
+    :func:`klkit.train.rl.measure_update`'s ``entropy``, ``clip_fraction`` (None), ``kl_exact``, ``kl_k1``,
+    ``kl_k1_se``, ``kl_k3``, ``kl_k3_se``, ``explained_variance``, and ``max_kl`` (this update's δ). A ``run_dir``
     holding a checkpoint is resumed only with the same configuration (see
     :data:`klkit.train.rl.RESUMABLE` for what may change); otherwise
     :class:`~klkit.train.errors.ConfigMismatchError` is raised and nothing is written. The caller's
@@ -296,13 +297,9 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 4. update the critic: V regressed on the λ-returns, separately
         value_loss = value_regression(policy, critic_optimizer, batch, cfg, run.rng)
         # 5. how far did the policy move? KL(π_old ‖ π_new) on the rollout, three ways, all klkit's
-        with torch.no_grad():
-            new = policy.distribution(batch["obs"])
-            old = policy.make_distribution(batch["dist_params"])
-            kls = rl.policy_kl(old, new, batch["log_probs"], new.log_prob(batch["actions"]))
-            entropy = float(new.entropy().mean())
+        measured = rl.measure_update(policy, batch, clip=None)
         # === plumbing: log this update, checkpoint when due ============================================
-        run.log({**info, "value_loss": value_loss, "entropy": entropy, **kls, "max_kl": max_kl})
+        run.log({**info, "value_loss": value_loss, **measured, "max_kl": max_kl})
         if run.checkpoint_due:
             run.save_checkpoint(optimizers)
     return run.finish()

@@ -14,6 +14,7 @@ The pieces, one job per module:
 :mod:`~klkit.train.rl.runs`                 threads and seeds, ``config.json``, checkpoints, resuming
                                             (:class:`Run`)
 :mod:`~klkit.train.rl.evaluation`           the saved policy's return over fresh episodes
+:mod:`~klkit.train.rl.reference`            PPO's RLHF-style KL penalty to a fixed reference policy
 ==========================================  ==================================================================
 
 Every name is importable from here, as ``from klkit.train import rl; rl.gae(...)``.
@@ -25,8 +26,17 @@ from klkit.train.rl import policies as _policies
 from klkit.train.rl.config import RESUMABLE, CommonConfig, config_from_dict
 from klkit.train.rl.envs import Normalizer, RunningMeanStd, make_vector_env
 from klkit.train.rl.evaluation import evaluate_run
-from klkit.train.rl.metrics import METRICS, EpisodeTracker, MetricsLog, policy_kl, read_metrics, steps_to_threshold
+from klkit.train.rl.metrics import (
+    METRICS,
+    EpisodeTracker,
+    MetricsLog,
+    measure_update,
+    policy_kl,
+    read_metrics,
+    steps_to_threshold,
+)
 from klkit.train.rl.policies import ACTIVATIONS, ActorCritic, StdKind, build_policy
+from klkit.train.rl.reference import reference_kl, reference_policy, validate_reference_kl
 from klkit.train.rl.rollout import RolloutBuffer, collect_rollout, flatten_rollout, gae, minibatches
 from klkit.train.rl.runs import (
     CHECKPOINT,
@@ -63,16 +73,20 @@ __all__ = [
     "flatten_rollout",
     "gae",
     "make_vector_env",
+    "measure_update",
     "minibatches",
     "policy_kl",
     "progress_bar",
     "read_config",
     "read_metrics",
+    "reference_kl",
+    "reference_policy",
     "restore_rng",
     "rng_state",
     "run_scope",
     "seed_everything",
     "steps_to_threshold",
+    "validate_reference_kl",
     "write_config",
 ]
 

@@ -35,8 +35,10 @@ from torch.distributions import Distribution
 import klkit
 from klkit.estimators import mc_kl
 from klkit.train._checkpoint import write_text_atomic
+from klkit.train.rl.policies import ActorCritic
 
-__all__ = ["METRICS", "EpisodeTracker", "MetricsLog", "policy_kl", "read_metrics", "steps_to_threshold"]
+__all__ = ["METRICS", "EpisodeTracker", "MetricsLog", "measure_update", "policy_kl", "read_metrics",
+           "steps_to_threshold"]
 
 METRICS = "metrics.jsonl"
 
@@ -151,3 +153,31 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All records of a run's ``metrics.jsonl``."""
     path = Path(run_dir) / METRICS
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+
+
+def measure_update(policy: ActorCritic, batch: dict[str, torch.Tensor], clip: float | None) -> dict[str, Any]:
+    """How far the update moved the policy, on the whole rollout (π_old rebuilt from its saved parameters).
+
+    Returns
+    -------
+    dict
+        ``entropy`` of π_new; ``clip_fraction``, the share of the rollout whose ratio π_new/π_old lies
+        outside [1 − ε, 1 + ε] (None without clipping: TRPO); ``kl_exact``, ``kl_k1``, ``kl_k3`` and their
+        standard errors (:func:`klkit.train.rl.metrics.policy_kl`); ``explained_variance`` of the critic.
+    """
+    with torch.no_grad():
+        new = policy.distribution(batch["obs"])
+        old = policy.make_distribution(batch["dist_params"])
+        new_log_probs = new.log_prob(batch["actions"])
+        kls = policy_kl(old, new, batch["log_probs"], new_log_probs)
+        explained = _explained_variance(policy.value(batch["obs"]), batch["returns"])
+        ratio = (new_log_probs - batch["log_probs"]).exp()
+        clip_fraction = None if clip is None else float(((ratio - 1.0).abs() > clip).float().mean())
+        entropy = float(new.entropy().mean())
+    return {"entropy": entropy, "clip_fraction": clip_fraction, **kls, "explained_variance": explained}
+
+
+def _explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float | None:
+    """1 − Var(target − pred) / Var(target): 1 for a perfect critic, 0 for a constant one (None if undefined)."""
+    var = float(target.var())
+    return None if var == 0 else 1.0 - float((target - pred).var()) / var

@@ -168,8 +168,9 @@ class Run:
         self.cfg, self.algorithm = cfg, algorithm
         self.run_dir = Path(run_dir)
         if (self.run_dir / CHECKPOINT).is_file():  # before anything is written
+            defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
             refuse_changed_config(self.run_dir, {"algorithm": algorithm, **dataclasses.asdict(cfg)},
-                                  resumable=RESUMABLE)
+                                  resumable=RESUMABLE, defaults=json.loads(json.dumps(defaults)))
         self.device = resolve_device(cfg.device)
         self.rng = seed_everything(cfg.seed)
         self.env = make_vector_env(cfg.env_id, cfg.n_envs)  # checks env_id before anything is written
