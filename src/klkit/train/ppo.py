@@ -137,9 +137,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                        ent_coef=0.0, learning_rate=3e-4, anneal_lr=False, anneal_clip=False,
                        normalize_observations=True, normalize_rewards=True),
     "Pendulum-v1": dict(n_envs=4, n_steps=1024, batch_size=64, gae_lambda=0.95, gamma=0.9, n_epochs=10,
-                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=False, clip_range=0.2, anneal_clip=False),
+                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_range=0.2, anneal_clip=False,
+                        std="state-dependent"),  # klkit's: state-dependent σ (the zoo: gSDE) and an annealed lr
 }
-"""Per-environment settings, starting from the rl-baselines3-zoo PPO hyperparameters."""
+"""Per-environment settings, starting from the rl-baselines3-zoo PPO hyperparameters (klkit's changes marked)."""
 
 
 # =============================================================================
