@@ -33,7 +33,7 @@ from klkit.train.data import load_images
 from klkit.train.vae.step import EpochSums, Objective, train_batch
 
 # Published reference numbers (same split and evaluation); not re-measured here.
-ISSUE_REFERENCES = [
+PUBLISHED_REFERENCES = [
     ("784-400-20 MLP VAE (PyTorch examples), 50 epochs", 105.4),
     ("784-400-20 MLP VAE (PyTorch examples), 200 epochs", 100.1),
     ("784-512-256-32 MLP + KL warm-up, 300 epochs", 98.1),
@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
             "| bits/dim | active units |",
             "|---|---|---|---|---|---|---|---|---|",
             *(row(name, r) for name, r in results),
-            *(f"| {name} (published reference) | | | | | {nll} | | | |" for name, nll in ISSUE_REFERENCES),
+            *(f"| {name} (published reference) | | | | | {nll} | | | |" for name, nll in PUBLISHED_REFERENCES),
             "",
         ]
         print("\n".join(lines[-len(results) - 8 :]))
