@@ -343,7 +343,7 @@ def _run(ctx: LabContext) -> SectionResult:
                     color=f"C{i}", alpha=0.7, label=f"{label}: entropy {res['sample_entropy']:.2f}")
     ax1.set(xlabel="held-out NLL of the student (nats/char) — lower covers more",
             ylabel="teacher log-lik. of the student's samples", title="Character LM students (size ∝ entropy)")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="lower right")
     seeds = [s["seed"] for s in dig["seeds"]]
     ax2.plot(seeds, [s["hard"]["nll"] for s in dig["seeds"]], "o-", label="hard labels")
     ax2.plot(seeds, [s["distilled"]["nll"] for s in dig["seeds"]], "s-",
