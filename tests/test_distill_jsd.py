@@ -210,3 +210,10 @@ def test_bad_inputs_raise_naming_the_argument():
         generalized_jsd_loss(bad, t, reduction="none")
     with pytest.raises(TypeError, match="inputs mix numpy"):
         generalized_jsd_loss(s.numpy(), t)
+
+
+def test_labels_may_be_numpy_or_torch_whatever_the_logits():
+    s, t, labels = make_inputs(torch.float64)
+    want = float(trl_reference(s, t, labels, 0.4))
+    assert float(generalized_jsd_loss(s, t, labels.numpy(), 0.4)) == pytest.approx(want, rel=1e-13)
+    assert float(generalized_jsd_loss(s.numpy(), t.numpy(), labels, 0.4)) == pytest.approx(want, rel=1e-13)

@@ -37,8 +37,7 @@ from klkit.errors import InvalidArgumentError, ShapeError
 
 __all__ = ["fused_linear_divergence"]
 
-_NAMES = ("student_hidden", "student_weight", "teacher_hidden", "teacher_weight", "student_bias", "teacher_bias",
-          "labels")
+_NAMES = ("student_hidden", "student_weight", "teacher_hidden", "teacher_weight", "student_bias", "teacher_bias")
 
 
 @numpy_bridge(_NAMES)

@@ -40,7 +40,7 @@ from klkit.distill._run import logits_loss
 __all__ = ["generalized_jsd_loss"]
 
 
-@numpy_bridge(("student_logits", "teacher_logits", "labels"))
+@numpy_bridge(("student_logits", "teacher_logits"))
 def generalized_jsd_loss(
     student_logits: Any,
     teacher_logits: Any,
