@@ -266,7 +266,7 @@ def test_reward_normalisation_divides_by_the_std_of_the_discounted_return():
         returns.append(running)
         out = norm.reward(np.array([1.0]), np.array([False]))
     assert out.dtype == np.float32  # the buffer's dtype: compare at float32 precision
-    assert out[0] == pytest.approx(1.0 / math.sqrt(np.var(returns) + 1e-8), rel=2 * np.finfo(np.float32).eps)
+    assert out[0] == pytest.approx(1.0 / math.sqrt(np.var(returns) + 1e-8), rel=2 * float(np.finfo(np.float32).eps))
 
 
 def test_steps_to_threshold_uses_the_mean_of_the_last_ten_episodes():
