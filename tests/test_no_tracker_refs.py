@@ -2,7 +2,7 @@
 
 A reference such as "issue 4", "issues 2/5" or "#9" means nothing to a reader of the code or of the
 installed package, and goes stale the day the tracker moves. Checked: src/, docs/ (not the build
-output) and README.md.
+output), tests/, benchmarks/, README.md and CHANGELOG.md (this file's own examples excepted).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ PATTERNS = [
 
 
 def _files() -> list[Path]:
-    out = [ROOT / "README.md"]
-    for top in (ROOT / "src", ROOT / "docs"):
+    out = [ROOT / "README.md", ROOT / "CHANGELOG.md"]
+    for top in (ROOT / "src", ROOT / "docs", ROOT / "tests", ROOT / "benchmarks"):
         for path in top.rglob("*"):
             if path.is_file() and path.suffix in SUFFIXES and not SKIP_DIRS.intersection(path.relative_to(top).parts):
                 out.append(path)
+    out.remove(Path(__file__).resolve())  # its own examples of what is refused
     return sorted(out)
 
 
