@@ -220,10 +220,13 @@ def test_penalty_is_a_named_tuple():
 
 LP, REF = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
 ERRORS = [
-    (dict(estimator="k4"), InvalidArgumentError, r"`estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'"),
-    (dict(placement="both"), InvalidArgumentError, r"`placement` must be one of 'reward', 'loss'; found 'both'"),
+    (dict(estimator="k4"), InvalidArgumentError, r"`estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'\. "
+     r"Use 'k1' or 'k3' \(unbiased .*pass `preset` instead"),
+    (dict(placement="both"), InvalidArgumentError, r"`placement` must be one of 'reward', 'loss'; found 'both'\. "
+     r"Use 'reward' to subtract β·value from the rewards, or 'loss'"),
     (dict(placement="loss", gradient="forward_kl"), InvalidArgumentError,
-     r"`gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found 'forward_kl'"),
+     r"`gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found 'forward_kl'\. "
+     r"Use 'native' for the libraries' gradient, or 'reverse_kl'"),
     (dict(gradient="reverse_kl"), InvalidArgumentError,
      r"`gradient` must be 'native' with placement='reward'; found gradient='reverse_kl'.*placement='loss'"),
     (dict(old_logp=REF), InvalidArgumentError, r"`old_logp` applies to placement='loss' only"),
@@ -282,8 +285,11 @@ SIGNATURES = {
 
 
 def test_public_api_is_pinned():
-    assert klkit.rlhf.__all__ == ["PRESETS", "Clamp", "KLPenalty", "Preset", "kl_penalty", "sequence_kl_surrogate",
-                                  "token_kl"]
+    assert klkit.rlhf.__all__ == ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "PRESETS", "Clamp", "KLPenalty", "Preset",
+                                  "kl_penalty", "sequence_kl_surrogate", "token_kl"]
+    assert klkit.rlhf.ESTIMATORS == ("k1", "k2", "k3", "abs")
+    assert klkit.rlhf.PLACEMENTS == ("reward", "loss")
+    assert klkit.rlhf.GRADIENTS == ("native", "reverse_kl", "straight_through")
     for name in klkit.rlhf.__all__:
         assert hasattr(klkit.rlhf, name)
     for fn, expected in SIGNATURES.items():

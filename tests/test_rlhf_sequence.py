@@ -208,10 +208,14 @@ def test_token_kl_masked_logits_and_dtypes():
 
 def test_token_kl_errors():
     x = torch.zeros(2, 3)
-    with pytest.raises(InvalidArgumentError, match=r"`direction` must be 'reverse' \(KL\(π‖π_ref\)\) or 'forward'"):
+    with pytest.raises(InvalidArgumentError, match=r"`direction` must be 'reverse' \(KL\(π‖π_ref\)\) or 'forward' "
+                                                   r"\(KL\(π_ref‖π\)\); found 'both'\. Use 'reverse' for the RLHF "
+                                                   r"penalty; for both, call token_kl once per direction"):
         token_kl(x, x, direction="both")
     for bad in (0, 1.5, True):
-        with pytest.raises(InvalidArgumentError, match=r"`chunk_size` must be None or a positive integer"):
+        with pytest.raises(InvalidArgumentError, match=rf"`chunk_size` must be None or a positive integer \(tokens "
+                                                       rf"per call\); found {bad!r}\. Pass e\.g\. chunk_size=1024 "
+                                                       r"to bound memory, or None for one call"):
             token_kl(x, x, chunk_size=bad)
     with pytest.raises(ShapeError, match=r"`logits` and `ref_logits` must have the same shape \(\.\.\., V\); "
                                          r"found \(2, 3\) and \(2, 4\)"):

@@ -3,17 +3,28 @@ r"""The per-token KL penalty of RLHF: its value, and a surrogate whose gradient 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.rlhf.presets import FORMULAS, PRESETS, Clamp, Estimator, Gradient
 
-__all__ = ["KLPenalty", "kl_penalty"]
+__all__ = ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "KLPenalty", "kl_penalty"]
 
 Placement = Literal["reward", "loss"]
-ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "abs")
-PLACEMENTS: tuple[str, ...] = ("reward", "loss")
-GRADIENTS: tuple[str, ...] = ("native", "reverse_kl", "straight_through")
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+"""The per-token estimators :func:`kl_penalty` accepts: ``('k1', 'k2', 'k3', 'abs')``."""
+PLACEMENTS: tuple[str, ...] = get_args(Placement)
+"""Where the penalty goes: ``('reward', 'loss')``."""
+GRADIENTS: tuple[str, ...] = get_args(Gradient)
+"""The gradient modes of the loss surrogate: ``('native', 'reverse_kl', 'straight_through')``."""
+
+# what to do about a value outside each list (the fix clause of the error message)
+_OPTION_FIXES = {
+    "estimator": "Use 'k1' or 'k3' (unbiased for KL(π‖π_ref) on-policy); for a library's own name such as "
+                 "'low_var_kl' pass `preset` instead (klkit.rlhf.PRESETS).",
+    "placement": "Use 'reward' to subtract β·value from the rewards, or 'loss' to add β·surrogate to the loss.",
+    "gradient": "Use 'native' for the libraries' gradient, or 'reverse_kl' for ∇KL(π‖π_ref) whatever the estimator.",
+}
 
 
 class KLPenalty(NamedTuple):
@@ -26,6 +37,19 @@ class KLPenalty(NamedTuple):
     surrogate : torch.Tensor or None
         The per-token term to add (times β) to the loss; its expected gradient is the one named by
         ``gradient``. None for ``placement="reward"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from klkit.rlhf import KLPenalty, kl_penalty
+    >>> logp = torch.tensor([-1.0, -2.0], requires_grad=True)
+    >>> ref = torch.tensor([-1.5, -1.0])
+    >>> reward = kl_penalty(logp, ref)  # placement="reward": the value only
+    >>> isinstance(reward, KLPenalty), reward.value.tolist(), reward.surrogate
+    (True, [0.5, -1.0], None)
+    >>> value, surrogate = kl_penalty(logp, ref, estimator="k2", placement="loss")  # unpacks as a tuple
+    >>> value.requires_grad, surrogate.requires_grad, surrogate.tolist()
+    (False, True, [0.125, 0.5])
     """
 
     value: Any
@@ -281,7 +305,8 @@ def _check_options(estimator: Any, placement: Any, gradient: Any, old_logp: Any,
     for name, given, allowed in (("estimator", estimator, ESTIMATORS), ("placement", placement, PLACEMENTS),
                                  ("gradient", gradient, GRADIENTS)):
         if given not in allowed:
-            raise InvalidArgumentError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {given!r}.")
+            raise InvalidArgumentError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {given!r}. "
+                                       + _OPTION_FIXES[name])
     if placement == "reward" and gradient != "native" and preset is None:
         raise InvalidArgumentError(
             f"`gradient` must be 'native' with placement='reward'; found gradient={gradient!r}. In the reward "

@@ -35,6 +35,16 @@ clamped to ±10; OpenRLHF also casts to float32 first, which a preset does not: 
 dtype); TRL ``trl/trainer/grpo_trainer.py``, the GRPO loss's ``per_token_kl`` with ``beta > 0``,
 times ``coef_1 = exp(logp - old_logp)`` when ``use_bias_correction_kl=True`` (``old_logp`` is
 ``logp.detach()`` when none is given, so the weight is 1 with gradient :math:`\nabla\log\pi`).
+
+Examples
+--------
+>>> import torch
+>>> from klkit.rlhf import PRESETS, kl_penalty
+>>> PRESETS["openrlhf:k3"].clamp
+Clamp(log_ratio=None, value=10.0)
+>>> logp, ref = torch.tensor([-1.0, -30.0]), torch.tensor([-1.5, -1.0])
+>>> [round(v, 6) for v in kl_penalty(logp, ref, preset="openrlhf:k3").value.tolist()]  # the second clamped
+[0.106531, 10.0]
 """
 
 from __future__ import annotations
@@ -108,6 +118,17 @@ class Clamp(NamedTuple):
 
     Where a clamp is active the estimate is constant in the policy, so its gradient is 0 there
     (``torch.clamp``'s rule: the gradient passes where ``-bound <= x <= bound``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from klkit.rlhf import Clamp, kl_penalty
+    >>> logp, ref = torch.tensor([-1.0, -31.0]), torch.tensor([-1.5, -1.0])  # log-ratios 0.5 and -30
+    >>> kl_penalty(logp, ref, clamp=Clamp(log_ratio=20.0)).value.tolist()  # k1: the log-ratio, clamped
+    [0.5, -20.0]
+    >>> clamp = Clamp(log_ratio=20.0, value=10.0)  # verl's low_var_kl: e^20 - 21 is then clamped to 10
+    >>> [round(v, 6) for v in kl_penalty(logp, ref, estimator="k3", clamp=clamp).value.tolist()]
+    [0.106531, 10.0]
     """
 
     log_ratio: float | None = None
@@ -134,6 +155,19 @@ class Preset:
         The arithmetic of k3: ``"(exp(d) - d) - 1"`` (verl, TRL) or ``"(exp(d) - 1) - d"`` (OpenRLHF);
         ``"klkit"`` (accurate to a few ulps near d = 0, where those lose digits) for the estimators
         without an exponential.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from klkit.rlhf import PRESETS, Preset, kl_penalty
+    >>> preset = PRESETS["verl:k3+"]
+    >>> isinstance(preset, Preset), preset.estimator, preset.gradient, preset.clamp
+    (True, 'k3', 'straight_through', Clamp(log_ratio=20.0, value=10.0))
+    >>> logp, ref = torch.tensor([-1.0, -2.0], dtype=torch.float64), torch.tensor([-1.5, -1.0], dtype=torch.float64)
+    >>> by_name = kl_penalty(logp, ref, preset="verl:k3+").value
+    >>> by_hand = kl_penalty(logp, ref, estimator=preset.estimator, clamp=preset.clamp).value  # klkit's k3
+    >>> float((by_name - by_hand).abs().max()) < 1e-15  # the same up to the last bits of the arithmetic
+    True
     """
 
     library: str

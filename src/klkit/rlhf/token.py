@@ -82,11 +82,13 @@ def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse
     """
     if direction not in ("reverse", "forward"):
         raise InvalidArgumentError(f"`direction` must be 'reverse' (KL(π‖π_ref)) or 'forward' (KL(π_ref‖π)); "
-                                   f"found {direction!r}.")
+                                   f"found {direction!r}. Use 'reverse' for the RLHF penalty; for both, call "
+                                   "token_kl once per direction.")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
                                    or chunk_size < 1):
         raise InvalidArgumentError(f"`chunk_size` must be None or a positive integer (tokens per call); "
-                                   f"found {chunk_size!r}.")
+                                   f"found {chunk_size!r}. Pass e.g. chunk_size=1024 to bound memory, or None "
+                                   "for one call.")
     if namespace(logits, ref_logits, names=("logits", "ref_logits")) is NUMPY:  # raises on a mix
         logits, ref_logits = np.asarray(logits), np.asarray(ref_logits)
     shape, ref_shape = tuple(logits.shape), tuple(ref_logits.shape)
