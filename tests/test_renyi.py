@@ -19,7 +19,7 @@ from conftest import MEASURE_PROPERTIES, as_kind, softmax
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 KINDS = ["probs", "log_probs", "logits"]
 ALPHAS = [0.0, 1e-3, 0.25, 0.5, 1 - 1e-6, 1 - 1e-10, 1 + 1e-10, 1 + 1e-6, 1.5, 2.0, 7.0, 100.0, math.inf]
-mpmath.mp.dps = 60
+DIGITS = 60
 
 
 def _mp_renyi(p, q, alpha) -> float:
@@ -28,6 +28,11 @@ def _mp_renyi(p, q, alpha) -> float:
     The float64 inputs are normalised exactly first: a sum of 1 + 1e-16 would otherwise add
     log(Σp)/(α − 1) to the reference, which is not the divergence of any distribution near α = 1.
     """
+    with mpmath.workdps(DIGITS):
+        return _mp_renyi_sum(p, q, alpha)
+
+
+def _mp_renyi_sum(p, q, alpha) -> float:
     p = _mp_normalised(p)
     q = _mp_normalised(q)
     support = [(a, b) for a, b in zip(p, q, strict=True) if a > 0]
@@ -49,6 +54,11 @@ def _mp_normalised(p) -> list:
 
 
 def _mp_renyi_entropy(p, alpha) -> float:
+    with mpmath.workdps(DIGITS):
+        return _mp_renyi_entropy_sum(p, alpha)
+
+
+def _mp_renyi_entropy_sum(p, alpha) -> float:
     p = [x for x in _mp_normalised(p) if x > 0]
     if alpha == 0:
         return float(mpmath.log(len(p)))
@@ -293,14 +303,23 @@ def test_scipy_entropy_at_alpha_one_and_validate_false_gives_nan():
     (-0.5, r"`alpha` must be >= 0 \(or math\.inf\); found -0\.5\. Rényi measures are defined for 0 <= alpha"),
     (math.nan, r"`alpha` must be >= 0 \(or math\.inf\); found nan\."),
     (-math.inf, r"`alpha` must be >= 0 \(or math\.inf\); found -inf\."),
-    ("2", r"`alpha` must be a real number >= 0 \(or math\.inf\); found '2' of type str\. Pass e\.g\. alpha=2"),
-    (True, r"`alpha` must be a real number >= 0 \(or math\.inf\); found True of type bool\."),
-    (None, r"`alpha` must be a real number.*found None of type NoneType"),
 ])
 def test_bad_alpha(alpha, pattern):
     with pytest.raises(klkit.errors.InvalidArgumentError, match=pattern):
         klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], alpha)
     with pytest.raises(ValueError, match=pattern):
+        klkit.renyi_entropy([0.5, 0.5], alpha)
+
+
+@pytest.mark.parametrize(("alpha", "pattern"), [
+    ("2", r"`alpha` must be a real number >= 0 \(or math\.inf\); found '2' of type str\. Pass e\.g\. alpha=2"),
+    (True, r"`alpha` must be a real number >= 0 \(or math\.inf\); found True of type bool\."),
+    (None, r"`alpha` must be a real number.*found None of type NoneType\. Pass e\.g\. alpha=2"),
+])
+def test_alpha_that_is_not_a_number_is_a_type_error(alpha, pattern):
+    with pytest.raises(TypeError, match=pattern):
+        klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], alpha)
+    with pytest.raises(TypeError, match=pattern):
         klkit.renyi_entropy([0.5, 0.5], alpha)
 
 
@@ -317,3 +336,51 @@ def test_inputs_are_validated_with_the_measures_messages():
         klkit.renyi_divergence([0.5, 0.5], [0.2, 0.3, 0.5], 0.5)
     with pytest.raises(ValueError, match=r"`axis` must be in \[-1, 0\]"):
         klkit.renyi_entropy([0.5, 0.5], 2, axis=1)
+
+
+# ---------------------------------------------------------------------------
+# Never renormalised: off-sum slices are NaN without validation, at every α
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["probs", "log_probs"])
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1 - 1e-6, 1.0, 1 + 1e-6, 2.0, math.inf])
+def test_validate_false_gives_nan_where_a_sum_is_off_for_p_and_for_q(backend, kind, alpha):
+    good = np.array([0.2, 0.5, 0.3])
+    q = np.array([0.6, 0.1, 0.3])
+    rows = np.array([good, 2.0 * good, [0.2 + 1e-6, 0.5, 0.3], [0.2 + 1e-9, 0.5, 0.3]])  # off, off, within 1.5e-8
+    to = (lambda x: x) if kind == "probs" else np.log
+    d_p = backend.numpy(klkit.renyi_divergence(backend(to(rows)), backend(to(q)), alpha, kind=kind, validate=False))
+    d_q = backend.numpy(klkit.renyi_divergence(backend(to(q)), backend(to(rows)), alpha, kind=kind, validate=False))
+    h = backend.numpy(klkit.renyi_entropy(backend(to(rows)), alpha, kind=kind, validate=False))
+    for got, expected in ((d_p, _mp_renyi(good, q, alpha)), (d_q, _mp_renyi(q, good, alpha)),
+                          (h, _mp_renyi_entropy(good, alpha))):
+        assert np.isnan(got[1]) and np.isnan(got[2]), (got, alpha)
+        assert got[0] == pytest.approx(expected, rel=1e-13)
+        assert got[3] == pytest.approx(expected, rel=1e-7)  # a sum within the tolerance: nearly the same law
+
+
+def test_the_reviewers_off_sum_pair_is_nan_not_a_renormalised_value():
+    # with Σp = 4, the renormalised answer at α → 1 would be KL([.5, .5] ‖ q) = 0, far from 4 log 4 at α = 1
+    p, q = np.array([2.0, 2.0]), np.array([0.5, 0.5])
+    for alpha in (0.5, 0.999999, 1.0, 1.000001, 2.0):
+        assert np.isnan(klkit.renyi_divergence(p, q, alpha, validate=False)), alpha
+    with pytest.raises(ValueError, match=r"`p` must sum to 1 along `axis` \(tolerance 1\.5e-08.*sums from 4 to 4"):
+        klkit.renyi_divergence(p, q, 0.999999)
+
+
+@pytest.mark.parametrize("alpha", [1 - 1e-6, 1 + 1e-6, 1 - 1e-10, 1 + 1e-10, 1 - 1e-13, 1 + 1e-13])
+def test_near_alpha_one_is_accurate_to_a_few_ulp(alpha):
+    # float64 inputs sum to 1 ± 1e-16, not 1: the reference divides by the exact sum (see _mp_renyi), and
+    # klkit's log1p form uses Σp = 1 as an identity instead of renormalising, so the sum's rounding is not
+    # amplified by 1/(α − 1)
+    worst = 0.0
+    for seed in range(12):
+        rng = np.random.default_rng(100 + seed)
+        k = int(rng.integers(2, 40))
+        p, q = rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k))
+        expected = _mp_renyi(p, q, alpha)
+        worst = max(worst, abs(float(klkit.renyi_divergence(p, q, alpha)) - expected) / expected)
+        h = _mp_renyi_entropy(p, alpha)
+        worst = max(worst, abs(float(klkit.renyi_entropy(p, alpha)) - h) / h)
+    assert worst < 5e-15

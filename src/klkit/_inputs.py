@@ -4,8 +4,10 @@
 check the options, find the inputs' library (:func:`klkit._xp.namespace`), broadcast, move the
 outcome axis last, validate, and hand back ``log p`` and ``p`` in the compute dtype (float64 for
 numpy, float32 for half precision). :func:`result` applies the base, puts NaN on the slices of an
-unvalidated input that lie outside their kind's domain, and converts to the inputs' dtype.
-These measures take the generic array-API path only (no fused kernels).
+unvalidated input that lie outside their kind's domain (with ``sums=True`` also those whose total
+is off 1, or whose log-sum-exp is off 0, by more than :func:`klkit._validation.sum_tolerance`),
+and converts to the inputs' dtype. These measures take the generic array-API path only (no fused
+kernels).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from klkit._validation import (
     check_kind,
     check_not_empty,
     check_validate,
+    sum_tolerance,
 )
-from klkit._xp import asarray, compute_dtype, errstate, is_numpy, is_torch, namespace
+from klkit._xp import asarray, compute_dtype, errstate, is_numpy, is_torch, logsumexp, namespace
 from klkit.errors import InvalidArgumentError, InvalidDistributionError
 from klkit.measures import (
     _finish,
@@ -52,8 +55,9 @@ class Inputs(NamedTuple):
     dtype: Any  # the result's dtype (the inputs')
 
 
-def one(p: Any, axis: Any, kind: Any, validate: Any) -> Inputs:
-    """One distribution with outcomes along ``axis``."""
+def one(p: Any, axis: Any, kind: Any, validate: Any, sums: bool = False) -> Inputs:
+    """One distribution with outcomes along ``axis``; ``sums``: an unvalidated slice whose total is
+    off 1 (probs) or 0 (log-sum-exp of log_probs) beyond the tolerance is invalid too."""
     kind = check_kind(kind)
     validate = check_validate(validate)
     xp = namespace(p, names=("p",))
@@ -66,13 +70,14 @@ def one(p: Any, axis: Any, kind: Any, validate: Any) -> Inputs:
     dtype = compute_dtype(xp, P.dtype)
     with errstate(xp):
         logp, prob = _log_and_prob(P, kind, None, dtype, xp)
-    invalid = None if validate else _invalid(((P, kind),), xp)
+    invalid = None if validate else _invalid(((P, kind),), xp, sums)
     return Inputs(xp, logp, prob, None, None, invalid, P.dtype)
 
 
-def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True) -> Inputs:
+def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True,
+         sums: bool = False) -> Inputs:
     """Two distributions whose shapes broadcast, outcomes along ``axis``; ``logs=False``: probabilities
-    given as such are not logged (``logp``/``logq`` None)."""
+    given as such are not logged (``logp``/``logq`` None); ``sums`` as in :func:`one`, for both."""
     kind = check_kind(kind)
     q_kind = kind if q_kind is None else check_kind(q_kind, "q_kind")
     validate = check_validate(validate)
@@ -101,7 +106,7 @@ def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs:
         logq, prob_q = _log_and_prob(Q, q_kind, None, dtype, xp) if logs or q_kind != "probs" else (None, Q)
     if not logs:
         prob_p, prob_q = xp.astype(prob_p, dtype, copy=False), xp.astype(prob_q, dtype, copy=False)
-    invalid = None if validate else _invalid(((P, kind), (Q, q_kind)), xp)
+    invalid = None if validate else _invalid(((P, kind), (Q, q_kind)), xp, sums)
     return Inputs(xp, logp, prob_p, logq, prob_q, invalid, out_dtype)
 
 
@@ -113,27 +118,50 @@ def result(value: Any, inputs: Inputs, base: float | None = None) -> Any:
     return _finish(_in_base(value, base), inputs.dtype, xp)
 
 
-def check_alpha(alpha: Any) -> float:
-    """The order α of a Rényi measure: a real number in [0, ∞] (``math.inf`` allowed)."""
+def check_alpha(alpha: Any, *, infinite: bool = True) -> float:
+    """The order α of a Rényi measure: a real number in [0, ∞], or in [0, ∞) with ``infinite=False``.
+
+    A non-number (or a bool) is a ``TypeError``; a number outside the range an
+    :class:`~klkit.errors.InvalidArgumentError`. ``infinite=False`` is for callers that have no
+    α = ∞ (distribution objects: neither a closed form nor a Monte Carlo estimate), and says so.
+    """
+    bound = " (or math.inf)" if infinite else ", finite"
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise InvalidArgumentError(
-            f"`alpha` must be a real number >= 0 (or math.inf); found {alpha!r} of type {type(alpha).__name__}. "
+        raise TypeError(
+            f"`alpha` must be a real number >= 0{bound}; found {alpha!r} of type {type(alpha).__name__}. "
             "Pass e.g. alpha=2 (collision), alpha=0.5 (Bhattacharyya) or alpha=1 (Shannon / KL)."
         )
     a = float(alpha)
     if not a >= 0:  # NaN fails too
         raise InvalidArgumentError(
-            f"`alpha` must be >= 0 (or math.inf); found {alpha!r}. Rényi measures are defined for "
+            f"`alpha` must be >= 0{bound}; found {alpha!r}. Rényi measures are defined for "
             "0 <= alpha <= inf; alpha = 1 is Shannon entropy / KL divergence."
+        )
+    if a == math.inf and not infinite:
+        raise InvalidArgumentError(
+            f"`alpha` must be >= 0{bound}; found {alpha!r}. α = ∞ (the log of the largest density ratio) has no "
+            "closed form or Monte Carlo estimate for distribution objects here: take a large finite alpha "
+            "(e.g. alpha=100), or pass arrays of probabilities."
         )
     return a
 
 
-def _invalid(arrays: tuple[tuple[Any, str], ...], xp: Any) -> Any:
-    """Per slice: an entry outside its kind's domain (as the generic path of measures judges it)."""
+def _invalid(arrays: tuple[tuple[Any, str], ...], xp: Any, sums: bool = False) -> Any:
+    """Per slice: an entry outside its kind's domain (as the generic path of measures judges it);
+    with ``sums``, also a total off 1 (probs) or a log-sum-exp off 0 (log_probs) beyond the tolerance."""
     out = None
     for x, kind in arrays:
-        for bad in (_out_of_domain(x, kind, xp), _invalid_logits(x, kind, xp)):
+        for bad in (_out_of_domain(x, kind, xp), _invalid_logits(x, kind, xp), _off_sum(x, kind, xp, sums)):
             if bad is not None:
                 out = bad if out is None else out | bad
     return out
+
+
+def _off_sum(x: Any, kind: str, xp: Any, sums: bool) -> Any:
+    """Per slice: not normalised within :func:`~klkit._validation.sum_tolerance` (NaN counts as off)."""
+    if not sums or kind == "logits":
+        return None
+    y = xp.astype(x, compute_dtype(xp, x.dtype))
+    with errstate(xp):
+        total, target = (xp.sum(y, axis=-1), 1.0) if kind == "probs" else (logsumexp(y, xp), 0.0)
+        return ~(xp.abs(total - target) <= sum_tolerance(x.dtype))

@@ -253,7 +253,7 @@ def f_divergence(p: Any, q: Any, /, f: str | Callable[[Any], Any], *, axis: int 
                                  validate=validate)
         if f == "js":
             return js_divergence(p, q, **opts)
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
+        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
         if f == "tv":
             return _inputs.result(_total_variation(x), x)
         if f == "hellinger":

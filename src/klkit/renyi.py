@@ -5,6 +5,12 @@ Both rest on one quantity, :math:`\\tfrac1s \\log \\sum_i w_i e^{s u_i}` with :m
 (no overflow at any α) and, where the logarithm is small (α near 1), ``log1p`` of a sum of
 ``expm1`` terms, so that the value is continuous into α = 1, which dispatches to
 :func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly.
+
+Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = 1` as an identity,
+:math:`\\log\\sum_i p_i r_i = \\log(1 + \\sum_i p_i(r_i - 1))`, so it stays continuous into α = 1 on
+inputs that sum to 1 within :func:`klkit._validation.sum_tolerance`; with ``validate=False``, a
+slice of ``p`` or ``q`` whose total is off 1 by more than that is NaN (the formula has no meaning
+there), as is a slice with an entry outside its kind's domain.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: f
 
     Support mismatch follows KL: for α ≥ 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for
     α < 1 only disjoint supports give ``+inf``. Computed in log space; rounding below 0 is clamped.
+    Never renormalises: with ``validate=False`` a slice of ``p`` or ``q`` whose sum is off 1 by more
+    than the tolerance of :func:`klkit.entropy` (or that holds an invalid entry) gives NaN.
 
     Parameters
     ----------
@@ -53,7 +61,7 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: f
     kind, q_kind : {'probs', 'log_probs', 'logits'}
         What ``p`` and ``q`` hold; ``q_kind`` defaults to ``kind``.
     validate : bool, default True
-        Check the inputs (rules of :func:`klkit.entropy`).
+        Check the inputs (rules of :func:`klkit.entropy`); False gives NaN on invalid slices.
 
     Returns
     -------
@@ -63,10 +71,10 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: f
     Raises
     ------
     ValueError
-        ``alpha`` negative, NaN or not a number; invalid distributions, a bad ``axis``, ``base``
-        or ``kind`` (as :func:`klkit.kl_divergence`).
+        ``alpha`` negative or NaN; invalid distributions, a bad ``axis``, ``base`` or ``kind``
+        (as :func:`klkit.kl_divergence`).
     TypeError
-        numpy and torch inputs mixed, or a non-integer ``axis``.
+        ``alpha`` not a real number; numpy and torch inputs mixed, or a non-integer ``axis``.
 
     References
     ----------
@@ -91,8 +99,12 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: f
     alpha = _inputs.check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
-        return kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+        kl = kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
+        if validate:
+            return kl
+        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
+        return _inputs.result(kl, x)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = _divergence(x, alpha, xp)
@@ -127,9 +139,9 @@ def renyi_entropy(p: Any, /, alpha: float, *, axis: int = -1, base: float | None
     Raises
     ------
     ValueError
-        ``alpha`` negative, NaN or not a number; the errors of :func:`klkit.entropy`.
+        ``alpha`` negative or NaN; the errors of :func:`klkit.entropy`.
     TypeError
-        A non-integer ``axis``, or an input that is not an array.
+        ``alpha`` not a real number, a non-integer ``axis``, or an input that is not an array.
 
     References
     ----------
@@ -148,8 +160,9 @@ def renyi_entropy(p: Any, /, alpha: float, *, axis: int = -1, base: float | None
     alpha = _inputs.check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
-        return entropy(p, axis=axis, base=base, kind=kind, validate=validate)
-    x = _inputs.one(p, axis, kind, validate)
+        h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
+        return h if validate else _inputs.result(h, _inputs.one(p, axis, kind, validate, sums=True))
+    x = _inputs.one(p, axis, kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = _entropy(x, alpha, xp)
@@ -179,8 +192,7 @@ def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     elif alpha == math.inf:  # log max p/q
         value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
     else:
-        logw = _normalised_log(logp, pos, xp)
-        value = _scaled_log_moment(logw, u, keep, alpha - 1.0, xp)
+        value = _scaled_log_moment(logp, u, keep, alpha - 1.0, xp)
     return xp.where(infinite, math.inf, value)
 
 
@@ -190,29 +202,25 @@ def _entropy(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     if alpha == 0.0:  # log |supp P|
         count = xp.sum(xp.astype(pos, x.p.dtype), axis=-1)
         return _keep_graph(xp.log(count), x.p, xp)
-    logw = _normalised_log(x.logp, pos, xp)
     if alpha == math.inf:  # −log max p
-        return -xp.max(logw, axis=-1)
-    return -_scaled_log_moment(logw, xp.where(pos, logw, 0.0), pos, alpha - 1.0, xp)
-
-
-def _normalised_log(logp: Any, pos: Any, xp: Any) -> Any:
-    """log p − log Σp (−inf off the support): the weights w of the moment sum exactly 1, so that
-    a slice summing to 1 ± ε (within the validation tolerance) does not blow up near α = 1."""
-    return logp - logsumexp(xp.where(pos, logp, -math.inf), xp, keepdims=True)
+        return -xp.max(x.logp, axis=-1)
+    return -_scaled_log_moment(x.logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp)
 
 
 def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
-    r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i}, with Σ_i w_i = 1 over the slice; entries with w_i > 0
-    outside ``keep`` count as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
+    r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i} for weights w = e^{log w} of a distribution (Σ_i w_i = 1
+    within the validation tolerance; never renormalised); entries with w_i > 0 outside ``keep`` count
+    as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
 
     Two evaluations, chosen per slice by the size of L = log Σ w e^{s u}:
 
     * |L| ≥ ½: c + lse(log w + s (u − c)) / s with c = max u, which cannot overflow at any s;
-    * |L| < ½ (s near 0, or P near Q): log1p(Σ w (e^{s u} − 1)) / s, each w (e^{s u} − 1) from
+    * |L| < ½ (s near 0, or P near Q): log1p(Σ w (e^{s u} − 1)) / s, Σ w = 1 taken as an identity
+      (a total of 1 + δ would otherwise add δ/s, unbounded as s → 0), each w (e^{s u} − 1) from
       ``expm1`` (or e^{log w + s u} − w where s u > 1, which has no cancellation), so the ratio
-      tends to Σ w u without cancellation as s → 0. Every branch a ``where`` leaves out is fed
-      finite stand-ins, so the gradients stay finite.
+      tends to Σ w u, the KL or entropy term of the same w, without cancellation as s → 0. The
+      two differ by O(δ) in L, a relative O(δ) in the result where |L| ≥ ½. Every branch a
+      ``where`` leaves out is fed finite stand-ins, so the gradients stay finite.
     """
     cap = math.log(float(xp.finfo(logw.dtype).max)) - 2.0
     u = xp.where(keep, u, 0.0)
