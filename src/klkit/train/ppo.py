@@ -97,7 +97,7 @@ class Config(rl.CommonConfig):
     """β of an RLHF-style penalty on the KL to a fixed reference policy, estimated per step by
     :func:`klkit.rlhf.kl_penalty`; 0: no penalty, and no reference is built or evaluated at all."""
     kl_estimator: str = "k1"
-    """The reference penalty's per-step estimator: 'k1', 'k2' or 'k3' (see :func:`klkit.rlhf.kl_penalty`)."""
+    """The reference penalty's per-step estimator: 'k1', 'k2', 'k3' or 'abs' (:data:`klkit.rlhf.ESTIMATORS`)."""
     kl_placement: str = "reward"
     """'reward': β·estimate (at the rollout policy) is subtracted from each step's reward before GAE;
     'loss': β·surrogate (mean over the minibatch, importance-weighted by π_θ/π_old) is added to the loss."""
@@ -357,6 +357,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     optimizers = {"optimizer": optimizer}
     reference = rl.reference_policy(cfg, policy) if cfg.kl_ref_coef > 0 else None  # before resume: initial weights
     run.resume(optimizers)
+    rl.reference.pin_reference(reference, run.extra)  # the checkpoint keeps it: a resumed run uses the same one
     beta = float(run.extra.get("kl_beta", cfg.kl_beta))
 
     while not run.done:
@@ -364,8 +365,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 1. collect: run π_θold for T = n_steps steps in each of the N = n_envs environments
         last_value = run.collect_rollout()
         # (RLHF) the KL to the reference at the rollout's steps; in the reward, β·estimate comes off each reward
-        ref_log_probs, ref_record = (None, {}) if reference is None else rl.reference_kl(reference, buffer, cfg,
-                                                                                       run.device)
+        ref_log_probs, ref_record = (None, {}) if reference is None else rl.reference_kl(reference, buffer, cfg)
         # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
         advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
                                      cfg.gae_lambda)
