@@ -122,8 +122,22 @@ def test_the_switches_accept_exactly_the_options_of_klkit_rlhf():
 
 
 def test_missing_reference_run_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"`kl_ref` must be a run directory holding checkpoint.pt"):
+    with pytest.raises(ValueError, match=r"`kl_ref` must be a run directory holding checkpoint.pt; none in .*missing\. "
+                                         r"Train the reference first, or leave kl_ref None"):
         ppo.train(small(kl_ref_coef=0.1, kl_ref=str(tmp_path / "missing")), tmp_path / "run")
+
+
+@pytest.mark.parametrize(("saved", "found"), [
+    (dict(env_id="Acrobot-v1", normalize_observations=False), "'Acrobot-v1' with normalize_observations=False"),
+    (dict(env_id="CartPole-v1", normalize_observations=True), "'CartPole-v1' with normalize_observations=True"),
+])
+def test_a_reference_run_that_reads_other_observations_is_refused(tmp_path, saved, found):
+    (tmp_path / rl.CHECKPOINT).write_bytes(b"")  # refused before the checkpoint is read
+    (tmp_path / rl.CONFIG).write_text(json.dumps(saved))
+    cfg = small(kl_ref_coef=0.1, kl_ref=str(tmp_path))
+    with pytest.raises(ValueError, match=rf"`kl_ref` must be a run on CartPole-v1 without observation normalisation; "
+                                         rf"found {found}\. Point kl_ref at such a run"):
+        rl.reference_policy(cfg, rl.build_policy(cfg))
 
 
 # --- the penalty itself: rewards, metrics, and its effect on training --------------------------------------

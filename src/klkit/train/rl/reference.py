@@ -85,7 +85,8 @@ def reference_policy(cfg: Any, policy: ActorCritic) -> ActorCritic:
         if ref_cfg.get("env_id") != cfg.env_id or ref_cfg.get("normalize_observations"):
             found = f"{ref_cfg.get('env_id')!r} with normalize_observations={ref_cfg.get('normalize_observations')}"
             raise ValueError(f"`kl_ref` must be a run on {cfg.env_id} without observation normalisation; found "
-                             f"{found}. The reference must read the observations this run stores.")
+                             f"{found}. Point kl_ref at such a run: the reference must read the observations this "
+                             "run stores.")
         with isolated_rng():  # building initialises weights from torch's generator; the run's stream stays as is
             reference = build_policy(ref_cfg)
         reference.load_state_dict(load(ref_dir / CHECKPOINT)["policy"])
