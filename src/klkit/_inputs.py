@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -26,7 +27,7 @@ from klkit._validation import (
     check_validate,
     sum_tolerance,
 )
-from klkit._xp import asarray, compute_dtype, errstate, is_numpy, is_torch, logsumexp, namespace
+from klkit._xp import asarray, compute_dtype, errstate, is_numpy, is_torch, logsumexp, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError
 from klkit.measures import (
     _finish,
@@ -38,7 +39,12 @@ from klkit.measures import (
     _validate,
 )
 
-__all__ = ["Inputs", "check_alpha", "is_distribution", "one", "pair", "result"]
+__all__ = [
+    "F_NAMES", "Inputs", "check_alpha", "check_f", "check_f_at_one", "f_values", "is_distribution", "one", "pair",
+    "result", "unknown_slope",
+]
+
+F_NAMES = ("kl", "reverse_kl", "tv", "hellinger", "chi2", "js")  # the named generators of f_divergence
 
 is_distribution = _is_distribution
 
@@ -125,7 +131,7 @@ def check_alpha(alpha: Any, *, infinite: bool = True) -> float:
     :class:`~klkit.errors.InvalidArgumentError`. ``infinite=False`` is for callers that have no
     α = ∞ (distribution objects: neither a closed form nor a Monte Carlo estimate), and says so.
     """
-    bound = " (or math.inf)" if infinite else ", finite"
+    bound = " (or math.inf)" if infinite else " and finite"
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise TypeError(
             f"`alpha` must be a real number >= 0{bound}; found {alpha!r} of type {type(alpha).__name__}. "
@@ -135,7 +141,7 @@ def check_alpha(alpha: Any, *, infinite: bool = True) -> float:
     if not a >= 0:  # NaN fails too
         raise InvalidArgumentError(
             f"`alpha` must be >= 0{bound}; found {alpha!r}. Rényi measures are defined for "
-            "0 <= alpha <= inf; alpha = 1 is Shannon entropy / KL divergence."
+            "0 <= alpha <= inf; alpha = 1 is Shannon entropy / KL divergence. Pass e.g. alpha=0.5 or alpha=2."
         )
     if a == math.inf and not infinite:
         raise InvalidArgumentError(
@@ -144,6 +150,65 @@ def check_alpha(alpha: Any, *, infinite: bool = True) -> float:
             "(e.g. alpha=100), or pass arrays of probabilities."
         )
     return a
+
+
+def check_f(f: Any) -> None:
+    """``f`` of an f-divergence: one of :data:`F_NAMES` or a callable (arrays and distribution objects alike)."""
+    names = ", ".join(map(repr, F_NAMES))
+    if isinstance(f, str):
+        if f not in F_NAMES:
+            raise InvalidArgumentError(
+                f"`f` must be one of {names} or a callable; found {f!r}. "
+                "Pass e.g. f='chi2', or f=lambda t: (t - 1) ** 2 for your own generator."
+            )
+    elif not callable(f):
+        raise TypeError(
+            f"`f` must be a name ({names}) or a callable; found {type(f).__name__}. Pass e.g. f=lambda t: (t - 1) ** 2."
+        )
+
+
+def check_f_at_one(f: Callable[[Any], Any], xp: Any, like: Any) -> None:
+    """A callable generator must give f(1) = 0 (within the sum tolerance of ``like``'s dtype)."""
+    one = f(xp.ones((1,), dtype=like.dtype, device=array_api_compat.device(like)))
+    one = float(to_numpy(asarray(one, xp, "f")).reshape(-1)[0]) if _shape(one) in ((), (1,)) else math.nan
+    if not abs(one) <= sum_tolerance(like.dtype):
+        raise InvalidArgumentError(
+            f"`f` must satisfy f(1) = 0 (an f-divergence of P from itself is 0); found f(1) = {one!r}. "
+            "Subtract the constant: lambda t: g(t) - g(1)."
+        )
+
+
+def f_values(f: Callable[[Any], Any], ratio: Any, xp: Any) -> Any:
+    """f(ratio) of a callable generator, checked: an array of ratio's shape, without NaN."""
+    values = f(ratio)
+    if _shape(values) != tuple(ratio.shape):
+        raise InvalidArgumentError(
+            f"`f` must act elementwise and return an array of the ratios' shape {tuple(ratio.shape)}; found "
+            f"{_shape(values)}. Write f with array operations (e.g. lambda t: (t - 1) ** 2)."
+        )
+    values = asarray(values, xp, "f")
+    nan = xp.isnan(values)
+    if bool(xp.any(nan)):
+        t = to_numpy(ratio)[to_numpy(nan)]
+        raise InvalidArgumentError(
+            f"`f` returned NaN at t = {t.reshape(-1)[0].item()!r} ({t.size} ratio(s) in all). Define f at 0 by its "
+            "limit (e.g. scipy.special.xlogy(t, t) or torch.xlogy(t, t) for t log t)."
+        )
+    return values
+
+
+def unknown_slope(found: str) -> InvalidArgumentError:
+    """The error for a callable ``f`` where p has mass outside q's support (its f'(∞) is unknown)."""
+    return InvalidArgumentError(
+        "`f` is a callable, so the term p_i·lim f(t)/t where q_i = 0 < p_i (the mass of p outside q's support "
+        f"times f'(∞)) is unknown to klkit; found {found}. Use a named f ('kl', 'reverse_kl', 'tv', 'hellinger', "
+        "'chi2', 'js'; 'kl' and 'chi2' are +inf there), or give q full support on p's."
+    )
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    shape = getattr(x, "shape", None)
+    return None if shape is None else tuple(shape)
 
 
 def _invalid(arrays: tuple[tuple[Any, str], ...], xp: Any, sums: bool = False) -> Any:
