@@ -34,6 +34,22 @@ def test_different_event_shapes_raise_and_name_the_fix() -> None:
     assert float(fixed) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_categoricals_of_different_sizes_raise_from_check_pair_and_batches_are_fine() -> None:
+    from klkit.distributions.checks import categories, check_pair
+
+    p = td.Categorical(probs=torch.tensor([[0.5, 0.5], [0.1, 0.9]], dtype=T))
+    q = td.Categorical(logits=torch.zeros(5, dtype=T))
+    assert (categories(p), categories(q), categories(td.Normal(0.0, 1.0))) == (2, 5, None)
+    with pytest.raises(IncompatibleDistributionsError, match=(
+            r"found 2 categories in p and 5 in q \(their probabilities would broadcast, not compare\)\. Pad `p` with "
+            r"zero-probability categories up to 5: .*pad\(probs, \(0, 3\)\)\), or logits padded with -inf\.")):
+        check_pair(p, q)
+    check_pair(p, td.Categorical(probs=torch.tensor([0.3, 0.7], dtype=T)))  # a batch against one law: same categories
+    # the padded law is the same law: KL([½, ½, 0, 0, 0] ‖ uniform on 5) = log 5 − log 2, by hand
+    padded = td.Categorical(probs=torch.nn.functional.pad(p.probs[0], (0, 3)))
+    assert float(api.kl_divergence(padded, q)) == pytest.approx(math.log(5 / 2), rel=1e-14)
+
+
 def test_scipy_multivariate_against_univariate_raises() -> None:
     with pytest.raises(IncompatibleDistributionsError, match="event shape"):
         klkit.kl_divergence(stats.multivariate_normal(np.zeros(2)), stats.norm(0, 1), n_samples=100, seed=0)

@@ -424,6 +424,78 @@ def test_f_divergence_with_a_callable_against_the_closed_forms() -> None:
         assert abs(float(mc) - float(exact)) <= 4 * float(mc.standard_error), (mc, exact)
 
 
+def _uniform(low: float, high: float, library: str) -> Any:
+    return stats.uniform(low, high - low) if library == "scipy" else td.Uniform(_t(low), _t(high))
+
+
+@pytest.mark.parametrize("library", ["scipy", "torch"])
+def test_callable_f_where_p_has_mass_outside_q_raises_and_chi2_is_inf(library: str) -> None:
+    # p = U(0, 2), q = U(0, 1): p puts ½ where q = 0, so D_f = ∫q f(p/q) + f'(∞)·½, +inf for χ², unknown for a callable
+    p, q = _uniform(0.0, 2.0, library), _uniform(0.0, 1.0, library)
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`f` is a callable, so the term p_i·lim f\(t\)/t where q_i = 0 < p_i \(.*\) is unknown to klkit; found "
+            r"q\(x\) = 0 < p\(x\) at \d+ of 2000 points x sampled from p \(so p has mass outside q's support\)\. Use a "
+            r"named f .*'kl' and 'chi2' are \+inf there\), or give q full support on p's\.")):
+        api.f_divergence(p, q, lambda t: (t - 1) ** 2, n_samples=2_000, seed=0)
+    assert float(api.f_divergence(p, q, "chi2", n_samples=2_000, seed=0)) == math.inf
+    # the other way round q covers p: D_f = ∫ q f(p/q) with p/q = 2 on [0, 1) and 0 on [1, 2): ½ f(2) + ½ f(0)
+    xlogy = torch.xlogy if library == "torch" else __import__("scipy.special").special.xlogy
+    e = api.f_divergence(q, p, lambda t: xlogy(t, t), n_samples=20_000, seed=0)
+    assert abs(float(e) - math.log(2)) <= 4 * float(e.standard_error)  # ½ · 2 log 2
+    e = api.f_divergence(q, p, lambda t: (t - 1) ** 2, n_samples=20_000, seed=0)
+    assert float(e) == pytest.approx(1.0, abs=1e-12)  # ½ (2 − 1)² + ½ (0 − 1)², every term exactly 1
+
+
+@pytest.mark.parametrize("library", ["scipy", "torch"])
+def test_callable_f_gets_the_checks_of_the_array_path(library: str) -> None:
+    p = stats.norm(0.0, 1.0) if library == "scipy" else td.Normal(_t(0.0), _t(1.0))
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`f` must satisfy f\(1\) = 0 \(an f-divergence of P from itself is 0\); found f\(1\) = 1\.0\. Subtract")):
+        api.f_divergence(p, p, lambda t: t**2, n_samples=100, seed=0)
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`f` must act elementwise and return an array of the ratios' shape \(100,( 1)?\); found \(\)\. Write f")):
+        api.f_divergence(p, p, lambda t: ((t - 1) ** 2).sum(), n_samples=100, seed=0)
+    log = torch.log if library == "torch" else np.log
+    with pytest.raises(InvalidArgumentError, match=r"`f` returned NaN at t = 0\.0 \(\d+ ratio\(s\) in all\)\. Define"):
+        api.f_divergence(_uniform(0.0, 1.0, library), _uniform(0.0, 2.0, library), lambda t: t * log(t),
+                         n_samples=100, seed=0)
+
+
+CATEGORIES = {  # p = [1] against q = [½, ¼, ¼] padded to [1, 0, 0]: sums written out
+    "kl": (lambda p, q: api.kl_divergence(p, q), math.log(2.0)),
+    "total_variation": (lambda p, q: api.total_variation(p, q), 0.5),
+    "renyi_divergence": (lambda p, q: api.renyi_divergence(p, q, 2.0), math.log(2.0)),  # log Σ p²/q
+    "hellinger_distance": (lambda p, q: api.hellinger_distance(p, q), math.sqrt(1 - math.sqrt(0.5))),
+    "js_divergence": (lambda p, q: api.js_divergence(p, q),  # m = [¾, ⅛, ⅛]: ½ log(1/¾) + ½ [½ log(½/¾) + 2·¼ log 2]
+                      0.5 * math.log(4 / 3) + 0.25 * math.log(2 / 3) + 0.25 * math.log(2.0)),
+    "chi2": (lambda p, q: api.f_divergence(p, q, "chi2"), 1.0),  # Σ p²/q − 1
+    "cross_entropy": (lambda p, q: api.cross_entropy(p, q), math.log(2.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(CATEGORIES))
+def test_categoricals_of_different_sizes_raise_and_padded_ones_are_exact(name: str) -> None:
+    measure, truth = CATEGORIES[name]
+    short, long = td.Categorical(probs=_t(1.0)), td.Categorical(probs=_t(0.5, 0.25, 0.25))
+    for a, b, ka, kb, pad in ((short, long, 1, 3, "p"), (long, short, 3, 1, "q")):
+        with pytest.raises(IncompatibleDistributionsError, match=(
+                rf"`p` and `q` must be Categorical laws over the same categories; found {ka} categories in p and "
+                rf"{kb} in q \(their probabilities would broadcast, not compare\)\. Pad `{pad}` with zero-probability "
+                r"categories up to 3: Categorical\(probs=torch\.nn\.functional\.pad\(probs, \(0, 2\)\)\)")):
+            measure(a, b)
+    padded = td.Categorical(probs=torch.nn.functional.pad(_t(1.0), (0, 2)))
+    assert float(measure(padded, long)) == pytest.approx(truth, rel=1e-13)
+
+
+def test_top_level_functions_reject_categoricals_of_different_sizes() -> None:
+    import klkit
+
+    short, long = td.Categorical(probs=_t(1.0)), td.Categorical(probs=_t(0.5, 0.25, 0.25))
+    for measure in (klkit.kl_divergence, klkit.total_variation, klkit.js_distance):
+        with pytest.raises(IncompatibleDistributionsError, match="found 1 categories in p and 3 in q"):
+            measure(short, long)
+
+
 def test_chi2_monte_carlo_and_exact_agree() -> None:
     p, q = td.Gamma(_t(2.0, 3.0), _t(1.5, 0.5)), td.Gamma(_t(2.5, 2.6), _t(1.7, 0.6))
     _within(api.f_divergence(p, q, "chi2", method="exact"),
@@ -599,13 +671,28 @@ def test_base_applies_only_to_logarithms() -> None:
 
 def test_bad_options_and_arguments() -> None:
     p, q = stats.norm(0, 1), stats.norm(1, 1)
-    for alpha in (-1.0, math.inf, math.nan, True, "2"):
-        with pytest.raises(InvalidArgumentError, match=r"`alpha` must be a finite real number >= 0.*found"):
+    for alpha in (-1.0, math.nan):
+        with pytest.raises(InvalidArgumentError, match=(
+                r"`alpha` must be >= 0 and finite; found (-1\.0|nan)\. Rényi measures .* Pass e\.g\. alpha=0\.5")):
             api.renyi_divergence(p, q, alpha)
-    with pytest.raises(InvalidArgumentError, match=r"`f` must be one of 'kl', .*found 'kll'"):
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`alpha` must be >= 0 and finite; found inf\. α = ∞ .* no closed form or Monte Carlo estimate for "
+            r"distribution objects here: take a large finite alpha \(e\.g\. alpha=100\), or pass arrays")):
+        api.renyi_divergence(p, q, math.inf)
+    for alpha in (True, "2", None):
+        with pytest.raises(TypeError, match=r"`alpha` must be a real number >= 0 and finite; found .* of type "
+                                            r"\w+\. Pass e\.g\. alpha=2"):
+            api.renyi_divergence(p, q, alpha)
+    with pytest.raises(InvalidArgumentError, match=r"`f` must be one of 'kl', .*found 'kll'\. Pass e\.g\. f='chi2'"):
         api.f_divergence(p, q, "kll")
-    with pytest.raises(TypeError, match="`f` must be the name of an f-divergence or a callable f\\(t\\); found int"):
+    with pytest.raises(TypeError, match=r"`f` must be a name \('kl', .*\) or a callable; found int\. Pass e\.g\."):
         api.f_divergence(p, q, 3)
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`method` must be 'auto', 'exact' or 'mc'; found 'fast'\. Use method='auto' \(a closed form where")):
+        api.total_variation(p, q, method="fast")
+    with pytest.raises(InvalidArgumentError, match=(
+            r"`seed` must be None or a non-negative integer; found -1\. Pass e\.g\. seed=0 for reproducible")):
+        api.total_variation(p, q, seed=-1)
     with pytest.raises(TypeError, match="`total_variation` takes no `estimator`"):
         api.total_variation(p, q, estimator="k3")
     with pytest.raises(TypeError, match=r"unknown option.*'samples'"):

@@ -2,7 +2,7 @@
 
 :mod:`klkit.distributions.api` (entropy, cross-entropy, KL, Jensen–Shannon) and
 :mod:`klkit.distributions.divergence_api` (Rényi, total variation, Hellinger, f-divergences)
-both parse their options here and finish their results the same way.
+both parse their options here, look up their closed forms here and finish their results the same way.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from typing import Any
 
 from klkit._xp import NUMPY, errstate, log_of_base
 from klkit.distributions.adapters import backend_of
+from klkit.distributions.checks import check_categories
 from klkit.distributions.montecarlo import batch_shape, log_density
-from klkit.errors import BackendMismatchError, InvalidArgumentError
+from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
 
 __all__ = [
-    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "family_note", "find_divergence", "finish", "finite", "is_estimate",
-    "log_densities_at", "parse_options", "quiet", "same_library", "scale", "two_seeds", "zeros_of_batch",
+    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "closed_form", "family_note", "find_divergence", "finish", "finite",
+    "is_estimate", "log_densities_at", "not_registered", "parse_options", "quiet", "same_library", "scale",
+    "two_seeds", "zeros_of_batch",
 ]
 
 DEFAULT_N_SAMPLES = 100_000
@@ -59,14 +61,17 @@ def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int 
         )
     method = options.get("method", "auto")
     if method not in ("auto", "exact", "mc"):
-        raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}.")
+        raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}. Use method='auto' "
+                                   "(a closed form where one is registered, else Monte Carlo), 'exact' to require "
+                                   "a closed form, or 'mc' to sample.")
     n = options.get("n_samples")
     n = DEFAULT_N_SAMPLES if n is None else n
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise InvalidArgumentError(f"`n_samples` must be an integer ≥ 2; found {n!r}. Try n_samples=100_000.")
     seed = options.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}.")
+        raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}. Pass e.g. "
+                                   "seed=0 for reproducible samples, or leave it None for fresh ones.")
     estimator = options.get("estimator", "k1")
     if estimator not in ("k1", "k2", "k3"):
         raise InvalidArgumentError(
@@ -76,6 +81,10 @@ def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int 
 
 
 def same_library(p: Any, q: Any) -> None:
+    """The cheap checks every measure of two objects runs first, before any closed form: both objects from one
+    library, and Categorical laws over one set of categories (:func:`~klkit.distributions.checks.check_categories`).
+    """
+    check_categories(p, q)
     bp, bq = backend_of(p), backend_of(q)
     if "other" not in (bp, bq) and bp != bq:
         raise BackendMismatchError(
@@ -164,3 +173,44 @@ def find_divergence(measure: str, p: Any, q: Any, *, symmetric: bool) -> tuple[A
             if function is not None:
                 return function, x, y
     return None, fp, fq
+
+
+_SYMMETRIC = {"total_variation", "hellinger_distance", "js_divergence"}
+_WORDS = {"total_variation": "total variation", "hellinger_distance": "Hellinger distance",
+          "renyi_divergence": "Rényi divergence", "js_divergence": "Jensen–Shannon divergence"}
+
+
+def closed_form(measure: str, p: Any, q: Any, method: str, *args: Any) -> Any:
+    """The registered closed form of a measure of :mod:`~klkit.distributions.divergence_api` (None when there is
+    none, or it does not cover these parameters; ``method='exact'`` raises then)."""
+    if method == "mc":
+        return None
+    function, a, b = find_divergence(measure, p, q, symmetric=measure in _SYMMETRIC)
+    if function is None:
+        if method == "exact":
+            raise not_registered(measure, p, q, a, b)
+        return None
+    try:
+        with quiet(a):
+            return finish(function(a, b, *args), p)
+    except NotRegisteredError:
+        if method == "exact":
+            raise
+        return None
+
+
+def not_registered(measure: str, p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
+    """The error for ``method='exact'`` without a closed form: the pair, what is registered, and the fix."""
+    from klkit.distributions import registry
+
+    pairs = registry.registered_divergences(measure)
+    if measure == "hellinger_distance":
+        pairs = sorted(set(pairs) | set(registry.registered_divergences("renyi_divergence")),
+                       key=lambda m: (m[0].__name__, m[1].__name__))
+    listed = ", ".join(f"({a.__name__}, {b.__name__})" for a, b in pairs)
+    return NotRegisteredError(
+        f"no closed-form {_WORDS[measure]} is registered for the pair ({type(p).__name__}{family_note(p, fp)}, "
+        f"{type(q).__name__}{family_note(q, fq)}); closed forms exist for: {listed}. Use method='mc' (or 'auto') "
+        f"for a Monte Carlo estimate, or add one with register_divergence({measure!r}, "
+        f"{type(fp).__name__}, {type(fq).__name__})."
+    )

@@ -18,7 +18,11 @@ give a number anyway; they now raise:
   rather than return +∞ because this pairing is nearly always a modelling
   mistake; discretise the continuous law, or compare two laws of one kind;
 - an **unfrozen** ``scipy.stats`` distribution (``stats.norm`` instead of
-  ``stats.norm(0, 1)``): it has no parameters.
+  ``stats.norm(0, 1)``): it has no parameters;
+- two ``torch.distributions.Categorical`` laws over **different numbers of
+  categories** (their event shape is () either way): the probability vectors
+  would broadcast against each other, comparing [1] with [½, ¼, ¼] as if it were
+  [1, 1, 1]. Pad the shorter one with zero-probability categories.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from klkit.errors import IncompatibleDistributionsError
 
-__all__ = ["check_frozen", "check_pair", "event_shape", "is_discrete"]
+__all__ = ["categories", "check_categories", "check_frozen", "check_pair", "event_shape", "is_discrete"]
 
 _SCIPY_DISCRETE_MULTIVARIATE = frozenset({"multinomial_frozen", "dirichlet_multinomial_frozen",
                                           "multivariate_hypergeom_frozen"})
@@ -95,6 +99,45 @@ def is_discrete(d: Any) -> bool | None:
     return None
 
 
+def categories(d: Any) -> int | None:
+    """The number of categories of a ``torch.distributions.Categorical`` (None for any other law).
+
+    Examples
+    --------
+    >>> import torch
+    >>> categories(torch.distributions.Categorical(probs=torch.tensor([0.5, 0.25, 0.25])))
+    3
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(d, torch.distributions.Categorical):
+        return None
+    return int(d.param_shape[-1])
+
+
+def check_categories(p: Any, q: Any) -> None:
+    """Raise :class:`~klkit.errors.IncompatibleDistributionsError` for Categorical laws over different numbers of
+    categories (they would broadcast); a cheap check that every measure of two objects runs first.
+
+    Examples
+    --------
+    >>> import torch
+    >>> C = torch.distributions.Categorical
+    >>> check_categories(C(probs=torch.tensor([1.0])), C(probs=torch.tensor([0.5, 0.25, 0.25])))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    klkit.errors.IncompatibleDistributionsError: `p` and `q` must be Categorical laws over the same categories; ...
+    """
+    kp, kq = categories(p), categories(q)
+    if kp is not None and kq is not None and kp != kq:
+        short, k = ("p", kq) if kp < kq else ("q", kp)
+        raise IncompatibleDistributionsError(
+            f"`p` and `q` must be Categorical laws over the same categories; found {kp} categories in p and {kq} in "
+            f"q (their probabilities would broadcast, not compare). Pad `{short}` with zero-probability categories "
+            f"up to {k}: Categorical(probs=torch.nn.functional.pad(probs, (0, {abs(kp - kq)}))), or logits padded "
+            "with -inf."
+        )
+
+
 def check_pair(p: Any, q: Any) -> None:
     """Raise :class:`~klkit.errors.IncompatibleDistributionsError` when ``p`` and ``q`` live on different spaces.
 
@@ -109,6 +152,7 @@ def check_pair(p: Any, q: Any) -> None:
     """
     check_frozen(p, "p")
     check_frozen(q, "q")
+    check_categories(p, q)
     kinds = is_discrete(p), is_discrete(q)
     if None not in kinds and kinds[0] != kinds[1]:
         word = {True: "discrete", False: "continuous"}
