@@ -77,7 +77,7 @@ def train_ppo_command(
     kl_ref_coef: Annotated[float | None, typer.Option(
         "--kl-ref-coef", help="β of an RLHF-style KL penalty to a reference policy (0: none).")] = None,
     kl_estimator: Annotated[str | None, typer.Option(
-        "--kl-estimator", help="The penalty's estimator: k1, k2 or k3 (klkit.rlhf).")] = None,
+        "--kl-estimator", help="The penalty's estimator: k1, k2, k3 or abs (klkit.rlhf).")] = None,
     kl_placement: Annotated[str | None, typer.Option(
         "--kl-placement", help="reward (β·estimate off each reward) or loss (β·surrogate in the loss).")] = None,
     kl_gradient: Annotated[str | None, typer.Option(

@@ -357,7 +357,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     optimizers = {"optimizer": optimizer}
     reference = rl.reference_policy(cfg, policy) if cfg.kl_ref_coef > 0 else None  # before resume: initial weights
     run.resume(optimizers)
-    rl.reference.pin_reference(reference, run.extra)  # the checkpoint keeps it: a resumed run uses the same one
+    rl.pin_reference(reference, run.extra)  # the checkpoint keeps it: a resumed run uses the same one
     beta = float(run.extra.get("kl_beta", cfg.kl_beta))
 
     while not run.done:

@@ -36,7 +36,7 @@ from klkit.train.rl.metrics import (
     steps_to_threshold,
 )
 from klkit.train.rl.policies import ACTIVATIONS, ActorCritic, StdKind, build_policy
-from klkit.train.rl.reference import reference_kl, reference_policy, validate_reference_kl
+from klkit.train.rl.reference import pin_reference, reference_kl, reference_policy, validate_reference_kl
 from klkit.train.rl.rollout import RolloutBuffer, collect_rollout, flatten_rollout, gae, minibatches
 from klkit.train.rl.runs import (
     CHECKPOINT,
@@ -75,6 +75,7 @@ __all__ = [
     "make_vector_env",
     "measure_update",
     "minibatches",
+    "pin_reference",
     "policy_kl",
     "progress_bar",
     "read_config",
