@@ -15,11 +15,11 @@ once both fall below about −104 in float32 or −745 in float64):
 ===================  =========================================  =========================================
 divergence           :math:`D`                                   :math:`\psi^a`, :math:`\psi^b`
 ===================  =========================================  =========================================
-forward_kl           :math:`\sum t (b - a)`                      :math:`-t`, :math:`t (b - a + 1)`
-reverse_kl           :math:`\sum s (a - b)`                      :math:`s (a - b + 1)`, :math:`-s`
-jsd (β)              :math:`\beta \sum t (b - \ell)`              :math:`(1-\beta) s (a - \ell)`,
-                     :math:`+ (1-\beta) \sum s (a - \ell)`,       :math:`\beta t (b - \ell)`
-                     :math:`m = (1-\beta) s + \beta t`
+forward_kl           :math:`\sum t (b - a)`                      :math:`-t`, :math:`t (b - a)`
+reverse_kl           :math:`\sum s (a - b)`                      :math:`s (a - b)`, :math:`-s`
+jsd (β)              :math:`\beta \sum t (b - \ell)`              :math:`-(1-\beta) s\, \mathrm{sp}(x)`,
+                     :math:`+ (1-\beta) \sum s (a - \ell)`,       :math:`-\beta t\, \mathrm{sp}(-x)`
+                     :math:`m = (1-\beta) s + \beta t`           :math:`x = b - a + \log\frac{\beta}{1-\beta}`
 skew_forward_kl (λ)  :math:`\sum t (b - \ell)`,                   :math:`-t w`, :math:`t (b - \ell + w)`,
                      :math:`m = \lambda t + (1-\lambda) s`        :math:`w = (1-\lambda) s / m`
 skew_reverse_kl (λ)  :math:`\sum s (a - \ell)`,                   :math:`s (a - \ell + w)`, :math:`-s w`,
@@ -28,6 +28,11 @@ tvd                  :math:`\tfrac12 \sum |s - t|`               :math:`\tfrac12
                                                                  :math:`-\tfrac12 \mathrm{sgn}(s-t) t`
 alpha_beta (α, β)    see :func:`alpha_beta`
 ===================  =========================================  =========================================
+
+The derivatives may leave out a constant multiple of the probabilities (:math:`\psi^a` and
+:math:`\psi^a + K s` give the same gradient through the softmax, as :math:`\sum_c s_c = 1`): the
+forward KL's :math:`t\cdot 1`, and the JSD's :math:`-(1-\beta)\log(1-\beta)\, s` (sp is softplus),
+whose subtraction would lose the digits of the result (see :func:`jsd`).
 
 A term whose probability is 0 (``-inf`` log-probability, or one that underflows) contributes 0, never
 ``0·inf = NaN``; a divergence that is truly infinite (the student gives 0 where the teacher does not,
@@ -41,6 +46,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F  # noqa: N812 (torch's convention)
 
 _INF = math.inf
 
@@ -58,28 +64,44 @@ def _zero_nan(x: torch.Tensor) -> torch.Tensor:
     return x.nan_to_num_(nan=0.0, posinf=_INF, neginf=-_INF)
 
 
-def forward_kl(a: torch.Tensor, b: torch.Tensor, need_a: bool, need_b: bool) -> Terms:
+def forward_kl(a: torch.Tensor, b: torch.Tensor, need_a: bool, need_b: bool, entrywise: bool = False) -> Terms:
     t = b.exp()
     term = _zero_nan(torch.sub(b, a).mul_(t))  # t (b − a)
     values = term.sum(dim=-1)
-    psi_b = term.add_(t) if need_b else None  # t (b − a + 1)
+    psi_b = (term.add_(t) if entrywise else term) if need_b else None  # t (b − a + 1), or without the t·1
     psi_a = torch.neg(t) if need_a else None
     return Terms(values, psi_a, psi_b, None, t)
 
 
-def reverse_kl(a: torch.Tensor, b: torch.Tensor, need_a: bool, need_b: bool) -> Terms:
-    r = forward_kl(b, a, need_b, need_a)
+def reverse_kl(a: torch.Tensor, b: torch.Tensor, need_a: bool, need_b: bool, entrywise: bool = False) -> Terms:
+    r = forward_kl(b, a, need_b, need_a, entrywise)
     return Terms(r.values, r.psi_b, r.psi_a, r.t, None)
 
 
-def jsd(a: torch.Tensor, b: torch.Tensor, beta: float, need_a: bool, need_b: bool) -> Terms:
-    """β KL(t‖m) + (1−β) KL(s‖m) with m = (1−β) s + β t, for 0 < β < 1."""
-    log_m = torch.logaddexp(a + math.log1p(-beta), b + math.log(beta))
+def jsd(a: torch.Tensor, b: torch.Tensor, beta: float, need_a: bool, need_b: bool, entrywise: bool = False) -> Terms:
+    """β KL(t‖m) + (1−β) KL(s‖m) with m = (1−β) s + β t, for 0 < β < 1.
+
+    With x = b − a + log(β/(1−β)): a − ℓ = −log(1−β) − softplus(x) and b − ℓ = −log β − softplus(−x)
+    (ℓ = log m, never the log of a sum of probabilities). The derivatives drop the terms
+    −(1−β) log(1−β)·s and −β log β·t, constant multiples of the probabilities that the chain rule
+    through the softmax removes exactly: what remains, −(1−β) s softplus(x), is accurate where the
+    supports barely overlap, where the full ψ would cancel two numbers near (1−β)(−log(1−β)) s.
+    ``entrywise`` keeps them (each entry's own derivative, for per-entry outputs).
+    """
+    x = torch.sub(b, a).add_(math.log(beta) - math.log1p(-beta))
+    sp_s = F.softplus(x)  # −(a − ℓ) − log(1−β)
+    sp_t = F.softplus(x.neg_())  # −(b − ℓ) − log β
     s, t = a.exp(), b.exp()
-    e_s = _zero_nan(torch.sub(a, log_m).mul_(s))  # s (a − ℓ)
-    e_t = _zero_nan(torch.sub(b, log_m, out=log_m).mul_(t))  # t (b − ℓ), in ℓ's buffer
+    e_s = _zero_nan(torch.add(sp_s, math.log1p(-beta)).neg_().mul_(s))  # s (a − ℓ)
+    e_t = _zero_nan(torch.add(sp_t, math.log(beta)).neg_().mul_(t))  # t (b − ℓ)
     values = e_t.sum(dim=-1).mul_(beta).add_(e_s.sum(dim=-1), alpha=1.0 - beta)
-    return Terms(values, e_s.mul_(1.0 - beta) if need_a else None, e_t.mul_(beta) if need_b else None, s, t)
+    if entrywise:
+        psi_a = e_s.mul_(1.0 - beta) if need_a else None
+        psi_b = e_t.mul_(beta) if need_b else None
+    else:
+        psi_a = _zero_nan(sp_s.mul_(s)).mul_(beta - 1.0) if need_a else None
+        psi_b = _zero_nan(sp_t.mul_(t)).mul_(-beta) if need_b else None
+    return Terms(values, psi_a, psi_b, s, t)
 
 
 def skew_forward_kl(a: torch.Tensor, b: torch.Tensor, skew: float, need_a: bool, need_b: bool) -> Terms:
@@ -187,14 +209,19 @@ def alpha_beta(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float, need
 
 
 def terms(divergence: str, a: torch.Tensor, b: torch.Tensor, *, beta: float, skew: float, alpha: float,
-          need_a: bool, need_b: bool) -> Terms:
-    """Dispatch on the divergence's name (see the module docstring)."""
+          need_a: bool, need_b: bool, entrywise: bool = False) -> Terms:
+    """Dispatch on the divergence's name (see the module docstring).
+
+    The derivatives ψ may differ from ∂D/∂a by a constant multiple of the probabilities (which the
+    chain rule through a softmax removes); ``entrywise`` (forward_kl, reverse_kl and jsd) returns each
+    entry's own derivative instead, for outputs that keep the entries apart.
+    """
     if divergence == "forward_kl":
-        return forward_kl(a, b, need_a, need_b)
+        return forward_kl(a, b, need_a, need_b, entrywise)
     if divergence == "reverse_kl":
-        return reverse_kl(a, b, need_a, need_b)
+        return reverse_kl(a, b, need_a, need_b, entrywise)
     if divergence == "jsd":
-        return jsd(a, b, beta, need_a, need_b)
+        return jsd(a, b, beta, need_a, need_b, entrywise)
     if divergence == "skew_forward_kl":
         return skew_forward_kl(a, b, skew, need_a, need_b)
     if divergence == "skew_reverse_kl":

@@ -187,7 +187,7 @@ class _PerEntry(torch.autograd.Function):
             a = log_probs(student[pick], "logits", spec.temperature, dtype)
             b = log_probs(teacher[pick], "logits", spec.temperature, dtype)
             r = terms(spec.divergence, a, b, beta=spec.beta, skew=spec.skew, alpha=spec.alpha, need_a=need_s,
-                      need_b=need_t)
+                      need_b=need_t, entrywise=True)
             g = grad[sel].to(dtype)
             if need_s:
                 grad_s[pick] = chain(r.psi_a.mul_(g), a.exp(), factor)
