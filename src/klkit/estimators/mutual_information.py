@@ -255,7 +255,9 @@ def _ksg(x: Any, y: Any, k: Any, base: float | None, bootstrap: int | None, conf
          jitter: float | None, standardize: bool) -> Estimate:
     k = _check_k(k, "k")
     if not isinstance(standardize, bool):
-        raise InvalidArgumentError(f"`standardize` must be True or False; found {standardize!r}.")
+        raise InvalidArgumentError(f"`standardize` must be True or False; found {standardize!r} of type "
+                                   f"{type(standardize).__name__}. Pass standardize=True to whiten x and y first "
+                                   "(the default), or False to use the coordinates as given.")
     xs, like = _samples(x, "x")
     ys, like_y = _samples(y, "y")
     if (like is None) != (like_y is None):
@@ -274,26 +276,26 @@ def _ksg(x: Any, y: Any, k: Any, base: float | None, bootstrap: int | None, conf
     else:
         xs, ys = xs - xs.mean(axis=0), ys - ys.mean(axis=0)  # translation changes nothing but rounding
     joint = np.ascontiguousarray(np.hstack([xs, ys]))
-    radius = joint_radius(joint, k)
+    radius = _joint_radius(joint, k)
     if np.any(radius == 0):
         raise InvalidDistributionError(
             f"`x` and `y` must hold distinct pairs for the KSG estimate; found {int(np.sum(radius == 0))} pair(s) "
             f"with at least k={k} exact duplicates (zero distance). Duplicates mean (partly) discrete data: use a "
             "discrete method, or if they come from rounding pass jitter=<rounding step>."
         )
-    nx, ny = count_within(xs, radius), count_within(ys, radius)
+    nx, ny = _count_within(xs, radius), _count_within(ys, radius)
     terms = -(special.digamma(nx + 1.0) + special.digamma(ny + 1.0))
     const = float(special.digamma(k) + special.digamma(n))
     return _result(terms, const, n, base, f"KSG mutual information (estimator 1), k={k}", bootstrap, confidence,
                    rng, like)
 
 
-def joint_radius(joint: np.ndarray, k: int) -> np.ndarray:
+def _joint_radius(joint: np.ndarray, k: int) -> np.ndarray:
     """Max-norm distance from each point to its k-th nearest other point (the estimators' shared search)."""
     return np.ascontiguousarray(kth_distances(joint, joint, k, math.inf, self_query=True)[:, 1])
 
 
-def count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
+def _count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
     """For each i, the number of j ≠ i with ‖v_j − v_i‖_∞ < radius_i (strictly), as float64.
 
     The radius is shrunk by a few units in the last place of the coordinates, so that the point that
