@@ -285,3 +285,13 @@ def test_masked_vocabulary_entries_are_exact():
     s[0, 1] = -math.inf
     assert float(divergence_loss(s, t, reduction="none")[0]) == math.inf
     assert math.isfinite(float(divergence_loss(s, t, divergence="reverse_kl", reduction="none")[0]))
+
+
+@pytest.mark.parametrize(("divergence", "options"), ALL)
+def test_zero_with_zero_gradient_when_the_student_is_the_teacher(divergence, options):
+    """True divergences (the skew KLs too: DistiLLM's cross-entropy form is not 0 here, it is the entropy)."""
+    z = torch.from_numpy(pair(seed=18)[0]).requires_grad_(True)
+    loss = divergence_loss(z, z.detach() + 3.0, divergence=divergence, temperature=1.5, **options)
+    loss.backward()
+    assert abs(float(loss.detach())) <= 1e-14
+    assert float(z.grad.abs().max()) <= 1e-14
