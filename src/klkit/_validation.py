@@ -118,51 +118,80 @@ def _any(x: Any, xp: Any) -> bool:
     return bool(xp.any(x))
 
 
-def check_probs(x: Any, name: str, xp: Any) -> None:
-    """``x`` (reduction axis last) must be finite, ≥ 0 and sum to 1 within :func:`sum_tolerance`."""
-    bad = ~xp.isfinite(x) | (x < 0)
+_ENTRY_RULES = {
+    "probs": ("must hold probabilities: finite and >= 0",
+              "Pass kind='log_probs' or kind='logits' if these are not probabilities."),
+    "log_probs": ("must hold log-probabilities: <= 0 and not NaN",
+                  "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities."),
+    "logits": ("must hold logits: real numbers or -inf (masked), never NaN or +inf",
+               "Check the model output for overflow; mask with -inf, not +inf."),
+}
+
+
+def check_entries(x: Any, kind: str, name: str, xp: Any) -> None:
+    """Each entry of ``x`` in the domain of ``kind`` (any shape; indices in the message are ``x``'s own)."""
+    if kind == "probs":
+        bad = ~xp.isfinite(x) | (x < 0)
+    elif kind == "log_probs":
+        bad = xp.isnan(x) | (x > sum_tolerance(x.dtype))
+    else:
+        bad = xp.isnan(x) | (x == math.inf)
     if _any(bad, xp):
-        _fail(name, "must hold probabilities: finite and >= 0", _describe(to_numpy(x), to_numpy(bad)),
-              "Pass kind='log_probs' or kind='logits' if these are not probabilities.")
-    check_sums(xp.sum(xp.astype(x, compute_dtype(xp, x.dtype)), axis=-1), x.dtype, name, "sum to 1")
+        rule, fix = _ENTRY_RULES[kind]
+        _fail(name, rule, _describe(to_numpy(x), to_numpy(bad)), fix)
 
 
-def check_sums(total: Any, dtype: Any, name: str, rule: str, offset: float = 1.0) -> None:
+def check_probs(x: Any, name: str, xp: Any, *, entries: bool = True, over: str = "along `axis`",
+                unit: str = "slice", fix: str | None = None) -> None:
+    """``x`` (reduction axis last) must be finite, ≥ 0 and sum to 1 within :func:`sum_tolerance`.
+
+    ``entries=False`` skips the per-entry check (done by the caller); ``over``, ``unit`` and ``fix``
+    word the sum's message as in :func:`check_sums`.
+    """
+    if entries:
+        check_entries(x, "probs", name, xp)
+    check_sums(xp.sum(xp.astype(x, compute_dtype(xp, x.dtype)), axis=-1), x.dtype, name, "sum to 1", over=over,
+               unit=unit, fix=fix)
+
+
+def check_sums(total: Any, dtype: Any, name: str, rule: str, offset: float = 1.0, *, over: str = "along `axis`",
+               unit: str = "slice", fix: str | None = None) -> None:
+    """Every ``total`` within :func:`sum_tolerance` of ``offset`` (1: sums; 0: log-sum-exps).
+
+    The message reads "`name` must <rule> <over> (tolerance …); found … in k of n <unit>(s). <fix>",
+    ``fix`` defaulting to the advice for probabilities or log-probabilities.
+    """
     tol = sum_tolerance(dtype)
     t = np.atleast_1d(to_numpy(total)).astype(np.float64)
     off = np.abs(t - offset) > tol
     if off.any():
         label = "sums" if offset == 1.0 else "logsumexp"
-        fix = ("klkit never renormalises silently: for counts or weights call klkit.normalize(x) first "
-               "(or pass np.log(counts) with kind='logits')." if offset == 1.0 else
-               "klkit never renormalises silently: pass kind='logits' for unnormalised log-scores.")
-        _fail(name, f"must {rule} along `axis` (tolerance {tol:.1e} for {dtype})",
+        if fix is None:
+            fix = ("klkit never renormalises silently: for counts or weights call klkit.normalize(x) first "
+                   "(or pass np.log(counts) with kind='logits')." if offset == 1.0 else
+                   "klkit never renormalises silently: pass kind='logits' for unnormalised log-scores.")
+        _fail(name, f"must {rule} {over} (tolerance {tol:.1e} for {dtype})",
               f"{label} from {t[off].min():.10g} to {t[off].max():.10g} in {int(off.sum())} of {t.size} "
-              "slice(s)", fix)
+              f"{unit}(s)", fix)
 
 
-def check_log_probs(x: Any, name: str, xp: Any) -> None:
-    """``x`` must be ≤ 0 (NaN and +inf rejected) with logsumexp 0 within tolerance."""
-    tol = sum_tolerance(x.dtype)
-    bad = xp.isnan(x) | (x > tol)
-    if _any(bad, xp):
-        _fail(name, "must hold log-probabilities: <= 0 and not NaN", _describe(to_numpy(x), to_numpy(bad)),
-              "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities.")
+def check_log_probs(x: Any, name: str, xp: Any, *, entries: bool = True, over: str = "along `axis`",
+                    unit: str = "slice", fix: str | None = None) -> None:
+    """``x`` must be ≤ 0 (NaN and +inf rejected) with logsumexp 0 within tolerance (options as :func:`check_probs`)."""
+    if entries:
+        check_entries(x, "log_probs", name, xp)
     check_sums(logsumexp(xp.astype(x, compute_dtype(xp, x.dtype)), xp), x.dtype, name,
-               "be normalised, logsumexp = 0,", offset=0.0)
+               "be normalised, logsumexp = 0,", offset=0.0, over=over, unit=unit, fix=fix)
 
 
-def check_logits(x: Any, name: str, xp: Any) -> None:
-    """``x`` must have no NaN or +inf, and not be all -inf along the axis."""
-    bad = xp.isnan(x) | (x == math.inf)
-    if _any(bad, xp):
-        _fail(name, "must hold logits: real numbers or -inf (masked), never NaN or +inf",
-              _describe(to_numpy(x), to_numpy(bad)),
-              "Check the model output for overflow; mask with -inf, not +inf.")
+def check_logits(x: Any, name: str, xp: Any, *, entries: bool = True, unit: str = "slice") -> None:
+    """``x`` must have no NaN or +inf, and not be all -inf along the axis (per ``unit``)."""
+    if entries:
+        check_entries(x, "logits", name, xp)
     top = xp.max(x, axis=-1)
     if _any(top == -math.inf, xp):
         n = int(np.sum(np.atleast_1d(to_numpy(top)) == -np.inf))
-        _fail(name, "must have at least one finite logit per slice", f"{n} slice(s) with every logit -inf",
+        _fail(name, f"must have at least one finite logit per {unit}", f"{n} {unit}(s) with every logit -inf",
               "Leave at least one outcome unmasked.")
 
 

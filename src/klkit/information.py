@@ -9,16 +9,22 @@ never as a difference of entropies, which cancels when X and Y are nearly indepe
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from klkit import _inputs
-from klkit._validation import Kind, _describe, check_base, check_kind, check_validate, sum_tolerance
-from klkit._xp import asarray, compute_dtype, errstate, logsumexp, namespace, to_numpy
-from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
+from klkit._validation import (
+    Kind,
+    check_base,
+    check_entries,
+    check_kind,
+    check_log_probs,
+    check_logits,
+    check_probs,
+    check_validate,
+)
+from klkit._xp import asarray, compute_dtype, errstate, namespace
+from klkit.errors import InvalidArgumentError, ShapeError
 from klkit.measures import _log_and_prob, _safe_log, entropy
 
 __all__ = ["conditional_entropy", "joint_entropy", "mutual_information"]
@@ -200,7 +206,7 @@ def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool
     if given is not None:
         ax, ay = _check_given(given, axes, (ax, ay), table.ndim)
     if validate:
-        _check_entries(table, kind, xp)
+        check_entries(table, kind, "pxy", xp)  # before moving the axes: indices as in the caller's array
     table = xp.moveaxis(table, (ax, ay), (table.ndim - 2, table.ndim - 1))
     nx, ny = table.shape[-2:]
     if nx * ny == 0:
@@ -260,50 +266,16 @@ def _check_given(given: Any, axes: Any, resolved: tuple[int, int], ndim: int) ->
     return (g, resolved[1]) if g == resolved[0] else (g, resolved[0])
 
 
-_ENTRY_RULES = {
-    "probs": ("must hold probabilities: finite and >= 0",
-              "Pass kind='log_probs' or kind='logits' if these are not probabilities."),
-    "log_probs": ("must hold log-probabilities: <= 0 and not NaN",
-                  "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities."),
-    "logits": ("must hold logits: real numbers or -inf (masked), never NaN or +inf",
-               "Check the model output for overflow; mask with -inf, not +inf."),
-}
-
-
-def _check_entries(table: Any, kind: str, xp: Any) -> None:
-    """Each entry in the domain of ``kind`` (indices as in the caller's array)."""
-    if kind == "probs":
-        bad = ~xp.isfinite(table) | (table < 0)
-    elif kind == "log_probs":
-        bad = xp.isnan(table) | (table > sum_tolerance(table.dtype))
-    else:
-        bad = xp.isnan(table) | (table == math.inf)
-    if bool(xp.any(bad)):
-        rule, fix = _ENTRY_RULES[kind]
-        raise InvalidDistributionError(f"`pxy` {rule}; found {_describe(to_numpy(table), to_numpy(bad))}. {fix}")
+_JOINT = "over both `axes` together, a joint distribution"
+_JOINT_FIX = ("klkit never renormalises silently: divide a contingency table of counts by its total "
+              "(counts / counts.sum()), or pass np.log(counts) with kind='logits'.")
 
 
 def _check_total(flat: Any, kind: str, xp: Any) -> None:
-    """The whole table (both axes) sums to 1, or has logsumexp 0; logits: one finite entry."""
-    if kind == "logits":
-        dead = np.atleast_1d(to_numpy(xp.max(flat, axis=-1)) == -np.inf)
-        if dead.any():
-            raise InvalidDistributionError(
-                f"`pxy` must have at least one finite logit per table; found {int(dead.sum())} table(s) with every "
-                "logit -inf. Leave at least one (x, y) unmasked."
-            )
-        return
-    x = xp.astype(flat, compute_dtype(xp, flat.dtype))
-    total = xp.sum(x, axis=-1) if kind == "probs" else logsumexp(x, xp)
-    t = np.atleast_1d(to_numpy(total)).astype(np.float64)
-    target = 1.0 if kind == "probs" else 0.0
-    tol = sum_tolerance(flat.dtype)
-    off = ~(np.abs(t - target) <= tol)
-    if off.any():
-        what, label = ("sum to 1", "sums") if kind == "probs" else ("be normalised, logsumexp = 0,", "logsumexp")
-        raise InvalidDistributionError(
-            f"`pxy` must {what} over both `axes` together, a joint distribution (tolerance {tol:.1e} for "
-            f"{flat.dtype}); found {label} from {np.nanmin(t[off]):.10g} to {np.nanmax(t[off]):.10g} in "
-            f"{int(off.sum())} of {t.size} table(s). klkit never renormalises silently: divide a contingency "
-            "table of counts by its total (counts / counts.sum()), or pass np.log(counts) with kind='logits'."
-        )
+    """The whole table (both axes, flattened last) sums to 1, or has logsumexp 0; logits: one finite entry."""
+    if kind == "probs":
+        check_probs(flat, "pxy", xp, entries=False, over=_JOINT, unit="table", fix=_JOINT_FIX)
+    elif kind == "log_probs":
+        check_log_probs(flat, "pxy", xp, entries=False, over=_JOINT, unit="table", fix=_JOINT_FIX)
+    else:
+        check_logits(flat, "pxy", xp, entries=False, unit="table")
