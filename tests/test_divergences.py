@@ -21,7 +21,7 @@ from klkit.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 KINDS = ["probs", "log_probs", "logits"]
-mpmath.mp.dps = 50
+DIGITS = 50  # mpmath's working precision, set locally with mpmath.workdps
 
 
 def _pairs(seed: int, k: int = 6, n: int = 4, concentration: float = 1.0):
@@ -69,10 +69,11 @@ def test_hellinger_has_no_cancellation_when_p_is_near_q():
     p = np.array([0.25, 0.75])
     for step in (2.0**-20, 2.0**-30, 2.0**-40):
         q = np.array([0.25 + step, 0.75 - step])
-        exact = 1 - sum(mpmath.sqrt(mpmath.mpf(a) * mpmath.mpf(b)) for a, b in zip(p, q, strict=True))
-        got = float(klkit.hellinger_distance(p, q))
-        assert got == pytest.approx(float(mpmath.sqrt(exact)), rel=1e-9), step
-        assert float(klkit.f_divergence(p, q, "hellinger")) == pytest.approx(float(exact), rel=1e-9)
+        with mpmath.workdps(DIGITS):
+            exact = 1 - sum(mpmath.sqrt(mpmath.mpf(a) * mpmath.mpf(b)) for a, b in zip(p, q, strict=True))
+            h_squared, h = float(exact), float(mpmath.sqrt(exact))
+        assert float(klkit.hellinger_distance(p, q)) == pytest.approx(h, rel=1e-9), step
+        assert float(klkit.f_divergence(p, q, "hellinger")) == pytest.approx(h_squared, rel=1e-9)
 
 
 def test_disjoint_supports_reach_the_maxima():
@@ -156,14 +157,22 @@ def test_each_named_f_is_its_dedicated_function_and_its_generator(backend, name)
     np.testing.assert_allclose(np.sum(q * GENERATORS[name](p / q), axis=-1), dedicated, rtol=1e-10)
 
 
-def test_chi2_is_exp_renyi_2_minus_one_without_cancellation():
+def _mp_chi2(p, q) -> float:
+    """Pearson χ² = Σ (p − q)² / q in DIGITS-digit arithmetic."""
+    with mpmath.workdps(DIGITS):
+        return float(sum((mpmath.mpf(float(a)) - mpmath.mpf(float(b))) ** 2 / mpmath.mpf(float(b))
+                         for a, b in zip(p, q, strict=True)))
+
+
+def test_chi2_is_the_sum_of_squares_without_cancellation():
     p = np.array([0.25, 0.75])
     q = np.array([0.25 + 2.0**-30, 0.75 - 2.0**-30])
-    exact = sum((mpmath.mpf(a) - mpmath.mpf(b)) ** 2 / mpmath.mpf(b) for a, b in zip(p, q, strict=True))
-    assert float(klkit.f_divergence(p, q, "chi2")) == pytest.approx(float(exact), rel=1e-6)
+    assert float(klkit.f_divergence(p, q, "chi2")) == pytest.approx(_mp_chi2(p, q), rel=1e-6)
     p, q = np.array([0.2, 0.5, 0.3]), np.array([0.6, 0.1, 0.3])
-    assert float(klkit.f_divergence(p, q, "chi2")) == pytest.approx(math.expm1(klkit.renyi_divergence(p, q, 2)),
-                                                                    rel=1e-14)
+    assert float(klkit.f_divergence(p, q, "chi2")) == pytest.approx(_mp_chi2(p, q), rel=1e-14)
+    p, q = _pairs(12, k=9, concentration=0.5)
+    np.testing.assert_allclose(klkit.f_divergence(p, q, "chi2"), [_mp_chi2(a, b) for a, b in zip(p, q, strict=True)],
+                               rtol=1e-13)
 
 
 def test_callable_f_sees_arrays_of_the_inputs_library_and_keeps_autograd():
@@ -288,10 +297,21 @@ def test_array_api_strict_matches_numpy():
 def test_validate_false_gives_nan_on_invalid_slices_only():
     p = np.array([[0.2, 0.8], [np.nan, 1.0]])
     q = np.array([0.5, 0.5])
-    for fn in (klkit.total_variation, klkit.hellinger_distance,
-               lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw)):
+    expected = {"tv": 0.3, "hellinger": math.sqrt(1 - math.sqrt(0.1) - math.sqrt(0.4)), "chi2": 0.36}  # by hand
+    for name, fn in (("tv", klkit.total_variation), ("hellinger", klkit.hellinger_distance),
+                     ("chi2", lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw))):
         got = fn(p, q, validate=False)
-        assert np.isfinite(got[0]) and np.isnan(got[1])
+        assert got[0] == pytest.approx(expected[name], rel=1e-14) and np.isnan(got[1]), name
+
+
+def test_chi2_without_validation_is_nan_where_a_sum_is_off_never_renormalised():
+    # p = [2, 2] is not a distribution: its renormalised χ² against [½, ½] would be 0; the sums rule gives NaN
+    good, q = np.array([0.2, 0.8]), np.array([0.5, 0.5])
+    rows = np.array([good, [2.0, 2.0], [0.2 + 1e-6, 0.8]])
+    got = klkit.f_divergence(rows, q, "chi2", validate=False)
+    assert got[0] == pytest.approx(_mp_chi2(good, q), rel=1e-14) and np.isnan(got[1:]).all()
+    got = klkit.f_divergence(q, rows, "chi2", validate=False)
+    assert got[0] == pytest.approx(_mp_chi2(q, good), rel=1e-14) and np.isnan(got[1:]).all()
 
 
 # ---------------------------------------------------------------------------

@@ -1,10 +1,9 @@
-"""The lab's `relatives` section: it runs through the runner, passes, stays fast, leaves global state
-alone, and every check carries its measured numbers."""
+"""The lab's `relatives` section: it runs through the runner, passes, leaves global state alone, and
+every check carries its measured numbers (its speed is a benchmark's business, not a test's)."""
 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -21,9 +20,7 @@ CLAIMS = ("Pinsker", "Bretagnolle–Huber", "H² ≤ KL", "non-decreasing", "con
 def quick_run(tmp_path_factory):
     """One --quick run (it also warms the runner, whose first call in a process touches global state)."""
     out = tmp_path_factory.mktemp("relatives")
-    start = time.perf_counter()
-    report = lab_runner.run_lab(out, quick=True, only=["relatives"], seed=0, show_progress=False)
-    return report, out, time.perf_counter() - start
+    return lab_runner.run_lab(out, quick=True, only=["relatives"], seed=0, show_progress=False), out
 
 
 def _assert_passes_with_numbers(report, out):
@@ -47,10 +44,9 @@ def test_relatives_is_registered_after_asymmetry():
     assert TITLES["relatives"] == "KL bounds its relatives"
 
 
-def test_quick_run_passes_within_its_budget(quick_run):
-    report, out, elapsed = quick_run
+def test_quick_run_passes(quick_run):
+    report, out = quick_run
     _assert_passes_with_numbers(report, out)
-    assert elapsed <= 5.0, elapsed
 
 
 def test_full_run_passes_and_leaves_global_state_alone(quick_run, tmp_path):
