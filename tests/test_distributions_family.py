@@ -308,17 +308,26 @@ def test_mvn_renyi_is_inf_where_the_mixed_covariance_is_not_positive_definite() 
     # α Σq + (1 − α) Σp with α = 3, Σp = diag(1, 4), Σq = diag(1, 1): diag(1, −5), not positive definite
     p, q = _mvn_scipy([0, 0], [[1, 0], [0, 4]]), _mvn_scipy([0, 0], [[1, 0], [0, 1]])
     assert api.renyi_divergence(p, q, 3.0) == math.inf
-    assert math.isfinite(api.renyi_divergence(p, q, 1.2))  # diag(1, 0.4): positive definite
+    # diag(1, 0.4): positive definite; diagonal covariances factorise, and the first coordinates agree
+    assert api.renyi_divergence(p, q, 1.2) == pytest.approx(_normal_renyi_by_quadrature(2.0, 1.2), rel=1e-10)
     batch = td.MultivariateNormal(torch.zeros(2, 2, dtype=T), torch.diag_embed(_t(1.0, 4.0, 1.0, 1.2).reshape(2, 2)))
     value = api.renyi_divergence(batch, td.MultivariateNormal(torch.zeros(2, dtype=T), torch.eye(2, dtype=T)), 3.0)
-    assert math.isinf(value[0]) and math.isfinite(value[1])
+    assert math.isinf(value[0])  # covariance diag(1, 4): 3·1 − 2·4 < 0
+    assert float(value[1]) == pytest.approx(_normal_renyi_by_quadrature(math.sqrt(1.2), 3.0), rel=1e-10)  # 3 − 2.4
+
+
+def _normal_renyi_by_quadrature(scale_p: float, alpha: float) -> float:
+    """D_α(N(0, scale_p²) ‖ N(0, 1)) from the integral of p^α q^(1−α)."""
+    return math.log(_renyi_integral(stats.norm(0, scale_p), stats.norm(0, 1), alpha, -np.inf, np.inf)) / (alpha - 1)
 
 
 def test_univariate_renyi_infinities_follow_the_mixed_parameter() -> None:
     # Normal: α σq² + (1 − α) σp² = 3 − 2·4 < 0; Exponential: α λp + (1 − α) λq = 2·1 − 3 < 0
     assert api.renyi_divergence(stats.norm(0, 2), stats.norm(0, 1), 3.0) == math.inf
     assert api.renyi_divergence(stats.expon(scale=1.0), stats.expon(scale=1 / 3), 2.0) == math.inf
-    assert math.isfinite(api.renyi_divergence(stats.expon(scale=1.0), stats.expon(scale=1 / 3), 1.4))
+    p, q = stats.expon(scale=1.0), stats.expon(scale=1 / 3)  # 1.4·1 − 0.4·3 > 0: finite
+    truth = math.log(_renyi_integral(p, q, 1.4, 0, np.inf)) / 0.4
+    assert api.renyi_divergence(p, q, 1.4) == pytest.approx(truth, rel=1e-10)
     # Gamma: α a_p + (1 − α) a_q = 2·1 − 3 < 0
     assert api.renyi_divergence(stats.gamma(1.0), stats.gamma(3.0), 2.0) == math.inf
 
@@ -512,9 +521,15 @@ def test_js_distance_is_the_root_of_the_estimate() -> None:
 
 
 def test_hellinger_estimate_near_zero_is_clipped_not_nan() -> None:
-    p = td.Normal(_t(0.0), _t(1.0))
-    e = api.hellinger_distance(p, td.Normal(_t(1e-6), _t(1.0)), method="mc", n_samples=2_000, seed=0)
-    assert float(e) >= 0 and math.isfinite(float(e.standard_error))
+    p, q = td.Normal(_t(0.0), _t(1.0)), td.Normal(_t(1e-3), _t(1.0))
+    exact_squared = -math.expm1(-1e-6 / 8)  # H² = 1 − exp(−Δμ²/8)
+    squared = api.f_divergence(p, q, "hellinger", method="mc", n_samples=2_000, seed=0)
+    assert abs(float(squared) - exact_squared) <= 4 * float(squared.standard_error)
+    e = api.hellinger_distance(p, q, method="mc", n_samples=2_000, seed=0)
+    assert float(e) == pytest.approx(math.sqrt(max(float(squared), 0.0)), rel=1e-12)  # the root of the same estimate
+    assert float(e.standard_error) > 0 and math.isfinite(float(e.standard_error))
+    # the root is within the delta method's 4 SE of √H² (H ≈ 3.5e-4), or at the clip the interval reaches it
+    assert abs(float(e) - math.sqrt(exact_squared)) <= 4 * float(e.standard_error)
 
 
 def test_heavy_tailed_renyi_weights_warn() -> None:
@@ -625,10 +640,18 @@ def test_gradcheck(index: int) -> None:
 
 
 def test_monte_carlo_keeps_gradients() -> None:
+    # the samples are reparameterised (loc + σ·ε with ε fixed by the seed), so the gradient of the estimate is
+    # the derivative of the same estimate at the same seed: a central finite difference
+    def estimate(loc: torch.Tensor) -> torch.Tensor:
+        return api.total_variation(td.Normal(loc, _t(1.0)), td.Laplace(_t(0.0), _t(1.0)), n_samples=5_000,
+                                   seed=0).value
+
     loc = _t(0.3).requires_grad_()
-    e = api.total_variation(td.Normal(loc, _t(1.0)), td.Laplace(_t(0.0), _t(1.0)), n_samples=5_000, seed=0)
-    (grad,) = torch.autograd.grad(e.value, loc)
-    assert bool(torch.isfinite(grad))
+    (grad,) = torch.autograd.grad(estimate(loc), loc)
+    h = 1e-6
+    with torch.no_grad():
+        difference = (estimate(_t(0.3 + h)) - estimate(_t(0.3 - h))) / (2 * h)
+    assert float(grad) == pytest.approx(float(difference), rel=1e-6, abs=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -653,7 +676,12 @@ def test_total_variation_of_unequal_covariances_is_monte_carlo_or_an_error() -> 
     with pytest.raises(NotRegisteredError, match=r"only for equal covariances.*method='mc'"):
         api.total_variation(MVN_P, MVN_Q, method="exact")
     e = api.total_variation(MVN_P, MVN_Q, n_samples=2_000, seed=0)
-    assert type(e).__name__ == "Estimate" and 0 < float(e) < 1
+    assert type(e).__name__ == "Estimate"
+    lp, lq = _log_density_2d(MVN_P), _log_density_2d(MVN_Q)
+    # ½∫|p − q| = ∫(p − q)₊; the kink along p = q limits dblquad to a few digits, far below 4 SE (≈ 0.04)
+    truth = integrate.dblquad(lambda y, x: max(math.exp(lp(x, y)) - math.exp(lq(x, y)), 0.0), -9, 9, -9, 9,
+                              epsabs=1e-6, epsrel=1e-5)[0]
+    assert abs(float(e) - truth) <= 4 * float(e.standard_error)
 
 
 def test_base_applies_only_to_logarithms() -> None:
