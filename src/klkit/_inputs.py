@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import array_api_compat
 
@@ -40,11 +40,12 @@ from klkit.measures import (
 )
 
 __all__ = [
-    "F_NAMES", "Inputs", "check_alpha", "check_f", "check_f_at_one", "f_values", "is_distribution", "one", "pair",
-    "result", "unknown_slope",
+    "F_NAMES", "FName", "Inputs", "check_alpha", "check_f", "check_f_at_one", "f_values", "is_distribution", "one",
+    "pair", "result", "unknown_slope",
 ]
 
-F_NAMES = ("kl", "reverse_kl", "tv", "hellinger", "chi2", "js")  # the named generators of f_divergence
+FName = Literal["kl", "reverse_kl", "tv", "hellinger", "chi2", "js"]  # the named generators of f_divergence
+F_NAMES: tuple[str, ...] = get_args(FName)
 
 is_distribution = _is_distribution
 

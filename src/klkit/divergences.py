@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from klkit import _inputs
+from klkit._inputs import FName
 from klkit._validation import Kind
 from klkit._xp import errstate, namespace, to_numpy
 from klkit.measures import _for_distributions, js_divergence, kl_divergence
@@ -172,7 +173,7 @@ def js_distance(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
     return _sqrt(value, namespace(value))
 
 
-def f_divergence(p: Any, q: Any, /, f: str | Callable[[Any], Any], *, axis: int = -1, kind: Kind = "probs",
+def f_divergence(p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, axis: int = -1, kind: Kind = "probs",
                  q_kind: Kind | None = None, validate: bool = True, **distribution_options: Any) -> Any:
     r"""f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i / q_i)`, f convex with :math:`f(1) = 0`.
 

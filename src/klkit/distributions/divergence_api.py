@@ -25,9 +25,9 @@ error is ``se(H²) / (2H)`` (``sqrt(se(H²))`` at H = 0).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from klkit._inputs import check_alpha, check_f
+from klkit._inputs import FName, check_alpha, check_f
 from klkit._validation import check_base
 from klkit._xp import namespace
 from klkit.distributions import divergence_mc as mc
@@ -44,7 +44,6 @@ from klkit.errors import NotRegisteredError
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "renyi_divergence", "total_variation"]
 
-FName = Literal["kl", "reverse_kl", "tv", "hellinger", "chi2", "js"]
 
 
 def total_variation(p: Any, q: Any, /, *, base: None = None, **options: Any) -> Any:
