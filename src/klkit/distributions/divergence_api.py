@@ -16,10 +16,23 @@ Units: the Rényi divergence, KL and Jensen–Shannon are logarithms and take ``
 measured in nats: they reject a ``base`` other than None (a ``TypeError`` that says so) rather
 than divide by a logarithm that means nothing there.
 
-The Monte Carlo forms, their variance and the checks on a callable ``f`` are in
-:mod:`klkit.distributions.divergence_mc`. The Hellinger distance and the JS distance are square
-roots of an estimate: a negative estimate of H² (possible when p ≈ q) gives 0, and the standard
-error is ``se(H²) / (2H)`` (``sqrt(se(H²))`` at H = 0).
+Monte Carlo forms (each has finite variance where noted):
+
+===============  ===============================================================  ================
+measure          estimator                                                        variance
+===============  ===============================================================  ================
+total variation  ½ E_p[(1 − q/p)₊] + ½ E_q[(1 − p/q)₊] (n samples of each)        terms in [0, 1]
+Hellinger H²     1 − ½ E_p[√(q/p)] − ½ E_q[√(p/q)]                                always finite
+Rényi, α ≥ ½     log E_p[(q/p)^(1−α)] / (α − 1)                                   finite for α ≤ 1
+Rényi, α < ½     log E_q[(p/q)^α] / (α − 1)                                       finite
+χ²               E_p[p/q] − 1 (+inf where q = 0 at a sample of p)                 E_q[(p/q)³] < ∞
+f (callable)     E_q[f(p/q)]; samples of p check that q > 0 wherever p > 0        depends on f
+===============  ===============================================================  ================
+
+The Rényi estimate is the log of a mean, biased by about −Var/(2n·mean²)/(α − 1); its standard
+error is the delta method's. The Hellinger distance and the JS distance are square roots of an
+estimate: a negative estimate of H² (possible when p ≈ q) gives 0, and the standard error is
+``se(H²) / (2H)`` (``sqrt(se(H²))`` at H = 0).
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from typing import Any
 from klkit._inputs import FName, check_alpha, check_f
 from klkit._validation import check_base
 from klkit._xp import namespace
-from klkit.distributions import divergence_mc as mc
+from klkit.distributions import _divergence_mc as mc
 from klkit.distributions._dispatch import (
     closed_form,
     find_divergence,

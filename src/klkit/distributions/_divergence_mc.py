@@ -1,20 +1,9 @@
 r"""Monte Carlo estimates of total variation, Hellinger, Rényi, χ² and f-divergences of distribution objects.
 
 What :mod:`klkit.distributions.divergence_api` falls back on where no closed form is
-registered. Each estimate is an :class:`~klkit.estimators.Estimate` with its standard error,
-with a :class:`~klkit.errors.MonteCarloWarning` when the per-sample terms are too heavy-tailed
-to trust. The forms (each has finite variance where noted):
-
-===============  ===============================================================  ================
-measure          estimator                                                        variance
-===============  ===============================================================  ================
-total variation  ½ E_p[(1 − q/p)₊] + ½ E_q[(1 − p/q)₊] (n samples of each)        terms in [0, 1]
-Hellinger H²     1 − ½ E_p[√(q/p)] − ½ E_q[√(p/q)]                                always finite
-Rényi, α ≥ ½     log E_p[(q/p)^(1−α)] / (α − 1)                                   finite for α ≤ 1
-Rényi, α < ½     log E_q[(p/q)^α] / (α − 1)                                       finite
-χ²               E_p[p/q] − 1 (+inf where q = 0 at a sample of p)                 E_q[(p/q)³] < ∞
-f (callable)     E_q[f(p/q)]; samples of p check that q > 0 wherever p > 0        depends on f
-===============  ===============================================================  ================
+registered (its docstring tabulates the estimators and their variance). Each estimate is an
+:class:`~klkit.estimators.Estimate` with its standard error, with a
+:class:`~klkit.errors.MonteCarloWarning` when the per-sample terms are too heavy-tailed to trust.
 
 The Rényi estimate is the log of a mean, biased by about −Var/(2n·mean²)/(α − 1); its standard
 error is the delta method's. A callable f is checked as on arrays (:func:`klkit.f_divergence`):
