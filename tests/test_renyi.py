@@ -360,7 +360,7 @@ def test_validate_false_gives_nan_where_a_sum_is_off_for_p_and_for_q(backend, ki
         assert got[3] == pytest.approx(expected, rel=1e-7)  # a sum within the tolerance: nearly the same law
 
 
-def test_the_reviewers_off_sum_pair_is_nan_not_a_renormalised_value():
+def test_an_off_sum_pair_is_nan_at_every_alpha_not_a_renormalised_value():
     # with Σp = 4, the renormalised answer at α → 1 would be KL([.5, .5] ‖ q) = 0, far from 4 log 4 at α = 1
     p, q = np.array([2.0, 2.0]), np.array([0.5, 0.5])
     for alpha in (0.5, 0.999999, 1.0, 1.000001, 2.0):
