@@ -50,13 +50,19 @@ def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None, elements: int = 
 
 
 def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype) -> torch.Tensor:
-    """``log_softmax(x / T)`` in ``dtype``; probabilities are logged first."""
+    """``log_softmax(x / T)`` in ``dtype``; probabilities are logged first.
+
+    Computed as ``y − logsumexp(y)``: torch's CPU ``log_softmax`` kernel sums the exponentials in plain
+    float32 and is off by ~2e-5 in the normaliser at V = 128,256 (``logsumexp`` by ~1e-6, eps × |lse|),
+    which would put errors of 2e-5 into every gradient.
+    """
     y = x.to(dtype)
     if kind == "probs":
         y = y.log()
     if temperature != 1.0:
         y = y / temperature
-    return torch.log_softmax(y, dim=-1)
+    lse = torch.logsumexp(y, dim=-1, keepdim=True)
+    return y.sub_(lse) if y is not x else torch.sub(y, lse)
 
 
 def bad_rows(x: torch.Tensor, kind: str) -> torch.Tensor:

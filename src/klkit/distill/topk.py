@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from klkit.distill._engine import CHUNK_ELEMENTS, compute_dtype, raise_invalid
+from klkit.distill._engine import CHUNK_ELEMENTS, compute_dtype, log_probs, raise_invalid
 from klkit.distill._inputs import check_logits_tensor, numpy_bridge
 from klkit.distill._options import check_temperature
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
@@ -103,7 +103,7 @@ def topk_teacher(teacher_logits: Any, k: int, /, *, temperature: float = 1.0) ->
     for start in range(0, n, step):
         chunk = rows[start:start + step]
         bad = bad | ~torch.isfinite(chunk.amax(dim=-1)).all()
-        lp = torch.log_softmax(chunk.to(dtype) / t, dim=-1)
+        lp = log_probs(chunk, "logits", t, dtype)
         values, idx = lp.topk(k, dim=-1)
         index[start:start + step], top[start:start + step] = idx, values
         tail[start:start + step] = torch.logsumexp(lp.scatter_(1, idx, -math.inf), dim=-1)
