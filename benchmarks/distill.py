@@ -57,10 +57,12 @@ def trl_formula(student_logits, teacher_logits, labels=None, beta=0.5, temperatu
         jsd = F.kl_div(teacher_log_probs, student_log_probs, reduction="none", log_target=True)
     else:
         b = torch.tensor(beta, dtype=student_log_probs.dtype)
-        mixture = torch.logsumexp(torch.stack([student_log_probs + torch.log1p(-b), teacher_log_probs + torch.log(b)]),
-                                  dim=0)
-        jsd = b * F.kl_div(mixture, teacher_log_probs, reduction="none", log_target=True) + \
-            (1 - b) * F.kl_div(mixture, student_log_probs, reduction="none", log_target=True)
+        mixture = torch.logsumexp(
+            torch.stack([student_log_probs + torch.log1p(-b), teacher_log_probs + torch.log(b)]), dim=0
+        )
+        jsd = b * F.kl_div(mixture, teacher_log_probs, reduction="none", log_target=True) + (1 - b) * F.kl_div(
+            mixture, student_log_probs, reduction="none", log_target=True
+        )
     if labels is not None:
         mask = labels != -100
         jsd = jsd[mask]
@@ -113,8 +115,10 @@ def _joined(values: list[float], fmt: str) -> str:
 def logits_section(n_time: int, n_memory: int, vocab: int, repeats: int, threads: list[int]) -> tuple[list[str], dict]:
     zs, zt = logits(n_time, vocab)
     cases = {
-        "generalized JSD, β = 0.5": (lambda s: generalized_jsd_loss(s, zt, beta=0.5),
-                                     lambda s: trl_formula(s, zt, beta=0.5)),
+        "generalized JSD, β = 0.5": (
+            lambda s: generalized_jsd_loss(s, zt, beta=0.5),
+            lambda s: trl_formula(s, zt, beta=0.5),
+        ),
         "forward KL(t‖s)": (lambda s: divergence_loss(s, zt), lambda s: trl_formula(s, zt, beta=0.0)),
     }
     grad_bytes = zs.nbytes
@@ -125,25 +129,44 @@ def logits_section(n_time: int, n_memory: int, vocab: int, repeats: int, threads
         mem_ours = torch_peak_memory(fwd_bwd(ours, zs)) - grad_bytes
         mem_naive = torch_peak_memory(fwd_bwd(naive, zs)) - grad_bytes
         ratios = [a / b for a, b in zip(times["klkit"], times["naive"], strict=True)]
-        numbers[title] = {"n": n_time, "threads": threads, "klkit_s": times["klkit"], "naive_s": times["naive"],
-                          "ratio": ratios, "extra_memory_klkit": mem_ours, "extra_memory_naive": mem_naive}
-        rows.append(f"| {title} | {n_time:,} | {_joined(times['klkit'], '.2f')} s | {_joined(times['naive'], '.2f')} s "
-                    f"| {_joined(ratios, '.2f')}× | ≤ 1.3× | {'met' if min(ratios) <= 1.3 else 'missed'} | "
-                    f"{mem_ours / GB:.3f} GB | {mem_naive / GB:.2f} GB |")
+        numbers[title] = {
+            "n": n_time,
+            "threads": threads,
+            "klkit_s": times["klkit"],
+            "naive_s": times["naive"],
+            "ratio": ratios,
+            "extra_memory_klkit": mem_ours,
+            "extra_memory_naive": mem_naive,
+        }
+        rows.append(
+            f"| {title} | {n_time:,} | {_joined(times['klkit'], '.2f')} s | {_joined(times['naive'], '.2f')} s "
+            f"| {_joined(ratios, '.2f')}× | ≤ 1.3× | {'met' if min(ratios) <= 1.3 else 'missed'} | "
+            f"{mem_ours / GB:.3f} GB | {mem_naive / GB:.2f} GB |"
+        )
         print(rows[-1], flush=True)
     zs, zt = logits(n_memory, vocab, seed=SEED + 1)
     torch.set_num_threads(max(threads))
-    for title, ours in (("generalized JSD, β = 0.5", lambda s: generalized_jsd_loss(s, zt, beta=0.5)),
-                        ("forward KL(t‖s)", lambda s: divergence_loss(s, zt))):
+    for title, ours in (
+        ("generalized JSD, β = 0.5", lambda s: generalized_jsd_loss(s, zt, beta=0.5)),
+        ("forward KL(t‖s)", lambda s: divergence_loss(s, zt)),
+    ):
         start = time.perf_counter()
         mem = torch_peak_memory(fwd_bwd(ours, zs)) - zs.nbytes
         seconds = time.perf_counter() - start
         naive_estimate = numbers[title]["extra_memory_naive"] * n_memory / n_time
-        numbers[title].update({"n_memory": n_memory, "extra_memory_klkit_large": mem,
-                               "extra_memory_naive_estimate_large": naive_estimate, "klkit_large_s": seconds})
-        rows.append(f"| {title} | {n_memory:,} | {seconds:.1f} s (profiled, {max(threads)} threads) | does not fit | "
-                    f"— | — | — | **{mem / GB:.3f} GB** (≤ 0.35: {'met' if mem <= 0.35 * GB else 'missed'}) | "
-                    f"≈ {naive_estimate / GB:.1f} GB (estimated, × {n_memory // n_time} from N = {n_time:,}) |")
+        numbers[title].update(
+            {
+                "n_memory": n_memory,
+                "extra_memory_klkit_large": mem,
+                "extra_memory_naive_estimate_large": naive_estimate,
+                "klkit_large_s": seconds,
+            }
+        )
+        rows.append(
+            f"| {title} | {n_memory:,} | {seconds:.1f} s (profiled, {max(threads)} threads) | does not fit | "
+            f"— | — | — | **{mem / GB:.3f} GB** (≤ 0.35: {'met' if mem <= 0.35 * GB else 'missed'}) | "
+            f"≈ {naive_estimate / GB:.1f} GB (estimated, × {n_memory // n_time} from N = {n_time:,}) |"
+        )
         print(rows[-1], flush=True)
     return rows, numbers
 
@@ -184,12 +207,14 @@ def gradient_error(n: int, hidden: int, vocab: int) -> dict[str, float]:
     return {"klkit_float32": error(fused_run(*inputs, False)), "naive_float32": error(fused_run(*inputs, True))}
 
 
-def fused_section(n_compare: int, n_accuracy: int, n_large: int, hidden: int, vocab: int, repeats: int,
-                  threads: list[int]) -> tuple[list[str], dict]:
+def fused_section(
+    n_compare: int, n_accuracy: int, n_large: int, hidden: int, vocab: int, repeats: int, threads: list[int]
+) -> tuple[list[str], dict]:
     inputs = linear_inputs(n_compare, hidden, vocab)
     print("fused linear", flush=True)
-    times = best_of({"klkit": lambda: fused_run(*inputs, False), "naive": lambda: fused_run(*inputs, True)},
-                    repeats, threads)
+    times = best_of(
+        {"klkit": lambda: fused_run(*inputs, False), "naive": lambda: fused_run(*inputs, True)}, repeats, threads
+    )
     ours, ref = fused_run(*inputs, False), fused_run(*inputs, True)
     versus_naive32 = max(float((a - b).abs().max()) / float(b.abs().max()) for a, b in zip(ours, ref, strict=True))
     accuracy = gradient_error(n_accuracy, hidden, vocab)
@@ -213,10 +238,18 @@ def fused_section(n_compare: int, n_accuracy: int, n_large: int, hidden: int, vo
     ]
     for row in rows:
         print(row, flush=True)
-    return rows, {"n": n_compare, "threads": threads, "per_token_us": per_token, "ratio": ratios,
-                  "gradient_error_vs_float64": accuracy, "n_accuracy": n_accuracy,
-                  "klkit_vs_naive_float32": versus_naive32, "allocated_klkit": mem_ours,
-                  "allocated_naive": mem_naive, "large": child}
+    return rows, {
+        "n": n_compare,
+        "threads": threads,
+        "per_token_us": per_token,
+        "ratio": ratios,
+        "gradient_error_vs_float64": accuracy,
+        "n_accuracy": n_accuracy,
+        "klkit_vs_naive_float32": versus_naive32,
+        "allocated_klkit": mem_ours,
+        "allocated_naive": mem_naive,
+        "large": child,
+    }
 
 
 def fused_child(n: int, hidden: int, vocab: int, threads: int) -> None:
@@ -264,8 +297,10 @@ def topk_section(n: int, vocab: int) -> tuple[list[str], dict]:
         mass = float(top.log_probs.exp().sum(-1).mean())
         storage = k * (8 + 4) + 4
         numbers[k] = {"bytes_per_token": storage, "relative_error": error, "teacher_mass_kept": mass}
-        rows.append(f"| {k} | {storage:,} B ({storage / (4 * vocab):.2%} of float32) | {mass:.3f} | "
-                    f"{float(part.mean()):.4f} | {error:.1%} |")
+        rows.append(
+            f"| {k} | {storage:,} B ({storage / (4 * vocab):.2%} of float32) | {mass:.3f} | "
+            f"{float(part.mean()):.4f} | {error:.1%} |"
+        )
         print(rows[-1], flush=True)
     return rows, numbers
 
@@ -300,15 +335,23 @@ def trl_section() -> tuple[list[str], dict]:
     zt = torch.randn(256, 1000, generator=g) * 2
     zs = (zt + 0.01 * torch.randn(256, 1000, generator=g)).bfloat16()
     theirs = GKDTrainer.generalized_jsd_loss(zs, zt.bfloat16(), beta=0.5, reduction="none").float().sum(-1)
-    ours = generalized_jsd_loss(zs, zt.bfloat16(), torch.zeros(256, dtype=torch.long), 0.5,
-                                reduction="none").float().sum(-1)
+    ours = (
+        generalized_jsd_loss(zs, zt.bfloat16(), torch.zeros(256, dtype=torch.long), 0.5, reduction="none")
+        .float()
+        .sum(-1)
+    )
     negative = (int((theirs < 0).sum()), int((ours < 0).sum()))
-    rows = [f"TRL {trl.__version__}: largest relative difference of the loss over β ∈ {{0, 0.1, 0.5, 0.9, 1}}, "
-            f"T ∈ {{1, 2}}, reductions batchmean/sum/mean, 4 × 64 tokens, V = 300, some labels -100: "
-            f"**{worst['float32']:.1e}** in float32, **{worst['float64']:.1e}** in float64. "
-            f"On 256 near-equal bf16 tokens, tokens with a negative JSD: TRL {negative[0]}, klkit {negative[1]}."]
-    return rows, {"trl_version": trl.__version__, "largest_relative_difference": worst,
-                  "negative_tokens_bf16": {"trl": negative[0], "klkit": negative[1]}}
+    rows = [
+        f"TRL {trl.__version__}: largest relative difference of the loss over β ∈ {{0, 0.1, 0.5, 0.9, 1}}, "
+        f"T ∈ {{1, 2}}, reductions batchmean/sum/mean, 4 × 64 tokens, V = 300, some labels -100: "
+        f"**{worst['float32']:.1e}** in float32, **{worst['float64']:.1e}** in float64. "
+        f"On 256 near-equal bf16 tokens, tokens with a negative JSD: TRL {negative[0]}, klkit {negative[1]}."
+    ]
+    return rows, {
+        "trl_version": trl.__version__,
+        "largest_relative_difference": worst,
+        "negative_tokens_bf16": {"trl": negative[0], "klkit": negative[1]},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,26 +372,43 @@ def main(argv: list[str] | None = None) -> int:
     topk_rows, topk_numbers = topk_section(64 if args.quick else 256, vocab)
     trl_rows, trl_numbers = trl_section()
     lines = [
-        "## Distillation losses (`benchmarks/distill.py`)", "", f"Machine: {machine_description()}.", "",
+        "## Distillation losses (`benchmarks/distill.py`)",
+        "",
+        f"Machine: {machine_description()}.",
+        "",
         f"float32, V = {vocab:,}, forward + backward; times at {' / '.join(map(str, threads))} torch thread(s), "
         "a target met when it holds at one of them. *Naive*: TRL's "
         "`generalized_jsd_loss` written out (log_softmax of both, a `logsumexp` mixture, `F.kl_div`; autograd). "
         "*Extra memory*: bytes allocated by torch's CPU allocator during forward + backward, minus the logits' "
-        "gradient that both return.", "",
-        "### Chunked logits path", "",
+        "gradient that both return.",
+        "",
+        "### Chunked logits path",
+        "",
         "| loss | tokens | klkit | naive | ratio | target | | klkit extra memory | naive extra memory |",
-        "|---|---|---|---|---|---|---|---|---|", *logit_rows, "",
-        "### Fused linear path (H = 256; ∂/∂h and ∂/∂W of the student)", "",
+        "|---|---|---|---|---|---|---|---|---|",
+        *logit_rows,
+        "",
+        "### Fused linear path (H = 256; ∂/∂h and ∂/∂W of the student)",
+        "",
         f"| tokens | klkit per token | naive per token | ratio | gradients: largest error / scale against the naive "
         f"composition in float64 ({sizes[5]} tokens) | memory |",
-        "|---|---|---|---|---|---|", *fused_rows, "",
-        "### Top-k teacher (storage: k int64 indices + k float32 log-probabilities + 1 tail, per token)", "",
+        "|---|---|---|---|---|---|",
+        *fused_rows,
+        "",
+        "### Top-k teacher (storage: k int64 indices + k float32 log-probabilities + 1 tail, per token)",
+        "",
         f"Zipf-shaped teacher (entropy {topk_numbers['teacher_entropy']:.2f} nats), student = teacher logits + "
         f"N(0, 0.5²); full forward KL {topk_numbers['forward_kl_full']:.4f} nats per token. The collapsed KL is a "
-        "lower bound (data-processing inequality).", "",
+        "lower bound (data-processing inequality).",
+        "",
         "| k | bytes per token | teacher mass in the top k | forward KL, top-k | relative error |",
-        "|---|---|---|---|---|", *topk_rows, "",
-        "### TRL", "", *trl_rows, "",
+        "|---|---|---|---|---|",
+        *topk_rows,
+        "",
+        "### TRL",
+        "",
+        *trl_rows,
+        "",
         f"1-minute load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
         f"({usable_cores()} usable cores, shared).",
     ]

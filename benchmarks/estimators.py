@@ -125,8 +125,10 @@ def knn_cases(sizes: list[int], dims: list[int], console: Console) -> list[Row]:
             case = f"KL d={d} n={n:.0e}"
             ours = [
                 ("klkit fixed (chebyshev)", lambda x=x, y=y: knn_kl_divergence(x, y, k=K, metric="chebyshev")),
-                ("klkit gaussian_guided (chebyshev)",
-                 lambda x=x, y=y: knn_kl_divergence(x, y, k=K, metric="chebyshev", method="gaussian_guided")),
+                (
+                    "klkit gaussian_guided (chebyshev)",
+                    lambda x=x, y=y: knn_kl_divergence(x, y, k=K, metric="chebyshev", method="gaussian_guided"),
+                ),
             ]
             for name, fn in ours:
                 sec, e = timed(fn, repeats)
@@ -155,11 +157,17 @@ def closed_form_case(batch: int, dim: int, console: Console) -> list[Row]:
     p = torch.distributions.Independent(torch.distributions.Normal(mu, (0.5 * logvar).exp()), 1)
     q = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(dim), torch.ones(dim)), 1)
     methods: list[tuple[str, bool, Callable[[], Any]]] = [
-        ("klkit gaussian_kl_standard_normal(mu, logvar).sum(-1)", False,
-         lambda: gaussian_kl_standard_normal(mu, logvar).sum(-1)),
+        (
+            "klkit gaussian_kl_standard_normal(mu, logvar).sum(-1)",
+            False,
+            lambda: gaussian_kl_standard_normal(mu, logvar).sum(-1),
+        ),
         ("klkit.kl_divergence(Independent Normal, N(0, I))", False, lambda: klkit.kl_divergence(p, q)),
-        ("plain torch 0.5 * (mu² + exp(logvar) − 1 − logvar).sum(-1)", True,
-         lambda: (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(-1)),
+        (
+            "plain torch 0.5 * (mu² + exp(logvar) − 1 − logvar).sum(-1)",
+            True,
+            lambda: (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(-1),
+        ),
         ("torch.distributions.kl_divergence", True, lambda: torch.distributions.kl_divergence(p, q)),
     ]
     rows = []
@@ -177,8 +185,11 @@ def closed_form_case(batch: int, dim: int, console: Console) -> list[Row]:
 def verdict(rows: list[Row]) -> list[str]:
     """The targets, checked on this run's numbers: ≥ 2× the fastest peer, error no larger."""
     largest = max(float(r.case.rsplit("n=", 1)[1]) for r in rows if " n=" in r.case)
-    out = [f"Targets (n = {largest:.0e}: klkit ≥ 2× faster than the fastest peer with an error no larger; "
-           "closed form no slower than plain torch):", ""]
+    out = [
+        f"Targets (n = {largest:.0e}: klkit ≥ 2× faster than the fastest peer with an error no larger; "
+        "closed form no slower than plain torch):",
+        "",
+    ]
     for case in dict.fromkeys(r.case for r in rows):
         group = [r for r in rows if r.case == case]
         peer_rows = [r for r in group if r.peer]
@@ -198,8 +209,10 @@ def verdict(rows: list[Row]) -> list[str]:
                 speed_ok = fastest / r.seconds >= 2
                 error_ok = abs(r.error) <= best_error + 1e-12
                 ok = "met" if speed_ok and error_ok else "NOT met"
-                out.append(f"- {case}, {r.method}: {fastest / r.seconds:.1f}× the fastest peer, |error| "
-                           f"{abs(r.error):.4f} vs {best_error:.4f}: {ok}")
+                out.append(
+                    f"- {case}, {r.method}: {fastest / r.seconds:.1f}× the fastest peer, |error| "
+                    f"{abs(r.error):.4f} vs {best_error:.4f}: {ok}"
+                )
     return out
 
 
@@ -235,8 +248,12 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
                 lines.append(f"| {r.method} | {1e3 * r.seconds:.1f} | {plain / r.seconds:.2f}× | {r.value:.1e} |")
         else:
             truth = group[0].truth
-            lines += [f"truth {truth:.4f} nats", "", "| method | time (s) | speed-up | estimate | error | note |",
-                      "|---|---:|---:|---:|---:|---|"]
+            lines += [
+                f"truth {truth:.4f} nats",
+                "",
+                "| method | time (s) | speed-up | estimate | error | note |",
+                "|---|---:|---:|---:|---:|---|",
+            ]
             for r in group:
                 speed = "—" if r.peer else f"{fastest / r.seconds:.1f}×"
                 lines.append(f"| {r.method} | {r.seconds:.2f} | {speed} | {r.value:.4f} | {r.error:+.4f} | {r.note} |")

@@ -87,8 +87,9 @@ def continuous_cases(sizes: list[int], console: Console) -> list[Row]:
                 sec, e = timed(lambda x=x, y=y: mutual_information(x, y, method="ksg", k=K), repeats)
                 ours.seconds.append(sec)
                 ours.values.append(float(e))
-                sec, v = timed(lambda x=x, y=y: mutual_info_regression(x[:, None], y, n_neighbors=K,
-                                                                       random_state=0)[0], repeats)
+                sec, v = timed(
+                    lambda x=x, y=y: mutual_info_regression(x[:, None], y, n_neighbors=K, random_state=0)[0], repeats
+                )
                 peer.seconds.append(sec)
                 peer.values.append(float(v))
             for row in (ours, peer):
@@ -120,15 +121,20 @@ def discrete_case(n: int, console: Console) -> list[Row]:
 
 def verdict(rows: list[Row]) -> list[str]:
     """The target on this run's numbers: KSG ≥ 2× faster than sklearn with a mean |error| no larger."""
-    out = ["Target: KSG at least 2× faster than sklearn's mutual_info_regression with a mean |error| no larger "
-           "(ties within 1e-6 nats count as no larger: the estimators are the same formula, and sklearn adds "
-           "1e-10 noise and clips at 0):", ""]
+    out = [
+        "Target: KSG at least 2× faster than sklearn's mutual_info_regression with a mean |error| no larger "
+        "(ties within 1e-6 nats count as no larger: the estimators are the same formula, and sklearn adds "
+        "1e-10 noise and clips at 0):",
+        "",
+    ]
     for case in dict.fromkeys(r.case for r in rows if r.case.startswith("KSG")):
         ours, peer = (next(r for r in rows if r.case == case and r.peer is flag) for flag in (False, True))
         speed = peer.time / ours.time
         ok = speed >= 2 and ours.error <= peer.error + 1e-6
-        out.append(f"- {case}: {speed:.1f}× faster, mean |error| {ours.error:.5f} vs {peer.error:.5f}: "
-                   f"{'met' if ok else 'NOT met'}")
+        out.append(
+            f"- {case}: {speed:.1f}× faster, mean |error| {ours.error:.5f} vs {peer.error:.5f}: "
+            f"{'met' if ok else 'NOT met'}"
+        )
     return out
 
 
@@ -157,8 +163,10 @@ def markdown(rows: list[Row]) -> str:
         peer_time = next(r.time for r in group if r.peer)
         for r in group:
             speed = "—" if r.peer else f"{peer_time / r.time:.1f}×"
-            lines.append(f"| {case} (truth {r.truth:.4f}) | {r.method} | {r.time:.3f} | {speed} | "
-                         f"{statistics.fmean(r.values):.4f} | {r.error:.5f} |")
+            lines.append(
+                f"| {case} (truth {r.truth:.4f}) | {r.method} | {r.time:.3f} | {speed} | "
+                f"{statistics.fmean(r.values):.4f} | {r.error:.5f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -45,16 +45,42 @@ AGENTS = ("klkit-ppo", "sb3-ppo", "klkit-trpo", "sb3-trpo")
 
 # rl-baselines3-zoo hyperparams/ppo.yml and trpo.yml (the numbers, as SB3 keyword arguments)
 ZOO_PPO: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
-                        ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2"),
-    "Acrobot-v1": dict(normalize=True, n_envs=16, n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4,
-                       ent_coef=0.0),
-    "Pendulum-v1": dict(n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
-                        learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4),
+    "CartPole-v1": dict(
+        n_envs=8,
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate="lin_0.001",
+        clip_range="lin_0.2",
+    ),
+    "Acrobot-v1": dict(normalize=True, n_envs=16, n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0),
+    "Pendulum-v1": dict(
+        n_envs=4,
+        n_steps=1024,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        use_sde=True,
+        sde_sample_freq=4,
+    ),
 }
 ZOO_TRPO: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(n_envs=2, n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
-                        learning_rate=1e-3, n_critic_updates=20),
+    "CartPole-v1": dict(
+        n_envs=2,
+        n_steps=512,
+        batch_size=512,
+        cg_damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        learning_rate=1e-3,
+        n_critic_updates=20,
+    ),
     "Acrobot-v1": dict(normalize=True, n_envs=2, n_steps=1024),
     "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True, sde_sample_freq=4),
 }
@@ -71,16 +97,23 @@ def run_klkit(algorithm: str, env_id: str, seed: int, steps: int, threads: int) 
     from klkit.train.rl import read_metrics
 
     module = ppo if algorithm == "ppo" else trpo
-    cfg = module.Config.for_env(env_id, seed=seed, total_steps=steps, threads=threads, progress=False,
-                                checkpoint_every=10**9)
+    cfg = module.Config.for_env(
+        env_id, seed=seed, total_steps=steps, threads=threads, progress=False, checkpoint_every=10**9
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = module.train(cfg, tmp)  # result["seconds"]: the training loop only, like SB3's learn()
         records = read_metrics(tmp)
         greedy = module.evaluate(tmp, episodes=EVAL_EPISODES)["mean_return"]  # environment seeds EVAL_SEED + i
     episodes = [(int(s), float(r)) for m in records for s, r in m["episodes"]]
     kl_max = max(m["kl_exact"] for m in records)
-    return {"episodes": episodes, "wall": result["seconds"], "cpu": result["cpu_seconds"],
-            "global_step": result["global_step"], "kl_max": kl_max, "greedy": greedy}
+    return {
+        "episodes": episodes,
+        "wall": result["seconds"],
+        "cpu": result["cpu_seconds"],
+        "global_step": result["global_step"],
+        "kl_max": kl_max,
+        "greedy": greedy,
+    }
 
 
 def run_sb3(algorithm: str, env_id: str, seed: int, steps: int, threads: int) -> dict[str, Any]:
@@ -120,8 +153,14 @@ def run_sb3(algorithm: str, env_id: str, seed: int, steps: int, threads: int) ->
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     greedy = _sb3_greedy(model, env if normalize else None, env_id)
     env.close()
-    return {"episodes": episodes, "wall": wall, "cpu": cpu, "global_step": int(model.num_timesteps), "kl_max": None,
-            "greedy": greedy}
+    return {
+        "episodes": episodes,
+        "wall": wall,
+        "cpu": cpu,
+        "global_step": int(model.num_timesteps),
+        "kl_max": None,
+        "greedy": greedy,
+    }
 
 
 def _sb3_greedy(model: Any, normalizer: Any, env_id: str) -> float:
@@ -152,12 +191,21 @@ def run_one(agent: str, env_id: str, seed: int, steps: int, threads: int) -> dic
     eps = out["episodes"]
     threshold = THRESHOLDS[env_id]
     final = statistics.fmean(r for _, r in eps[-10:]) if eps else None
-    return {"agent": agent, "env_id": env_id, "seed": seed, "steps": steps, "threads": threads,
-            "steps_to_threshold": steps_to_threshold(eps, threshold), "final_mean10": final,
-            "greedy_mean": out["greedy"],
-            "steps_per_second": out["global_step"] / out["wall"],
-            "steps_per_cpu_second": out["global_step"] / out["cpu"],
-            "wall": out["wall"], "kl_max": out["kl_max"], "episodes": eps}
+    return {
+        "agent": agent,
+        "env_id": env_id,
+        "seed": seed,
+        "steps": steps,
+        "threads": threads,
+        "steps_to_threshold": steps_to_threshold(eps, threshold),
+        "final_mean10": final,
+        "greedy_mean": out["greedy"],
+        "steps_per_second": out["global_step"] / out["wall"],
+        "steps_per_cpu_second": out["global_step"] / out["cpu"],
+        "wall": out["wall"],
+        "kl_max": out["kl_max"],
+        "episodes": eps,
+    }
 
 
 def _fmt_steps(x: int | None) -> str:
@@ -205,9 +253,16 @@ def report(steps: int) -> str:
             sps = statistics.median(r["steps_per_second"] for r in rs)
             cps = statistics.median(r["steps_per_cpu_second"] for r in rs)
             kls = [r["kl_max"] for r in rs if r["kl_max"] is not None]
-            summary[(env_id, agent)] = {"median": med, "sps": sps, "cps": cps, "n": len(rs), "reached": len(hit),
-                                        "ended": ended, "greedy_ok": greedy_ok,
-                                        "greedy_n": sum(g is not None for g in greedy)}
+            summary[(env_id, agent)] = {
+                "median": med,
+                "sps": sps,
+                "cps": cps,
+                "n": len(rs),
+                "reached": len(hit),
+                "ended": ended,
+                "greedy_ok": greedy_ok,
+                "greedy_n": sum(g is not None for g in greedy),
+            }
             kl_text = f"{max(kls):.4f}" if kls else "—"
             lines.append(
                 f"| {env_id} | {agent} | {','.join(str(r['seed']) for r in rs)} "
@@ -267,9 +322,12 @@ def main(argv: list[str]) -> int:
                         continue
                     row = run_one(agent, env_id, seed, args.steps, args.threads)
                     path.write_text(json.dumps(row))
-                    print(f"{env_id:12s} {agent:10s} seed {seed}: steps-to-threshold "
-                          f"{row['steps_to_threshold']}, final {row['final_mean10']:.1f}, "
-                          f"{row['steps_per_second']:.0f} steps/s", flush=True)
+                    print(
+                        f"{env_id:12s} {agent:10s} seed {seed}: steps-to-threshold "
+                        f"{row['steps_to_threshold']}, final {row['final_mean10']:.1f}, "
+                        f"{row['steps_per_second']:.0f} steps/s",
+                        flush=True,
+                    )
     md = report(args.steps)
     print(md)
     from _report import write_section

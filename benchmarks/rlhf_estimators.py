@@ -53,10 +53,15 @@ class Problem:
         rng = np.random.default_rng(SEED)
         theta = rng.standard_normal(V)
         u, v = rng.standard_normal(V), rng.standard_normal(V)
-        s = optimize.brentq(lambda s: float(klkit.kl_divergence(theta, theta + s * u, kind="logits")) - KL_TARGET,
-                            0.0, 20.0, xtol=1e-14)
-        t = optimize.brentq(lambda t: 0.5 * float(np.abs(_softmax(theta) - _softmax(theta + t * v)).sum()) - TV_OLD,
-                            0.0, 20.0, xtol=1e-14)
+        s = optimize.brentq(
+            lambda s: float(klkit.kl_divergence(theta, theta + s * u, kind="logits")) - KL_TARGET, 0.0, 20.0, xtol=1e-14
+        )
+        t = optimize.brentq(
+            lambda t: 0.5 * float(np.abs(_softmax(theta) - _softmax(theta + t * v)).sum()) - TV_OLD,
+            0.0,
+            20.0,
+            xtol=1e-14,
+        )
         self.theta = torch.tensor(theta, requires_grad=True)
         self.ref_logits = torch.tensor(theta + s * u)
         self.ref_lp = torch.log_softmax(self.ref_logits, -1)
@@ -99,27 +104,38 @@ def loss(estimator: str | None, gradient: str = "native", preset: str | None = N
         if preset is not None:
             return kl_penalty(lp, ref, placement="loss", old_logp=old, preset=preset).surrogate
         return kl_penalty(lp, ref, estimator=estimator, placement="loss", gradient=gradient, old_logp=old).surrogate
+
     return surrogate
 
 
 def reward(estimator: str) -> Callable:
     def surrogate(lp, ref, old):  # the policy gradient's score-function term; no old_logp in the reward
         return kl_penalty(lp, ref, estimator=estimator).value * lp
+
     return surrogate
 
 
-ROWS = ([("reward", e, "(score function)", reward(e)) for e in ("k1", "k2", "k3", "abs")]
-        + [("loss", e, g, loss(e, g)) for g in ("native", "reverse_kl", "straight_through")
-           for e in ("k1", "k2", "k3", "abs")]
-        + [("loss", f"preset {p}", "", loss(None, preset=p))
-           for p in ("verl:low_var_kl", "verl:k3+", "openrlhf:k3", "trl:k3", "trl:k3_ratio")])
+ROWS = (
+    [("reward", e, "(score function)", reward(e)) for e in ("k1", "k2", "k3", "abs")]
+    + [
+        ("loss", e, g, loss(e, g))
+        for g in ("native", "reverse_kl", "straight_through")
+        for e in ("k1", "k2", "k3", "abs")
+    ]
+    + [
+        ("loss", f"preset {p}", "", loss(None, preset=p))
+        for p in ("verl:low_var_kl", "verl:k3+", "openrlhf:k3", "trl:k3", "trl:k3_ratio")
+    ]
+)
 
 
 def gradient_table(problem: Problem) -> tuple[str, list[dict]]:
     norm = float(problem.reverse.norm())
-    lines = ["| placement | estimator | gradient | follows (on-policy) | bias for ∇KL(π‖π_ref) | variance / token "
-             "| tokens for 1% | off-policy bias, uncorrected | with `old_logp` | variance with `old_logp` |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| placement | estimator | gradient | follows (on-policy) | bias for ∇KL(π‖π_ref) | variance / token "
+        "| tokens for 1% | off-policy bias, uncorrected | with `old_logp` | variance with `old_logp` |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     rows = []
     for placement, estimator, gradient, surrogate in ROWS:
         mean, variance = problem.moments(surrogate, off_policy=False, corrected=False)
@@ -135,17 +151,34 @@ def gradient_table(problem: Problem) -> tuple[str, list[dict]]:
             fixed_variance_text = f"{fixed_variance:.3f}"
         else:
             fixed_bias, fixed_variance_text = "n/a (reward: the PPO ratio)", ""
-        rows.append(dict(placement=placement, estimator=estimator, gradient=gradient, follows=follows, bias=bias,
-                         variance=variance, tokens=tokens, off_bias=off_bias, fixed_bias=fixed_bias))
-        lines.append(f"| {placement} | {estimator} | {gradient} | {follows} | {bias:.3f} | {variance:.3f} "
-                     f"| {tokens:,.0f} | {off_bias:.3f} | {fixed_bias} | {fixed_variance_text} |")
+        rows.append(
+            dict(
+                placement=placement,
+                estimator=estimator,
+                gradient=gradient,
+                follows=follows,
+                bias=bias,
+                variance=variance,
+                tokens=tokens,
+                off_bias=off_bias,
+                fixed_bias=fixed_bias,
+            )
+        )
+        lines.append(
+            f"| {placement} | {estimator} | {gradient} | {follows} | {bias:.3f} | {variance:.3f} "
+            f"| {tokens:,.0f} | {off_bias:.3f} | {fixed_bias} | {fixed_variance_text} |"
+        )
     return "\n".join(lines), rows
 
 
 def value_table(problem: Problem) -> str:
     kl = float(klkit.kl_divergence(problem.theta.detach(), problem.ref_logits, kind="logits"))
-    lines = [f"Exact KL(π‖π_ref) = {kl:.4f} nats. The value of each estimator at a token a ~ π:", "",
-             "| estimator | E[value] | bias | variance / token |", "|---|---|---|---|"]
+    lines = [
+        f"Exact KL(π‖π_ref) = {kl:.4f} nats. The value of each estimator at a token a ~ π:",
+        "",
+        "| estimator | E[value] | bias | variance / token |",
+        "|---|---|---|---|",
+    ]
     lp = torch.log_softmax(problem.theta.detach(), -1)
     for estimator in ("k1", "k2", "k3", "abs"):
         value = kl_penalty(lp, problem.ref_lp, estimator=estimator).value
@@ -185,16 +218,20 @@ def sequence_numbers() -> str:
     kl = (torch.exp(logp.sum(-1)) * (logp.sum(-1) - ref.sum(-1))).sum()
     truth = grad(kl)
     mask = torch.ones_like(logp, dtype=torch.bool)
-    lines = [f"Sequence KL(π‖π_ref) = {float(kl.detach()):.4f} nats over the 81 sequences; "
-             f"‖∇‖ = {float(truth.norm()):.4f}.",
-             "", "| surrogate (summed over tokens) | relative distance to the sequence KL's gradient |", "|---|---|"]
+    lines = [
+        f"Sequence KL(π‖π_ref) = {float(kl.detach()):.4f} nats over the 81 sequences; ‖∇‖ = {float(truth.norm()):.4f}.",
+        "",
+        "| surrogate (summed over tokens) | relative distance to the sequence KL's gradient |",
+        "|---|---|",
+    ]
     cases = {
         "`sequence_kl_surrogate`": sequence_kl_surrogate(logp, ref, mask),
         "k1 in the loss (native)": kl_penalty(logp, ref, placement="loss").surrogate.sum(-1),
         "k2 in the loss (native)": kl_penalty(logp, ref, estimator="k2", placement="loss").surrogate.sum(-1),
         "k3 in the loss (native)": kl_penalty(logp, ref, estimator="k3", placement="loss").surrogate.sum(-1),
-        "k3, `reverse_kl`": kl_penalty(logp, ref, estimator="k3", placement="loss",
-                                       gradient="reverse_kl").surrogate.sum(-1),
+        "k3, `reverse_kl`": kl_penalty(
+            logp, ref, estimator="k3", placement="loss", gradient="reverse_kl"
+        ).surrogate.sum(-1),
         "exact token KL(π_t‖π_ref,t) (`token_kl`)": token_kl(theta[rows], ref_table[rows]).sum(-1),
     }
     for name, per_sequence in cases.items():
@@ -225,6 +262,7 @@ def speed_table(n: int = 1_000_000) -> str:
         def run():
             leaf = logp.clone().requires_grad_()
             kl_penalty(leaf, ref, placement="loss", **options).surrogate.sum().backward()
+
         return run
 
     def verl_k3():
@@ -236,14 +274,20 @@ def speed_table(n: int = 1_000_000) -> str:
         leaf = logp.clone().requires_grad_()
         (0.5 * (leaf - ref).square()).sum().backward()
 
-    cases = [("k3 native, klkit (series, validation)", ours(estimator="k3")),
-             ("`preset=\"verl:low_var_kl\"`", ours(preset="verl:low_var_kl")),
-             ("verl's formula, plain torch", verl_k3),
-             ("k2 native, klkit", ours(estimator="k2")),
-             ("k2, plain torch", plain_k2),
-             ("k3 `reverse_kl`, klkit", ours(estimator="k3", gradient="reverse_kl"))]
-    lines = [f"One forward and backward on {n:,} float32 tokens, best of 7, {torch.get_num_threads()} torch "
-             "thread(s):", "", "| call | ms |", "|---|---|"]
+    cases = [
+        ("k3 native, klkit (series, validation)", ours(estimator="k3")),
+        ('`preset="verl:low_var_kl"`', ours(preset="verl:low_var_kl")),
+        ("verl's formula, plain torch", verl_k3),
+        ("k2 native, klkit", ours(estimator="k2")),
+        ("k2, plain torch", plain_k2),
+        ("k3 `reverse_kl`, klkit", ours(estimator="k3", gradient="reverse_kl")),
+    ]
+    lines = [
+        f"One forward and backward on {n:,} float32 tokens, best of 7, {torch.get_num_threads()} torch thread(s):",
+        "",
+        "| call | ms |",
+        "|---|---|",
+    ]
     for name, fn in cases:
         lines.append(f"| {name} | {1e3 * best_time(fn):.1f} |")
     return "\n".join(lines)
@@ -256,25 +300,27 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     problem = Problem()
     table, _ = gradient_table(problem)
-    body = "\n\n".join([
-        "## Bias and variance of the KL penalties' gradients (`benchmarks/rlhf_estimators.py`)",
-        f"Machine: {machine_description()}.",
-        "Categorical policy over V = 64 outcomes, KL(π‖π_ref) = 0.5 nats, π_old at total variation 0.2 from π. "
-        "Exact expectations over the outcomes (no sampling; tests/test_rlhf_gradients.py checks the same "
-        "numbers with 10⁶ sampled tokens). *follows*: the divergence whose gradient the expected gradient "
-        "equals (to 1e-9 relative); *bias*: ‖E g − ∇KL(π‖π_ref)‖ / ‖∇KL(π‖π_ref)‖; *variance / token*: "
-        "E‖g − E g‖²; *tokens for 1%*: tokens for a standard error of 1% of ‖∇KL(π‖π_ref)‖; off-policy "
-        "biases are relative to the gradient followed on-policy, with tokens from π_old.",
-        table,
-        "### The estimates themselves",
-        value_table(problem),
-        "### Sequence level: token-level losses miss part of the gradient",
-        "The autoregressive toy of tests/test_rlhf_sequence.py (V = 3, T = 4, tabular policy), expectations "
-        "exact over the 81 sequences:",
-        sequence_numbers(),
-        "### Cost",
-        speed_table(),
-    ])
+    body = "\n\n".join(
+        [
+            "## Bias and variance of the KL penalties' gradients (`benchmarks/rlhf_estimators.py`)",
+            f"Machine: {machine_description()}.",
+            "Categorical policy over V = 64 outcomes, KL(π‖π_ref) = 0.5 nats, π_old at total variation 0.2 from π. "
+            "Exact expectations over the outcomes (no sampling; tests/test_rlhf_gradients.py checks the same "
+            "numbers with 10⁶ sampled tokens). *follows*: the divergence whose gradient the expected gradient "
+            "equals (to 1e-9 relative); *bias*: ‖E g − ∇KL(π‖π_ref)‖ / ‖∇KL(π‖π_ref)‖; *variance / token*: "
+            "E‖g − E g‖²; *tokens for 1%*: tokens for a standard error of 1% of ‖∇KL(π‖π_ref)‖; off-policy "
+            "biases are relative to the gradient followed on-policy, with tokens from π_old.",
+            table,
+            "### The estimates themselves",
+            value_table(problem),
+            "### Sequence level: token-level losses miss part of the gradient",
+            "The autoregressive toy of tests/test_rlhf_sequence.py (V = 3, T = 4, tabular policy), expectations "
+            "exact over the 81 sequences:",
+            sequence_numbers(),
+            "### Cost",
+            speed_table(),
+        ]
+    )
     print(body)
     if not args.no_write:
         print(f"wrote {write_section('rlhf-estimators', body, path='docs/rlhf.md')}")

@@ -84,6 +84,7 @@ def best_per_call(fn: Callable[[], object], budget: float = 1.0) -> float:
 
 def fwd_bwd(loss: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> Callable[[], None]:
     """One forward + backward of ``loss`` on fresh leaves of ``inputs`` (float ones require grad)."""
+
     def run() -> None:
         leaves = [x.detach().requires_grad_(x.is_floating_point()) for x in inputs]
         loss(*leaves).backward()
@@ -95,10 +96,14 @@ def cross_entropy_case(rows: int, classes: int, target: float) -> Case:
     g = torch.Generator().manual_seed(SEED)
     z = torch.randn(rows, classes, generator=g) * 3
     y = torch.randint(classes, (rows,), generator=g)
-    return Case(f"`cross_entropy_loss`, index targets, {rows} × {classes}",
-                {"klkit": fwd_bwd(cross_entropy_loss, z, y)},
-                ("F.cross_entropy", fwd_bwd(F.cross_entropy, z, y)), f"≤ {target}×", target,
-                z.nbytes if z.nbytes > 1 << 20 else 0)
+    return Case(
+        f"`cross_entropy_loss`, index targets, {rows} × {classes}",
+        {"klkit": fwd_bwd(cross_entropy_loss, z, y)},
+        ("F.cross_entropy", fwd_bwd(F.cross_entropy, z, y)),
+        f"≤ {target}×",
+        target,
+        z.nbytes if z.nbytes > 1 << 20 else 0,
+    )
 
 
 def logits_kl_case(rows: int, classes: int) -> Case:
@@ -109,10 +114,14 @@ def logits_kl_case(rows: int, classes: int) -> Case:
     def torch_kl(t_: torch.Tensor, x_: torch.Tensor) -> torch.Tensor:
         return F.kl_div(F.log_softmax(x_, -1), F.log_softmax(t_, -1), log_target=True, reduction="batchmean")
 
-    return Case(f"`kl_divergence(t, x, kind=\"logits\").mean()`, {rows} × {classes}",
-                {"klkit": fwd_bwd(lambda a, b: klkit.kl_divergence(a, b, kind="logits").mean(), t, x)},
-                ("F.kl_div(log_softmax, log_softmax, log_target=True)", fwd_bwd(torch_kl, t, x)),
-                "≤ 1.0×", 1.0, t.nbytes)
+    return Case(
+        f'`kl_divergence(t, x, kind="logits").mean()`, {rows} × {classes}',
+        {"klkit": fwd_bwd(lambda a, b: klkit.kl_divergence(a, b, kind="logits").mean(), t, x)},
+        ("F.kl_div(log_softmax, log_softmax, log_target=True)", fwd_bwd(torch_kl, t, x)),
+        "≤ 1.0×",
+        1.0,
+        t.nbytes,
+    )
 
 
 def small_vector_cases() -> list[Case]:
@@ -122,12 +131,28 @@ def small_vector_cases() -> list[Case]:
     numpy_one_liner = ("np.sum(p * np.log(p / q))", lambda: np.sum(p * np.log(p / q)))
     torch_one_liner = ("(p * (p.log() - q.log())).sum()", lambda: (tp * (tp.log() - tq.log())).sum())
     return [
-        Case("KL, length-10 vectors, numpy, validate on", {"klkit": lambda: klkit.kl_divergence(p, q)},
-             numpy_one_liner, "≤ 15 µs", 15.0, absolute_us=True),
-        Case("KL, length-10 tensors, validate on", {"klkit": lambda: klkit.kl_divergence(tp, tq)},
-             torch_one_liner, "≤ 4×", 4.0),
-        Case("KL, length-10 tensors, validate off",
-             {"klkit": lambda: klkit.kl_divergence(tp, tq, validate=False)}, torch_one_liner, "≤ 2×", 2.0),
+        Case(
+            "KL, length-10 vectors, numpy, validate on",
+            {"klkit": lambda: klkit.kl_divergence(p, q)},
+            numpy_one_liner,
+            "≤ 15 µs",
+            15.0,
+            absolute_us=True,
+        ),
+        Case(
+            "KL, length-10 tensors, validate on",
+            {"klkit": lambda: klkit.kl_divergence(tp, tq)},
+            torch_one_liner,
+            "≤ 4×",
+            4.0,
+        ),
+        Case(
+            "KL, length-10 tensors, validate off",
+            {"klkit": lambda: klkit.kl_divergence(tp, tq, validate=False)},
+            torch_one_liner,
+            "≤ 2×",
+            2.0,
+        ),
     ]
 
 
@@ -135,9 +160,13 @@ def categorical_case(rows: int, classes: int) -> Case:
     g = torch.Generator().manual_seed(SEED + 2)
     a = Categorical(logits=torch.randn(rows, classes, generator=g))
     b = Categorical(logits=torch.randn(rows, classes, generator=g))
-    return Case(f"`kl_divergence` on `Categorical`, {rows} × {classes}",
-                {"klkit": lambda: klkit.kl_divergence(a, b)},
-                ("torch.distributions.kl_divergence", lambda: torch_distribution_kl(a, b)), "≤ 1.3×", 1.3)
+    return Case(
+        f"`kl_divergence` on `Categorical`, {rows} × {classes}",
+        {"klkit": lambda: klkit.kl_divergence(a, b)},
+        ("torch.distributions.kl_divergence", lambda: torch_distribution_kl(a, b)),
+        "≤ 1.3×",
+        1.3,
+    )
 
 
 def measure(case: Case, threads: list[int]) -> dict[str, list[float]]:
@@ -172,9 +201,11 @@ def rows_of(case: Case, times: dict[str, list[float]]) -> list[str]:
         ratios = [a / b for a, b in zip(mine, ref, strict=True)]
         met = (min(mine) * 1e6 <= case.limit) if case.absolute_us else (min(ratios) <= case.limit)
         mem = f"{100 * memory[name]:.0f}% vs {100 * memory[ref_name]:.0f}%" if memory else "—"
-        out.append(f"| {case.title} | {' / '.join(_ms(s) for s in mine)} | `{ref_name}` "
-                   f"{' / '.join(_ms(s) for s in ref)} | {' / '.join(f'{r:.2f}×' for r in ratios)} | "
-                   f"{case.target} | {'met' if met else 'missed'} | {mem} |")
+        out.append(
+            f"| {case.title} | {' / '.join(_ms(s) for s in mine)} | `{ref_name}` "
+            f"{' / '.join(_ms(s) for s in ref)} | {' / '.join(f'{r:.2f}×' for r in ratios)} | "
+            f"{case.target} | {'met' if met else 'missed'} | {mem} |"
+        )
     return out
 
 
@@ -198,22 +229,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, no docs written")
     args = parser.parse_args(argv)
     big, mid = ((128, 8000), (64, 8000)) if args.quick else ((1024, 32000), (64, 32000))
-    cases = [cross_entropy_case(*big, 1.0), cross_entropy_case(*mid, 1.0), cross_entropy_case(256, 50, 1.5),
-             logits_kl_case(*big), *small_vector_cases(), categorical_case(256, 50)]
+    cases = [
+        cross_entropy_case(*big, 1.0),
+        cross_entropy_case(*mid, 1.0),
+        cross_entropy_case(256, 50, 1.5),
+        logits_kl_case(*big),
+        *small_vector_cases(),
+        categorical_case(256, 50),
+    ]
     threads = [t for t in (1, 2) if t <= max(usable_cores(), 1)] or [1]
     load = os.getloadavg()[0]
     label = " / ".join(f"{t} thread{'s' if t > 1 else ''}" for t in threads)
-    lines = ["## Training-loop speed (`benchmarks/training_loop.py`)", "", f"Machine: {machine_description()}.", "",
-             f"Times per call ({label}; ms unless marked µs); the large cases are forward + backward in float32. "
-             "Ratio = klkit / reference in the same run. A target is met when it holds at one of the thread counts "
-             "(the absolute µs target: at the faster one). Peak memory: torch's CPU allocator during one "
-             "forward + backward at 1 thread, gradients included, klkit vs reference, as a fraction of one input.",
-             "", "| case | klkit | reference | ratio | target | | peak memory / input |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Training-loop speed (`benchmarks/training_loop.py`)",
+        "",
+        f"Machine: {machine_description()}.",
+        "",
+        f"Times per call ({label}; ms unless marked µs); the large cases are forward + backward in float32. "
+        "Ratio = klkit / reference in the same run. A target is met when it holds at one of the thread counts "
+        "(the absolute µs target: at the faster one). Peak memory: torch's CPU allocator during one "
+        "forward + backward at 1 thread, gradients included, klkit vs reference, as a fraction of one input.",
+        "",
+        "| case | klkit | reference | ratio | target | | peak memory / input |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for case in cases:
         lines += rows_of(case, measure(case, threads))
-    lines += ["", f"1-minute load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
-              f"({usable_cores()} usable cores).", "", *WHY]
+    lines += [
+        "",
+        f"1-minute load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+        f"({usable_cores()} usable cores).",
+        "",
+        *WHY,
+    ]
     markdown = "\n".join(lines)
     print(markdown)
     if not args.quick:

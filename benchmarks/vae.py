@@ -110,9 +110,16 @@ def step_cost(cfg: vae.Config, *, steps: int = 30, rounds: int = 7) -> dict[str,
                 cpu[name].append((time.process_time() - started_cpu) / steps)
     plain_s, klkit_s = statistics.median(times["plain"]), statistics.median(times["klkit"])
     plain_cpu, klkit_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["klkit"])
-    return {"plain_ms": 1e3 * plain_s, "klkit_ms": 1e3 * klkit_s, "overhead": klkit_s / plain_s - 1,
-            "plain_min_ms": 1e3 * min(times["plain"]), "klkit_min_ms": 1e3 * min(times["klkit"]),
-            "plain_cpu_ms": 1e3 * plain_cpu, "klkit_cpu_ms": 1e3 * klkit_cpu, "cpu_overhead": klkit_cpu / plain_cpu - 1}
+    return {
+        "plain_ms": 1e3 * plain_s,
+        "klkit_ms": 1e3 * klkit_s,
+        "overhead": klkit_s / plain_s - 1,
+        "plain_min_ms": 1e3 * min(times["plain"]),
+        "klkit_min_ms": 1e3 * min(times["klkit"]),
+        "plain_cpu_ms": 1e3 * plain_cpu,
+        "klkit_cpu_ms": 1e3 * klkit_cpu,
+        "cpu_overhead": klkit_cpu / plain_cpu - 1,
+    }
 
 
 # ---------------------------------------------------------------------------- runs and the table
@@ -131,9 +138,11 @@ def train_and_evaluate(cfg: vae.Config, run_dir: Path) -> dict:
 
 
 def row(name: str, r: dict) -> str:
-    return (f"| {name} | {r['epochs']} | {r['layout']} | {r['train_seconds']:.0f} | {r['cpu_seconds']:.0f} "
-            f"| {r['nll']:.2f} ± {r['nll_standard_error']:.2f} "
-            f"| {-r['elbo']:.2f} | {r['bits_per_dim']:.4f} | {r['active_units']}/{r['latent']} |")
+    return (
+        f"| {name} | {r['epochs']} | {r['layout']} | {r['train_seconds']:.0f} | {r['cpu_seconds']:.0f} "
+        f"| {r['nll']:.2f} ± {r['nll_standard_error']:.2f} "
+        f"| {-r['elbo']:.2f} | {r['bits_per_dim']:.4f} | {r['active_units']}/{r['latent']} |"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -148,30 +157,50 @@ def main(argv: list[str]) -> int:
     cost = step_cost(cfg)
     print(json.dumps(cost, indent=2))
     lines = [
-        "## VAE (`benchmarks/vae.py`)", "", machine_description(), "",
+        "## VAE (`benchmarks/vae.py`)",
+        "",
+        machine_description(),
+        "",
         f"**Training step** of the default model ({'-'.join(map(str, (784, *cfg.hidden, cfg.latent)))}, "
         f"batch {cfg.batch_size}, {cfg.samples} samples per image, {cfg.threads} thread(s)): klkit's loop body "
         "(dynamic binarisation, 1-pixel shift augmentation, `train_step` with the library's KL, the IWAE gap and "
         "the NaN check, metric accumulation) against the same model written as a plain PyTorch loop (KL formula "
         "inline, plain IWAE bound, no augmentation, `loss.item()` per step). Median over 7 alternating rounds of "
-        "30 steps; CPU time is the process's, robust to other load on the machine.", "",
-        "| loop | wall ms / step (median) | wall ms / step (min) | CPU ms / step (median) |", "|---|---|---|---|",
+        "30 steps; CPU time is the process's, robust to other load on the machine.",
+        "",
+        "| loop | wall ms / step (median) | wall ms / step (min) | CPU ms / step (median) |",
+        "|---|---|---|---|",
         f"| plain PyTorch | {cost['plain_ms']:.2f} | {cost['plain_min_ms']:.2f} | {cost['plain_cpu_ms']:.2f} |",
-        f"| klkit | {cost['klkit_ms']:.2f} | {cost['klkit_min_ms']:.2f} | {cost['klkit_cpu_ms']:.2f} |", "",
+        f"| klkit | {cost['klkit_ms']:.2f} | {cost['klkit_min_ms']:.2f} | {cost['klkit_cpu_ms']:.2f} |",
+        "",
         f"klkit's overhead: **{100 * cost['overhead']:+.1f} %** wall, **{100 * cost['cpu_overhead']:+.1f} %** CPU "
-        "(bar: ≤ +10 %).", "",
+        "(bar: ≤ +10 %).",
+        "",
     ]
     if not args.step_only:
         results = [("klkit default (`klkit train vae`)", train_and_evaluate(cfg, args.run_dir))]
         if args.baseline:
-            base = vae.Config(hidden=(400,), latent=20, epochs=50, samples=1, shift=0, warmup=0,
-                              lr_schedule="constant", threads=cfg.threads)
-            results.append(("784-400-20 PyTorch-examples VAE, 50 epochs (klkit loop, same evaluation)",
-                            train_and_evaluate(base, args.run_dir.parent / "baseline")))
+            base = vae.Config(
+                hidden=(400,),
+                latent=20,
+                epochs=50,
+                samples=1,
+                shift=0,
+                warmup=0,
+                lr_schedule="constant",
+                threads=cfg.threads,
+            )
+            results.append(
+                (
+                    "784-400-20 PyTorch-examples VAE, 50 epochs (klkit loop, same evaluation)",
+                    train_and_evaluate(base, args.run_dir.parent / "baseline"),
+                )
+            )
         lines += [
             "**Test NLL on MNIST-5k** (1,000 test images, fixed seeded binarisation, importance-sampled with "
             "k = 1000; ± is the standard error over images). Wall seconds depend on the machine's load at the "
-            "time; CPU seconds do not:", "",
+            "time; CPU seconds do not:",
+            "",
             "| model | epochs | processes × threads | wall s | CPU s (per process) | NLL (nats) | −ELBO (nats) "
             "| bits/dim | active units |",
             "|---|---|---|---|---|---|---|---|---|",

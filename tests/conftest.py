@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, settings
 # for the measures' property tests (applied per test, so other modules keep their own settings);
 # the backend fixture is stateless, so sharing it across examples is safe
 MEASURE_PROPERTIES = settings(
-    deadline=None, max_examples=int(os.environ.get("KLKIT_EXAMPLES", "20")), derandomize=True,
+    deadline=None,
+    max_examples=int(os.environ.get("KLKIT_EXAMPLES", "20")),
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 

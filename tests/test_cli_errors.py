@@ -55,15 +55,18 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-@pytest.mark.parametrize(("exc", "user"), [
-    (InvalidArgumentError("`k` must be positive"), True),
-    (ConfigMismatchError("`run_dir` differs"), True),
-    (RunDirectoryError("`run_dir` missing"), True),
-    (FileNotFoundError("no such file"), True),
-    (TypeError("unsupported operand"), False),
-    (KeyError("k"), False),
-    (RuntimeError("shape mismatch"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "user"),
+    [
+        (InvalidArgumentError("`k` must be positive"), True),
+        (ConfigMismatchError("`run_dir` differs"), True),
+        (RunDirectoryError("`run_dir` missing"), True),
+        (FileNotFoundError("no such file"), True),
+        (TypeError("unsupported operand"), False),
+        (KeyError("k"), False),
+        (RuntimeError("shape mismatch"), False),
+    ],
+)
 def test_only_user_errors_become_one_liners(exc, user):
     assert is_user_error(exc) is user
 
@@ -98,7 +101,8 @@ def test_a_bug_keeps_its_traceback():
 
 
 def test_python_dash_m_klkit_runs_the_cli():
-    done = subprocess.run([sys.executable, "-m", "klkit", "--help"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "klkit", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and "train" in done.stdout and "eval" in done.stdout

@@ -146,8 +146,21 @@ def test_command_table_shows_every_measure():
     p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
     result = invoke("--p", "0.5,0.5", "--q", "0.9,0.1", "--base", "2")
     assert result.exit_code == 0, result.output
-    for label in ("H(P)", "H(Q)", "H(P,Q)", "H(Q,P)", "KL(P‖Q)", "KL(Q‖P)", "JS(P,Q)", "bits", "Rényi D_2(P‖Q)",
-                  "Rényi D_2(Q‖P)", "√JS(P,Q) (√bits)", "TV(P,Q) (no unit)", "Hellinger H(P,Q) (no unit)"):
+    for label in (
+        "H(P)",
+        "H(Q)",
+        "H(P,Q)",
+        "H(Q,P)",
+        "KL(P‖Q)",
+        "KL(Q‖P)",
+        "JS(P,Q)",
+        "bits",
+        "Rényi D_2(P‖Q)",
+        "Rényi D_2(Q‖P)",
+        "√JS(P,Q) (√bits)",
+        "TV(P,Q) (no unit)",
+        "Hellinger H(P,Q) (no unit)",
+    ):
         assert label in result.stdout
     for value in _reference(p, q, 2).values():
         assert f"{value:.6f}" in result.stdout

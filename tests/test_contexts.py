@@ -183,8 +183,9 @@ def test_environment_variable_must_be_a_positive_integer(monkeypatch, raw):
         klkit.entropy(_probs(), validate=False)
 
 
-@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError),
-                                        ("2", TypeError)])
+@pytest.mark.parametrize(
+    "bad, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError), ("2", TypeError)]
+)
 def test_set_num_threads_rejects(bad, error):
     with pytest.raises(error, match="positive integer"):
         klkit.set_num_threads(bad)

@@ -76,8 +76,12 @@ BACKENDS = {
     "t32grad": ("torch", "float32", True),
     "t64grad": ("torch", "float64", True),
 }
-TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                "float64": torch.float64}
+TORCH_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -245,8 +249,9 @@ def fails_validation(x: np.ndarray, kind: str, dtype: str) -> bool:
         return False
 
 
-def reference(measure: str, p: np.ndarray, q: np.ndarray | None, kind: str, q_kind: str,
-              base: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def reference(
+    measure: str, p: np.ndarray, q: np.ndarray | None, kind: str, q_kind: str, base: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(value, Σ|terms|)`` per slice, outcomes along the last axis, float64."""
     with np.errstate(all="ignore"):
         logp, pp = log_and_prob(p, kind)
@@ -299,8 +304,9 @@ def tolerance(dtype: str, n: int, ref: np.ndarray, cond: np.ndarray) -> np.ndarr
         return eps * (np.abs(ref) + np.fmax(1.0, cond))
 
 
-def assert_matches(got: np.ndarray, ref: np.ndarray, tol: np.ndarray, what: str,
-                   bounds: tuple[float, float] | None = None) -> None:
+def assert_matches(
+    got: np.ndarray, ref: np.ndarray, tol: np.ndarray, what: str, bounds: tuple[float, float] | None = None
+) -> None:
     got = np.asarray(got, dtype=np.float64).reshape(np.shape(ref))
     ref = np.asarray(ref)
     with np.errstate(all="ignore"):
@@ -336,8 +342,11 @@ def assert_matches(got: np.ndarray, ref: np.ndarray, tol: np.ndarray, what: str,
                 kinds.append("negative where ref is 0")
             if bounds is not None and (np.isfinite(got) & ((got < bounds[0]) | (got > bounds[1]))).any():
                 kinds.append("out of bounds")
-            pytest.fail(f"{what}: {int(wrong.sum())} of {wrong.size} slices wrong [{'; '.join(kinds)}]\n  "
-                        + "\n  ".join(problems), pytrace=False)
+            pytest.fail(
+                f"{what}: {int(wrong.sum())} of {wrong.size} slices wrong [{'; '.join(kinds)}]\n  "
+                + "\n  ".join(problems),
+                pytrace=False,
+            )
 
 
 def to_backend(x: np.ndarray, backend: str, layout: str):
@@ -391,8 +400,13 @@ def run_case(measure, kind, q_kind, shape, variant, backend, validate, layout="C
     kw = dict(axis=axis, kind=kind, validate=validate)
     if two:
         kw["q_kind"] = q_kind
-    call = {"entropy": klkit.entropy, "cross_entropy": klkit.cross_entropy, "kl_divergence": klkit.kl_divergence,
-            "js_divergence": klkit.js_divergence, "decompose": klkit.decompose}[measure]
+    call = {
+        "entropy": klkit.entropy,
+        "cross_entropy": klkit.cross_entropy,
+        "kl_divergence": klkit.kl_divergence,
+        "js_divergence": klkit.js_divergence,
+        "decompose": klkit.decompose,
+    }[measure]
     args = (P, Q) if two else (P,)
 
     must_raise = fails_validation(sp, kind, dtype) or (two and fails_validation(sq, q_kind, dtype))
@@ -409,8 +423,9 @@ def run_case(measure, kind, q_kind, shape, variant, backend, validate, layout="C
     for field, o in zip(fields, outs, strict=True):
         got = check_type(o, backend, expected_shape)
         ref, cond = cached_reference(field, kind, q_kind, shape, variant, dtype)
-        bounds = (0.0, math.inf) if field == "kl_divergence" else (0.0, log2_in(dtype)) if field == "js_divergence" \
-            else None
+        bounds = (
+            (0.0, math.inf) if field == "kl_divergence" else (0.0, log2_in(dtype)) if field == "js_divergence" else None
+        )
         assert_matches(got, ref, tolerance(dtype, n, ref, cond), f"{label} [{field}]", bounds)
         values.append((o, ref))
     if grad:
@@ -438,8 +453,10 @@ def check_gradients_finite(values, leaf_p, leaf_q, layout, label):
         gn = g.detach().to(torch.float64).numpy()
         gn = gn.reshape(fr.size, -1) if layout == "C" else gn.reshape(-1, fr.size).T  # (slices, n)
         bad = fr & ~np.isfinite(gn).all(-1)
-        assert not bad.any(), (f"{label}: non-finite gradient of {name} in {int(bad.sum())} slice(s) with a finite "
-                               f"value, first {int(np.argmax(bad))}")
+        assert not bad.any(), (
+            f"{label}: non-finite gradient of {name} in {int(bad.sum())} slice(s) with a finite "
+            f"value, first {int(np.argmax(bad))}"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -469,9 +486,18 @@ RAISE_BACKENDS = ("np32", "np64", "t16", "tbf16", "t32", "t64grad")  # invalid d
 
 
 def _param(measure, kind, q_kind, shape, layout, variant, backend, validate):
-    return pytest.param(measure, kind, q_kind, shape, layout, variant, backend, validate,
-                        id=f"{measure}-{kind}-{q_kind}-{'x'.join(map(str, shape))}-{layout}-{variant}"
-                           f"-{backend}-{'validate' if validate else 'novalidate'}")
+    return pytest.param(
+        measure,
+        kind,
+        q_kind,
+        shape,
+        layout,
+        variant,
+        backend,
+        validate,
+        id=f"{measure}-{kind}-{q_kind}-{'x'.join(map(str, shape))}-{layout}-{variant}"
+        f"-{backend}-{'validate' if validate else 'novalidate'}",
+    )
 
 
 def _cases(plans, pairs, variants_of, raise_backends, decompose_backends=None):
@@ -483,7 +509,7 @@ def _cases(plans, pairs, variants_of, raise_backends, decompose_backends=None):
                 for measure in MEASURES:
                     if measure == "entropy" and kind != q_kind:
                         continue  # entropy has no q: its kinds are covered by the same-kind pairs
-                    for backend in (backends if kind == q_kind else mixed_backends):
+                    for backend in backends if kind == q_kind else mixed_backends:
                         if measure == "decompose" and decompose_backends and backend not in decompose_backends:
                             continue  # decompose = entropy + CE + KL: their paths are run one by one anyway
                         for validate in (True, False):
@@ -507,8 +533,10 @@ def _small_variants(kind, q_kind, rows, extra, layout):
     return _variants(kind, q_kind, rows, extra)
 
 
-@pytest.mark.parametrize(("measure", "kind", "q_kind", "shape", "layout", "variant", "backend", "validate"),
-                         list(_cases(SMALL, _kind_pairs(), _small_variants, RAISE_BACKENDS)))
+@pytest.mark.parametrize(
+    ("measure", "kind", "q_kind", "shape", "layout", "variant", "backend", "validate"),
+    list(_cases(SMALL, _kind_pairs(), _small_variants, RAISE_BACKENDS)),
+)
 def test_small(measure, kind, q_kind, shape, layout, variant, backend, validate):
     run_case(measure, kind, q_kind, shape, variant, backend, validate, layout)
 
@@ -532,9 +560,10 @@ def _large_variants(kind, q_kind, rows, extra, layout):
 LARGE_DECOMPOSE = ("np64", "t32", "t64grad")
 
 
-@pytest.mark.parametrize(("measure", "kind", "q_kind", "shape", "layout", "variant", "backend", "validate"),
-                         list(_cases(LARGE, _kind_pairs(mixed_all=False), _large_variants, ("np64", "t32"),
-                                     LARGE_DECOMPOSE)))
+@pytest.mark.parametrize(
+    ("measure", "kind", "q_kind", "shape", "layout", "variant", "backend", "validate"),
+    list(_cases(LARGE, _kind_pairs(mixed_all=False), _large_variants, ("np64", "t32"), LARGE_DECOMPOSE)),
+)
 def test_large(measure, kind, q_kind, shape, layout, variant, backend, validate):
     run_case(measure, kind, q_kind, shape, variant, backend, validate, layout)
 
@@ -568,8 +597,7 @@ def torch_reference(measure: str, p, q, kind: str, q_kind: str):
 
 
 @pytest.mark.parametrize("backend", ["t32grad", "t64grad"])
-@pytest.mark.parametrize(("kind", "q_kind"), [(k, k) for k in KINDS] + [(k, MIXED[k]) for k in KINDS],
-                         ids=lambda v: v)
+@pytest.mark.parametrize(("kind", "q_kind"), [(k, k) for k in KINDS] + [(k, MIXED[k]) for k in KINDS], ids=lambda v: v)
 @pytest.mark.parametrize("measure", MEASURES[:4])
 def test_gradient_matches_reference_autograd(measure, kind, q_kind, backend):
     """Random valid (4, 5) data without zeros: klkit's gradient = autograd of the reference."""
@@ -589,7 +617,7 @@ def test_gradient_matches_reference_autograd(measure, kind, q_kind, backend):
     Qr = Q.detach().to(torch.float64).requires_grad_(True)
     (torch_reference(measure, Pr, Qr if two else None, kind, q_kind) * w).sum().backward()
     rtol = 1e-10 if dtype == torch.float64 else 1e-4
-    for name, got, ref in (("p", P.grad, Pr.grad), ("q", Q.grad, Qr.grad))[:1 + two]:
+    for name, got, ref in (("p", P.grad, Pr.grad), ("q", Q.grad, Qr.grad))[: 1 + two]:
         assert got is not None, f"no gradient for {name}"
         g, r = got.to(torch.float64), ref
         assert torch.isfinite(g).all(), f"non-finite gradient of {name}: {g}"
@@ -643,9 +671,11 @@ def _mp_kl(p, q, kind):
 
     mpmath.mp.dps = 50
     if kind == "logits":
+
         def norm(x):
             lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
             return [mpmath.mpf(v) - lse for v in x]
+
         lp, lq = norm(p), norm(q)
     else:
         lp = [mpmath.log(mpmath.mpf(v)) for v in p]
@@ -711,8 +741,14 @@ PROP_BACKENDS = pytest.mark.parametrize("backend", ["numpy", "torch"])
 @given(pair=logit_rows(), kind=st.sampled_from(KINDS))
 def test_prop_kl_nonnegative_and_zero_on_itself(backend, pair, kind):
     a, b = pair
-    p, q = (scipy.special.softmax(x, -1) if kind == "probs" else scipy.special.log_softmax(x, -1)
-            if kind == "log_probs" else x for x in (a, b))
+    p, q = (
+        scipy.special.softmax(x, -1)
+        if kind == "probs"
+        else scipy.special.log_softmax(x, -1)
+        if kind == "log_probs"
+        else x
+        for x in (a, b)
+    )
     kl = _np(klkit.kl_divergence(_as(p, backend), _as(q, backend), kind=kind))
     assert np.all(kl >= 0)
     self_kl = _np(klkit.kl_divergence(_as(p, backend), _as(p, backend), kind=kind))
@@ -726,16 +762,26 @@ def test_prop_kl_nonnegative_and_zero_on_itself(backend, pair, kind):
 @given(pair=logit_rows(), kind=st.sampled_from(KINDS))
 def test_prop_cross_entropy_is_entropy_plus_kl(backend, pair, kind):
     a, b = pair
-    p, q = (scipy.special.softmax(x, -1) if kind == "probs" else scipy.special.log_softmax(x, -1)
-            if kind == "log_probs" else x for x in (a, b))
+    p, q = (
+        scipy.special.softmax(x, -1)
+        if kind == "probs"
+        else scipy.special.log_softmax(x, -1)
+        if kind == "log_probs"
+        else x
+        for x in (a, b)
+    )
     P, Q = _as(p, backend), _as(q, backend)
     h = _np(klkit.entropy(P, kind=kind))
     ce = _np(klkit.cross_entropy(P, Q, kind=kind))
     kl = _np(klkit.kl_divergence(P, Q, kind=kind))
     np.testing.assert_allclose(ce, h + kl, rtol=1e-12, atol=1e-12 * max(1.0, float(np.abs(ce).max())))
     d = klkit.decompose(P, Q, kind=kind)
-    np.testing.assert_allclose(_np(d.cross_entropy), _np(d.entropy) + _np(d.kl_divergence), rtol=1e-12,
-                               atol=1e-12 * max(1.0, float(np.abs(ce).max())))
+    np.testing.assert_allclose(
+        _np(d.cross_entropy),
+        _np(d.entropy) + _np(d.kl_divergence),
+        rtol=1e-12,
+        atol=1e-12 * max(1.0, float(np.abs(ce).max())),
+    )
 
 
 @PROP_BACKENDS
@@ -750,8 +796,9 @@ def test_prop_the_three_kinds_agree(backend, pair, c, measure):
     fn = getattr(klkit, measure)
 
     def call(x, y, kind):
-        return _np(fn(_as(x, backend), kind=kind) if measure == "entropy"
-                   else fn(_as(x, backend), _as(y, backend), kind=kind))
+        return _np(
+            fn(_as(x, backend), kind=kind) if measure == "entropy" else fn(_as(x, backend), _as(y, backend), kind=kind)
+        )
 
     r_probs = call(p, q, "probs")
     r_log = call(lp, lq, "log_probs")

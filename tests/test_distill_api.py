@@ -10,30 +10,68 @@ from pathlib import Path
 import klkit
 import klkit.distill as distill
 
-P, PK, K = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY)
+P, PK, K = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 E = inspect.Parameter.empty
-OPTIONS = [("divergence", K, "forward_kl"), ("beta", K, 0.5), ("skew", K, 0.1), ("alpha", K, None),
-           ("temperature", K, 1.0), ("temperature_scaling", K, False)]
-TAIL = [("labels", K, None), ("ignore_index", K, -100), ("reduction", K, "batchmean"),
-        ("num_items_in_batch", K, None), ("chunk_size", K, None)]
+OPTIONS = [
+    ("divergence", K, "forward_kl"),
+    ("beta", K, 0.5),
+    ("skew", K, 0.1),
+    ("alpha", K, None),
+    ("temperature", K, 1.0),
+    ("temperature_scaling", K, False),
+]
+TAIL = [
+    ("labels", K, None),
+    ("ignore_index", K, -100),
+    ("reduction", K, "batchmean"),
+    ("num_items_in_batch", K, None),
+    ("chunk_size", K, None),
+]
 SIGNATURES = {
-    "generalized_jsd_loss": [("student_logits", PK, E), ("teacher_logits", PK, E), ("labels", PK, None),
-                             ("beta", PK, 0.5), ("temperature", PK, 1.0), ("reduction", PK, "batchmean"),
-                             ("num_items_in_batch", PK, None), ("interpolation", K, "trl")],
+    "generalized_jsd_loss": [
+        ("student_logits", PK, E),
+        ("teacher_logits", PK, E),
+        ("labels", PK, None),
+        ("beta", PK, 0.5),
+        ("temperature", PK, 1.0),
+        ("reduction", PK, "batchmean"),
+        ("num_items_in_batch", PK, None),
+        ("interpolation", K, "trl"),
+    ],
     "divergence_loss": [("student", P, E), ("teacher", P, E), *OPTIONS, ("kind", K, "logits"), *TAIL],
-    "fused_linear_divergence": [("student_hidden", P, E), ("student_weight", P, E), ("teacher_hidden", P, E),
-                                ("teacher_weight", P, E), ("student_bias", K, None), ("teacher_bias", K, None),
-                                ("divergence", K, "jsd"), *OPTIONS[1:], *TAIL],
+    "fused_linear_divergence": [
+        ("student_hidden", P, E),
+        ("student_weight", P, E),
+        ("teacher_hidden", P, E),
+        ("teacher_weight", P, E),
+        ("student_bias", K, None),
+        ("teacher_bias", K, None),
+        ("divergence", K, "jsd"),
+        *OPTIONS[1:],
+        *TAIL,
+    ],
     "topk_teacher": [("teacher_logits", P, E), ("k", P, E), ("temperature", K, 1.0)],
 }
 
 
 def test_public_names_are_pinned():
-    assert distill.__all__ == ["DIVERGENCES", "TopKTeacher", "divergence_loss", "fused_linear_divergence",
-                               "generalized_jsd_loss", "topk_teacher"]
-    assert distill.DIVERGENCES == ("forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl", "tvd",
-                                   "alpha_beta")
+    assert distill.__all__ == [
+        "DIVERGENCES",
+        "TopKTeacher",
+        "divergence_loss",
+        "fused_linear_divergence",
+        "generalized_jsd_loss",
+        "topk_teacher",
+    ]
+    assert distill.DIVERGENCES == (
+        "forward_kl",
+        "reverse_kl",
+        "jsd",
+        "skew_forward_kl",
+        "skew_reverse_kl",
+        "tvd",
+        "alpha_beta",
+    )
     assert distill.TopKTeacher._fields == ("indices", "log_probs", "tail_log_prob", "temperature")
     assert not set(distill.__all__) & set(klkit.__all__)  # a subpackage, not re-exported at the top
 
@@ -59,8 +97,13 @@ def test_imports_point_downward():
     for path in folder.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for module in names:
                 assert not module.startswith(above), f"{path.name} imports {module}"
     for path in folder.glob("*.py"):

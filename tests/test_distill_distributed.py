@@ -37,11 +37,13 @@ def gradients(hs, ht, ws, wt, labels, num_items):
     """(∂/∂W_s and ∂/∂h_s of the fused loss, ∂/∂W_s of the logits loss)."""
     w = ws.clone().requires_grad_(True)
     h = hs.clone().requires_grad_(True)
-    fused_linear_divergence(h, w, ht, wt, divergence="jsd", beta=0.3, labels=labels,
-                            num_items_in_batch=num_items).backward()
+    fused_linear_divergence(
+        h, w, ht, wt, divergence="jsd", beta=0.3, labels=labels, num_items_in_batch=num_items
+    ).backward()
     w2 = ws.clone().requires_grad_(True)
-    divergence_loss(hs @ w2.T, ht @ wt.T, divergence="reverse_kl", labels=labels, num_items_in_batch=num_items,
-                    chunk_size=4).backward()
+    divergence_loss(
+        hs @ w2.T, ht @ wt.T, divergence="reverse_kl", labels=labels, num_items_in_batch=num_items, chunk_size=4
+    ).backward()
     return w.grad, h.grad, w2.grad
 
 
@@ -60,8 +62,10 @@ def worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         w_fused, h_fused, w_logits = grads
         dist.all_reduce(w_fused)  # summed, not averaged: num_items_in_batch already divides by the global count
         dist.all_reduce(w_logits)
-        torch.save({"w_fused": w_fused, "h_fused": h_fused, "w_logits": w_logits, "local": int(local)},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {"w_fused": w_fused, "h_fused": h_fused, "w_logits": w_logits, "local": int(local)},
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -82,5 +86,4 @@ def test_all_reduced_gradients_equal_the_single_process_ones(tmp_path):
     for r in results:
         torch.testing.assert_close(r["w_fused"], w_fused, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(r["w_logits"], w_logits, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(torch.cat([results[0]["h_fused"], results[1]["h_fused"]]), h_fused, rtol=1e-5,
-                               atol=1e-7)
+    torch.testing.assert_close(torch.cat([results[0]["h_fused"], results[1]["h_fused"]]), h_fused, rtol=1e-5, atol=1e-7)

@@ -21,11 +21,21 @@ from klkit.distill import DIVERGENCES, divergence_loss
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
 
 RNG_SEED = 20261207
-ALL = [("forward_kl", {}), ("reverse_kl", {}), ("jsd", {"beta": 0.3}), ("jsd", {"beta": 0.5}),
-       ("skew_forward_kl", {"skew": 0.1}), ("skew_reverse_kl", {"skew": 0.25}), ("tvd", {}),
-       ("alpha_beta", {"alpha": 0.7, "beta": 0.4}), ("alpha_beta", {"alpha": 1.0, "beta": 0.0}),
-       ("alpha_beta", {"alpha": 0.0, "beta": 0.6}), ("alpha_beta", {"alpha": 0.8, "beta": -0.8}),
-       ("alpha_beta", {"alpha": 0.0, "beta": 0.0}), ("alpha_beta", {"alpha": 1.5, "beta": -0.5})]
+ALL = [
+    ("forward_kl", {}),
+    ("reverse_kl", {}),
+    ("jsd", {"beta": 0.3}),
+    ("jsd", {"beta": 0.5}),
+    ("skew_forward_kl", {"skew": 0.1}),
+    ("skew_reverse_kl", {"skew": 0.25}),
+    ("tvd", {}),
+    ("alpha_beta", {"alpha": 0.7, "beta": 0.4}),
+    ("alpha_beta", {"alpha": 1.0, "beta": 0.0}),
+    ("alpha_beta", {"alpha": 0.0, "beta": 0.6}),
+    ("alpha_beta", {"alpha": 0.8, "beta": -0.8}),
+    ("alpha_beta", {"alpha": 0.0, "beta": 0.0}),
+    ("alpha_beta", {"alpha": 1.5, "beta": -0.5}),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +54,7 @@ def probs_of(z, temperature=1.0):
 
 def ab_general(p, q, a, b):
     u = a + b
-    return -(p ** a * q ** b - a / u * p ** u - b / u * q ** u).sum(-1) / (a * b)
+    return -(p**a * q**b - a / u * p**u - b / u * q**u).sum(-1) / (a * b)
 
 
 def reference(divergence, t, s, **o):
@@ -69,10 +79,10 @@ def reference(divergence, t, s, **o):
     if a == 0 and b == 0:
         return 0.5 * ((np.log(t) - np.log(s)) ** 2).sum(-1)
     if a == 0:  # (1/β²) Σ q^β log(q^β / p^β) − q^β + p^β with p the teacher, q the student
-        return (s ** b * np.log(s ** b / t ** b) - s ** b + t ** b).sum(-1) / b ** 2
+        return (s**b * np.log(s**b / t**b) - s**b + t**b).sum(-1) / b**2
     if a + b == 0:
         x = a * (np.log(t) - np.log(s))
-        return (np.exp(x) - 1 - x).sum(-1) / a ** 2
+        return (np.exp(x) - 1 - x).sum(-1) / a**2
     return ab_general(t, s, a, b)
 
 
@@ -80,12 +90,28 @@ def reference(divergence, t, s, **o):
 @pytest.mark.parametrize("temperature", [0.7, 1.0, 2.0])
 def test_per_token_values_match_the_reference(divergence, options, temperature):
     zs, zt = pair()
-    got = divergence_loss(torch.from_numpy(zs), torch.from_numpy(zt), divergence=divergence,
-                          temperature=temperature, reduction="none", **options).numpy()
+    got = divergence_loss(
+        torch.from_numpy(zs),
+        torch.from_numpy(zt),
+        divergence=divergence,
+        temperature=temperature,
+        reduction="none",
+        **options,
+    ).numpy()
     want = reference(divergence, probs_of(zt, temperature), probs_of(zs, temperature), **options)
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-14)
-    got32 = divergence_loss(torch.from_numpy(zs).float(), torch.from_numpy(zt).float(), divergence=divergence,
-                            temperature=temperature, reduction="none", **options).double().numpy()
+    got32 = (
+        divergence_loss(
+            torch.from_numpy(zs).float(),
+            torch.from_numpy(zt).float(),
+            divergence=divergence,
+            temperature=temperature,
+            reduction="none",
+            **options,
+        )
+        .double()
+        .numpy()
+    )
     np.testing.assert_allclose(got32, want, rtol=2e-5, atol=1e-6)
 
 
@@ -104,10 +130,16 @@ def test_alpha_beta_special_cases_have_closed_forms():
     np.testing.assert_allclose(ab(0.0, 0.0), 0.5 * ((np.log(t) - np.log(s)) ** 2).sum(-1), rtol=1e-12)
 
 
-@pytest.mark.parametrize(("near", "limit", "rtol"), [
-    ((1.0, 1e-7), (1.0, 0.0), 1e-6), ((1e-7, 1.0), (0.0, 1.0), 1e-6), ((0.5, 1e-7), (0.5, 0.0), 1e-6),
-    ((1.0, -1.0 + 1e-7), (1.0, -1.0), 1e-6), ((1e-3, 1e-3), (0.0, 0.0), 2e-2),
-])
+@pytest.mark.parametrize(
+    ("near", "limit", "rtol"),
+    [
+        ((1.0, 1e-7), (1.0, 0.0), 1e-6),
+        ((1e-7, 1.0), (0.0, 1.0), 1e-6),
+        ((0.5, 1e-7), (0.5, 0.0), 1e-6),
+        ((1.0, -1.0 + 1e-7), (1.0, -1.0), 1e-6),
+        ((1e-3, 1e-3), (0.0, 0.0), 2e-2),
+    ],
+)
 def test_alpha_beta_is_continuous_at_its_limit_branches(near, limit, rtol):
     zs, zt = pair(seed=6, scale=1.0)
     S, T = torch.from_numpy(zs), torch.from_numpy(zt)
@@ -135,9 +167,10 @@ def test_teacher_kinds_give_the_same_loss(divergence, options):
     zs, zt = pair(seed=9)
     S = torch.from_numpy(zs)
     lp = np_log_softmax(zt, axis=-1)
-    values = [float(divergence_loss(S, torch.from_numpy(x), divergence=divergence, kind=k, temperature=1.5,
-                                    **options))
-              for x, k in ((zt, "logits"), (lp, "log_probs"), (np.exp(lp), "probs"))]
+    values = [
+        float(divergence_loss(S, torch.from_numpy(x), divergence=divergence, kind=k, temperature=1.5, **options))
+        for x, k in ((zt, "logits"), (lp, "log_probs"), (np.exp(lp), "probs"))
+    ]
     assert values[1] == pytest.approx(values[0], rel=1e-12)
     assert values[2] == pytest.approx(values[0], rel=1e-12)
 
@@ -154,9 +187,11 @@ def test_reductions_labels_and_num_items():
     assert float(divergence_loss(S, T, labels=labels, ignore_index=-1, reduction="sum")) == pytest.approx(total)
     assert float(divergence_loss(S, T, labels=labels, ignore_index=-1)) == pytest.approx(total / kept.sum())
     assert float(divergence_loss(S, T, labels=labels, ignore_index=-1, reduction="mean")) == pytest.approx(
-        total / kept.sum() / zs.shape[-1])
+        total / kept.sum() / zs.shape[-1]
+    )
     assert float(divergence_loss(S, T, labels=labels, ignore_index=-1, num_items_in_batch=100)) == pytest.approx(
-        total / 100)
+        total / 100
+    )
     assert float(divergence_loss(S, T)) == pytest.approx(per_token.mean())  # per token, not per sequence
 
 
@@ -176,8 +211,16 @@ def test_gradcheck_float64(divergence, options, reduction):
     labels = torch.tensor([[0, -100, 2], [3, 4, 5]])
 
     def fn(a, b):
-        return divergence_loss(a, b, divergence=divergence, temperature=1.3, temperature_scaling=True,
-                               labels=labels, reduction=reduction, **options)
+        return divergence_loss(
+            a,
+            b,
+            divergence=divergence,
+            temperature=1.3,
+            temperature_scaling=True,
+            labels=labels,
+            reduction=reduction,
+            **options,
+        )
 
     assert torch.autograd.gradcheck(fn, (s, t), eps=1e-6, atol=1e-8, rtol=1e-6)
 
@@ -216,24 +259,27 @@ def test_half_precision_keeps_dtype_and_computes_in_float32():
         assert float(out.detach()) == pytest.approx(want, rel=2e-2)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"divergence": "kl"}, InvalidArgumentError, "`divergence` must be one of"),
-    ({"divergence": "jsd", "beta": 2.0}, InvalidArgumentError, "`beta` must lie in [0, 1]"),
-    ({"divergence": "skew_forward_kl", "skew": 1.5}, InvalidArgumentError, "`skew` must lie in [0, 1]"),
-    ({"divergence": "alpha_beta"}, InvalidArgumentError, "needs `alpha`"),
-    ({"alpha": 0.5}, InvalidArgumentError, "`alpha` is an option of divergence='alpha_beta' only"),
-    ({"divergence": "alpha_beta", "alpha": math.inf}, InvalidArgumentError, "`alpha` must be a finite real"),
-    ({"temperature": 0}, InvalidArgumentError, "`temperature` must be > 0"),
-    ({"temperature_scaling": 1}, InvalidArgumentError, "`temperature_scaling` must be True or False"),
-    ({"kind": "prob"}, InvalidArgumentError, "`kind` (of the teacher) must be"),
-    ({"reduction": "avg"}, InvalidArgumentError, "`reduction` must be one of"),
-    ({"chunk_size": 0}, InvalidArgumentError, "`chunk_size` must be None"),
-    ({"ignore_index": 1.5}, TypeError, "`ignore_index` must be an integer"),
-    ({"reduction": "none", "num_items_in_batch": 3}, InvalidArgumentError, "needs reduction='batchmean' or 'mean'"),
-    ({"num_items_in_batch": -2}, InvalidArgumentError, "`num_items_in_batch` must be a number > 0"),
-    ({"num_items_in_batch": torch.tensor(0.0)}, InvalidArgumentError, "`num_items_in_batch` must be > 0"),
-    ({"labels": torch.zeros(5, dtype=torch.long)}, ShapeError, "`labels` must have the shape"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"divergence": "kl"}, InvalidArgumentError, "`divergence` must be one of"),
+        ({"divergence": "jsd", "beta": 2.0}, InvalidArgumentError, "`beta` must lie in [0, 1]"),
+        ({"divergence": "skew_forward_kl", "skew": 1.5}, InvalidArgumentError, "`skew` must lie in [0, 1]"),
+        ({"divergence": "alpha_beta"}, InvalidArgumentError, "needs `alpha`"),
+        ({"alpha": 0.5}, InvalidArgumentError, "`alpha` is an option of divergence='alpha_beta' only"),
+        ({"divergence": "alpha_beta", "alpha": math.inf}, InvalidArgumentError, "`alpha` must be a finite real"),
+        ({"temperature": 0}, InvalidArgumentError, "`temperature` must be > 0"),
+        ({"temperature_scaling": 1}, InvalidArgumentError, "`temperature_scaling` must be True or False"),
+        ({"kind": "prob"}, InvalidArgumentError, "`kind` (of the teacher) must be"),
+        ({"reduction": "avg"}, InvalidArgumentError, "`reduction` must be one of"),
+        ({"chunk_size": 0}, InvalidArgumentError, "`chunk_size` must be None"),
+        ({"ignore_index": 1.5}, TypeError, "`ignore_index` must be an integer"),
+        ({"reduction": "none", "num_items_in_batch": 3}, InvalidArgumentError, "needs reduction='batchmean' or 'mean'"),
+        ({"num_items_in_batch": -2}, InvalidArgumentError, "`num_items_in_batch` must be a number > 0"),
+        ({"num_items_in_batch": torch.tensor(0.0)}, InvalidArgumentError, "`num_items_in_batch` must be > 0"),
+        ({"labels": torch.zeros(5, dtype=torch.long)}, ShapeError, "`labels` must have the shape"),
+    ],
+)
 def test_bad_options_raise(kwargs, error, message):
     zs, zt = (torch.from_numpy(x) for x in pair(n=4, seed=15))
     with pytest.raises(error) as info:

@@ -38,8 +38,9 @@ def trl_reference(student_logits, teacher_logits, labels=None, beta=0.5, tempera
         jsd = F.kl_div(teacher_log_probs, student_log_probs, reduction="none", log_target=True)
     else:
         b = torch.tensor(beta, dtype=student_log_probs.dtype)
-        mixture = torch.logsumexp(torch.stack([student_log_probs + torch.log1p(-b), teacher_log_probs + torch.log(b)]),
-                                  dim=0)
+        mixture = torch.logsumexp(
+            torch.stack([student_log_probs + torch.log1p(-b), teacher_log_probs + torch.log(b)]), dim=0
+        )
         kl_teacher = F.kl_div(mixture, teacher_log_probs, reduction="none", log_target=True)
         kl_student = F.kl_div(mixture, student_log_probs, reduction="none", log_target=True)
         jsd = b * kl_teacher + (1 - b) * kl_student
@@ -57,8 +58,8 @@ def trl_reference(student_logits, teacher_logits, labels=None, beta=0.5, tempera
 
 def make_inputs(dtype, seed=0, shape=(3, 5, 17)):
     g = torch.Generator().manual_seed(seed)
-    s = (torch.randn(shape, generator=g, dtype=torch.float64) * 2.5)
-    t = (torch.randn(shape, generator=g, dtype=torch.float64) * 2.5)
+    s = torch.randn(shape, generator=g, dtype=torch.float64) * 2.5
+    t = torch.randn(shape, generator=g, dtype=torch.float64) * 2.5
     labels = torch.randint(0, shape[-1], shape[:-1], generator=g)
     labels[0, :2] = -100
     labels[2, 4] = -100
@@ -96,8 +97,9 @@ def test_matches_trl_in_float64_and_float32(beta, temperature, with_labels, redu
     for g, w in zip(got64, want, strict=True):
         assert g.shape == w.shape
         assert_close_relative(g, w, 1e-12)
-    got32 = values_and_grads(lambda s, t: generalized_jsd_loss(s, t, labels, beta, temperature, reduction),
-                             s64.float(), t64.float())
+    got32 = values_and_grads(
+        lambda s, t: generalized_jsd_loss(s, t, labels, beta, temperature, reduction), s64.float(), t64.float()
+    )
     for g, w in zip(got32, want, strict=True):
         assert_close_relative(g, w, 1e-5)
 
@@ -167,22 +169,25 @@ def test_half_precision_is_never_negative_where_the_plain_formula_is():
     assert float(plain.min()) < 0, "negative control: the plain bf16 formula should dip below 0 here"
     ours = generalized_jsd_loss(s16, t16, torch.zeros(256, dtype=torch.long), 0.5, reduction="none").float().sum(-1)
     assert float(ours.min()) >= 0
-    per_token = [float(generalized_jsd_loss(s16[i:i + 1], t16[i:i + 1], beta=0.5)) for i in range(8)]
+    per_token = [float(generalized_jsd_loss(s16[i : i + 1], t16[i : i + 1], beta=0.5)) for i in range(8)]
     assert min(per_token) >= 0
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"beta": 1.5}, "`beta` must lie in [0, 1]"),
-    ({"beta": -0.1}, "`beta` must lie in [0, 1]"),
-    ({"beta": float("nan")}, "`beta` must be a finite real number"),
-    ({"temperature": 0.0}, "`temperature` must be > 0"),
-    ({"temperature": -1.0}, "`temperature` must be > 0"),
-    ({"reduction": "avg"}, "`reduction` must be one of"),
-    ({"interpolation": "linear"}, "`interpolation` must be 'trl' or 'continuous'"),
-    ({"reduction": "sum", "num_items_in_batch": 10}, "`num_items_in_batch` divides the summed loss"),
-    ({"num_items_in_batch": 0}, "`num_items_in_batch` must be a number > 0"),
-    ({"num_items_in_batch": torch.tensor([1, 2])}, "`num_items_in_batch` must be one number"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"beta": 1.5}, "`beta` must lie in [0, 1]"),
+        ({"beta": -0.1}, "`beta` must lie in [0, 1]"),
+        ({"beta": float("nan")}, "`beta` must be a finite real number"),
+        ({"temperature": 0.0}, "`temperature` must be > 0"),
+        ({"temperature": -1.0}, "`temperature` must be > 0"),
+        ({"reduction": "avg"}, "`reduction` must be one of"),
+        ({"interpolation": "linear"}, "`interpolation` must be 'trl' or 'continuous'"),
+        ({"reduction": "sum", "num_items_in_batch": 10}, "`num_items_in_batch` divides the summed loss"),
+        ({"num_items_in_batch": 0}, "`num_items_in_batch` must be a number > 0"),
+        ({"num_items_in_batch": torch.tensor([1, 2])}, "`num_items_in_batch` must be one number"),
+    ],
+)
 def test_bad_options_raise_naming_the_argument(kwargs, message):
     s, t, labels = make_inputs(torch.float32)
     with pytest.raises(InvalidArgumentError if "one number" not in message else ShapeError) as info:

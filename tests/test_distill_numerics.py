@@ -23,11 +23,21 @@ from klkit.distill import divergence_loss, generalized_jsd_loss
 
 ROWS = 12_000
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
-SETTINGS = [("forward_kl", {}), ("reverse_kl", {}), ("jsd", {"beta": 0.5}), ("jsd", {"beta": 0.1}),
-            ("jsd", {"beta": 0.9}), ("skew_forward_kl", {"skew": 0.1}), ("skew_reverse_kl", {"skew": 0.3}),
-            ("tvd", {}), ("alpha_beta", {"alpha": 0.5, "beta": 0.5}), ("alpha_beta", {"alpha": 1.0, "beta": 0.0}),
-            ("alpha_beta", {"alpha": 0.0, "beta": 1.0}), ("alpha_beta", {"alpha": 0.3, "beta": 0.9}),
-            ("alpha_beta", {"alpha": 0.0, "beta": 0.0})]
+SETTINGS = [
+    ("forward_kl", {}),
+    ("reverse_kl", {}),
+    ("jsd", {"beta": 0.5}),
+    ("jsd", {"beta": 0.1}),
+    ("jsd", {"beta": 0.9}),
+    ("skew_forward_kl", {"skew": 0.1}),
+    ("skew_reverse_kl", {"skew": 0.3}),
+    ("tvd", {}),
+    ("alpha_beta", {"alpha": 0.5, "beta": 0.5}),
+    ("alpha_beta", {"alpha": 1.0, "beta": 0.0}),
+    ("alpha_beta", {"alpha": 0.0, "beta": 1.0}),
+    ("alpha_beta", {"alpha": 0.3, "beta": 0.9}),
+    ("alpha_beta", {"alpha": 0.0, "beta": 0.0}),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +50,11 @@ def extreme_logits(seed: int, rows: int = ROWS, vocab: int = 24) -> tuple[np.nda
     rng = np.random.default_rng(seed)
     scale = rng.choice([0.1, 1.0, 5.0, 30.0], size=(rows, 1))
     zt = rng.standard_normal((rows, vocab)) * scale
-    zs = np.where(rng.random((rows, 1)) < 0.3, zt + 0.01 * rng.standard_normal((rows, vocab)),  # near-equal
-                  rng.standard_normal((rows, vocab)) * scale)
+    zs = np.where(
+        rng.random((rows, 1)) < 0.3,
+        zt + 0.01 * rng.standard_normal((rows, vocab)),  # near-equal
+        rng.standard_normal((rows, vocab)) * scale,
+    )
     deep = rng.random((rows, vocab)) < 0.2  # log-probabilities down to −1e4 (one side or both)
     zt = np.where(deep & (rng.random((rows, vocab)) < 0.7), -1e4 * rng.random((rows, vocab)), zt)
     zs = np.where(deep & (rng.random((rows, vocab)) < 0.7), -1e4 * rng.random((rows, vocab)), zs)
@@ -91,8 +104,13 @@ def test_generalized_jsd_never_exceeds_the_entropy_of_its_weights(beta):
     zs, zt = extreme_logits(seed=int(beta * 1000))
     bound = -(beta * math.log(beta) + (1 - beta) * math.log(1 - beta))
     for dtype in (torch.float32, torch.bfloat16):
-        out = generalized_jsd_loss(torch.from_numpy(zs).to(dtype), torch.from_numpy(zt).to(dtype),
-                                   torch.zeros(ROWS, dtype=torch.long), beta, reduction="none")
+        out = generalized_jsd_loss(
+            torch.from_numpy(zs).to(dtype),
+            torch.from_numpy(zt).to(dtype),
+            torch.zeros(ROWS, dtype=torch.long),
+            beta,
+            reduction="none",
+        )
         per_token = out.float().double().sum(-1)  # TRL's 'none' is per vocabulary entry
         assert float(out.float().min()) >= 0  # each entry is m·KL(Bernoulli) ≥ 0 for 0 < β < 1
         assert float(per_token.max()) <= bound * (1 + 1e-2)
@@ -128,8 +146,17 @@ def test_float32_agrees_with_scipy_where_both_underflow(divergence, options):
         want = rel_entr(s, options["skew"] * s + (1 - options["skew"]) * t).sum(-1)
     else:
         want = 0.5 * np.abs(s - t).sum(-1)
-    got = divergence_loss(torch.from_numpy(zs).float(), torch.from_numpy(zt).float(), divergence=divergence,
-                          reduction="none", **options).double().numpy()
+    got = (
+        divergence_loss(
+            torch.from_numpy(zs).float(),
+            torch.from_numpy(zt).float(),
+            divergence=divergence,
+            reduction="none",
+            **options,
+        )
+        .double()
+        .numpy()
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-7)
 
 
@@ -137,9 +164,12 @@ LOG_VALUES = st.sampled_from([0.0, -0.5, -3.0, -50.0, -103.0, -104.5, -150.0, -7
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(teacher=st.lists(LOG_VALUES, min_size=2, max_size=9), student_shift=st.lists(LOG_VALUES, min_size=9,
-                                                                                  max_size=9),
-       beta=st.floats(0.0, 1.0), dtype=st.sampled_from(DTYPES))
+@given(
+    teacher=st.lists(LOG_VALUES, min_size=2, max_size=9),
+    student_shift=st.lists(LOG_VALUES, min_size=9, max_size=9),
+    beta=st.floats(0.0, 1.0),
+    dtype=st.sampled_from(DTYPES),
+)
 def test_adversarial_rows_never_give_nan(teacher, student_shift, beta, dtype):
     """Rows built from the values where naive code breaks (log 0, underflow at −104 / −745, −1e4)."""
     vocab = len(teacher)
@@ -151,8 +181,13 @@ def test_adversarial_rows_never_give_nan(teacher, student_shift, beta, dtype):
     zt = torch.where(one_side & torch.isinf(zt), torch.full_like(zt, -1e4), zt)
     s = zs.to(dtype)[None].requires_grad_(True)
     t = zt.to(dtype)[None]
-    for divergence, options in (("jsd", {"beta": beta}), ("forward_kl", {}), ("reverse_kl", {}),
-                                ("skew_forward_kl", {"skew": 0.1}), ("tvd", {})):
+    for divergence, options in (
+        ("jsd", {"beta": beta}),
+        ("forward_kl", {}),
+        ("reverse_kl", {}),
+        ("skew_forward_kl", {"skew": 0.1}),
+        ("tvd", {}),
+    ):
         value = divergence_loss(s, t, divergence=divergence, **options)
         (grad,) = torch.autograd.grad(value, s)
         assert math.isfinite(float(value.detach())) and float(value.detach()) >= -1e-7, (divergence, value)

@@ -16,8 +16,15 @@ import torch.nn.functional as F
 from klkit.distill import divergence_loss, fused_linear_divergence, generalized_jsd_loss
 from klkit.errors import InvalidArgumentError, ShapeError
 
-SETTINGS = [("forward_kl", {}), ("reverse_kl", {}), ("jsd", {"beta": 0.3}), ("skew_forward_kl", {"skew": 0.2}),
-            ("skew_reverse_kl", {"skew": 0.1}), ("tvd", {}), ("alpha_beta", {"alpha": 0.6, "beta": 0.5})]
+SETTINGS = [
+    ("forward_kl", {}),
+    ("reverse_kl", {}),
+    ("jsd", {"beta": 0.3}),
+    ("skew_forward_kl", {"skew": 0.2}),
+    ("skew_reverse_kl", {"skew": 0.1}),
+    ("tvd", {}),
+    ("alpha_beta", {"alpha": 0.6, "beta": 0.5}),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +51,7 @@ def naive_per_token(zs, zt, divergence, temperature=1.0, beta=0.5, skew=0.1, alp
     if divergence == "tvd":
         return 0.5 * (s - t).abs().sum(-1)
     u = alpha + beta
-    return -(t ** alpha * s ** beta - alpha / u * t ** u - beta / u * s ** u).sum(-1) / (alpha * beta)
+    return -(t**alpha * s**beta - alpha / u * t**u - beta / u * s**u).sum(-1) / (alpha * beta)
 
 
 def naive_loss(zs, zt, divergence, labels=None, reduction="batchmean", num_items=None, **options):
@@ -82,14 +89,33 @@ def inputs(dtype=torch.float64, shape=(3, 7, 29), seed=0):
 @pytest.mark.parametrize(("divergence", "options"), SETTINGS)
 def test_chunked_logits_path_equals_the_naive_one(divergence, options, reduction, chunk_size):
     zs, zt, labels = inputs()
-    upstream = torch.rand(labels.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) \
-        if reduction == "none" else None
+    upstream = (
+        torch.rand(labels.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        if reduction == "none"
+        else None
+    )
     temperature = 1.7
-    got = grads_of(lambda s, t: divergence_loss(s, t, divergence=divergence, temperature=temperature, labels=labels,
-                                                reduction=reduction, chunk_size=chunk_size, **options),
-                   zs, zt, upstream=upstream)
-    want = grads_of(lambda s, t: naive_loss(s, t, divergence, labels, reduction, temperature=temperature, **options),
-                    zs, zt, upstream=upstream)
+    got = grads_of(
+        lambda s, t: divergence_loss(
+            s,
+            t,
+            divergence=divergence,
+            temperature=temperature,
+            labels=labels,
+            reduction=reduction,
+            chunk_size=chunk_size,
+            **options,
+        ),
+        zs,
+        zt,
+        upstream=upstream,
+    )
+    want = grads_of(
+        lambda s, t: naive_loss(s, t, divergence, labels, reduction, temperature=temperature, **options),
+        zs,
+        zt,
+        upstream=upstream,
+    )
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-11, atol=1e-13)
 
@@ -115,13 +141,30 @@ def test_fused_linear_path_equals_the_naive_one(divergence, options, teacher_gra
     hs, ws, bs, ht, wt, bt, labels = linear_inputs()
     s_leaves = [x.clone().requires_grad_(True) for x in (hs, ws, bs)]
     t_leaves = [x.clone().requires_grad_(teacher_grad) for x in (ht, wt, bt)]
-    loss = fused_linear_divergence(s_leaves[0], s_leaves[1], t_leaves[0], t_leaves[1], student_bias=s_leaves[2],
-                                   teacher_bias=t_leaves[2], divergence=divergence, temperature=0.8,
-                                   temperature_scaling=True, labels=labels, chunk_size=chunk_size, **options)
+    loss = fused_linear_divergence(
+        s_leaves[0],
+        s_leaves[1],
+        t_leaves[0],
+        t_leaves[1],
+        student_bias=s_leaves[2],
+        teacher_bias=t_leaves[2],
+        divergence=divergence,
+        temperature=0.8,
+        temperature_scaling=True,
+        labels=labels,
+        chunk_size=chunk_size,
+        **options,
+    )
     loss.backward()
     n_leaves = [x.clone().requires_grad_(True) for x in (hs, ws, bs, ht, wt, bt)]
-    want = 0.64 * naive_loss(n_leaves[0] @ n_leaves[1].T + n_leaves[2], n_leaves[3] @ n_leaves[4].T + n_leaves[5],
-                             divergence, labels, temperature=0.8, **options)
+    want = 0.64 * naive_loss(
+        n_leaves[0] @ n_leaves[1].T + n_leaves[2],
+        n_leaves[3] @ n_leaves[4].T + n_leaves[5],
+        divergence,
+        labels,
+        temperature=0.8,
+        **options,
+    )
     want.backward()
     torch.testing.assert_close(loss.detach(), want.detach(), rtol=1e-12, atol=1e-14)
     for got, ref in zip(s_leaves, n_leaves[:3], strict=True):
@@ -134,8 +177,9 @@ def test_fused_linear_path_equals_the_naive_one(divergence, options, teacher_gra
 
 
 def test_fused_linear_path_in_float32_and_without_bias():
-    hs, ws, _, ht, wt, _, labels = linear_inputs(dtype=torch.float32, tokens=(4, 16), hidden=(32, 48), vocab=500,
-                                                 bias=False)
+    hs, ws, _, ht, wt, _, labels = linear_inputs(
+        dtype=torch.float32, tokens=(4, 16), hidden=(32, 48), vocab=500, bias=False
+    )
     got = grads_of(lambda h, w: fused_linear_divergence(h, w, ht, wt, labels=labels, chunk_size=7), hs, ws)
     want = grads_of(lambda h, w: generalized_jsd_loss(h @ w.T, ht @ wt.T, labels, 0.5), hs.double(), ws.double())
     for g, w in zip(got, want, strict=True):
@@ -147,8 +191,9 @@ def test_fused_linear_path_in_float32_and_without_bias():
 def test_micro_batches_with_num_items_give_the_full_batch(split, path):
     """8 sequences of unequal kept lengths as 1 × 8, 2 × 4 and 8 × 1 micro-batches: summed losses and
     accumulated gradients equal the full batch's within 1e-6."""
-    hs, ws, bs, ht, wt, bt, labels = linear_inputs(dtype=torch.float32, tokens=(8, 11), hidden=(12, 20), vocab=90,
-                                                   seed=4)
+    hs, ws, bs, ht, wt, bt, labels = linear_inputs(
+        dtype=torch.float32, tokens=(8, 11), hidden=(12, 20), vocab=90, seed=4
+    )
     labels[torch.arange(8)[:, None] < torch.arange(11)[None, :] - 3 - torch.arange(8)[:, None] % 5] = -100
     zt = (ht @ wt.T + bt).detach()
     global_count = int((labels != -100).sum())
@@ -159,14 +204,28 @@ def test_micro_batches_with_num_items_give_the_full_batch(split, path):
         total = 0.0
         for rows in torch.arange(8).chunk(pieces):
             if path == "fused":
-                loss = fused_linear_divergence(h[rows], w, ht[rows], wt, student_bias=bs, teacher_bias=bt,
-                                               labels=labels[rows], num_items_in_batch=global_count)
+                loss = fused_linear_divergence(
+                    h[rows],
+                    w,
+                    ht[rows],
+                    wt,
+                    student_bias=bs,
+                    teacher_bias=bt,
+                    labels=labels[rows],
+                    num_items_in_batch=global_count,
+                )
             elif path == "jsd":
-                loss = generalized_jsd_loss(h[rows] @ w.T, zt[rows], labels[rows], 0.7,
-                                            num_items_in_batch=torch.tensor(global_count))
+                loss = generalized_jsd_loss(
+                    h[rows] @ w.T, zt[rows], labels[rows], 0.7, num_items_in_batch=torch.tensor(global_count)
+                )
             else:
-                loss = divergence_loss(h[rows] @ w.T, zt[rows], divergence="reverse_kl", labels=labels[rows],
-                                       num_items_in_batch=global_count)
+                loss = divergence_loss(
+                    h[rows] @ w.T,
+                    zt[rows],
+                    divergence="reverse_kl",
+                    labels=labels[rows],
+                    num_items_in_batch=global_count,
+                )
             loss.backward()
             total += float(loss.detach())
         return total, h.grad, w.grad
@@ -234,9 +293,17 @@ def test_fused_errors():
 
 def test_fused_numpy_in_numpy_out():
     hs, ws, bs, ht, wt, bt, labels = linear_inputs(dtype=torch.float32)
-    out = fused_linear_divergence(hs.numpy(), ws.numpy(), ht.numpy(), wt.numpy(), student_bias=bs.numpy(),
-                                  teacher_bias=bt.numpy(), labels=labels.numpy())
-    want = generalized_jsd_loss(hs.double() @ ws.double().T + bs.double(), ht.double() @ wt.double().T + bt.double(),
-                                labels)
+    out = fused_linear_divergence(
+        hs.numpy(),
+        ws.numpy(),
+        ht.numpy(),
+        wt.numpy(),
+        student_bias=bs.numpy(),
+        teacher_bias=bt.numpy(),
+        labels=labels.numpy(),
+    )
+    want = generalized_jsd_loss(
+        hs.double() @ ws.double().T + bs.double(), ht.double() @ wt.double().T + bt.double(), labels
+    )
     assert out.dtype.name == "float32" and out.shape == ()
     assert float(out) == pytest.approx(float(want), rel=1e-6)

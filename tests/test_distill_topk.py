@@ -14,8 +14,14 @@ from scipy.special import rel_entr
 from klkit.distill import TopKTeacher, divergence_loss, topk_teacher
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 
-SETTINGS = [("forward_kl", {}), ("reverse_kl", {}), ("jsd", {"beta": 0.4}), ("skew_forward_kl", {"skew": 0.1}),
-            ("skew_reverse_kl", {"skew": 0.2}), ("tvd", {})]
+SETTINGS = [
+    ("forward_kl", {}),
+    ("reverse_kl", {}),
+    ("jsd", {"beta": 0.4}),
+    ("skew_forward_kl", {"skew": 0.1}),
+    ("skew_reverse_kl", {"skew": 0.2}),
+    ("tvd", {}),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -84,13 +90,20 @@ def test_data_processing_inequality_and_k_equals_v(divergence, options):
     full = divergence_loss(S, T, divergence=divergence, reduction="none", temperature=1.3, **options)
     previous = torch.zeros_like(full)
     for k in (1, 4, 16, 48):
-        part = divergence_loss(S, topk_teacher(T, k, temperature=1.3), divergence=divergence, reduction="none",
-                               temperature=1.3, **options)
+        part = divergence_loss(
+            S, topk_teacher(T, k, temperature=1.3), divergence=divergence, reduction="none", temperature=1.3, **options
+        )
         assert bool((part <= full + 1e-12).all()), k  # collapsing can only lose information
         assert bool((part >= previous - 1e-12).all()), k  # top-k buckets refine top-(k−1) buckets
         previous = part
-    every = divergence_loss(S, topk_teacher(T, zs.shape[1], temperature=1.3), divergence=divergence,
-                            temperature=1.3, reduction="none", **options)
+    every = divergence_loss(
+        S,
+        topk_teacher(T, zs.shape[1], temperature=1.3),
+        divergence=divergence,
+        temperature=1.3,
+        reduction="none",
+        **options,
+    )
     torch.testing.assert_close(every, full, rtol=1e-12, atol=1e-14)
 
 
@@ -101,8 +114,11 @@ def test_gradients_of_the_collapsed_loss(divergence, options):
     top = topk_teacher(torch.randn(2, 3, 9, generator=g, dtype=torch.float64), 3, temperature=0.9)
     labels = torch.tensor([[1, -100, 2], [0, 4, 5]])
     assert torch.autograd.gradcheck(
-        lambda s: divergence_loss(s, top, divergence=divergence, temperature=0.9, labels=labels, **options), (zs,),
-        eps=1e-6, atol=1e-8)
+        lambda s: divergence_loss(s, top, divergence=divergence, temperature=0.9, labels=labels, **options),
+        (zs,),
+        eps=1e-6,
+        atol=1e-8,
+    )
     # and against autograd through the collapse written with plain torch ops (forward KL)
     if divergence == "forward_kl":
         lp = torch.log_softmax(zs / 0.9, -1)

@@ -91,8 +91,14 @@ def test_vae_kl_rejects_mixed_inputs() -> None:
 # ---------------------------------------------------------------------------------------------------
 def test_scipy_in_numpy_out_torch_in_torch_out() -> None:
     out = klkit.kl_divergence(stats.gamma(2.0), stats.expon())
-    assert isinstance(out, np.floating) and out == pytest.approx(float(td.kl_divergence(
-        td.Gamma(torch.tensor(2.0, dtype=T), torch.tensor(1.0, dtype=T)), td.Exponential(torch.tensor(1.0, dtype=T)))))
+    assert isinstance(out, np.floating) and out == pytest.approx(
+        float(
+            td.kl_divergence(
+                td.Gamma(torch.tensor(2.0, dtype=T), torch.tensor(1.0, dtype=T)),
+                td.Exponential(torch.tensor(1.0, dtype=T)),
+            )
+        )
+    )
     batch = klkit.entropy(stats.norm(np.zeros((2, 3)), 1.0))
     assert isinstance(batch, np.ndarray) and batch.shape == (2, 3)
     loc = torch.zeros(2, 3, requires_grad=True)
@@ -170,14 +176,17 @@ def test_base_converts_closed_forms_and_estimates() -> None:
     assert float(e.standard_error) == pytest.approx(float(e_nats.standard_error) / math.log(2))
 
 
-@pytest.mark.parametrize(("options", "error", "match"), [
-    ({"samples": 10}, TypeError, "unknown (option|keyword argument).*samples"),
-    ({"method": "closed"}, ValueError, "`method` must be"),
-    ({"n_samples": 1}, ValueError, "`n_samples` must be an integer ≥ 2"),
-    ({"n_samples": 10.0}, ValueError, "`n_samples`"),
-    ({"seed": -1}, ValueError, "`seed`"),
-    ({"estimator": "k4"}, ValueError, "`estimator` must be"),
-])
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"samples": 10}, TypeError, "unknown (option|keyword argument).*samples"),
+        ({"method": "closed"}, ValueError, "`method` must be"),
+        ({"n_samples": 1}, ValueError, "`n_samples` must be an integer ≥ 2"),
+        ({"n_samples": 10.0}, ValueError, "`n_samples`"),
+        ({"seed": -1}, ValueError, "`seed`"),
+        ({"estimator": "k4"}, ValueError, "`estimator` must be"),
+    ],
+)
 def test_bad_options_are_rejected(options: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         klkit.kl_divergence(stats.norm(0, 1), stats.norm(1, 1), **options)
@@ -280,8 +289,9 @@ def test_klkit_pairs_cli_prints_the_table() -> None:
 
     table = json.loads(result.output)
     assert table["finite_pairs"] >= 61 and table["finite_pairs"] == sum(r["finite"] for r in table["pairs"])
-    assert {"p": "Normal", "q": "Normal", "finite": True} in [{k: r[k] for k in ("p", "q", "finite")}
-                                                               for r in table["pairs"]]
+    assert {"p": "Normal", "q": "Normal", "finite": True} in [
+        {k: r[k] for k in ("p", "q", "finite")} for r in table["pairs"]
+    ]
     assert sum(r["finite"] and r["in_torch"] is False for r in table["pairs"]) >= 10  # pairs torch lacks
     text = CliRunner().invoke(app, ["pairs"])
     assert text.exit_code == 0 and "VonMises" in text.output
@@ -291,16 +301,20 @@ def test_klkit_pairs_cli_prints_the_table() -> None:
 # Mixtures
 # ---------------------------------------------------------------------------------------------------
 def _mix(w, m, s):
-    return td.MixtureSameFamily(td.Categorical(torch.tensor(w, dtype=T)),
-                                td.Normal(torch.tensor(m, dtype=T), torch.tensor(s, dtype=T)))
+    return td.MixtureSameFamily(
+        td.Categorical(torch.tensor(w, dtype=T)), td.Normal(torch.tensor(m, dtype=T), torch.tensor(s, dtype=T))
+    )
 
 
 def _mvn_mix(seed: int) -> td.MixtureSameFamily:
     g = torch.Generator().manual_seed(seed)
     L = torch.tril(torch.randn(3, 4, 2, 2, generator=g, dtype=T), -1) + torch.diag_embed(
-        torch.rand(3, 4, 2, generator=g, dtype=T) + 0.5)
-    return td.MixtureSameFamily(td.Categorical(logits=torch.randn(3, 4, generator=g, dtype=T)),
-                                td.MultivariateNormal(2 * torch.randn(3, 4, 2, generator=g, dtype=T), scale_tril=L))
+        torch.rand(3, 4, 2, generator=g, dtype=T) + 0.5
+    )
+    return td.MixtureSameFamily(
+        td.Categorical(logits=torch.randn(3, 4, generator=g, dtype=T)),
+        td.MultivariateNormal(2 * torch.randn(3, 4, 2, generator=g, dtype=T), scale_tril=L),
+    )
 
 
 def test_mixture_entropy_bounds_bracket_monte_carlo() -> None:
@@ -364,8 +378,9 @@ def test_mixture_options_are_checked() -> None:
     with pytest.raises(ValueError, match="`method` must be"):
         kd.mixture_kl(_mix([1.0], [0.0], [1.0]), _mix([1.0], [0.0], [1.0]), method="exact")
     with pytest.raises(TypeError, match="Gaussian components"):
-        kd.mixture_entropy(td.MixtureSameFamily(td.Categorical(torch.ones(2)), td.Laplace(torch.zeros(2), 1.0)),
-                           method="huber_upper")
+        kd.mixture_entropy(
+            td.MixtureSameFamily(td.Categorical(torch.ones(2)), td.Laplace(torch.zeros(2), 1.0)), method="huber_upper"
+        )
 
 
 def test_auto_uses_monte_carlo_for_torch_mixtures() -> None:
@@ -394,8 +409,17 @@ def test_fused_standard_normal_path_matches_the_general_formula_and_its_gradient
 
 def test_public_api_is_pinned() -> None:
     assert sorted(kd.__all__) == kd.__all__
-    assert {"register_kl", "register_entropy", "registered_pairs", "gaussian_kl_standard_normal", "mixture_kl",
-            "mixture_entropy", "kl_divergence", "entropy", "cross_entropy"} <= set(kd.__all__)
+    assert {
+        "register_kl",
+        "register_entropy",
+        "registered_pairs",
+        "gaussian_kl_standard_normal",
+        "mixture_kl",
+        "mixture_entropy",
+        "kl_divergence",
+        "entropy",
+        "cross_entropy",
+    } <= set(kd.__all__)
     assert all(hasattr(kd, name) for name in kd.__all__)
 
 
@@ -406,10 +430,17 @@ def test_mixture_without_closed_form_points_to_mixture_kl() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(loc=st.floats(-5, 5), log_scale=st.floats(-3, 3), loc_q=st.floats(-5, 5), log_scale_q=st.floats(-3, 3),
-       a=st.floats(0.2, 20), b=st.floats(0.2, 20))
+@given(
+    loc=st.floats(-5, 5),
+    log_scale=st.floats(-3, 3),
+    loc_q=st.floats(-5, 5),
+    log_scale_q=st.floats(-3, 3),
+    a=st.floats(0.2, 20),
+    b=st.floats(0.2, 20),
+)
 def test_properties_numpy_and_torch_agree_kl_nonnegative_and_zero_on_the_diagonal(
-        loc: float, log_scale: float, loc_q: float, log_scale_q: float, a: float, b: float) -> None:
+    loc: float, log_scale: float, loc_q: float, log_scale_q: float, a: float, b: float
+) -> None:
     s, sq = math.exp(log_scale), math.exp(log_scale_q)
     cases = [
         (stats.norm(loc, s), stats.norm(loc_q, sq), td.Normal(_f(loc), _f(s)), td.Normal(_f(loc_q), _f(sq))),

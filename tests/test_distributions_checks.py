@@ -40,9 +40,13 @@ def test_categoricals_of_different_sizes_raise_from_check_pair_and_batches_are_f
     p = td.Categorical(probs=torch.tensor([[0.5, 0.5], [0.1, 0.9]], dtype=T))
     q = td.Categorical(logits=torch.zeros(5, dtype=T))
     assert (categories(p), categories(q), categories(td.Normal(0.0, 1.0))) == (2, 5, None)
-    with pytest.raises(IncompatibleDistributionsError, match=(
+    with pytest.raises(
+        IncompatibleDistributionsError,
+        match=(
             r"found 2 categories in p and 5 in q \(their probabilities would broadcast, not compare\)\. Pad `p` with "
-            r"zero-probability categories up to 5: .*pad\(probs, \(0, 3\)\)\), or logits padded with -inf\.")):
+            r"zero-probability categories up to 5: .*pad\(probs, \(0, 3\)\)\), or logits padded with -inf\."
+        ),
+    ):
         check_pair(p, q)
     check_pair(p, td.Categorical(probs=torch.tensor([0.3, 0.7], dtype=T)))  # a batch against one law: same categories
     # the padded law is the same law: KL([½, ½, 0, 0, 0] ‖ uniform on 5) = log 5 − log 2, by hand
@@ -55,15 +59,25 @@ def test_scipy_multivariate_against_univariate_raises() -> None:
         klkit.kl_divergence(stats.multivariate_normal(np.zeros(2)), stats.norm(0, 1), n_samples=100, seed=0)
 
 
-@pytest.mark.parametrize("pair", [
-    (td.Poisson(torch.tensor(3.0)), td.Normal(3.0, 1.0)),
-    (td.Normal(3.0, 1.0), td.Poisson(torch.tensor(3.0))),
-    (stats.poisson(3), stats.norm(3, 1)),
-    (stats.norm(3, 1), stats.poisson(3)),
-    (td.Normal(0.0, 1.0), td.Categorical(logits=torch.zeros(3))),
-    (td.Categorical(logits=torch.zeros(3)), td.Normal(0.0, 1.0)),
-], ids=["torch-poisson-normal", "torch-normal-poisson", "scipy-poisson-normal", "scipy-normal-poisson",
-        "normal-categorical", "categorical-normal"])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (td.Poisson(torch.tensor(3.0)), td.Normal(3.0, 1.0)),
+        (td.Normal(3.0, 1.0), td.Poisson(torch.tensor(3.0))),
+        (stats.poisson(3), stats.norm(3, 1)),
+        (stats.norm(3, 1), stats.poisson(3)),
+        (td.Normal(0.0, 1.0), td.Categorical(logits=torch.zeros(3))),
+        (td.Categorical(logits=torch.zeros(3)), td.Normal(0.0, 1.0)),
+    ],
+    ids=[
+        "torch-poisson-normal",
+        "torch-normal-poisson",
+        "scipy-poisson-normal",
+        "scipy-normal-poisson",
+        "normal-categorical",
+        "categorical-normal",
+    ],
+)
 def test_discrete_against_continuous_raises_and_says_why(pair: tuple) -> None:
     p, q = pair
     for measure in (klkit.kl_divergence, klkit.cross_entropy, api.js_divergence):
@@ -86,8 +100,7 @@ def test_unfrozen_scipy_raises_type_error_saying_freeze_it() -> None:
 
 def test_discrete_pair_outside_categorical_support_is_inf() -> None:
     """Poisson samples beyond the categories have q = 0: KL = +inf exactly (no index error)."""
-    e = klkit.kl_divergence(td.Poisson(torch.tensor(5.0)), td.Categorical(logits=torch.zeros(3)),
-                            n_samples=200, seed=0)
+    e = klkit.kl_divergence(td.Poisson(torch.tensor(5.0)), td.Categorical(logits=torch.zeros(3)), n_samples=200, seed=0)
     assert math.isinf(float(e))
 
 
@@ -109,12 +122,15 @@ def test_infinite_kl_by_monte_carlo_warns() -> None:
         klkit.kl_divergence(stats.t(3), stats.gumbel_r(), seed=0)
 
 
-@pytest.mark.parametrize(("p", "q", "estimator"), [
-    (td.Normal(0.0, 1.0), td.Normal(1.0, 2.0), "k1"),
-    (td.Gamma(torch.tensor(2.0, dtype=T), 1.0), td.Gamma(torch.tensor(3.0, dtype=T), 2.0), "k1"),
-    (td.Gamma(torch.tensor(2.0, dtype=T), 1.0), td.Gamma(torch.tensor(3.0, dtype=T), 2.0), "k3"),
-    (stats.norm(0, 1), stats.t(5), "k1"),
-])
+@pytest.mark.parametrize(
+    ("p", "q", "estimator"),
+    [
+        (td.Normal(0.0, 1.0), td.Normal(1.0, 2.0), "k1"),
+        (td.Gamma(torch.tensor(2.0, dtype=T), 1.0), td.Gamma(torch.tensor(3.0, dtype=T), 2.0), "k1"),
+        (td.Gamma(torch.tensor(2.0, dtype=T), 1.0), td.Gamma(torch.tensor(3.0, dtype=T), 2.0), "k3"),
+        (stats.norm(0, 1), stats.t(5), "k1"),
+    ],
+)
 def test_well_behaved_pairs_do_not_warn(p, q, estimator: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", MonteCarloWarning)
@@ -135,15 +151,20 @@ def _js_quad(p, q) -> float:
         lp, lq = p.logpdf(x), q.logpdf(x)
         lm = np.logaddexp(lp, lq) - math.log(2)
         return 0.5 * (math.exp(lp) * (lp - lm) if lp > -np.inf else 0.0) + 0.5 * (
-            math.exp(lq) * (lq - lm) if lq > -np.inf else 0.0)
+            math.exp(lq) * (lq - lm) if lq > -np.inf else 0.0
+        )
+
     return integrate.quad(integrand, -np.inf, np.inf, limit=200)[0]
 
 
-@pytest.mark.parametrize(("p", "q"), [
-    (stats.norm(0, 1), stats.norm(1, 2)),
-    (stats.norm(0, 1), stats.laplace(0.5, 1)),
-    (stats.t(3), stats.cauchy(1, 0.5)),
-])
+@pytest.mark.parametrize(
+    ("p", "q"),
+    [
+        (stats.norm(0, 1), stats.norm(1, 2)),
+        (stats.norm(0, 1), stats.laplace(0.5, 1)),
+        (stats.t(3), stats.cauchy(1, 0.5)),
+    ],
+)
 def test_js_scipy_matches_quadrature(p, q) -> None:
     e = api.js_divergence(p, q, n_samples=50_000, seed=1)
     assert isinstance(e, Estimate) and e.n_samples == 100_000
@@ -167,8 +188,9 @@ def test_js_torch_batch_matches_quadrature_and_keeps_gradients() -> None:
 
 def test_js_is_exact_zero_for_identical_laws_and_log2_bound() -> None:
     assert float(api.js_divergence(stats.norm(0, 1), stats.norm(0, 1))) == 0.0
-    same = api.js_divergence(td.Gamma(torch.tensor([2.0, 3.0]), 1.0), td.Gamma(torch.tensor([2.0, 3.0]), 1.0),
-                             method="exact")
+    same = api.js_divergence(
+        td.Gamma(torch.tensor([2.0, 3.0]), 1.0), td.Gamma(torch.tensor([2.0, 3.0]), 1.0), method="exact"
+    )
     assert torch.equal(same, torch.zeros(2))
     with pytest.raises(NotRegisteredError, match="method='mc'"):
         api.js_divergence(stats.norm(0, 1), stats.norm(1, 1), method="exact")
@@ -240,8 +262,9 @@ def test_categorical_kl_fast_path_matches_torch_and_zero_probabilities() -> None
     assert float(kl[0]) == pytest.approx(0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.6), rel=1e-14)
     assert math.isinf(float(kl[1]))
     logits = torch.tensor([0.0, -math.inf, 1.0], dtype=T, requires_grad=True)  # p_1 = q_1 = 0
-    kl = klkit.kl_divergence(td.Categorical(logits=logits), td.Categorical(logits=torch.tensor([1.0, -math.inf, 0.0],
-                                                                                               dtype=T)))
+    kl = klkit.kl_divergence(
+        td.Categorical(logits=logits), td.Categorical(logits=torch.tensor([1.0, -math.inf, 0.0], dtype=T))
+    )
     (g1,) = torch.autograd.grad(kl, logits)
     assert torch.isfinite(kl) and bool(torch.isfinite(g1[[0, 2]]).all())
 

@@ -52,7 +52,8 @@ def _t(*values: float) -> torch.Tensor:
 def _mvn(role: str, equal_covariance: bool = False) -> td.Distribution:
     g = torch.Generator().manual_seed(3 if role == "p" or equal_covariance else 4)
     L = torch.tril(0.3 * torch.randn(2, 3, 3, generator=g, dtype=T), -1) + torch.diag_embed(
-        torch.rand(2, 3, generator=g, dtype=T) * 0.4 + 0.8)
+        torch.rand(2, 3, generator=g, dtype=T) * 0.4 + 0.8
+    )
     loc = torch.randn(2, 3, generator=torch.Generator().manual_seed(5 if role == "p" else 6), dtype=T)
     return td.MultivariateNormal(loc, scale_tril=L)
 
@@ -70,15 +71,18 @@ def _categorical(role: str) -> td.Distribution:
 
 TORCH: dict[type, Callable[[str], td.Distribution]] = {
     kd.Normal: lambda r: td.Normal(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Normal(_t(0.0, 0.5), _t(1.0, 1.4)),
-    kd.LogNormal: lambda r: (td.LogNormal(_t(0.0, 0.5), _t(0.5, 1.0)) if r == "p"
-                             else td.LogNormal(_t(0.2, -0.3), _t(0.6, 0.9))),
+    kd.LogNormal: lambda r: (
+        td.LogNormal(_t(0.0, 0.5), _t(0.5, 1.0)) if r == "p" else td.LogNormal(_t(0.2, -0.3), _t(0.6, 0.9))
+    ),
     kd.HalfNormal: lambda r: td.HalfNormal(_t(1.0, 2.0)) if r == "p" else td.HalfNormal(_t(1.2, 1.7)),
     kd.Exponential: lambda r: td.Exponential(_t(0.8, 2.0)) if r == "p" else td.Exponential(_t(1.0, 1.5)),
     kd.Gamma: lambda r: td.Gamma(_t(2.0, 3.0), _t(1.5, 0.5)) if r == "p" else td.Gamma(_t(2.5, 2.6), _t(1.7, 0.6)),
-    kd.InverseGamma: lambda r: (td.InverseGamma(_t(3.0, 2.5), _t(1.0, 2.0)) if r == "p"
-                                else td.InverseGamma(_t(3.5, 3.0), _t(1.2, 2.2))),
-    kd.Uniform: lambda r: (td.Uniform(_t(0.2, 1.5), _t(0.8, 2.5)) if r == "p"
-                           else td.Uniform(_t(0.0, 1.0), _t(1.5, 3.0))),
+    kd.InverseGamma: lambda r: (
+        td.InverseGamma(_t(3.0, 2.5), _t(1.0, 2.0)) if r == "p" else td.InverseGamma(_t(3.5, 3.0), _t(1.2, 2.2))
+    ),
+    kd.Uniform: lambda r: (
+        td.Uniform(_t(0.2, 1.5), _t(0.8, 2.5)) if r == "p" else td.Uniform(_t(0.0, 1.0), _t(1.5, 3.0))
+    ),
     kd.MultivariateNormal: _mvn,
     kd.LowRankMultivariateNormal: _lowrank,
     kd.Bernoulli: lambda r: td.Bernoulli(_t(0.3, 0.8) if r == "p" else _t(0.6, 0.5)),
@@ -89,8 +93,9 @@ TORCH: dict[type, Callable[[str], td.Distribution]] = {
 TV_TORCH: dict[type, Callable[[str], td.Distribution]] = {
     **TORCH,
     kd.MultivariateNormal: lambda r: _mvn(r, equal_covariance=True),
-    kd.Independent: lambda r: td.Independent(td.Normal(_t(0.3, -1.0) if r == "p" else _t(0.0, 0.5),
-                                                       _t(0.8, 1.5)).expand((3, 2)), 1),
+    kd.Independent: lambda r: td.Independent(
+        td.Normal(_t(0.3, -1.0) if r == "p" else _t(0.0, 0.5), _t(0.8, 1.5)).expand((3, 2)), 1
+    ),
 }
 
 
@@ -101,21 +106,30 @@ def _pair_id(pair: tuple[type, type]) -> str:
 RENYI = registry.registered_divergences("renyi_divergence")
 TV = registry.registered_divergences("total_variation")
 # The Hellinger distance: its own forms and every Rényi pair (through the order ½).
-HELLINGER = sorted(set(registry.registered_divergences("hellinger_distance")) | set(RENYI),
-                   key=lambda m: (m[0].__name__, m[1].__name__))
+HELLINGER = sorted(
+    set(registry.registered_divergences("hellinger_distance")) | set(RENYI),
+    key=lambda m: (m[0].__name__, m[1].__name__),
+)
 JS = registry.registered_divergences("js_divergence")
 
 
 def test_every_registered_family_has_a_factory() -> None:
-    families = {t for measure in registry.DIVERGENCES for pair in registry.registered_divergences(measure)
-                for t in pair}
+    families = {
+        t for measure in registry.DIVERGENCES for pair in registry.registered_divergences(measure) for t in pair
+    }
     missing = sorted(t.__name__ for t in families if t not in TORCH)
     assert not missing, f"registered families without a parameter factory in this test: {missing}"
 
 
 def test_coverage_bar() -> None:
-    must = {(kd.Normal, kd.Normal), (kd.MultivariateNormal, kd.MultivariateNormal), (kd.Exponential, kd.Exponential),
-            (kd.Gamma, kd.Gamma), (kd.Bernoulli, kd.Bernoulli), (kd.Categorical, kd.Categorical)}
+    must = {
+        (kd.Normal, kd.Normal),
+        (kd.MultivariateNormal, kd.MultivariateNormal),
+        (kd.Exponential, kd.Exponential),
+        (kd.Gamma, kd.Gamma),
+        (kd.Bernoulli, kd.Bernoulli),
+        (kd.Categorical, kd.Categorical),
+    }
     assert must <= set(RENYI) and must <= set(HELLINGER)
     assert {(kd.Normal, kd.Normal), (kd.Categorical, kd.Categorical), (kd.Bernoulli, kd.Bernoulli)} <= set(TV)
 
@@ -146,15 +160,16 @@ def test_renyi_against_monte_carlo(pair: tuple[type, type], alpha: float) -> Non
 @pytest.mark.parametrize("pair", TV, ids=_pair_id)
 def test_total_variation_against_monte_carlo(pair: tuple[type, type]) -> None:
     p, q = TV_TORCH[pair[0]]("p"), TV_TORCH[pair[1]]("q")
-    _within(api.total_variation(p, q, method="exact"), api.total_variation(p, q, method="mc", n_samples=10_000,
-                                                                           seed=0))
+    _within(api.total_variation(p, q, method="exact"), api.total_variation(p, q, method="mc", n_samples=10_000, seed=0))
 
 
 @pytest.mark.parametrize("pair", HELLINGER, ids=_pair_id)
 def test_hellinger_against_monte_carlo(pair: tuple[type, type]) -> None:
     p, q = TORCH[pair[0]]("p"), TORCH[pair[1]]("q")
-    _within(api.hellinger_distance(p, q, method="exact"),
-            api.hellinger_distance(p, q, method="mc", n_samples=10_000, seed=0))
+    _within(
+        api.hellinger_distance(p, q, method="exact"),
+        api.hellinger_distance(p, q, method="mc", n_samples=10_000, seed=0),
+    )
 
 
 @pytest.mark.parametrize("pair", JS, ids=_pair_id)
@@ -206,8 +221,9 @@ def test_renyi_against_quadrature(p: Any, q: Any, lo: float, hi: float, alpha: f
     assert isinstance(ours, np.floating)
     if math.isinf(ours):  # the integral diverges: the mass x·f(x) per unit of log x does not fall off at an end
         assert alpha > 1
-        assert any(_log_mass(p, q, alpha, far) >= _log_mass(p, q, alpha, near) - 1.0
-                   for near, far in _towards_the_ends(lo, hi)), "+inf, but the integrand decays at both ends"
+        assert any(
+            _log_mass(p, q, alpha, far) >= _log_mass(p, q, alpha, near) - 1.0 for near, far in _towards_the_ends(lo, hi)
+        ), "+inf, but the integrand decays at both ends"
         return
     truth = math.log(_renyi_integral(p, q, alpha, lo, hi)) / (alpha - 1)
     assert ours == pytest.approx(truth, rel=1e-10, abs=1e-13)
@@ -259,8 +275,7 @@ def test_total_variation_against_quadrature(p: Any, q: Any) -> None:
 def test_total_variation_of_equal_variance_normals_is_the_textbook_formula() -> None:
     for delta, sigma in ((0.5, 1.0), (3.0, 2.0), (1e-6, 1.0)):
         expected = 2 * stats.norm.cdf(delta / (2 * sigma)) - 1
-        assert api.total_variation(stats.norm(0, sigma), stats.norm(delta, sigma)) == pytest.approx(expected,
-                                                                                                    rel=1e-9)
+        assert api.total_variation(stats.norm(0, sigma), stats.norm(delta, sigma)) == pytest.approx(expected, rel=1e-9)
 
 
 def _mvn_scipy(loc: list[float], cov: list[list[float]]) -> Any:
@@ -299,8 +314,9 @@ def test_mvn_total_variation_with_equal_covariance_against_dblquad() -> None:
     boundary = lambda x: (c - w[0] * x) / w[1]  # noqa: E731
     inner = (boundary, lambda x: 12.0) if w[1] > 0 else (lambda x: -12.0, boundary)
     lp, lq = _log_density_2d(MVN_P), _log_density_2d(q)
-    truth = integrate.dblquad(lambda y, x: math.exp(lp(x, y)) - math.exp(lq(x, y)), -10, 10, *inner,
-                              epsabs=1e-11, epsrel=1e-9)[0]
+    truth = integrate.dblquad(
+        lambda y, x: math.exp(lp(x, y)) - math.exp(lq(x, y)), -10, 10, *inner, epsabs=1e-11, epsrel=1e-9
+    )[0]
     assert api.total_variation(MVN_P, q) == pytest.approx(truth, rel=1e-7)
 
 
@@ -425,9 +441,11 @@ def test_f_divergence_names_dispatch_to_their_measures() -> None:
 
 def test_f_divergence_with_a_callable_against_the_closed_forms() -> None:
     p, q = td.Normal(_t(0.3), _t(0.8)), td.Normal(_t(-0.5), _t(1.3))
-    cases = [(lambda t: t * torch.log(t), api.kl_divergence(p, q)),
-             (lambda t: (t - 1) ** 2, api.f_divergence(p, q, "chi2")),
-             (lambda t: 0.5 * (t - 1).abs(), api.total_variation(p, q))]
+    cases = [
+        (lambda t: t * torch.log(t), api.kl_divergence(p, q)),
+        (lambda t: (t - 1) ** 2, api.f_divergence(p, q, "chi2")),
+        (lambda t: 0.5 * (t - 1).abs(), api.total_variation(p, q)),
+    ]
     for f, exact in cases:
         mc = api.f_divergence(p, q, f, n_samples=20_000, seed=1)
         assert abs(float(mc) - float(exact)) <= 4 * float(mc.standard_error), (mc, exact)
@@ -441,10 +459,14 @@ def _uniform(low: float, high: float, library: str) -> Any:
 def test_callable_f_where_p_has_mass_outside_q_raises_and_chi2_is_inf(library: str) -> None:
     # p = U(0, 2), q = U(0, 1): p puts ½ where q = 0, so D_f = ∫q f(p/q) + f'(∞)·½, +inf for χ², unknown for a callable
     p, q = _uniform(0.0, 2.0, library), _uniform(0.0, 1.0, library)
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`f` is a callable, so the term p_i·lim f\(t\)/t where q_i = 0 < p_i \(.*\) is unknown to klkit; found "
             r"q\(x\) = 0 < p\(x\) at \d+ of 2000 points x sampled from p \(so p has mass outside q's support\)\. Use a "
-            r"named f .*'kl' and 'chi2' are \+inf there\), or give q full support on p's\.")):
+            r"named f .*'kl' and 'chi2' are \+inf there\), or give q full support on p's\."
+        ),
+    ):
         api.f_divergence(p, q, lambda t: (t - 1) ** 2, n_samples=2_000, seed=0)
     assert float(api.f_divergence(p, q, "chi2", n_samples=2_000, seed=0)) == math.inf
     # the other way round q covers p: D_f = ∫ q f(p/q) with p/q = 2 on [0, 1) and 0 on [1, 2): ½ f(2) + ½ f(0)
@@ -458,16 +480,25 @@ def test_callable_f_where_p_has_mass_outside_q_raises_and_chi2_is_inf(library: s
 @pytest.mark.parametrize("library", ["scipy", "torch"])
 def test_callable_f_gets_the_checks_of_the_array_path(library: str) -> None:
     p = stats.norm(0.0, 1.0) if library == "scipy" else td.Normal(_t(0.0), _t(1.0))
-    with pytest.raises(InvalidArgumentError, match=(
-            r"`f` must satisfy f\(1\) = 0 \(an f-divergence of P from itself is 0\); found f\(1\) = 1\.0\. Subtract")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`f` must satisfy f\(1\) = 0 \(an f-divergence of P from itself is 0\); found f\(1\) = 1\.0\. Subtract"
+        ),
+    ):
         api.f_divergence(p, p, lambda t: t**2, n_samples=100, seed=0)
-    with pytest.raises(InvalidArgumentError, match=(
-            r"`f` must act elementwise and return an array of the ratios' shape \(100,( 1)?\); found \(\)\. Write f")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`f` must act elementwise and return an array of the ratios' shape \(100,( 1)?\); found \(\)\. Write f"
+        ),
+    ):
         api.f_divergence(p, p, lambda t: ((t - 1) ** 2).sum(), n_samples=100, seed=0)
     log = torch.log if library == "torch" else np.log
     with pytest.raises(InvalidArgumentError, match=r"`f` returned NaN at t = 0\.0 \(\d+ ratio\(s\) in all\)\. Define"):
-        api.f_divergence(_uniform(0.0, 1.0, library), _uniform(0.0, 2.0, library), lambda t: t * log(t),
-                         n_samples=100, seed=0)
+        api.f_divergence(
+            _uniform(0.0, 1.0, library), _uniform(0.0, 2.0, library), lambda t: t * log(t), n_samples=100, seed=0
+        )
 
 
 CATEGORIES = {  # p = [1] against q = [½, ¼, ¼] padded to [1, 0, 0]: sums written out
@@ -475,8 +506,10 @@ CATEGORIES = {  # p = [1] against q = [½, ¼, ¼] padded to [1, 0, 0]: sums wri
     "total_variation": (lambda p, q: api.total_variation(p, q), 0.5),
     "renyi_divergence": (lambda p, q: api.renyi_divergence(p, q, 2.0), math.log(2.0)),  # log Σ p²/q
     "hellinger_distance": (lambda p, q: api.hellinger_distance(p, q), math.sqrt(1 - math.sqrt(0.5))),
-    "js_divergence": (lambda p, q: api.js_divergence(p, q),  # m = [¾, ⅛, ⅛]: ½ log(1/¾) + ½ [½ log(½/¾) + 2·¼ log 2]
-                      0.5 * math.log(4 / 3) + 0.25 * math.log(2 / 3) + 0.25 * math.log(2.0)),
+    "js_divergence": (
+        lambda p, q: api.js_divergence(p, q),  # m = [¾, ⅛, ⅛]: ½ log(1/¾) + ½ [½ log(½/¾) + 2·¼ log 2]
+        0.5 * math.log(4 / 3) + 0.25 * math.log(2 / 3) + 0.25 * math.log(2.0),
+    ),
     "chi2": (lambda p, q: api.f_divergence(p, q, "chi2"), 1.0),  # Σ p²/q − 1
     "cross_entropy": (lambda p, q: api.cross_entropy(p, q), math.log(2.0)),
 }
@@ -487,10 +520,14 @@ def test_categoricals_of_different_sizes_raise_and_padded_ones_are_exact(name: s
     measure, truth = CATEGORIES[name]
     short, long = td.Categorical(probs=_t(1.0)), td.Categorical(probs=_t(0.5, 0.25, 0.25))
     for a, b, ka, kb, pad in ((short, long, 1, 3, "p"), (long, short, 3, 1, "q")):
-        with pytest.raises(IncompatibleDistributionsError, match=(
+        with pytest.raises(
+            IncompatibleDistributionsError,
+            match=(
                 rf"`p` and `q` must be Categorical laws over the same categories; found {ka} categories in p and "
                 rf"{kb} in q \(their probabilities would broadcast, not compare\)\. Pad `{pad}` with zero-probability "
-                r"categories up to 3: Categorical\(probs=torch\.nn\.functional\.pad\(probs, \(0, 2\)\)\)")):
+                r"categories up to 3: Categorical\(probs=torch\.nn\.functional\.pad\(probs, \(0, 2\)\)\)"
+            ),
+        ):
             measure(a, b)
     padded = td.Categorical(probs=torch.nn.functional.pad(_t(1.0), (0, 2)))
     assert float(measure(padded, long)) == pytest.approx(truth, rel=1e-13)
@@ -507,8 +544,10 @@ def test_top_level_functions_reject_categoricals_of_different_sizes() -> None:
 
 def test_chi2_monte_carlo_and_exact_agree() -> None:
     p, q = td.Gamma(_t(2.0, 3.0), _t(1.5, 0.5)), td.Gamma(_t(2.5, 2.6), _t(1.7, 0.6))
-    _within(api.f_divergence(p, q, "chi2", method="exact"),
-            api.f_divergence(p, q, "chi2", method="mc", n_samples=20_000, seed=0))
+    _within(
+        api.f_divergence(p, q, "chi2", method="exact"),
+        api.f_divergence(p, q, "chi2", method="mc", n_samples=20_000, seed=0),
+    )
 
 
 def test_js_distance_is_the_root_of_the_estimate() -> None:
@@ -542,23 +581,38 @@ def test_heavy_tailed_renyi_weights_warn() -> None:
 # torch and scipy agree; results have the input's type
 # ---------------------------------------------------------------------------------------------------
 SCIPY_PAIRS = [
-    (lambda: (td.Normal(_t(0.3), _t(0.8)), td.Normal(_t(-0.5), _t(1.3))),
-     lambda: (stats.norm(0.3, 0.8), stats.norm(-0.5, 1.3))),
-    (lambda: (td.Exponential(_t(0.5)), td.Exponential(_t(2.0))),
-     lambda: (stats.expon(scale=2.0), stats.expon(scale=0.5))),
-    (lambda: (td.Gamma(_t(2.0), _t(1.5)), td.Gamma(_t(3.5), _t(0.7))),
-     lambda: (stats.gamma(2.0, scale=1 / 1.5), stats.gamma(3.5, scale=1 / 0.7))),
+    (
+        lambda: (td.Normal(_t(0.3), _t(0.8)), td.Normal(_t(-0.5), _t(1.3))),
+        lambda: (stats.norm(0.3, 0.8), stats.norm(-0.5, 1.3)),
+    ),
+    (
+        lambda: (td.Exponential(_t(0.5)), td.Exponential(_t(2.0))),
+        lambda: (stats.expon(scale=2.0), stats.expon(scale=0.5)),
+    ),
+    (
+        lambda: (td.Gamma(_t(2.0), _t(1.5)), td.Gamma(_t(3.5), _t(0.7))),
+        lambda: (stats.gamma(2.0, scale=1 / 1.5), stats.gamma(3.5, scale=1 / 0.7)),
+    ),
     (lambda: (td.Bernoulli(_t(0.3)), td.Bernoulli(_t(0.6))), lambda: (stats.bernoulli(0.3), stats.bernoulli(0.6))),
-    (lambda: (td.MultivariateNormal(torch.tensor(MVN_P.mean), torch.tensor(MVN_P.cov)),
-              td.MultivariateNormal(torch.tensor(MVN_Q.mean), torch.tensor(MVN_Q.cov))), lambda: (MVN_P, MVN_Q)),
+    (
+        lambda: (
+            td.MultivariateNormal(torch.tensor(MVN_P.mean), torch.tensor(MVN_P.cov)),
+            td.MultivariateNormal(torch.tensor(MVN_Q.mean), torch.tensor(MVN_Q.cov)),
+        ),
+        lambda: (MVN_P, MVN_Q),
+    ),
 ]
 
 
 @pytest.mark.parametrize("index", range(len(SCIPY_PAIRS)))
 def test_torch_and_scipy_objects_agree(index: int) -> None:
     (tp, tq), (sp, sq) = SCIPY_PAIRS[index][0](), SCIPY_PAIRS[index][1]()
-    checks = [lambda p, q: api.renyi_divergence(p, q, 0.6), lambda p, q: api.renyi_divergence(p, q, 1.8, base=2),
-              api.hellinger_distance, lambda p, q: api.f_divergence(p, q, "chi2")]
+    checks = [
+        lambda p, q: api.renyi_divergence(p, q, 0.6),
+        lambda p, q: api.renyi_divergence(p, q, 1.8, base=2),
+        api.hellinger_distance,
+        lambda p, q: api.f_divergence(p, q, "chi2"),
+    ]
     if index in (0, 1, 3):
         checks.append(api.total_variation)
     for measure in checks:
@@ -573,9 +627,11 @@ def test_torch_and_scipy_objects_agree(index: int) -> None:
 def _measures(pair: tuple[type, type]) -> list[tuple[str, Callable[[Any, Any], Any]]]:
     out: list[tuple[str, Callable[[Any, Any], Any]]] = []
     if pair in RENYI:
-        out += [("renyi 0.7", lambda p, q: api.renyi_divergence(p, q, 0.7, method="exact")),
-                ("renyi 1.5", lambda p, q: api.renyi_divergence(p, q, 1.5, method="exact")),
-                ("hellinger", lambda p, q: api.hellinger_distance(p, q, method="exact"))]
+        out += [
+            ("renyi 0.7", lambda p, q: api.renyi_divergence(p, q, 0.7, method="exact")),
+            ("renyi 1.5", lambda p, q: api.renyi_divergence(p, q, 1.5, method="exact")),
+            ("hellinger", lambda p, q: api.hellinger_distance(p, q, method="exact")),
+        ]
     if pair in TV:
         out.append(("tv", lambda p, q: api.total_variation(p, q, method="exact")))
     return out
@@ -586,12 +642,19 @@ def _leaves(d: td.Distribution) -> tuple[td.Distribution, list[torch.Tensor]]:
     if isinstance(d, td.Independent):
         base, leaves = _leaves(d.base_dist)
         return td.Independent(base, d.reinterpreted_batch_ndims), leaves
-    names = {td.Normal: ("loc", "scale"), td.LogNormal: ("loc", "scale"), td.HalfNormal: ("scale",),
-             td.Exponential: ("rate",), td.Gamma: ("concentration", "rate"),
-             td.InverseGamma: ("concentration", "rate"), td.Uniform: ("low", "high"),
-             td.MultivariateNormal: ("loc", "scale_tril"), td.LowRankMultivariateNormal: ("loc", "cov_factor",
-                                                                                          "cov_diag"),
-             td.Bernoulli: ("logits",), td.Categorical: ("logits",)}[type(d)]
+    names = {
+        td.Normal: ("loc", "scale"),
+        td.LogNormal: ("loc", "scale"),
+        td.HalfNormal: ("scale",),
+        td.Exponential: ("rate",),
+        td.Gamma: ("concentration", "rate"),
+        td.InverseGamma: ("concentration", "rate"),
+        td.Uniform: ("low", "high"),
+        td.MultivariateNormal: ("loc", "scale_tril"),
+        td.LowRankMultivariateNormal: ("loc", "cov_factor", "cov_diag"),
+        td.Bernoulli: ("logits",),
+        td.Categorical: ("logits",),
+    }[type(d)]
     if isinstance(d, td.InverseGamma):
         values = [d.base_dist.concentration, d.base_dist.rate]
     else:
@@ -624,11 +687,20 @@ GRADCHECK = [
     ("hellinger", lambda a, b, c, d: api.hellinger_distance(td.Gamma(b, d), td.Gamma(d + 1, b))),
     ("tv", lambda a, b, c, d: api.total_variation(td.Normal(a, b), td.Normal(c, d))),
     ("tv", lambda a, b, c, d: api.total_variation(td.Exponential(b), td.Exponential(d))),
-    ("renyi", lambda a, b, c, d: api.renyi_divergence(td.Categorical(logits=torch.stack([a, b, c], -1)),
-                                                      td.Categorical(logits=torch.stack([c, d, a], -1)), 2.5)),
-    ("mvn", lambda a, b, c, d: api.renyi_divergence(
-        td.MultivariateNormal(torch.stack([a, c], -1), scale_tril=torch.diag_embed(torch.stack([b, d], -1))),
-        td.MultivariateNormal(torch.stack([c, a], -1), scale_tril=torch.diag_embed(torch.stack([d, b], -1))), 0.6)),
+    (
+        "renyi",
+        lambda a, b, c, d: api.renyi_divergence(
+            td.Categorical(logits=torch.stack([a, b, c], -1)), td.Categorical(logits=torch.stack([c, d, a], -1)), 2.5
+        ),
+    ),
+    (
+        "mvn",
+        lambda a, b, c, d: api.renyi_divergence(
+            td.MultivariateNormal(torch.stack([a, c], -1), scale_tril=torch.diag_embed(torch.stack([b, d], -1))),
+            td.MultivariateNormal(torch.stack([c, a], -1), scale_tril=torch.diag_embed(torch.stack([d, b], -1))),
+            0.6,
+        ),
+    ),
 ]
 
 
@@ -643,8 +715,7 @@ def test_monte_carlo_keeps_gradients() -> None:
     # the samples are reparameterised (loc + σ·ε with ε fixed by the seed), so the gradient of the estimate is
     # the derivative of the same estimate at the same seed: a central finite difference
     def estimate(loc: torch.Tensor) -> torch.Tensor:
-        return api.total_variation(td.Normal(loc, _t(1.0)), td.Laplace(_t(0.0), _t(1.0)), n_samples=5_000,
-                                   seed=0).value
+        return api.total_variation(td.Normal(loc, _t(1.0)), td.Laplace(_t(0.0), _t(1.0)), n_samples=5_000, seed=0).value
 
     loc = _t(0.3).requires_grad_()
     (grad,) = torch.autograd.grad(estimate(loc), loc)
@@ -659,12 +730,18 @@ def test_monte_carlo_keeps_gradients() -> None:
 # ---------------------------------------------------------------------------------------------------
 def test_unsupported_pair_names_the_pair_and_the_fix() -> None:
     p, q = stats.laplace(0, 1), stats.norm(0, 1)
-    with pytest.raises(NotRegisteredError, match=r"total variation is registered for the pair \(rv_continuous_frozen "
-                                                 r"\(klkit family Laplace\).*Normal\).*method='mc'.*register_divergence"
-                                                 r"\('total_variation', Laplace, Normal\)"):
+    with pytest.raises(
+        NotRegisteredError,
+        match=r"total variation is registered for the pair \(rv_continuous_frozen "
+        r"\(klkit family Laplace\).*Normal\).*method='mc'.*register_divergence"
+        r"\('total_variation', Laplace, Normal\)",
+    ):
         api.total_variation(p, q, method="exact")
-    with pytest.raises(NotRegisteredError, match=r"Rényi divergence is registered for the pair .*Laplace.*"
-                                                 r"\(Normal, Normal\)"):
+    with pytest.raises(
+        NotRegisteredError,
+        match=r"Rényi divergence is registered for the pair .*Laplace.*"
+        r"\(Normal, Normal\)",
+    ):
         api.renyi_divergence(p, q, 0.5, method="exact")
     with pytest.raises(NotRegisteredError, match=r"Hellinger distance .*\(Normal, Normal\).*method='mc'"):
         api.hellinger_distance(p, q, method="exact")
@@ -679,8 +756,9 @@ def test_total_variation_of_unequal_covariances_is_monte_carlo_or_an_error() -> 
     assert type(e).__name__ == "Estimate"
     lp, lq = _log_density_2d(MVN_P), _log_density_2d(MVN_Q)
     # ½∫|p − q| = ∫(p − q)₊; the kink along p = q limits dblquad to a few digits, far below 4 SE (≈ 0.04)
-    truth = integrate.dblquad(lambda y, x: max(math.exp(lp(x, y)) - math.exp(lq(x, y)), 0.0), -9, 9, -9, 9,
-                              epsabs=1e-6, epsrel=1e-5)[0]
+    truth = integrate.dblquad(
+        lambda y, x: max(math.exp(lp(x, y)) - math.exp(lq(x, y)), 0.0), -9, 9, -9, 9, epsabs=1e-6, epsrel=1e-5
+    )[0]
     assert abs(float(e) - truth) <= 4 * float(e.standard_error)
 
 
@@ -700,26 +778,39 @@ def test_base_applies_only_to_logarithms() -> None:
 def test_bad_options_and_arguments() -> None:
     p, q = stats.norm(0, 1), stats.norm(1, 1)
     for alpha in (-1.0, math.nan):
-        with pytest.raises(InvalidArgumentError, match=(
-                r"`alpha` must be >= 0 and finite; found (-1\.0|nan)\. Rényi measures .* Pass e\.g\. alpha=0\.5")):
+        with pytest.raises(
+            InvalidArgumentError,
+            match=(r"`alpha` must be >= 0 and finite; found (-1\.0|nan)\. Rényi measures .* Pass e\.g\. alpha=0\.5"),
+        ):
             api.renyi_divergence(p, q, alpha)
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`alpha` must be >= 0 and finite; found inf\. α = ∞ .* no closed form or Monte Carlo estimate for "
-            r"distribution objects here: take a large finite alpha \(e\.g\. alpha=100\), or pass arrays")):
+            r"distribution objects here: take a large finite alpha \(e\.g\. alpha=100\), or pass arrays"
+        ),
+    ):
         api.renyi_divergence(p, q, math.inf)
     for alpha in (True, "2", None):
-        with pytest.raises(TypeError, match=r"`alpha` must be a real number >= 0 and finite; found .* of type "
-                                            r"\w+\. Pass e\.g\. alpha=2"):
+        with pytest.raises(
+            TypeError,
+            match=r"`alpha` must be a real number >= 0 and finite; found .* of type "
+            r"\w+\. Pass e\.g\. alpha=2",
+        ):
             api.renyi_divergence(p, q, alpha)
     with pytest.raises(InvalidArgumentError, match=r"`f` must be one of 'kl', .*found 'kll'\. Pass e\.g\. f='chi2'"):
         api.f_divergence(p, q, "kll")
     with pytest.raises(TypeError, match=r"`f` must be a name \('kl', .*\) or a callable; found int\. Pass e\.g\."):
         api.f_divergence(p, q, 3)
-    with pytest.raises(InvalidArgumentError, match=(
-            r"`method` must be 'auto', 'exact' or 'mc'; found 'fast'\. Use method='auto' \(a closed form where")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(r"`method` must be 'auto', 'exact' or 'mc'; found 'fast'\. Use method='auto' \(a closed form where"),
+    ):
         api.total_variation(p, q, method="fast")
-    with pytest.raises(InvalidArgumentError, match=(
-            r"`seed` must be None or a non-negative integer; found -1\. Pass e\.g\. seed=0 for reproducible")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(r"`seed` must be None or a non-negative integer; found -1\. Pass e\.g\. seed=0 for reproducible"),
+    ):
         api.total_variation(p, q, seed=-1)
     with pytest.raises(TypeError, match="`total_variation` takes no `estimator`"):
         api.total_variation(p, q, estimator="k3")
@@ -743,6 +834,7 @@ def test_register_divergence_rules() -> None:
 def test_user_registration_and_ambiguity() -> None:
     saved = {m: dict(t) for m, t in registry._DIVERGENCE.items()}
     try:
+
         class A(kd.Normal):
             pass
 

@@ -44,7 +44,8 @@ def _lowrank(role: str) -> td.Distribution:
 def _mvn(role: str) -> td.Distribution:
     g = torch.Generator().manual_seed(3 if role == "p" else 4)
     L = torch.tril(torch.randn(2, 3, 3, generator=g, dtype=T), -1) + torch.diag_embed(
-        torch.rand(2, 3, generator=g, dtype=T) + 0.5)
+        torch.rand(2, 3, generator=g, dtype=T) + 0.5
+    )
     return td.MultivariateNormal(torch.randn(2, 3, generator=g, dtype=T), scale_tril=L)
 
 
@@ -52,47 +53,62 @@ _AFFINE = [td.transforms.AffineTransform(0.5, 2.0)]
 
 TORCH: dict[type, Callable[[str], td.Distribution]] = {
     kd.Normal: lambda r: td.Normal(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Normal(_t(0.0, 0.5), _t(1.2, 2.0)),
-    kd.Laplace: lambda r: td.Laplace(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Laplace(_t(0.5, 1.0),
-                                                                                                _t(1.2, 2.0)),
+    kd.Laplace: lambda r: (
+        td.Laplace(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Laplace(_t(0.5, 1.0), _t(1.2, 2.0))
+    ),
     kd.Cauchy: lambda r: td.Cauchy(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Cauchy(_t(0.0, 0.5), _t(1.2, 2.0)),
     kd.Gumbel: lambda r: td.Gumbel(_t(0.3, -1.0), _t(0.8, 1.5)) if r == "p" else td.Gumbel(_t(0.0, 0.5), _t(1.2, 2.0)),
     kd.StudentT: lambda r: td.StudentT(_t(3.0, 7.5), _t(0.3, -1.0), _t(0.8, 1.5)),
     kd.Exponential: lambda r: td.Exponential(_t(0.5, 2.0)) if r == "p" else td.Exponential(_t(1.0, 0.3)),
     kd.Gamma: lambda r: td.Gamma(_t(2.0, 0.7), _t(1.5, 0.5)) if r == "p" else td.Gamma(_t(1.5, 3.0), _t(1.0, 2.0)),
-    kd.InverseGamma: lambda r: (td.InverseGamma(_t(3.0, 2.5), _t(1.0, 2.0)) if r == "p"
-                                else td.InverseGamma(_t(2.0, 4.0), _t(1.5, 1.0))),
+    kd.InverseGamma: lambda r: (
+        td.InverseGamma(_t(3.0, 2.5), _t(1.0, 2.0)) if r == "p" else td.InverseGamma(_t(2.0, 4.0), _t(1.5, 1.0))
+    ),
     kd.HalfNormal: lambda r: td.HalfNormal(_t(1.0, 2.0)) if r == "p" else td.HalfNormal(_t(1.5, 0.7)),
-    kd.LogNormal: lambda r: (td.LogNormal(_t(0.0, 0.5), _t(0.5, 1.0)) if r == "p"
-                             else td.LogNormal(_t(0.2, -0.3), _t(1.0, 0.6))),
-    kd.Weibull: lambda r: (td.Weibull(_t(1.0, 2.0), _t(1.5, 0.8)) if r == "p"
-                           else td.Weibull(_t(1.5, 1.0), _t(2.0, 1.2))),
+    kd.LogNormal: lambda r: (
+        td.LogNormal(_t(0.0, 0.5), _t(0.5, 1.0)) if r == "p" else td.LogNormal(_t(0.2, -0.3), _t(1.0, 0.6))
+    ),
+    kd.Weibull: lambda r: (
+        td.Weibull(_t(1.0, 2.0), _t(1.5, 0.8)) if r == "p" else td.Weibull(_t(1.5, 1.0), _t(2.0, 1.2))
+    ),
     kd.Pareto: lambda r: td.Pareto(_t(1.0, 2.0), _t(5.0, 6.0)) if r == "p" else td.Pareto(_t(0.5, 1.0), _t(2.0, 1.5)),
-    kd.Uniform: lambda r: td.Uniform(_t(0.2, 1.5), _t(0.8, 2.5)) if r == "p" else td.Uniform(_t(-0.5, -1.0),
-                                                                                              _t(1.5, 3.0)),
+    kd.Uniform: lambda r: (
+        td.Uniform(_t(0.2, 1.5), _t(0.8, 2.5)) if r == "p" else td.Uniform(_t(-0.5, -1.0), _t(1.5, 3.0))
+    ),
     kd.Beta: lambda r: td.Beta(_t(2.0, 1.3), _t(3.0, 1.5)) if r == "p" else td.Beta(_t(1.5, 2.0), _t(1.2, 3.0)),
     kd.ContinuousBernoulli: lambda r: td.ContinuousBernoulli(_t(0.3, 0.5004) if r == "p" else _t(0.7, 0.2)),
-    kd.VonMises: lambda r: (td.VonMises(_t(0.0, 1.0), _t(1.0, 5.0)) if r == "p"
-                            else td.VonMises(_t(0.5, -1.0), _t(2.0, 0.5))),
-    kd.Dirichlet: lambda r: td.Dirichlet(_t(1.0, 2.0, 3.0).expand(2, 3) * _t(1.0, 0.5)[:, None] if r == "p"
-                                         else torch.tensor([[2.0, 2.0, 2.0], [1.0, 3.0, 1.0]], dtype=T)),
+    kd.VonMises: lambda r: (
+        td.VonMises(_t(0.0, 1.0), _t(1.0, 5.0)) if r == "p" else td.VonMises(_t(0.5, -1.0), _t(2.0, 0.5))
+    ),
+    kd.Dirichlet: lambda r: td.Dirichlet(
+        _t(1.0, 2.0, 3.0).expand(2, 3) * _t(1.0, 0.5)[:, None]
+        if r == "p"
+        else torch.tensor([[2.0, 2.0, 2.0], [1.0, 3.0, 1.0]], dtype=T)
+    ),
     kd.MultivariateNormal: _mvn,
     kd.LowRankMultivariateNormal: _lowrank,
     kd.Bernoulli: lambda r: td.Bernoulli(_t(0.3, 0.8) if r == "p" else _t(0.6, 0.1)),
-    kd.Binomial: lambda r: (td.Binomial(_t(5.0, 5.0), _t(0.3, 0.6)) if r == "p"
-                            else td.Binomial(_t(5.0, 8.0), _t(0.5, 0.4))),
+    kd.Binomial: lambda r: (
+        td.Binomial(_t(5.0, 5.0), _t(0.3, 0.6)) if r == "p" else td.Binomial(_t(5.0, 8.0), _t(0.5, 0.4))
+    ),
     kd.Geometric: lambda r: td.Geometric(_t(0.3, 0.6) if r == "p" else _t(0.5, 0.2)),
     kd.Poisson: lambda r: td.Poisson(_t(1.5, 4.0) if r == "p" else _t(2.0, 3.0)),
     kd.Categorical: lambda r: td.Categorical(
-        probs=torch.tensor([[0.25] * 4, [0.5, 0.3, 0.2, 0.0]], dtype=T) if r == "p"
-        else torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.5, 0.0]], dtype=T)),
+        probs=torch.tensor([[0.25] * 4, [0.5, 0.3, 0.2, 0.0]], dtype=T)
+        if r == "p"
+        else torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.5, 0.0]], dtype=T)
+    ),
     kd.OneHotCategorical: lambda r: td.OneHotCategorical(
-        probs=torch.tensor([[0.25] * 4, [0.5, 0.3, 0.2, 0.0]], dtype=T) if r == "p"
-        else torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.0, 0.25, 0.5, 0.25]], dtype=T)),
+        probs=torch.tensor([[0.25] * 4, [0.5, 0.3, 0.2, 0.0]], dtype=T)
+        if r == "p"
+        else torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.0, 0.25, 0.5, 0.25]], dtype=T)
+    ),
     kd.Independent: lambda r: td.Independent(TORCH[kd.Normal](r).expand((3, 2)), 1),
     kd.Transformed: lambda r: td.TransformedDistribution(TORCH[kd.Gamma](r), _AFFINE),
     kd.TorchExponentialFamily: lambda r: td.Wishart(
         _t(4.0, 5.0) if r == "p" else _t(3.5, 6.0),
-        torch.tensor([[2.0, 0.3], [0.3, 1.0]], dtype=T) if r == "p" else torch.eye(2, dtype=T) * 1.5),
+        torch.tensor([[2.0, 0.3], [0.3, 1.0]], dtype=T) if r == "p" else torch.eye(2, dtype=T) * 1.5,
+    ),
 }
 
 
@@ -162,7 +178,8 @@ def test_registry_coverage_bar() -> None:
 
 def _torch_name(t: type) -> str:
     return {"Transformed": "TransformedDistribution", "TorchExponentialFamily": "ExponentialFamily"}.get(
-        t.__name__, t.__name__)
+        t.__name__, t.__name__
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,9 +274,22 @@ def _integral_kl(p: td.Distribution, q: td.Distribution, i: int) -> float:
 
 
 _DISCRETE = {kd.Bernoulli, kd.Binomial, kd.Geometric, kd.Poisson}
-_ONE_D = {t for t in TORCH if not issubclass(t, (kd.MultivariateNormal, kd.LowRankMultivariateNormal,
-                                                  kd.Dirichlet, kd.Categorical, kd.OneHotCategorical,
-                                                  kd.Independent, kd.TorchExponentialFamily))} - _DISCRETE
+_ONE_D = {
+    t
+    for t in TORCH
+    if not issubclass(
+        t,
+        (
+            kd.MultivariateNormal,
+            kd.LowRankMultivariateNormal,
+            kd.Dirichlet,
+            kd.Categorical,
+            kd.OneHotCategorical,
+            kd.Independent,
+            kd.TorchExponentialFamily,
+        ),
+    )
+} - _DISCRETE
 
 
 @pytest.mark.parametrize("pair", [m for m in FINITE if set(m) <= _ONE_D], ids=_pair_id)
@@ -283,10 +313,29 @@ def test_kl_against_exact_summation(pair: tuple[type, type]) -> None:
     assert _close_or_both_inf(exact, terms.sum(0).numpy(), rtol=1e-9, atol=1e-12)
 
 
-_SCIPY_FAMILIES = {kd.Normal, kd.Laplace, kd.Cauchy, kd.Gumbel, kd.StudentT, kd.Exponential, kd.Gamma,
-                   kd.InverseGamma, kd.HalfNormal, kd.LogNormal, kd.Weibull, kd.Pareto, kd.Uniform, kd.Beta,
-                   kd.VonMises, kd.Bernoulli, kd.Binomial, kd.Geometric, kd.Poisson, kd.MultivariateNormal,
-                   kd.Dirichlet}
+_SCIPY_FAMILIES = {
+    kd.Normal,
+    kd.Laplace,
+    kd.Cauchy,
+    kd.Gumbel,
+    kd.StudentT,
+    kd.Exponential,
+    kd.Gamma,
+    kd.InverseGamma,
+    kd.HalfNormal,
+    kd.LogNormal,
+    kd.Weibull,
+    kd.Pareto,
+    kd.Uniform,
+    kd.Beta,
+    kd.VonMises,
+    kd.Bernoulli,
+    kd.Binomial,
+    kd.Geometric,
+    kd.Poisson,
+    kd.MultivariateNormal,
+    kd.Dirichlet,
+}
 
 
 def test_scipy_counterparts_exist_exactly_for_the_scipy_families() -> None:
@@ -337,8 +386,11 @@ _PARAMETERS: dict[type, tuple[tuple[str, ...], tuple[str, ...], Callable[..., td
     td.ContinuousBernoulli: (("probs",), (), lambda probs: td.ContinuousBernoulli(probs=probs)),
     td.VonMises: (("loc", "concentration"), (), td.VonMises),
     td.Dirichlet: (("concentration",), (), td.Dirichlet),
-    td.MultivariateNormal: (("loc", "scale_tril"), (),
-                            lambda loc, scale_tril: td.MultivariateNormal(loc, scale_tril=torch.tril(scale_tril))),
+    td.MultivariateNormal: (
+        ("loc", "scale_tril"),
+        (),
+        lambda loc, scale_tril: td.MultivariateNormal(loc, scale_tril=torch.tril(scale_tril)),
+    ),
     td.LowRankMultivariateNormal: (("loc", "cov_factor", "cov_diag"), (), td.LowRankMultivariateNormal),
     td.Bernoulli: (("probs",), (), lambda probs: td.Bernoulli(probs=probs)),
     td.Binomial: (("probs",), ("total_count",), lambda probs, total_count: td.Binomial(total_count, probs=probs)),
@@ -346,8 +398,11 @@ _PARAMETERS: dict[type, tuple[tuple[str, ...], tuple[str, ...], Callable[..., td
     td.Poisson: (("rate",), (), td.Poisson),
     td.Categorical: (("probs",), (), lambda probs: td.Categorical(probs=probs)),
     td.OneHotCategorical: (("probs",), (), lambda probs: td.OneHotCategorical(probs=probs)),
-    td.Wishart: (("df", "covariance_matrix"), (),
-                 lambda df, covariance_matrix: td.Wishart(df, covariance_matrix=_sym(covariance_matrix))),
+    td.Wishart: (
+        ("df", "covariance_matrix"),
+        (),
+        lambda df, covariance_matrix: td.Wishart(df, covariance_matrix=_sym(covariance_matrix)),
+    ),
 }
 
 
@@ -370,16 +425,20 @@ def _parameters(d: td.Distribution) -> tuple[dict[str, torch.Tensor], dict[str, 
 
     def full(name: str) -> torch.Tensor:
         value = getattr(d, name)  # torch broadcasts parameters to the batch shape
-        assert tuple(value.shape[:len(batch)]) == batch, (name, value.shape, batch)
+        assert tuple(value.shape[: len(batch)]) == batch, (name, value.shape, batch)
         return value.detach().clone()
 
-    return ({n: full(n) for n in float_names}, {n: full(n) for n in int_names},
-            lambda params: make(**{n: params[n] for n in (*float_names, *int_names)}))
+    return (
+        {n: full(n) for n in float_names},
+        {n: full(n) for n in int_names},
+        lambda params: make(**{n: params[n] for n in (*float_names, *int_names)}),
+    )
 
 
 # p's parameters left out of the gradient checks. Gamma‖Laplace: torch.special.gammainc has no derivative in its
 # first argument.
 _NO_GRAD = {(kd.Gamma, kd.Laplace): {"concentration"}}
+
 
 @pytest.mark.parametrize("pair", FINITE, ids=_pair_id)
 def test_kl_gradients_flow(pair: tuple[type, type], no_validation: None) -> None:

@@ -160,8 +160,12 @@ def test_each_named_f_is_its_dedicated_function_and_its_generator(backend, name)
 def _mp_chi2(p, q) -> float:
     """Pearson χ² = Σ (p − q)² / q in DIGITS-digit arithmetic."""
     with mpmath.workdps(DIGITS):
-        return float(sum((mpmath.mpf(float(a)) - mpmath.mpf(float(b))) ** 2 / mpmath.mpf(float(b))
-                         for a, b in zip(p, q, strict=True)))
+        return float(
+            sum(
+                (mpmath.mpf(float(a)) - mpmath.mpf(float(b))) ** 2 / mpmath.mpf(float(b))
+                for a, b in zip(p, q, strict=True)
+            )
+        )
 
 
 def test_chi2_is_the_sum_of_squares_without_cancellation():
@@ -171,8 +175,9 @@ def test_chi2_is_the_sum_of_squares_without_cancellation():
     p, q = np.array([0.2, 0.5, 0.3]), np.array([0.6, 0.1, 0.3])
     assert float(klkit.f_divergence(p, q, "chi2")) == pytest.approx(_mp_chi2(p, q), rel=1e-14)
     p, q = _pairs(12, k=9, concentration=0.5)
-    np.testing.assert_allclose(klkit.f_divergence(p, q, "chi2"), [_mp_chi2(a, b) for a, b in zip(p, q, strict=True)],
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        klkit.f_divergence(p, q, "chi2"), [_mp_chi2(a, b) for a, b in zip(p, q, strict=True)], rtol=1e-13
+    )
 
 
 def test_callable_f_sees_arrays_of_the_inputs_library_and_keeps_autograd():
@@ -186,11 +191,15 @@ def test_callable_f_sees_arrays_of_the_inputs_library_and_keeps_autograd():
         seen.append(type(t))
         return (t - 1) ** 2
 
-    assert torch.autograd.gradcheck(lambda x, y: klkit.f_divergence(x, y, f, kind="logits"), (x, y),
-                                    eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(
+        lambda x, y: klkit.f_divergence(x, y, f, kind="logits"), (x, y), eps=1e-6, atol=1e-8
+    )
     assert set(seen) == {torch.Tensor}
-    np.testing.assert_allclose(klkit.f_divergence(x, y, f, kind="logits").detach().numpy(),
-                               klkit.f_divergence(x, y, "chi2", kind="logits").detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        klkit.f_divergence(x, y, f, kind="logits").detach().numpy(),
+        klkit.f_divergence(x, y, "chi2", kind="logits").detach().numpy(),
+        rtol=1e-12,
+    )
 
 
 def test_callable_f_on_q_wider_than_p():
@@ -231,8 +240,9 @@ def test_weighted_js_gradcheck():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, y: klkit.js_divergence(x, y, weights=(0.2, 0.8), kind="logits"),
-                                    (x, y), eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(
+        lambda x, y: klkit.js_divergence(x, y, weights=(0.2, 0.8), kind="logits"), (x, y), eps=1e-6, atol=1e-8
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -245,13 +255,15 @@ def test_weighted_js_gradcheck():
 def test_gradcheck(kind, name):
     torch = pytest.importorskip("torch")
     named = {"chi2": "chi2", "hellinger2": "hellinger"}
-    fn = ((lambda p, q, **kw: klkit.f_divergence(p, q, named[name], **kw)) if name in named
-          else getattr(klkit, name))
+    fn = (lambda p, q, **kw: klkit.f_divergence(p, q, named[name], **kw)) if name in named else getattr(klkit, name)
     g = torch.Generator().manual_seed(6)
     x = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    to = {"logits": lambda t: t, "probs": lambda t: torch.softmax(t, -1),
-          "log_probs": lambda t: torch.log_softmax(t, -1)}[kind]
+    to = {
+        "logits": lambda t: t,
+        "probs": lambda t: torch.softmax(t, -1),
+        "log_probs": lambda t: torch.log_softmax(t, -1),
+    }[kind]
     assert torch.autograd.gradcheck(lambda x, y: fn(to(x), to(y), kind=kind), (x, y), eps=1e-6, atol=1e-8)
 
 
@@ -286,10 +298,14 @@ def test_half_precision_comes_back_in_its_dtype(dtype_name):
 def test_array_api_strict_matches_numpy():
     xs = pytest.importorskip("array_api_strict")
     p, q = _pairs(7)
-    for fn in (klkit.total_variation, klkit.hellinger_distance, klkit.js_distance,
-               lambda a, b: klkit.f_divergence(a, b, "chi2"),
-               lambda a, b: klkit.f_divergence(a, b, lambda t: (t - 1) ** 2),
-               lambda a, b: klkit.js_divergence(a, b, weights=(0.3, 0.7))):
+    for fn in (
+        klkit.total_variation,
+        klkit.hellinger_distance,
+        klkit.js_distance,
+        lambda a, b: klkit.f_divergence(a, b, "chi2"),
+        lambda a, b: klkit.f_divergence(a, b, lambda t: (t - 1) ** 2),
+        lambda a, b: klkit.js_divergence(a, b, weights=(0.3, 0.7)),
+    ):
         got = fn(xs.asarray(p), xs.asarray(q))
         np.testing.assert_allclose(np.asarray(got), fn(p, q), rtol=1e-14)
 
@@ -298,8 +314,11 @@ def test_validate_false_gives_nan_on_invalid_slices_only():
     p = np.array([[0.2, 0.8], [np.nan, 1.0]])
     q = np.array([0.5, 0.5])
     expected = {"tv": 0.3, "hellinger": math.sqrt(1 - math.sqrt(0.1) - math.sqrt(0.4)), "chi2": 0.36}  # by hand
-    for name, fn in (("tv", klkit.total_variation), ("hellinger", klkit.hellinger_distance),
-                     ("chi2", lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw))):
+    for name, fn in (
+        ("tv", klkit.total_variation),
+        ("hellinger", klkit.hellinger_distance),
+        ("chi2", lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw)),
+    ):
         got = fn(p, q, validate=False)
         assert got[0] == pytest.approx(expected[name], rel=1e-14) and np.isnan(got[1]), name
 
@@ -319,10 +338,16 @@ def test_chi2_without_validation_is_nan_where_a_sum_is_off_never_renormalised():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "args", "base"), [
-    ("total_variation", (), None), ("hellinger_distance", (), None), ("js_distance", (), 2),
-    ("renyi_divergence", (2.0,), 2), ("f_divergence", ("chi2",), None),
-])
+@pytest.mark.parametrize(
+    ("name", "args", "base"),
+    [
+        ("total_variation", (), None),
+        ("hellinger_distance", (), None),
+        ("js_distance", (), 2),
+        ("renyi_divergence", (2.0,), 2),
+        ("f_divergence", ("chi2",), None),
+    ],
+)
 def test_distribution_objects_are_handed_to_the_distributions_api(monkeypatch, name, args, base):
     import scipy.stats
 
@@ -352,9 +377,13 @@ def test_distribution_objects_are_handed_to_the_distributions_api(monkeypatch, n
 
 def test_f_errors():
     p, q = [0.5, 0.5], [0.9, 0.1]
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`f` must be one of 'kl', 'reverse_kl', 'tv', 'hellinger', 'chi2', 'js' or a callable; found 'KL'\. "
-            r"Pass e\.g\. f='chi2'")):
+            r"Pass e\.g\. f='chi2'"
+        ),
+    ):
         klkit.f_divergence(p, q, "KL")
     with pytest.raises(TypeError, match=r"`f` must be a name \('kl', .*\) or a callable; found int\."):
         klkit.f_divergence(p, q, 2)
@@ -364,17 +393,25 @@ def test_f_errors():
         klkit.f_divergence([1.0, 0.0], q, lambda t: t * np.log(t))
     with pytest.raises(InvalidArgumentError, match=r"`f` must act elementwise .* shape \(2,\); found \(\)"):
         klkit.f_divergence(p, q, lambda t: np.sum((t - 1) ** 2))
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`f` is a callable, so the term p_i·lim f\(t\)/t where q_i = 0 < p_i \(.*\) is unknown to klkit; found 1 "
-            r"outcome\(s\) with q_i = 0 < p_i\. Use a named f \(.*'kl' and 'chi2' are \+inf there\), or give q full")):
+            r"outcome\(s\) with q_i = 0 < p_i\. Use a named f \(.*'kl' and 'chi2' are \+inf there\), or give q full"
+        ),
+    ):
         klkit.f_divergence(p, [1.0, 0.0], lambda t: (t - 1) ** 2)
 
 
 @pytest.mark.parametrize("weights", [(0.3, 0.8), (0.5,), (-0.1, 1.1), (math.nan, 0.5), "ab", 0.5, (0.2, 0.3, 0.5)])
 def test_weights_errors(weights):
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`weights` must be two numbers in \[0, 1\] that sum to 1, \(w, 1 - w\); found .*\. "
-            r"Pass e\.g\. weights=\(0\.3, 0\.7\)")):
+            r"Pass e\.g\. weights=\(0\.3, 0\.7\)"
+        ),
+    ):
         klkit.js_divergence([0.5, 0.5], [0.9, 0.1], weights=weights)
 
 
@@ -387,8 +424,12 @@ def test_weights_with_distribution_objects_is_a_type_error():
 
 def test_inputs_are_validated_with_the_measures_messages(backend):
     good = backend([0.5, 0.5])
-    for fn in (klkit.total_variation, klkit.hellinger_distance, klkit.js_distance,
-               lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw)):
+    for fn in (
+        klkit.total_variation,
+        klkit.hellinger_distance,
+        klkit.js_distance,
+        lambda a, b, **kw: klkit.f_divergence(a, b, "chi2", **kw),
+    ):
         with pytest.raises(ValueError, match=r"`q` must sum to 1 along `axis` \(tolerance 1\.5e-08"):
             fn(good, backend([0.5, 0.6]))
         with pytest.raises(ValueError, match=r"`p` must hold logits: real numbers or -inf \(masked\), never NaN"):
@@ -417,13 +458,20 @@ def test_readme_scipy_sklearn_table_holds():
     import sklearn.metrics
 
     text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Coming from scipy / sklearn"):]
+    section = text[text.index("## Coming from scipy / sklearn") :]
     section = section[: section.index("\n## ", 3)]
     rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|$", section, flags=re.MULTILINE)
     assert len(rows) == 4, rows
     rng = np.random.default_rng(8)
-    names = {"scipy": scipy, "sklearn": sklearn, "klkit": klkit, "b": 2.0,
-             "p": rng.dirichlet(np.ones(7)), "q": rng.dirichlet(np.ones(7)),
-             "C": rng.integers(0, 30, size=(4, 6)), "pk": rng.dirichlet(np.ones(5), size=3).T}
+    names = {
+        "scipy": scipy,
+        "sklearn": sklearn,
+        "klkit": klkit,
+        "b": 2.0,
+        "p": rng.dirichlet(np.ones(7)),
+        "q": rng.dirichlet(np.ones(7)),
+        "C": rng.integers(0, 30, size=(4, 6)),
+        "pk": rng.dirichlet(np.ones(5), size=3).T,
+    }
     for theirs, ours in rows:
         np.testing.assert_allclose(eval(ours, names), eval(theirs, names), rtol=1e-12, err_msg=ours)

@@ -26,6 +26,7 @@ DOCS = ROOT / "docs"
 GALLERY_SECTIONS = "surprise,coin"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+
 def _have_sphinx() -> bool:
     try:
         import myst_parser  # noqa: F401
@@ -43,9 +44,24 @@ def _build(root: Path) -> tuple[int, str]:
     shutil.copy(ROOT / "CHANGELOG.md", root / "CHANGELOG.md")  # docs/changelog.md includes ../CHANGELOG.md
     env = {**os.environ, "KLKIT_DOCS_GALLERY": GALLERY_SECTIONS, "CI": "true"}
     done = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-n", "-q", str(source),
-         str(source / "_build" / "html")],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-b",
+            "html",
+            "-W",
+            "--keep-going",
+            "-n",
+            "-q",
+            str(source),
+            str(source / "_build" / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     return done.returncode, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
 
@@ -78,9 +94,20 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_build_has_every_part(site):
-    for page in ["index.html", "api/index.html", "api/klkit.html", "api/klkit.distributions.html",
-                 "guide/registry.html", "guide/coming-from.html", "guide/cli.html", "gallery/index.html",
-                 "gallery/surprise.html", "benchmarks.html", "changelog.html", "searchindex.js"]:
+    for page in [
+        "index.html",
+        "api/index.html",
+        "api/klkit.html",
+        "api/klkit.distributions.html",
+        "guide/registry.html",
+        "guide/coming-from.html",
+        "guide/cli.html",
+        "gallery/index.html",
+        "gallery/surprise.html",
+        "benchmarks.html",
+        "changelog.html",
+        "searchindex.js",
+    ]:
         assert (site / page).is_file(), f"{page} missing from the built site"
 
 
@@ -154,10 +181,22 @@ def _probe(page: Path, tmp_path: Path, query: str = "") -> dict[str, int]:
     probe = page.with_name(f".probe-{page.name}")
     html = page.read_text(encoding="utf-8")
     probe.write_text(html.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-           "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-           "--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri() + query]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.resolve().as_uri() + query,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     probe.unlink()
     assert done.returncode == 0, done.stderr[-2000:]
@@ -193,8 +232,9 @@ def test_a_broken_image_is_detected(site, tmp_path):
     """Negative control: the probe must be able to see an image that did not load."""
     page = site / "gallery" / "surprise.html"
     broken = page.with_name("broken.html")
-    broken.write_text(page.read_text(encoding="utf-8").replace('src="../_images/', 'src="../_no_such_images/'),
-                      encoding="utf-8")
+    broken.write_text(
+        page.read_text(encoding="utf-8").replace('src="../_images/', 'src="../_no_such_images/'), encoding="utf-8"
+    )
     try:
         seen = _probe(broken, tmp_path)
     finally:

@@ -119,8 +119,12 @@ def test_kl_miller_madow_removes_plugin_bias(n):
     rng = np.random.default_rng(5)
     cp, cq = rng.multinomial(n, p, size=R), rng.multinomial(n, q, size=R)
     plugin = np.array([float(discrete_kl_divergence(p_counts=a, q_counts=b, unseen="raise")) for a, b in zip(cp, cq)])
-    mm = np.array([float(discrete_kl_divergence(p_counts=a, q_counts=b, method="miller_madow", unseen="raise"))
-                   for a, b in zip(cp, cq)])
+    mm = np.array(
+        [
+            float(discrete_kl_divergence(p_counts=a, q_counts=b, method="miller_madow", unseen="raise"))
+            for a, b in zip(cp, cq)
+        ]
+    )
     band = 4 * mm.std(ddof=1) / math.sqrt(R)
     assert abs(mm.mean() - truth) < band
     assert plugin.mean() - truth > abs(mm.mean() - truth)  # the plug-in is biased upward

@@ -33,8 +33,10 @@ def close(e: Estimate, truth: float, allowance: float) -> bool:
 
 # (d, n, allowance): measured errors over 5 seeds were within 3 SE for d = 1, 3 and
 # at most 0.08 nats for d = 10 (SE 0.055 at n=1e3, 0.019 at n=1e4).
-@pytest.mark.parametrize(("d", "n", "allowance"), [(1, 1_000, 0.0), (1, 10_000, 0.0), (3, 1_000, 0.0),
-                                                   (3, 10_000, 0.01), (10, 1_000, 0.05), (10, 10_000, 0.05)])
+@pytest.mark.parametrize(
+    ("d", "n", "allowance"),
+    [(1, 1_000, 0.0), (1, 10_000, 0.0), (3, 1_000, 0.0), (3, 10_000, 0.01), (10, 1_000, 0.05), (10, 10_000, 0.05)],
+)
 def test_gaussian_entropy(d, n, allowance):
     rng = np.random.default_rng(d * n)
     cov = stats.wishart(df=d + 2, scale=np.eye(d), seed=d).rvs() if d > 1 else np.array([[2.0]])
@@ -45,8 +47,9 @@ def test_gaussian_entropy(d, n, allowance):
 
 # Bounded supports: k-NN balls cross the boundary and the estimate is biased upward;
 # measured at d=3: +0.06 to +0.15 at n=1e3, +0.05 to +0.08 at n=1e4 (uniform, exponential).
-@pytest.mark.parametrize(("d", "n", "allowance"), [(1, 1_000, 0.01), (1, 10_000, 0.01), (3, 1_000, 0.2),
-                                                   (3, 10_000, 0.1)])
+@pytest.mark.parametrize(
+    ("d", "n", "allowance"), [(1, 1_000, 0.01), (1, 10_000, 0.01), (3, 1_000, 0.2), (3, 10_000, 0.1)]
+)
 def test_uniform_and_exponential_entropy(d, n, allowance):
     rng = np.random.default_rng(n + d)
     widths = np.linspace(1.0, 3.0, d)
@@ -226,7 +229,5 @@ def test_brute_force_kernel_matches_the_kd_tree(metric):
     p_norm = 2.0 if metric == "euclidean" else math.inf
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(1500, 9)) + 100.0, rng.normal(size=(1200, 9)) + 100.5  # offset: float32 centring
-    np.testing.assert_allclose(_brute(x, x, 3, p_norm, True), cKDTree(x).query(x, k=[2, 4], p=p_norm)[0],
-                               rtol=1e-12)
-    np.testing.assert_allclose(_brute(x, y, 3, p_norm, False), cKDTree(y).query(x, k=[1, 3], p=p_norm)[0],
-                               rtol=1e-12)
+    np.testing.assert_allclose(_brute(x, x, 3, p_norm, True), cKDTree(x).query(x, k=[2, 4], p=p_norm)[0], rtol=1e-12)
+    np.testing.assert_allclose(_brute(x, y, 3, p_norm, False), cKDTree(y).query(x, k=[1, 3], p=p_norm)[0], rtol=1e-12)

@@ -201,8 +201,13 @@ def test_errors_name_the_argument_and_the_fix() -> None:
         mutual_information(g, h, method="ksg", k=0)
     with pytest.raises(InvalidArgumentError, match="`bootstrap` must be None or an integer >= 2"):
         mutual_information(x, y, bootstrap=1)
-    with pytest.raises(InvalidArgumentError, match=(r"`standardize` must be True or False; found 'yes' of type str\. "
-                                                    r"Pass standardize=True to whiten x and y first")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`standardize` must be True or False; found 'yes' of type str\. "
+            r"Pass standardize=True to whiten x and y first"
+        ),
+    ):
         mutual_information(g, h, method="ksg", standardize="yes")
     with pytest.raises(ValueError, match="base"):
         mutual_information(x, y, base=-1)

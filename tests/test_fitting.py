@@ -23,8 +23,10 @@ DX = GRID[1] - GRID[0]
 
 
 def _bimodal() -> MixtureSameFamily:
-    return MixtureSameFamily(Categorical(torch.tensor([0.5, 0.5], dtype=torch.float64)),
-                             Normal(torch.tensor([-3.0, 3.0], dtype=torch.float64), torch.tensor(1.0).double()))
+    return MixtureSameFamily(
+        Categorical(torch.tensor([0.5, 0.5], dtype=torch.float64)),
+        Normal(torch.tensor([-3.0, 3.0], dtype=torch.float64), torch.tensor(1.0).double()),
+    )
 
 
 def _log_bimodal(x):
@@ -75,8 +77,12 @@ def test_reverse_finds_one_mode_mean_3_std_1(reverse_1d):
 
 
 def test_reverse_kl_at_the_reverse_fit_matches_quadrature_optimum(reverse_1d):
-    opt = optimize.minimize(lambda t: _reverse_kl_quadrature(t[0], math.exp(t[1])), [2.5, 0.3],
-                            method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-12})
+    opt = optimize.minimize(
+        lambda t: _reverse_kl_quadrature(t[0], math.exp(t[1])),
+        [2.5, 0.3],
+        method="Nelder-Mead",
+        options={"xatol": 1e-7, "fatol": 1e-12},
+    )
     est = reverse_1d.reverse_kl
     assert abs(est.value - opt.fun) <= 4 * est.standard_error + 2e-3
     # the mean-seeking fit is far worse in the reverse direction, and vice versa
@@ -89,10 +95,12 @@ def test_mass_covered_forward_all_reverse_one_mode(forward_1d, reverse_1d):
     torch.manual_seed(0)
     covered_f = mass_covered(_bimodal(), forward_1d.distribution, n_samples=50_000)
     covered_r = mass_covered(_bimodal(), reverse_1d.distribution, n_samples=50_000)
+
     # truth by quadrature: target mass inside q's central 95% interval
     def truth(q):
         lo, hi = float(q.mean) - 1.959964 * float(q.stddev), float(q.mean) + 1.959964 * float(q.stddev)
         return 0.5 * sum(stats.norm.cdf(hi, m, 1) - stats.norm.cdf(lo, m, 1) for m in (-3, 3))
+
     for est, q in ((covered_f, forward_1d.distribution), (covered_r, reverse_1d.distribution)):
         assert abs(est.value - truth(q)) <= 4 * est.standard_error + 2e-3
     assert covered_f.value > 0.99 and 0.4 < covered_r.value < 0.55
@@ -105,8 +113,9 @@ def test_mass_covered_of_q_itself_is_the_level():
 
 
 def test_gaussian_target_closed_form_kl_matches_torch():
-    target = MultivariateNormal(torch.tensor([1.0, -2.0], dtype=torch.float64),
-                                torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64))
+    target = MultivariateNormal(
+        torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([[2.0, 0.6], [0.6, 1.0]], dtype=torch.float64)
+    )
     res = fit(target, divergence="forward", seed=0, n_samples=20_000)
     q = res.distribution
     assert isinstance(q, MultivariateNormal)
@@ -117,8 +126,9 @@ def test_gaussian_target_closed_form_kl_matches_torch():
 
 
 def test_diag_covariance_is_the_per_axis_variance():
-    target = MultivariateNormal(torch.zeros(2, dtype=torch.float64),
-                                torch.tensor([[2.0, 0.9], [0.9, 1.0]], dtype=torch.float64))
+    target = MultivariateNormal(
+        torch.zeros(2, dtype=torch.float64), torch.tensor([[2.0, 0.9], [0.9, 1.0]], dtype=torch.float64)
+    )
     q = fit(target, divergence="forward", covariance="diag", seed=0, n_samples=50_000).distribution
     assert isinstance(q, Independent)
     torch.testing.assert_close(q.variance, torch.tensor([2.0, 1.0], dtype=torch.float64), atol=0.06, rtol=0)
@@ -137,14 +147,23 @@ def test_reverse_on_a_gaussian_target_recovers_it_full_covariance():
 def _three_modes() -> MixtureSameFamily:
     locs = torch.tensor([[-4.0, -2.0], [4.0, -2.0], [0.0, 4.0]], dtype=torch.float64)
     covs = torch.eye(2, dtype=torch.float64).expand(3, 2, 2) * 0.8
-    return MixtureSameFamily(Categorical(torch.tensor([0.3, 0.3, 0.4], dtype=torch.float64)),
-                             MultivariateNormal(locs, covs))
+    return MixtureSameFamily(
+        Categorical(torch.tensor([0.3, 0.3, 0.4], dtype=torch.float64)), MultivariateNormal(locs, covs)
+    )
 
 
 def test_forward_mixture_by_em_recovers_the_three_modes():
     target = _three_modes()
-    res = fit(target, family="gaussian_mixture", components=3, divergence="forward", restarts=2, seed=0,
-              n_samples=20_000, eval_samples=20_000)
+    res = fit(
+        target,
+        family="gaussian_mixture",
+        components=3,
+        divergence="forward",
+        restarts=2,
+        seed=0,
+        n_samples=20_000,
+        eval_samples=20_000,
+    )
     q = res.distribution
     assert isinstance(q, MixtureSameFamily)
     modes = res.restarts[res.best].modes
@@ -166,8 +185,16 @@ def test_reverse_gaussian_in_2d_sits_on_one_mode_with_kl_minus_log_weight():
 
 
 def test_reverse_mixture_covers_both_modes():
-    res = fit(_bimodal(), family="gaussian_mixture", components=2, divergence="reverse", restarts=1, steps=300,
-              seed=0, eval_samples=20_000)
+    res = fit(
+        _bimodal(),
+        family="gaussian_mixture",
+        components=2,
+        divergence="reverse",
+        restarts=1,
+        steps=300,
+        seed=0,
+        eval_samples=20_000,
+    )
     means = sorted(float(m) for m in res.distribution.component_distribution.mean)
     assert abs(means[0] + 3) < 0.15 and abs(means[1] - 3) < 0.15
     assert res.reverse_kl.value < 0.01
@@ -182,15 +209,18 @@ def test_seed_reproducible_and_global_rng_untouched():
     assert a.trace == b.trace
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"family": "student"}, ValueError, "`family` must be one of 'gaussian', 'gaussian_mixture'"),
-    ({"divergence": "both"}, ValueError, "`divergence` must be one of 'forward', 'reverse'"),
-    ({"covariance": "tied"}, ValueError, "`covariance` must be one of"),
-    ({"components": 2}, ValueError, "`components` must be 1 with family='gaussian'"),
-    ({"components": 0, "family": "gaussian_mixture"}, ValueError, "`components` must be a positive integer"),
-    ({"restarts": 0}, ValueError, "`restarts` must be a positive integer"),
-    ({"learning_rate": -1.0}, ValueError, "`learning_rate` must be a positive finite number"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"family": "student"}, ValueError, "`family` must be one of 'gaussian', 'gaussian_mixture'"),
+        ({"divergence": "both"}, ValueError, "`divergence` must be one of 'forward', 'reverse'"),
+        ({"covariance": "tied"}, ValueError, "`covariance` must be one of"),
+        ({"components": 2}, ValueError, "`components` must be 1 with family='gaussian'"),
+        ({"components": 0, "family": "gaussian_mixture"}, ValueError, "`components` must be a positive integer"),
+        ({"restarts": 0}, ValueError, "`restarts` must be a positive integer"),
+        ({"learning_rate": -1.0}, ValueError, "`learning_rate` must be a positive finite number"),
+    ],
+)
 def test_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fit(_bimodal(), **kwargs)

@@ -65,8 +65,9 @@ def test_mutual_information_is_sklearns_on_the_normalised_contingency_table(seed
     labels_y = (labels_x + rng.integers(0, 2, size=500)) % 5
     table = np.zeros((4, 5))
     np.add.at(table, (labels_x, labels_y), 1.0)
-    assert float(klkit.mutual_information(table / 500)) == pytest.approx(mutual_info_score(labels_x, labels_y),
-                                                                         rel=1e-12)
+    assert float(klkit.mutual_information(table / 500)) == pytest.approx(
+        mutual_info_score(labels_x, labels_y), rel=1e-12
+    )
 
 
 def test_closed_forms():
@@ -141,8 +142,9 @@ def test_mi_is_kl_from_the_product_of_marginals():
     rng = np.random.default_rng(2)
     table = rng.dirichlet(np.ones(12), size=3).reshape(3, 3, 4)
     product = table.sum(-1)[..., :, None] * table.sum(-2)[..., None, :]
-    np.testing.assert_allclose(klkit.mutual_information(table),
-                               klkit.kl_divergence(table.reshape(3, -1), product.reshape(3, -1)), rtol=1e-13)
+    np.testing.assert_allclose(
+        klkit.mutual_information(table), klkit.kl_divergence(table.reshape(3, -1), product.reshape(3, -1)), rtol=1e-13
+    )
 
 
 def test_axes_batch_and_base(backend):
@@ -189,8 +191,7 @@ def test_gradcheck(kind, name):
 
 def test_gradients_are_finite_with_empty_rows():
     torch = pytest.importorskip("torch")
-    table = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.25]], dtype=torch.float64,
-                         requires_grad=True)
+    table = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.25]], dtype=torch.float64, requires_grad=True)
     for fn in (klkit.mutual_information, klkit.conditional_entropy, klkit.joint_entropy):
         table.grad = None
         fn(table).backward()
@@ -204,8 +205,11 @@ def test_half_precision_comes_back_in_its_dtype(dtype_name):
     table = torch.tensor([[0.25, 0.125], [0.125, 0.5]], dtype=dtype)
     exact = table.double().numpy()
     hx, hy, hxy = _h(exact.sum(-1)), _h(exact.sum(-2)), _h(exact.ravel())
-    for fn, expected in ((klkit.mutual_information, hx + hy - hxy), (klkit.conditional_entropy, hxy - hx),
-                         (klkit.joint_entropy, hxy)):
+    for fn, expected in (
+        (klkit.mutual_information, hx + hy - hxy),
+        (klkit.conditional_entropy, hxy - hx),
+        (klkit.joint_entropy, hxy),
+    ):
         got = fn(table)
         assert got.dtype == dtype
         assert float(got) == pytest.approx(expected, rel=4 * torch.finfo(dtype).eps), fn.__name__
@@ -241,14 +245,22 @@ FUNCTIONS = [klkit.mutual_information, klkit.conditional_entropy, klkit.joint_en
 @pytest.mark.parametrize("fn", FUNCTIONS)
 def test_a_table_that_is_not_a_distribution(backend, fn):
     good = np.full((2, 2), 0.25)
-    with pytest.raises(InvalidDistributionError, match=(
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
             r"`pxy` must sum to 1 over both `axes` together, a joint distribution \(tolerance 1\.5e-08 for "
             r".*float64\); found sums from 2 to 2 in 1 of 1 table\(s\)\. klkit never renormalises silently: divide "
-            r"a contingency table of counts by its total")):
+            r"a contingency table of counts by its total"
+        ),
+    ):
         fn(backend(good * 2))
-    with pytest.raises(InvalidDistributionError, match=(
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
             r"`pxy` must hold probabilities: finite and >= 0; found 1 entry, first -0\.25 at index \(1, 0\)\. "
-            r"Pass kind='log_probs'")):
+            r"Pass kind='log_probs'"
+        ),
+    ):
         fn(backend(np.array([[0.5, 0.5], [-0.25, 0.25]])))
     with pytest.raises(InvalidDistributionError, match=r"`pxy` must hold probabilities.*first nan at index \(0, 1\)"):
         fn(backend(np.array([[0.5, np.nan], [0.25, 0.25]])))
@@ -256,11 +268,17 @@ def test_a_table_that_is_not_a_distribution(backend, fn):
         fn(backend(np.log(good) + 1), kind="log_probs")
     with pytest.raises(InvalidDistributionError, match=r"`pxy` must hold log-probabilities: <= 0 and not NaN; found 1"):
         fn(backend(np.log(good) + np.array([[0, 0], [0, 2.0]])), kind="log_probs")
-    with pytest.raises(InvalidDistributionError, match=(
-            r"`pxy` must hold logits: real numbers or -inf \(masked\), never NaN or \+inf; found 1 entry, first inf")):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`pxy` must hold logits: real numbers or -inf \(masked\), never NaN or \+inf; found 1 entry, first inf"
+        ),
+    ):
         fn(backend(np.array([[0.0, np.inf], [0.0, 0.0]])), kind="logits")
-    with pytest.raises(InvalidDistributionError, match=(
-            r"`pxy` must have at least one finite logit per table; found 1 table\(s\) with every logit -inf")):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(r"`pxy` must have at least one finite logit per table; found 1 table\(s\) with every logit -inf"),
+    ):
         fn(backend(np.array([[[0.0, 1.0], [0.0, 0.0]], [[-np.inf, -np.inf], [-np.inf, -np.inf]]])), kind="logits")
     # a joint table's rows need not sum to 1: only the whole table does
     assert float(backend.numpy(fn(backend(good)))) == pytest.approx(UNIFORM_2X2[fn.__name__], abs=1e-15)
@@ -269,19 +287,26 @@ def test_a_table_that_is_not_a_distribution(backend, fn):
 @pytest.mark.parametrize("fn", FUNCTIONS)
 def test_axes_errors(fn):
     table = np.full((2, 3), 1 / 6)
-    with pytest.raises(InvalidArgumentError, match=(
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
             r"`axes` must be a pair of integers, the axes of X and Y in `pxy`; found -1\. "
-            r"Pass e\.g\. axes=\(-2, -1\)")):
+            r"Pass e\.g\. axes=\(-2, -1\)"
+        ),
+    ):
         fn(table, axes=-1)
     with pytest.raises(InvalidArgumentError, match=r"`axes` must be a pair of integers.*found \(0, 1, 2\)"):
         fn(table, axes=(0, 1, 2))
     with pytest.raises(InvalidArgumentError, match=r"`axes` must be a pair of integers.*found \(0\.0, 1\)"):
         fn(table, axes=(0.0, 1))
-    with pytest.raises(InvalidArgumentError, match=(
-            r"`axes` must name two distinct axes of `pxy`; found axes=\(1, -1\), both axis 1 of 2\.")):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(r"`axes` must name two distinct axes of `pxy`; found axes=\(1, -1\), both axis 1 of 2\."),
+    ):
         fn(table, axes=(1, -1))
-    with pytest.raises(ShapeError, match=(
-            r"`axes` must name axes of `pxy`, in \[-2, 1\] for shape \(2, 3\); found axes=\(0, 2\)\.")):
+    with pytest.raises(
+        ShapeError, match=(r"`axes` must name axes of `pxy`, in \[-2, 1\] for shape \(2, 3\); found axes=\(0, 2\)\.")
+    ):
         fn(table, axes=(0, 2))
     with pytest.raises(ShapeError, match=r"`pxy` must have at least two dimensions \(X and Y\); found shape \(6,\)"):
         fn(table.ravel())
@@ -292,9 +317,13 @@ def test_axes_errors(fn):
 def test_given_must_be_one_of_axes():
     table = np.full((2, 2, 3), 1 / 6)
     for given_axis in (0, 3, 1.0, True):
-        with pytest.raises(InvalidArgumentError, match=(
+        with pytest.raises(
+            InvalidArgumentError,
+            match=(
                 rf"`given` must be one of `axes` \(1, 2\), the axis of the conditioning variable X in H\(Y\|X\); "
-                rf"found given={given_axis!r}\. Pass given=axes\[0\] for H\(Y\|X\)")):
+                rf"found given={given_axis!r}\. Pass given=axes\[0\] for H\(Y\|X\)"
+            ),
+        ):
             klkit.conditional_entropy(table, given=given_axis, axes=(1, 2))
     np.testing.assert_allclose(klkit.conditional_entropy(table, given=-2, axes=(1, 2)), math.log(3), rtol=1e-15)
     np.testing.assert_allclose(klkit.conditional_entropy(table, given=1, axes=(1, 2)), math.log(3), rtol=1e-15)

@@ -266,8 +266,6 @@ LIMIT = 0.25
 SCRATCH = 0.05  # buffers and partial sums beyond the per-row result
 
 
-
-
 @pytest.mark.parametrize("shape", [(100_000, 10), (400_000, 4), (4, 500_000)], ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", ["probs", "logits"])
@@ -308,8 +306,14 @@ def test_first_call_in_a_fresh_process_loads_the_cache(dtype):
     env.pop("NUMBA_DISABLE_JIT", None)
 
     def first_call() -> float:
-        out = subprocess.run([sys.executable, "-c", FIRST_CALL.format(dtype=dtype)], env=env, check=True,
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_CALL.format(dtype=dtype)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return float(out.stdout.strip().splitlines()[-1])
 
     first_call()  # compiles, or finds the cache warm already

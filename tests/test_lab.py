@@ -109,8 +109,13 @@ def test_a_missing_import_inside_a_section_is_a_failure(tmp_path, monkeypatch):
 
 
 def test_a_failing_check_makes_the_cli_exit_non_zero(tmp_path, monkeypatch):
-    _fake_section(monkeypatch, "fails", lambda ctx: SectionResult(
-        key="fails", title="fails", claim="c", how="h", checks=[Check("x", "1", True), Check("y", "2", False)]))
+    _fake_section(
+        monkeypatch,
+        "fails",
+        lambda ctx: SectionResult(
+            key="fails", title="fails", claim="c", how="h", checks=[Check("x", "1", True), Check("y", "2", False)]
+        ),
+    )
     monkeypatch.setattr(lab_runner, "SECTIONS", ("fails",))
     assert lab(tmp_path, only=["fails"]) == 1
     data = json.loads((tmp_path / "results.json").read_text())

@@ -27,9 +27,21 @@ CHEAP = ["surprise", "entropy", "coin", "decomposition", "nonnegativity", "asymm
 
 def _dump_dom(page: Path, tmp_path: Path) -> str:
     profile = tmp_path / "chromium-profile"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "<body" in done.stdout, done.stderr[-2000:]
@@ -61,12 +73,16 @@ def test_report_renders_with_every_figure_and_section(tmp_path):
 def test_a_broken_figure_is_detected(tmp_path):
     """Negative control: the check must be able to fail."""
     good = tmp_path / "good.png"
-    good.write_bytes(base64.b64decode(  # a 1x1 PNG
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
+    good.write_bytes(
+        base64.b64decode(  # a 1x1 PNG
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+        )
+    )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    sections = [SectionResult(key="demo", title="demo", claim="c", how="h", checks=[Check("x", "1", True)],
-                              figures=[good, bad])]
+    sections = [
+        SectionResult(key="demo", title="demo", claim="c", how="h", checks=[Check("x", "1", True)], figures=[good, bad])
+    ]
     page = write_html(tmp_path / "index.html", sections, {"demo": 0.0}, {"seed": 0})
     total, loaded, marks = _figures(_dump_dom(page, tmp_path))
     assert (total, loaded, marks) == (2, 1, ["yes", "no"])

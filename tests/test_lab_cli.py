@@ -67,7 +67,7 @@ def test_help_lists_every_section_name():
 
 def test_readme_names_the_sections_as_the_cli_accepts_them():
     text = " ".join(README.read_text(encoding="utf-8").split())
-    lab = text[text.index("## The lab"):]
+    lab = text[text.index("## The lab") :]
     lab = lab[: lab.index("## ", 3)]
     listed = re.search(r"`--only` takes these section names: ([^.]*)\.", lab)
     assert listed is not None, "README's lab paragraph should list the --only names"
@@ -85,8 +85,10 @@ def test_a_missing_extra_fails_the_lab_and_says_which_extra(tmp_path, monkeypatc
     assert result.exit_code == 1, result.output
     output = " ".join(result.output.split())
     assert "1/2 sections pass; FAILED: needs_rl" in output
-    assert "FAIL needs_rl: the section's modules can be imported: ModuleNotFoundError: No module named " \
-           "'gymnasium'; install the `rl` extra: pip install 'klkit[rl]'" in output
+    assert (
+        "FAIL needs_rl: the section's modules can be imported: ModuleNotFoundError: No module named "
+        "'gymnasium'; install the `rl` extra: pip install 'klkit[rl]'" in output
+    )
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["passed"] is False and data["sections"]["needs_rl"]["status"] == "fail"
     assert "klkit[rl]" in data["sections"]["needs_rl"]["checks"][0]["measured"]
@@ -96,10 +98,12 @@ def test_a_missing_extra_fails_the_lab_and_says_which_extra(tmp_path, monkeypatc
 def test_the_trpo_section_without_gymnasium_fails_with_exit_1(tmp_path):
     """The real section, in a fresh interpreter where gymnasium cannot be imported."""
     out = tmp_path / "r"
-    code = ("import sys; sys.modules['gymnasium'] = None\n"
-            "from typer.testing import CliRunner\nfrom klkit.cli.app import app\n"
-            f"r = CliRunner().invoke(app, ['lab', '--quick', '--only', 'trpo', '--out', {str(out)!r}])\n"
-            "print(r.output)\nsys.exit(r.exit_code)\n")
+    code = (
+        "import sys; sys.modules['gymnasium'] = None\n"
+        "from typer.testing import CliRunner\nfrom klkit.cli.app import app\n"
+        f"r = CliRunner().invoke(app, ['lab', '--quick', '--only', 'trpo', '--out', {str(out)!r}])\n"
+        "print(r.output)\nsys.exit(r.exit_code)\n"
+    )
     env = {**os.environ, "CI": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -129,8 +133,13 @@ def test_only_on_a_reused_folder_leaves_no_stale_figures(tmp_path, monkeypatch):
 
     result = CLI.invoke(app, ["lab", "--out", str(tmp_path), "--only", "second"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "mine.png", "notes.txt", "results.json",
-                                                          "second_a.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "index.html",
+        "mine.png",
+        "notes.txt",
+        "results.json",
+        "second_a.png",
+    ]
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert (tmp_path / "mine.png").read_bytes() == b"not the runner's"
     data = json.loads((tmp_path / "results.json").read_text())
@@ -159,8 +168,10 @@ def test_a_crashing_section_leaves_no_half_written_files(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "results.json"]
 
 
-@pytest.mark.parametrize("results", ['{"sections": {"x": {"figures": ["../outside.png", "sub/a.png", "notes.txt"]}}}',
-                                     "not json", '{"sections": []}'])
+@pytest.mark.parametrize(
+    "results",
+    ['{"sections": {"x": {"figures": ["../outside.png", "sub/a.png", "notes.txt"]}}}', "not json", '{"sections": []}'],
+)
 def test_a_foreign_results_json_deletes_nothing_outside_the_figures_it_owns(tmp_path, results):
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)

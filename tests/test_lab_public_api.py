@@ -20,9 +20,18 @@ pytest.importorskip("torch")
 
 LAB = Path(klkit.lab.__file__).parent
 GLOBAL_STATE_CALLS = {
-    "torch.manual_seed", "torch.random.manual_seed", "torch.seed", "torch.cuda.manual_seed",
-    "torch.cuda.manual_seed_all", "torch.set_rng_state", "torch.set_num_threads", "torch.set_num_interop_threads",
-    "np.random.seed", "numpy.random.seed", "np.random.set_state", "random.seed",
+    "torch.manual_seed",
+    "torch.random.manual_seed",
+    "torch.seed",
+    "torch.cuda.manual_seed",
+    "torch.cuda.manual_seed_all",
+    "torch.set_rng_state",
+    "torch.set_num_threads",
+    "torch.set_num_interop_threads",
+    "np.random.seed",
+    "numpy.random.seed",
+    "np.random.set_state",
+    "random.seed",
 }
 # The only places allowed to touch global state: they restore it on exit.
 RESTORING = {("base.py", "torch_threads"), ("base.py", "torch_rng")}
@@ -118,17 +127,20 @@ def test_the_training_sections_are_checked():
         assert f"from klkit.train import {key}" in source
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("from klkit.train import _checkpoint as ckpt", "private name klkit.train._checkpoint"),
-    ("import klkit.train._runs", "private module klkit.train._runs"),
-    ("from klkit.train._runs import isolated_rng", "private module klkit.train._runs"),
-    ("from klkit.train.ppo import helper_not_in_all", "klkit.train.ppo.helper_not_in_all, which is not in"),
-    ("from klkit.train import vae\nvae.helper_not_in_all(None)", "uses klkit.train.vae.helper_not_in_all"),
-    ("import klkit.train.trpo as trpo\ntrpo.helper_not_in_all('.')", "uses klkit.train.trpo.helper_not_in_all"),
-    ("import torch\ntorch.manual_seed(0)", "calls torch.manual_seed"),
-    ("import torch\ndef torch_threads():\n    torch.set_num_threads(1)", "calls torch.set_num_threads"),
-    ("import numpy as np\nnp.random.seed(0)", "calls np.random.seed"),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from klkit.train import _checkpoint as ckpt", "private name klkit.train._checkpoint"),
+        ("import klkit.train._runs", "private module klkit.train._runs"),
+        ("from klkit.train._runs import isolated_rng", "private module klkit.train._runs"),
+        ("from klkit.train.ppo import helper_not_in_all", "klkit.train.ppo.helper_not_in_all, which is not in"),
+        ("from klkit.train import vae\nvae.helper_not_in_all(None)", "uses klkit.train.vae.helper_not_in_all"),
+        ("import klkit.train.trpo as trpo\ntrpo.helper_not_in_all('.')", "uses klkit.train.trpo.helper_not_in_all"),
+        ("import torch\ntorch.manual_seed(0)", "calls torch.manual_seed"),
+        ("import torch\ndef torch_threads():\n    torch.set_num_threads(1)", "calls torch.set_num_threads"),
+        ("import numpy as np\nnp.random.seed(0)", "calls np.random.seed"),
+    ],
+)
 def test_the_check_catches_each_rule(source, expected):
     """Negative controls: each forbidden pattern is reported (here outside base.py's restoring helpers)."""
     found = problems(source)
@@ -136,6 +148,8 @@ def test_the_check_catches_each_rule(source, expected):
 
 
 def test_the_check_accepts_public_use_and_local_generators():
-    source = ("import torch\nfrom klkit.train import vae\nfrom klkit.train.data import load_images\n"
-              "cfg = vae.Config(data='digits')\ng = torch.Generator().manual_seed(0)\n")
+    source = (
+        "import torch\nfrom klkit.train import vae\nfrom klkit.train.data import load_images\n"
+        "cfg = vae.Config(data='digits')\ng = torch.Generator().manual_seed(0)\n"
+    )
     assert problems(source) == []

@@ -12,8 +12,15 @@ from klkit.lab.sections import SECTIONS, TITLES
 from test_lab_training import assert_same_state, global_state
 
 pytest.importorskip("matplotlib")
-CLAIMS = ("Pinsker", "Bretagnolle–Huber", "H² ≤ KL", "non-decreasing", "continuous at α = 1",
-          "I(X;Y) = KL(P_XY‖P_X P_Y)", "data processing")
+CLAIMS = (
+    "Pinsker",
+    "Bretagnolle–Huber",
+    "H² ≤ KL",
+    "non-decreasing",
+    "continuous at α = 1",
+    "I(X;Y) = KL(P_XY‖P_X P_Y)",
+    "data processing",
+)
 
 
 @pytest.fixture(scope="module")

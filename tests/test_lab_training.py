@@ -23,8 +23,12 @@ def global_state() -> tuple:
     """What a section must not change for its caller: torch threads and every global generator."""
     import torch
 
-    return (torch.get_num_threads(), torch.get_rng_state().clone(), np.random.get_state()[1].copy(),  # noqa: NPY002 (the global one)
-            random.getstate())
+    return (
+        torch.get_num_threads(),
+        torch.get_rng_state().clone(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002 (the global one)
+        random.getstate(),
+    )
 
 
 def assert_same_state(before: tuple, after: tuple) -> None:
@@ -52,8 +56,9 @@ def test_training_section_passes_in_quick_mode(key, tmp_path):
     assert data["sections"][key]["figures"], "a training section shows its curves"
     for name in data["sections"][key]["figures"]:
         assert (tmp_path / name).is_file(), name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["index.html", "results.json",
-                                                                 *data["sections"][key]["figures"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["index.html", "results.json", *data["sections"][key]["figures"]]
+    )
 
 
 def test_state_check_can_fail():

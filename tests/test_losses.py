@@ -49,14 +49,25 @@ def _assert_close(mine, ref, dtype):
 
 
 # (a (C,) input has one position; ignoring it is the empty mean of test_all_ignored_mean_is_nan_like_torch)
-GRID = [case for case in itertools.product(
-    [torch.float32, torch.float64], SHAPES, ["index", "index_ignore", "probs"], [False, True], [0.0, 0.25],
-    ["mean", "sum", "none"],
-) if not (case[2] == "index_ignore" and len(case[1]) == 1)]
+GRID = [
+    case
+    for case in itertools.product(
+        [torch.float32, torch.float64],
+        SHAPES,
+        ["index", "index_ignore", "probs"],
+        [False, True],
+        [0.0, 0.25],
+        ["mean", "sum", "none"],
+    )
+    if not (case[2] == "index_ignore" and len(case[1]) == 1)
+]
 
 
-@pytest.mark.parametrize(("dtype", "shape", "target_kind", "use_weight", "smoothing", "reduction"), GRID,
-                         ids=lambda v: str(v).removeprefix("torch."))
+@pytest.mark.parametrize(
+    ("dtype", "shape", "target_kind", "use_weight", "smoothing", "reduction"),
+    GRID,
+    ids=lambda v: str(v).removeprefix("torch."),
+)
 def test_matches_torch_in_every_option_combination(dtype, shape, target_kind, use_weight, smoothing, reduction):
     z, t, w = _case(shape, dtype, target_kind, seed=zlib.crc32(repr((shape, target_kind)).encode()))
     weight = w if use_weight else None
@@ -65,8 +76,13 @@ def test_matches_torch_in_every_option_combination(dtype, shape, target_kind, us
     assert isinstance(mine, torch.Tensor) and mine.dtype == dtype
     _assert_close(mine, ref, dtype)
     # numpy in, numpy out, same dtype, same numbers
-    mine_np = cross_entropy_loss(z.numpy(), t.numpy(), weight=None if weight is None else weight.numpy(),
-                                 label_smoothing=smoothing, reduction=reduction)
+    mine_np = cross_entropy_loss(
+        z.numpy(),
+        t.numpy(),
+        weight=None if weight is None else weight.numpy(),
+        label_smoothing=smoothing,
+        reduction=reduction,
+    )
     assert isinstance(mine_np, np.ndarray) and mine_np.dtype == z.numpy().dtype
     _assert_close(mine_np, ref, dtype)
 
@@ -120,11 +136,14 @@ def test_extreme_logits_stay_finite():
 # --- errors: torch accepts these silently, klkit names the argument, the rule and the fix -------------------
 
 
-@pytest.mark.parametrize(("target", "match"), [
-    ([[0.5, 0.7, -0.2]], "finite and >= 0"),
-    ([[0.5, 0.6, 0.2]], "sum to 1 over the class axis"),
-    ([[np.nan, 0.5, 0.5]], "finite and >= 0"),
-])
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ([[0.5, 0.7, -0.2]], "finite and >= 0"),
+        ([[0.5, 0.6, 0.2]], "sum to 1 over the class axis"),
+        ([[np.nan, 0.5, 0.5]], "finite and >= 0"),
+    ],
+)
 def test_rejects_bad_probability_targets(target, match):
     z = torch.zeros(1, 3, dtype=torch.float64)
     t = torch.tensor(target, dtype=torch.float64)
@@ -136,21 +155,24 @@ def test_rejects_bad_probability_targets(target, match):
         cross_entropy_loss(z.numpy(), t.numpy())
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"target": np.array([0, 3])}, ValueError, r"`target` class indices must lie in \[0, 2\]"),
-    ({"target": np.array([0, -1])}, ValueError, "`target` class indices"),
-    ({"target": np.array([0, 1, 2])}, ValueError, r"`target` class indices must have shape \(2,\)"),
-    ({"target": np.ones((2, 4)) / 4}, ValueError, "`target` probabilities must have the shape"),
-    ({"target": np.array([True, False])}, TypeError, "`target` must hold class indices"),
-    ({"weight": np.ones(4)}, ValueError, r"`weight` must have shape \(3,\)"),
-    ({"weight": np.array([1.0, -1.0, 1.0])}, ValueError, "`weight` must be finite and >= 0"),
-    ({"label_smoothing": 1.5}, ValueError, r"`label_smoothing` must be a number in \[0, 1\]"),
-    ({"reduction": "avg"}, ValueError, "`reduction` must be 'mean', 'sum' or 'none'"),
-    ({"ignore_index": 1.5}, TypeError, "`ignore_index` must be an integer"),
-    ({"logits": np.zeros((2, 3), dtype=np.int64)}, TypeError, "`logits` must have a floating dtype"),
-    ({"logits": np.float64(1.0), "target": np.int64(0)}, ValueError, "`logits` must have a class axis"),
-    ({"logits": np.array([[np.nan, 0, 0], [0, 0, 0]])}, ValueError, "must hold logits"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"target": np.array([0, 3])}, ValueError, r"`target` class indices must lie in \[0, 2\]"),
+        ({"target": np.array([0, -1])}, ValueError, "`target` class indices"),
+        ({"target": np.array([0, 1, 2])}, ValueError, r"`target` class indices must have shape \(2,\)"),
+        ({"target": np.ones((2, 4)) / 4}, ValueError, "`target` probabilities must have the shape"),
+        ({"target": np.array([True, False])}, TypeError, "`target` must hold class indices"),
+        ({"weight": np.ones(4)}, ValueError, r"`weight` must have shape \(3,\)"),
+        ({"weight": np.array([1.0, -1.0, 1.0])}, ValueError, "`weight` must be finite and >= 0"),
+        ({"label_smoothing": 1.5}, ValueError, r"`label_smoothing` must be a number in \[0, 1\]"),
+        ({"reduction": "avg"}, ValueError, "`reduction` must be 'mean', 'sum' or 'none'"),
+        ({"ignore_index": 1.5}, TypeError, "`ignore_index` must be an integer"),
+        ({"logits": np.zeros((2, 3), dtype=np.int64)}, TypeError, "`logits` must have a floating dtype"),
+        ({"logits": np.float64(1.0), "target": np.int64(0)}, ValueError, "`logits` must have a class axis"),
+        ({"logits": np.array([[np.nan, 0, 0], [0, 0, 0]])}, ValueError, "must hold logits"),
+    ],
+)
 def test_errors(kwargs, exc, match):
     args = {"logits": np.zeros((2, 3)), "target": np.array([0, 1])} | kwargs
     logits, target = args.pop("logits"), args.pop("target")
@@ -166,8 +188,9 @@ def test_mixing_numpy_and_torch_raises():
 
 
 @given(
-    logits=hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)),
-                      elements=st.floats(-30, 30, allow_nan=False)),
+    logits=hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 6), st.integers(2, 5)), elements=st.floats(-30, 30, allow_nan=False)
+    ),
     eps=st.floats(0.0, 1.0),
     data=st.data(),
 )
@@ -195,10 +218,15 @@ def fused(monkeypatch):
     monkeypatch.setattr(_torch_functions, "TILE_ELEMENTS", 8)
 
 
-@pytest.mark.parametrize(("shape", "target_kind", "smoothing", "reduction"), [
-    ((8, 6), "index_ignore", 0.25, "mean"), ((3, 6, 4, 2), "index", 0.0, "none"), ((8, 6), "probs", 0.25, "sum"),
-    ((6,), "index", 0.1, "mean"),
-])
+@pytest.mark.parametrize(
+    ("shape", "target_kind", "smoothing", "reduction"),
+    [
+        ((8, 6), "index_ignore", 0.25, "mean"),
+        ((3, 6, 4, 2), "index", 0.0, "none"),
+        ((8, 6), "probs", 0.25, "sum"),
+        ((6,), "index", 0.1, "mean"),
+    ],
+)
 def test_fused_path_matches_torch(fused, shape, target_kind, smoothing, reduction):
     z, t, w = _case(shape, torch.float64, target_kind, seed=11)
     z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()

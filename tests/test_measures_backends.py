@@ -71,8 +71,9 @@ def test_half_precision_invalid_probs_raise_a_clear_error():
     with pytest.raises(ValueError, match=r"`p` must sum to 1.*bfloat16"):
         klkit.entropy(p)
     with pytest.raises(ValueError, match=r"`q` must hold probabilities.*-0.5"):
-        klkit.kl_divergence(torch.tensor([0.5, 0.5], dtype=torch.float16),
-                            torch.tensor([1.5, -0.5], dtype=torch.float16))
+        klkit.kl_divergence(
+            torch.tensor([0.5, 0.5], dtype=torch.float16), torch.tensor([1.5, -0.5], dtype=torch.float16)
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -117,8 +118,11 @@ def test_dask_in_dask_out_equal_to_numpy(rng, measure, kind):
     args = (p,) if measure == "entropy" else (p, q)
     lazy = getattr(klkit, measure)(*(da.from_array(a, chunks=(250, 40)) for a in args), kind=kind)
     assert isinstance(lazy, da.Array)
-    ref = _reference(measure, *(special.softmax(a, -1) if kind == "logits" else a for a in args),
-                     *([None] if measure == "entropy" else []))
+    ref = _reference(
+        measure,
+        *(special.softmax(a, -1) if kind == "logits" else a for a in args),
+        *([None] if measure == "entropy" else []),
+    )
     np.testing.assert_allclose(lazy.compute(), ref, rtol=1e-12, atol=1e-14)
 
 
@@ -163,6 +167,9 @@ def test_torch_compile_fullgraph_without_validation(rng, measure, kind):
         return getattr(klkit, measure)(*a, kind=kind, validate=False)
 
     out = _compile_or_skip(f)(*args)
-    ref = _reference(measure, *(special.softmax(a.double().numpy(), -1) if kind == "logits" else a.double().numpy()
-                                for a in args), *([None] if measure == "entropy" else []))
+    ref = _reference(
+        measure,
+        *(special.softmax(a.double().numpy(), -1) if kind == "logits" else a.double().numpy() for a in args),
+        *([None] if measure == "entropy" else []),
+    )
     np.testing.assert_allclose(out.double().numpy(), ref, rtol=1e-5, atol=1e-6)

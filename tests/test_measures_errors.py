@@ -31,22 +31,33 @@ def _with(x, index, value):
 def test_bad_probabilities(backend, n, value, found):
     p = backend(_with(_probs(n), 1, value))
     q = backend(_probs(n))
-    for call in (lambda: klkit.entropy(p), lambda: klkit.kl_divergence(p, q), lambda: klkit.kl_divergence(q, p),
-                 lambda: klkit.cross_entropy(q, p), lambda: klkit.js_divergence(p, q)):
-        with pytest.raises(InvalidDistributionError, match=(
-            rf"must hold probabilities: finite and >= 0; found 1 entry, fir"
-            rf"st {found} at index 1.*kind='log_probs'"
-        )):
+    for call in (
+        lambda: klkit.entropy(p),
+        lambda: klkit.kl_divergence(p, q),
+        lambda: klkit.kl_divergence(q, p),
+        lambda: klkit.cross_entropy(q, p),
+        lambda: klkit.js_divergence(p, q),
+    ):
+        with pytest.raises(
+            InvalidDistributionError,
+            match=(
+                rf"must hold probabilities: finite and >= 0; found 1 entry, fir"
+                rf"st {found} at index 1.*kind='log_probs'"
+            ),
+        ):
             call()
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_unnormalised_probabilities(backend, n):
     p = backend(_probs(n) * 1.01)
-    with pytest.raises(InvalidDistributionError, match=(
-        r"`p` must sum to 1 along `axis` \(tolerance 1\.5e-08.*sums fr"
-        r"om 1\.01.*klkit\.normalize"
-    )):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`p` must sum to 1 along `axis` \(tolerance 1\.5e-08.*sums fr"
+            r"om 1\.01.*klkit\.normalize"
+        ),
+    ):
         klkit.entropy(p)
     with pytest.raises(InvalidDistributionError, match=r"`q` must sum to 1"):
         klkit.kl_divergence(backend(_probs(n)), p)
@@ -58,17 +69,23 @@ def test_unnormalised_probabilities(backend, n):
 @pytest.mark.parametrize("n", SIZES)
 def test_bad_log_probabilities(backend, n):
     lp = np.log(_probs(n))
-    with pytest.raises(InvalidDistributionError, match=(
-        r"`p` must hold log-probabilities: <= 0 and not NaN; found 1 e"
-        r"ntry, first 0\.5 at index 0. .*kind='logits'"
-    )):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`p` must hold log-probabilities: <= 0 and not NaN; found 1 e"
+            r"ntry, first 0\.5 at index 0. .*kind='logits'"
+        ),
+    ):
         klkit.entropy(backend(_with(lp, 0, 0.5)), kind="log_probs")
     with pytest.raises(InvalidDistributionError, match=r"`q` must hold log-probabilities.*nan"):
         klkit.kl_divergence(backend(lp), backend(_with(lp, 0, np.nan)), kind="log_probs")
-    with pytest.raises(InvalidDistributionError, match=(
-        r"`p` must be normalised, logsumexp = 0, along `axis`.*logsume"
-        r"xp from"
-    )):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`p` must be normalised, logsumexp = 0, along `axis`.*logsume"
+            r"xp from"
+        ),
+    ):
         klkit.entropy(backend(lp - 0.1), kind="log_probs")
 
 
@@ -77,32 +94,45 @@ def test_bad_log_probabilities(backend, n):
 def test_bad_logits(backend, n, value, found):
     a = backend(_with(np.zeros(n), 2, value))
     b = backend(np.zeros(n))
-    for call in (lambda: klkit.entropy(a, kind="logits"), lambda: klkit.kl_divergence(a, b, kind="logits"),
-                 lambda: klkit.cross_entropy(b, a, kind="logits"), lambda: klkit.js_divergence(b, a, kind="logits")):
-        with pytest.raises(InvalidDistributionError, match=(
-            rf"must hold logits: real numbers or -inf \(masked\), never NaN"
-            rf" or \+inf; found 1 entry, first.*{found}.*mask with -inf"
-        )):
+    for call in (
+        lambda: klkit.entropy(a, kind="logits"),
+        lambda: klkit.kl_divergence(a, b, kind="logits"),
+        lambda: klkit.cross_entropy(b, a, kind="logits"),
+        lambda: klkit.js_divergence(b, a, kind="logits"),
+    ):
+        with pytest.raises(
+            InvalidDistributionError,
+            match=(
+                rf"must hold logits: real numbers or -inf \(masked\), never NaN"
+                rf" or \+inf; found 1 entry, first.*{found}.*mask with -inf"
+            ),
+        ):
             call()
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_all_masked_logits(backend, n):
     a = backend(np.stack([np.zeros(n), np.full(n, -np.inf)]))
-    with pytest.raises(InvalidDistributionError, match=(
-        r"`p` must have at least one finite logit per slice; found 1 s"
-        r"lice\(s\) with every logit -inf. Leave at least one"
-    )):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`p` must have at least one finite logit per slice; found 1 s"
+            r"lice\(s\) with every logit -inf. Leave at least one"
+        ),
+    ):
         klkit.entropy(a, kind="logits")
     with pytest.raises(InvalidDistributionError, match=r"`q` must have at least one finite logit"):
         klkit.cross_entropy(backend(np.full((2, n), 1.0 / n)), a, q_kind="logits")
 
 
 def test_shapes_that_do_not_broadcast(backend):
-    with pytest.raises(ShapeError, match=(
-        r"`p` and `q` must have shapes that broadcast; found \(3,\) an"
-        r"d \(4,\).*q\[None, :\]"
-    )):
+    with pytest.raises(
+        ShapeError,
+        match=(
+            r"`p` and `q` must have shapes that broadcast; found \(3,\) an"
+            r"d \(4,\).*q\[None, :\]"
+        ),
+    ):
         klkit.kl_divergence(backend(_probs(3)), backend(_probs(4)))
     with pytest.raises(ValueError, match="broadcast"):
         klkit.cross_entropy(backend(np.full((2, 3), 1 / 3)), backend(np.full((3, 3), 1 / 3)))
@@ -110,10 +140,13 @@ def test_shapes_that_do_not_broadcast(backend):
 
 @pytest.mark.parametrize("axis", [2, -3, 5])
 def test_axis_out_of_range(backend, axis):
-    with pytest.raises(ShapeError, match=(
-        rf"`axis` must be in \[-2, 1\] for inputs with 2 dimension\(s\)"
-        rf"; found axis={axis}"
-    )):
+    with pytest.raises(
+        ShapeError,
+        match=(
+            rf"`axis` must be in \[-2, 1\] for inputs with 2 dimension\(s\)"
+            rf"; found axis={axis}"
+        ),
+    ):
         klkit.entropy(backend(np.full((2, 3), 1 / 3)), axis=axis)
 
 
@@ -130,10 +163,13 @@ def test_zero_d_input(backend):
 
 @pytest.mark.parametrize("base", [0, 1, -1, math.nan, math.inf, -2.5, 0.5])
 def test_bad_base_value(backend, base):
-    with pytest.raises(InvalidArgumentError, match=(
-        r"`base` must be None \(nats\) or a finite number > 1"
-        r"; found .*base=2 for bits"
-    )):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`base` must be None \(nats\) or a finite number > 1"
+            r"; found .*base=2 for bits"
+        ),
+    ):
         klkit.entropy(backend(_probs(2)), base=base)
     with pytest.raises(InvalidArgumentError, match=r"`base`"):
         klkit.surprise(backend([0.5]), base=base)
@@ -141,28 +177,37 @@ def test_bad_base_value(backend, base):
 
 @pytest.mark.parametrize("base", ["two", [2], True])
 def test_bad_base_type(backend, base):
-    with pytest.raises(InvalidArgumentError, match=(
-        r"`base` must be None \(nats\) or a real number > 1; "
-        r"found .* of type"
-    )):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`base` must be None \(nats\) or a real number > 1; "
+            r"found .* of type"
+        ),
+    ):
         klkit.kl_divergence(backend(_probs(2)), backend(_probs(2)), base=base)
 
 
 def test_bad_kind(backend):
-    with pytest.raises(InvalidArgumentError, match=(
-        r"`kind` must be one of 'probs', 'log_probs' or 'logits'; foun"
-        r"d 'prob'"
-    )):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=(
+            r"`kind` must be one of 'probs', 'log_probs' or 'logits'; foun"
+            r"d 'prob'"
+        ),
+    ):
         klkit.entropy(backend(_probs(2)), kind="prob")
     with pytest.raises(InvalidArgumentError, match=r"`q_kind` must be one of .*found 'softmax'"):
         klkit.kl_divergence(backend(_probs(2)), backend(_probs(2)), q_kind="softmax")
 
 
 def test_empty_axis(backend):
-    with pytest.raises(ShapeError, match=(
-        r"the reduction axis \(-1\) is empty: a distribution needs at "
-        r"least one outcome"
-    )):
+    with pytest.raises(
+        ShapeError,
+        match=(
+            r"the reduction axis \(-1\) is empty: a distribution needs at "
+            r"least one outcome"
+        ),
+    ):
         klkit.entropy(backend(np.zeros((3, 0))))
     with pytest.raises(ShapeError, match=r"reduction axis \(0\) is empty"):
         klkit.kl_divergence(backend(np.zeros((0, 2))), backend(np.zeros((0, 2))), axis=0)
@@ -171,20 +216,26 @@ def test_empty_axis(backend):
 def test_numpy_and_torch_mixed_is_type_error():
     torch = pytest.importorskip("torch")
     p = np.array([0.5, 0.5])
-    with pytest.raises(BackendMismatchError, match=(
-        r"inputs mix torch tensors with other arrays \(found numpy.nda"
-        r"rray, torch.Tensor\).*torch.as_tensor"
-    )):
+    with pytest.raises(
+        BackendMismatchError,
+        match=(
+            r"inputs mix torch tensors with other arrays \(found numpy.nda"
+            r"rray, torch.Tensor\).*torch.as_tensor"
+        ),
+    ):
         klkit.kl_divergence(p, torch.tensor(p))
     with pytest.raises(TypeError, match="mix torch tensors"):
         klkit.cross_entropy(torch.tensor(p), [0.5, 0.5])
 
 
 def test_surprise_outside_unit_interval(backend):
-    with pytest.raises(InvalidDistributionError, match=(
-        r"`p` must hold probabilities in \[0, 1\]; found 2 entries out"
-        r"side, first 1\.5"
-    )):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=(
+            r"`p` must hold probabilities in \[0, 1\]; found 2 entries out"
+            r"side, first 1\.5"
+        ),
+    ):
         klkit.surprise(backend([1.5, 0.5, -0.2]))
 
 

@@ -34,8 +34,6 @@ def logits():
     return a, b
 
 
-
-
 CASES = {
     "kl_logits": lambda a, b: klkit.kl_divergence(a, b, kind="logits"),
     "ce_logits": lambda a, b: klkit.cross_entropy(a, b, kind="logits"),
@@ -121,8 +119,13 @@ def torch_peaks() -> dict[str, float]:
     except OSError:
         pytest.skip("/proc/self/clear_refs is not writable here")
     tests = str(Path(__file__).resolve().parent)
-    done = subprocess.run([sys.executable, "-c", _TORCH_PEAKS.format(tests=tests)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _TORCH_PEAKS.format(tests=tests)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -79,8 +79,9 @@ def test_base_change_scales(backend, kind, pair, base):
         f = getattr(klkit, name)
         args = (p,) if name == "entropy" else (p, q)
         nats = backend.numpy(f(*args, kind=kind))
-        np.testing.assert_allclose(backend.numpy(f(*args, kind=kind, base=base)), nats / math.log(base),
-                                   rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(
+            backend.numpy(f(*args, kind=kind, base=base)), nats / math.log(base), rtol=1e-13, atol=1e-15
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -111,8 +112,9 @@ def test_the_three_kinds_agree(backend, pair):
         np.testing.assert_allclose(values[2], values[0], rtol=1e-9, atol=1e-12)
     # mixed: labels as probabilities, the model as logits
     mixed = backend.numpy(klkit.kl_divergence(backend(as_kind(a, "probs")), backend(b), q_kind="logits"))
-    np.testing.assert_allclose(mixed, backend.numpy(klkit.kl_divergence(*_pq(backend, "probs", a, b))), rtol=1e-9,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        mixed, backend.numpy(klkit.kl_divergence(*_pq(backend, "probs", a, b))), rtol=1e-9, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)

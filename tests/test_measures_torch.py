@@ -98,8 +98,11 @@ def test_large_logits_are_finite_and_correct(grad):
     ref_h = -(np.exp(lp) * lp).sum(-1)
     A = torch.tensor(a, requires_grad=grad)
     B = torch.tensor(b, requires_grad=grad)
-    for got, ref in ((klkit.kl_divergence(A, B, kind="logits"), ref_kl), (klkit.entropy(A, kind="logits"), ref_h),
-                     (klkit.kl_divergence(a, b, kind="logits"), ref_kl)):
+    for got, ref in (
+        (klkit.kl_divergence(A, B, kind="logits"), ref_kl),
+        (klkit.entropy(A, kind="logits"), ref_h),
+        (klkit.kl_divergence(a, b, kind="logits"), ref_kl),
+    ):
         got = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got)
         assert np.isfinite(got).all()
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)

@@ -39,14 +39,25 @@ def find_references(text: str) -> list[str]:
     return [m.group(0) for pattern in PATTERNS for m in pattern.finditer(text)]
 
 
-@pytest.mark.parametrize("text", ["see issue 4", "Issues 2/4/5/6 asked for this", "fixed in #9.", "(issue #12)",
-                                  "as PR #3 did", "GH-7"])
+@pytest.mark.parametrize(
+    "text", ["see issue 4", "Issues 2/4/5/6 asked for this", "fixed in #9.", "(issue #12)", "as PR #3 did", "GH-7"]
+)
 def test_detects(text):
     assert find_references(text), text
 
 
-@pytest.mark.parametrize("text", ["color: #555;", "border-left: 6px solid #999;", "&#8214;", "x = y  # 2 ways",
-                                  "see docs/rl.md#results", "the 4 issues with scipy", "#!/usr/bin/env python"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "color: #555;",
+        "border-left: 6px solid #999;",
+        "&#8214;",
+        "x = y  # 2 ways",
+        "see docs/rl.md#results",
+        "the 4 issues with scipy",
+        "#!/usr/bin/env python",
+    ],
+)
 def test_ignores(text):
     assert not find_references(text), text
 

@@ -47,8 +47,18 @@ FAMILY = {
 }
 # the measures also accept distribution objects, whose options (method, n_samples, ...) arrive
 # through **distribution_options
-DISTRIBUTION_HOOK = {"entropy", "cross_entropy", "kl_divergence", "js_divergence", "decompose", "total_variation",
-                     "hellinger_distance", "js_distance", "f_divergence", "renyi_divergence"}
+DISTRIBUTION_HOOK = {
+    "entropy",
+    "cross_entropy",
+    "kl_divergence",
+    "js_divergence",
+    "decompose",
+    "total_variation",
+    "hellinger_distance",
+    "js_distance",
+    "f_divergence",
+    "renyi_divergence",
+}
 
 
 def test_measures_are_exported_with_their_signatures():

@@ -43,7 +43,8 @@ def test_pair_counts_are_the_registry():
     stated = (int(found.group(1)), int(found.group(2)))
     assert stated == (table["finite_pairs"], klkit_only), (
         f"README.md says {stated[0]} finite pairs, {stated[1]} missing from torch; `klkit pairs` has "
-        f"{table['finite_pairs']} and {klkit_only}: update the sentence")
+        f"{table['finite_pairs']} and {klkit_only}: update the sentence"
+    )
 
 
 def test_lab_section_names_are_the_labs():

@@ -121,8 +121,9 @@ def test_entropy_is_log_k_minus_divergence_from_uniform(alpha):
     rng = np.random.default_rng(11)
     p = rng.dirichlet(np.ones(6), size=4)
     u = np.full(6, 1 / 6)
-    np.testing.assert_allclose(klkit.renyi_entropy(p, alpha), math.log(6) - klkit.renyi_divergence(p, u, alpha),
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        klkit.renyi_entropy(p, alpha), math.log(6) - klkit.renyi_divergence(p, u, alpha), rtol=1e-13, atol=1e-15
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -170,8 +171,7 @@ def test_continuous_at_alpha_one(pair, exponent, side):
 def test_kinds_agree(backend, kind, pair, alpha):
     a, b = pair
     expected = klkit.renyi_divergence(softmax(a), softmax(b), alpha)
-    got = backend.numpy(klkit.renyi_divergence(backend(as_kind(a, kind)), backend(as_kind(b, kind)), alpha,
-                                               kind=kind))
+    got = backend.numpy(klkit.renyi_divergence(backend(as_kind(a, kind)), backend(as_kind(b, kind)), alpha, kind=kind))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     got_h = backend.numpy(klkit.renyi_entropy(backend(as_kind(a, kind)), alpha, kind=kind))
     np.testing.assert_allclose(got_h, klkit.renyi_entropy(softmax(a), alpha), rtol=1e-9, atol=1e-12)
@@ -183,8 +183,11 @@ def test_axis_base_and_broadcasting(backend):
     expected = klkit.renyi_divergence(p, np.broadcast_to(q, p.shape), 2.0) / math.log(2)
     got = klkit.renyi_divergence(backend(p.T), backend(q[:, None]), 2.0, axis=0, base=2)
     np.testing.assert_allclose(backend.numpy(got), expected, rtol=1e-14)
-    np.testing.assert_allclose(backend.numpy(klkit.renyi_entropy(backend(p.T), 3, axis=0, base=10)),
-                               klkit.renyi_entropy(p, 3) / math.log(10), rtol=1e-14)
+    np.testing.assert_allclose(
+        backend.numpy(klkit.renyi_entropy(backend(p.T), 3, axis=0, base=10)),
+        klkit.renyi_entropy(p, 3) / math.log(10),
+        rtol=1e-14,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -214,8 +217,10 @@ def test_masked_logits_are_zero_probabilities(alpha):
     q = np.array([[-np.inf, 0.0, 0.0], [0.0, 0.0, 0.0]])
     got = klkit.renyi_divergence(p, q, alpha, kind="logits")
     probs = softmax(np.where(np.isinf(p), -1e300, p)), softmax(np.where(np.isinf(q), -1e300, q))
-    expected = [_mp_renyi(a, b, alpha) if not (alpha >= 1 and i == 0) else math.inf
-                for i, (a, b) in enumerate(zip(*probs, strict=True))]
+    expected = [
+        _mp_renyi(a, b, alpha) if not (alpha >= 1 and i == 0) else math.inf
+        for i, (a, b) in enumerate(zip(*probs, strict=True))
+    ]
     assert not np.isnan(got).any()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -232,12 +237,17 @@ def test_gradcheck(kind, alpha):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    to = {"logits": lambda t: t, "probs": lambda t: torch.softmax(t, -1),
-          "log_probs": lambda t: torch.log_softmax(t, -1)}[kind]
-    assert torch.autograd.gradcheck(lambda x, y: klkit.renyi_divergence(to(x), to(y), alpha, kind=kind, base=2),
-                                    (x, y), eps=1e-6, atol=1e-8)
-    assert torch.autograd.gradcheck(lambda x: klkit.renyi_entropy(to(x).T, alpha, kind=kind, axis=0), (x,),
-                                    eps=1e-6, atol=1e-8)
+    to = {
+        "logits": lambda t: t,
+        "probs": lambda t: torch.softmax(t, -1),
+        "log_probs": lambda t: torch.log_softmax(t, -1),
+    }[kind]
+    assert torch.autograd.gradcheck(
+        lambda x, y: klkit.renyi_divergence(to(x), to(y), alpha, kind=kind, base=2), (x, y), eps=1e-6, atol=1e-8
+    )
+    assert torch.autograd.gradcheck(
+        lambda x: klkit.renyi_entropy(to(x).T, alpha, kind=kind, axis=0), (x,), eps=1e-6, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 2.0, math.inf])
@@ -281,8 +291,9 @@ def test_array_api_strict_matches_numpy():
         got = klkit.renyi_divergence(xs.asarray(p), xs.asarray(q), alpha)
         assert isinstance(got, type(xs.asarray(p)))
         np.testing.assert_allclose(np.asarray(got), klkit.renyi_divergence(p, q, alpha), rtol=1e-15)
-        np.testing.assert_allclose(np.asarray(klkit.renyi_entropy(xs.asarray(p), alpha)),
-                                   klkit.renyi_entropy(p, alpha), rtol=1e-15)
+        np.testing.assert_allclose(
+            np.asarray(klkit.renyi_entropy(xs.asarray(p), alpha)), klkit.renyi_entropy(p, alpha), rtol=1e-15
+        )
 
 
 def test_scipy_entropy_at_alpha_one_and_validate_false_gives_nan():
@@ -299,11 +310,14 @@ def test_scipy_entropy_at_alpha_one_and_validate_false_gives_nan():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("alpha", "pattern"), [
-    (-0.5, r"`alpha` must be >= 0 \(or math\.inf\); found -0\.5\. Rényi measures are defined for 0 <= alpha"),
-    (math.nan, r"`alpha` must be >= 0 \(or math\.inf\); found nan\."),
-    (-math.inf, r"`alpha` must be >= 0 \(or math\.inf\); found -inf\."),
-])
+@pytest.mark.parametrize(
+    ("alpha", "pattern"),
+    [
+        (-0.5, r"`alpha` must be >= 0 \(or math\.inf\); found -0\.5\. Rényi measures are defined for 0 <= alpha"),
+        (math.nan, r"`alpha` must be >= 0 \(or math\.inf\); found nan\."),
+        (-math.inf, r"`alpha` must be >= 0 \(or math\.inf\); found -inf\."),
+    ],
+)
 def test_bad_alpha(alpha, pattern):
     with pytest.raises(klkit.errors.InvalidArgumentError, match=pattern):
         klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], alpha)
@@ -311,11 +325,14 @@ def test_bad_alpha(alpha, pattern):
         klkit.renyi_entropy([0.5, 0.5], alpha)
 
 
-@pytest.mark.parametrize(("alpha", "pattern"), [
-    ("2", r"`alpha` must be a real number >= 0 \(or math\.inf\); found '2' of type str\. Pass e\.g\. alpha=2"),
-    (True, r"`alpha` must be a real number >= 0 \(or math\.inf\); found True of type bool\."),
-    (None, r"`alpha` must be a real number.*found None of type NoneType\. Pass e\.g\. alpha=2"),
-])
+@pytest.mark.parametrize(
+    ("alpha", "pattern"),
+    [
+        ("2", r"`alpha` must be a real number >= 0 \(or math\.inf\); found '2' of type str\. Pass e\.g\. alpha=2"),
+        (True, r"`alpha` must be a real number >= 0 \(or math\.inf\); found True of type bool\."),
+        (None, r"`alpha` must be a real number.*found None of type NoneType\. Pass e\.g\. alpha=2"),
+    ],
+)
 def test_alpha_that_is_not_a_number_is_a_type_error(alpha, pattern):
     with pytest.raises(TypeError, match=pattern):
         klkit.renyi_divergence([0.5, 0.5], [0.9, 0.1], alpha)
@@ -353,8 +370,11 @@ def test_validate_false_gives_nan_where_a_sum_is_off_for_p_and_for_q(backend, ki
     d_p = backend.numpy(klkit.renyi_divergence(backend(to(rows)), backend(to(q)), alpha, kind=kind, validate=False))
     d_q = backend.numpy(klkit.renyi_divergence(backend(to(q)), backend(to(rows)), alpha, kind=kind, validate=False))
     h = backend.numpy(klkit.renyi_entropy(backend(to(rows)), alpha, kind=kind, validate=False))
-    for got, expected in ((d_p, _mp_renyi(good, q, alpha)), (d_q, _mp_renyi(q, good, alpha)),
-                          (h, _mp_renyi_entropy(good, alpha))):
+    for got, expected in (
+        (d_p, _mp_renyi(good, q, alpha)),
+        (d_q, _mp_renyi(q, good, alpha)),
+        (h, _mp_renyi_entropy(good, alpha)),
+    ):
         assert np.isnan(got[1]) and np.isnan(got[2]), (got, alpha)
         assert got[0] == pytest.approx(expected, rel=1e-13)
         assert got[3] == pytest.approx(expected, rel=1e-7)  # a sum within the tolerance: nearly the same law

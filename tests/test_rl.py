@@ -72,11 +72,14 @@ def _flat_grad(f, params):
     return torch.cat([g.reshape(-1) for g in torch.autograd.grad(f(), params)])
 
 
-@pytest.mark.parametrize("space,std", [
-    (gym.spaces.Discrete(4), "state-independent"),
-    (gym.spaces.Box(-1, 1, (2,)), "state-independent"),
-    (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
-])
+@pytest.mark.parametrize(
+    "space,std",
+    [
+        (gym.spaces.Discrete(4), "state-independent"),
+        (gym.spaces.Box(-1, 1, (2,)), "state-independent"),
+        (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
+    ],
+)
 def test_fisher_vector_product_matches_finite_differences_of_the_kl_gradient(space, std):
     _policy, params, mean_kl, _, _ = _policy_and_kl(space, std)
     n = sum(p.numel() for p in params)
@@ -107,7 +110,7 @@ def test_fisher_vector_product_at_theta_old_is_the_fisher_information():
     fisher = torch.zeros(n, n, dtype=torch.float64)
     for s in range(obs.shape[0]):
         for a in range(3):
-            logp = policy.distribution(obs[s:s + 1]).log_prob(torch.tensor([a]))[0]
+            logp = policy.distribution(obs[s : s + 1]).log_prob(torch.tensor([a]))[0]
             g = _flat_grad(lambda logp=logp: logp, params)
             fisher += old.probs[s, a] * torch.outer(g, g) / obs.shape[0]
     v = torch.randn(n, dtype=torch.float64)
@@ -137,8 +140,9 @@ def test_line_search_rejects_when_no_step_improves():
 
 def test_line_search_never_accepts_a_step_over_the_kl_budget():
     # improvement only for large steps, which all break the budget
-    result = trpo.backtracking_line_search(lambda a: (1.0 if a > 0.5 else -1.0, a), max_kl=0.5, shrink=0.9,
-                                           max_steps=20)
+    result = trpo.backtracking_line_search(
+        lambda a: (1.0 if a > 0.5 else -1.0, a), max_kl=0.5, shrink=0.9, max_steps=20
+    )
     assert not result.accepted
 
 
@@ -190,11 +194,14 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_v():
 # --- policies ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("space,std", [
-    (gym.spaces.Discrete(3), "state-independent"),
-    (gym.spaces.Box(-2, 2, (2,)), "state-independent"),
-    (gym.spaces.Box(-2, 2, (2,)), "state-dependent"),
-])
+@pytest.mark.parametrize(
+    "space,std",
+    [
+        (gym.spaces.Discrete(3), "state-independent"),
+        (gym.spaces.Box(-2, 2, (2,)), "state-independent"),
+        (gym.spaces.Box(-2, 2, (2,)), "state-dependent"),
+    ],
+)
 def test_fast_sample_and_log_prob_agree_with_torch_distributions(space, std):
     torch.manual_seed(0)
     policy = rl.ActorCritic(4, space, hidden=(8,), std=std)
@@ -293,19 +300,22 @@ def test_policy_kl_exact_is_the_closed_form_and_k1_k3_estimate_it():
 
 # Schulman et al. 2017, §4: β ← β/2 if d < d_targ/1.5; β ← 2β if d > 1.5·d_targ; else β unchanged.
 # d_targ = 1.5 puts the thresholds at 1.0 and 2.25, both exact in binary, so the boundaries are literal too.
-@pytest.mark.parametrize("beta,kl,target,expected", [
-    (1.0, 0.001, 0.01, 0.5),
-    (1.0, 0.02, 0.01, 2.0),
-    (1.0, 0.012, 0.01, 1.0),
-    (0.3, 0.5, 1.5, 0.15),
-    (0.3, math.nextafter(1.0, 0.0), 1.5, 0.15),  # just under d_targ/1.5: halve
-    (0.3, 1.0, 1.5, 0.3),  # at d_targ/1.5: keep (the rule is strict)
-    (0.3, 1.5, 1.5, 0.3),
-    (0.3, 2.25, 1.5, 0.3),  # at 1.5·d_targ: keep
-    (0.3, math.nextafter(2.25, 3.0), 1.5, 0.6),  # just over 1.5·d_targ: double
-    (4.0, 100.0, 1.5, 8.0),
-    (4.0, 0.0, 1.5, 2.0),
-])
+@pytest.mark.parametrize(
+    "beta,kl,target,expected",
+    [
+        (1.0, 0.001, 0.01, 0.5),
+        (1.0, 0.02, 0.01, 2.0),
+        (1.0, 0.012, 0.01, 1.0),
+        (0.3, 0.5, 1.5, 0.15),
+        (0.3, math.nextafter(1.0, 0.0), 1.5, 0.15),  # just under d_targ/1.5: halve
+        (0.3, 1.0, 1.5, 0.3),  # at d_targ/1.5: keep (the rule is strict)
+        (0.3, 1.5, 1.5, 0.3),
+        (0.3, 2.25, 1.5, 0.3),  # at 1.5·d_targ: keep
+        (0.3, math.nextafter(2.25, 3.0), 1.5, 0.6),  # just over 1.5·d_targ: double
+        (4.0, 100.0, 1.5, 8.0),
+        (4.0, 0.0, 1.5, 2.0),
+    ],
+)
 def test_adaptive_beta_follows_the_ppo_paper_rule(beta, kl, target, expected):
     assert ppo.adapt_beta(beta, kl, target) == expected
 
@@ -351,16 +361,24 @@ def _trpo_batch(space, std, n=2000):
     # advantages that reward actions above their state's typical one: a real direction to improve in
     score = actions.double() if actions.dim() == 1 else actions.sum(-1)
     advantages = score - score.mean() + 0.1 * torch.randn(n, dtype=torch.float64, generator=g)
-    batch = {"obs": obs, "actions": actions, "log_probs": log_probs, "dist_params": params.clone(),
-             "advantages": advantages}
+    batch = {
+        "obs": obs,
+        "actions": actions,
+        "log_probs": log_probs,
+        "dist_params": params.clone(),
+        "advantages": advantages,
+    }
     return policy, batch
 
 
-@pytest.mark.parametrize("space,std", [
-    (gym.spaces.Discrete(3), "state-independent"),
-    (gym.spaces.Box(-1, 1, (2,)), "state-independent"),
-    (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
-])
+@pytest.mark.parametrize(
+    "space,std",
+    [
+        (gym.spaces.Discrete(3), "state-independent"),
+        (gym.spaces.Box(-1, 1, (2,)), "state-independent"),
+        (gym.spaces.Box(-1, 1, (2,)), "state-dependent"),
+    ],
+)
 def test_trpo_step_stays_within_the_kl_budget_measured_independently(space, std):
     discrete = isinstance(space, gym.spaces.Discrete)
     policy, batch = _trpo_batch(space, std)
@@ -373,7 +391,7 @@ def test_trpo_step_stays_within_the_kl_budget_measured_independently(space, std)
     kl = _kl_from_saved_parameters(discrete, old_params, new_params)
     assert kl.mean() <= cfg.max_kl * (1 + 1e-9)
     # the step scaled to the quadratic model's δ, then backtracked by 0.8^k: most of the budget is used
-    assert kl.mean() >= 0.8 ** 3 * cfg.max_kl
+    assert kl.mean() >= 0.8**3 * cfg.max_kl
     # torch's KL of distributions built here from the same saved parameters agrees
     if discrete:
         old, new = Categorical(logits=old_params), Categorical(logits=new_params)
@@ -383,8 +401,9 @@ def test_trpo_step_stays_within_the_kl_budget_measured_independently(space, std)
     np.testing.assert_allclose(torch.distributions.kl_divergence(old, new).numpy(), kl, rtol=1e-9, atol=1e-15)
     # and so does the Monte Carlo k1 estimate from the saved log-probabilities of the batch's actions
     old_lp = batch["log_probs"].numpy()
-    np.testing.assert_allclose(_log_prob_from_saved_parameters(discrete, old_params, batch["actions"]), old_lp,
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        _log_prob_from_saved_parameters(discrete, old_params, batch["actions"]), old_lp, rtol=1e-9, atol=1e-12
+    )
     ratio = old_lp - _log_prob_from_saved_parameters(discrete, new_params, batch["actions"])
     assert abs(ratio.mean() - kl.mean()) < 5 * ratio.std(ddof=1) / math.sqrt(len(ratio))
 
@@ -404,14 +423,17 @@ def test_trpo_step_without_an_improving_direction_leaves_the_policy_unchanged():
 # --- configs -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module,field,value,match", [
-    (ppo, "batch_size", 0, "`batch_size` must be a positive integer"),
-    (ppo, "clip_range", -0.1, "`clip_range` must be > 0 or None"),
-    (ppo, "gamma", 1.5, r"`gamma` must be in \[0, 1\]"),
-    (trpo, "max_kl", 0.0, "`max_kl` must be > 0"),
-    (trpo, "line_search_shrink", 1.0, "`line_search_shrink`"),
-    (trpo, "std", "sometimes", "`std`"),
-])
+@pytest.mark.parametrize(
+    "module,field,value,match",
+    [
+        (ppo, "batch_size", 0, "`batch_size` must be a positive integer"),
+        (ppo, "clip_range", -0.1, "`clip_range` must be > 0 or None"),
+        (ppo, "gamma", 1.5, r"`gamma` must be in \[0, 1\]"),
+        (trpo, "max_kl", 0.0, "`max_kl` must be > 0"),
+        (trpo, "line_search_shrink", 1.0, "`line_search_shrink`"),
+        (trpo, "std", "sometimes", "`std`"),
+    ],
+)
 def test_config_validation_names_the_field(module, field, value, match):
     cfg = module.Config(**{field: value})
     with pytest.raises(ValueError, match=match):
@@ -431,8 +453,9 @@ def test_every_config_field_is_documented():
                 for i, stmt in enumerate(body):
                     if isinstance(stmt, ast.AnnAssign):
                         nxt = body[i + 1] if i + 1 < len(body) else None
-                        assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
+                        assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), (
                             f"{module.__name__}.{node.name}.{stmt.target.id} has no docstring"
+                        )
 
 
 def test_make_vector_env_rejects_unknown_ids():

@@ -13,13 +13,24 @@ from klkit.cli.app import app
 from klkit.train import ppo, rl, trpo
 
 torch.set_num_threads(1)
-METRIC_KEYS = {"update", "global_step", "return_mean10", "episodes", "value_loss", "entropy", "kl_exact", "kl_k1",
-               "kl_k3", "kl_k1_se", "kl_k3_se", "steps_per_second"}
+METRIC_KEYS = {
+    "update",
+    "global_step",
+    "return_mean10",
+    "episodes",
+    "value_loss",
+    "entropy",
+    "kl_exact",
+    "kl_k1",
+    "kl_k3",
+    "kl_k1_se",
+    "kl_k3_se",
+    "steps_per_second",
+}
 
 
 def _small_ppo(**kw):
-    base = dict(env_id="CartPole-v1", total_steps=1024, n_envs=4, n_steps=64, batch_size=64, n_epochs=2,
-                progress=False)
+    base = dict(env_id="CartPole-v1", total_steps=1024, n_envs=4, n_steps=64, batch_size=64, n_epochs=2, progress=False)
     return ppo.Config(**{**base, **kw})
 
 
@@ -73,9 +84,23 @@ def test_trpo_annealed_delta_decays_linearly_and_bounds_each_step(tmp_path):
 
 
 def test_ppo_adaptive_penalty_and_early_stop_on_a_gaussian_policy(tmp_path):
-    cfg = ppo.Config(env_id="Pendulum-v1", total_steps=1024, n_envs=2, n_steps=128, batch_size=64, n_epochs=4,
-                     clip_range=None, kl_penalty=True, kl_target=0.003, kl_beta=1.0, target_kl=0.02,
-                     std="state-dependent", normalize_observations=True, normalize_rewards=True, progress=False)
+    cfg = ppo.Config(
+        env_id="Pendulum-v1",
+        total_steps=1024,
+        n_envs=2,
+        n_steps=128,
+        batch_size=64,
+        n_epochs=4,
+        clip_range=None,
+        kl_penalty=True,
+        kl_target=0.003,
+        kl_beta=1.0,
+        target_kl=0.02,
+        std="state-dependent",
+        normalize_observations=True,
+        normalize_rewards=True,
+        progress=False,
+    )
     ppo.train(cfg, tmp_path)
     records = rl.read_metrics(tmp_path)
     for r in records:  # Schulman et al. (2017), adaptive KL penalty: ×2 above 1.5·target, ÷2 below target/1.5
@@ -128,8 +153,22 @@ def test_evaluate_needs_a_run_directory(tmp_path):
 def test_cli_train_and_eval(tmp_path):
     runner = CliRunner()
     run_dir = tmp_path / "run"
-    res = runner.invoke(app, ["train", "trpo", "--env", "CartPole-v1", "--steps", "512", "--seed", "1",
-                              "--run-dir", str(run_dir), "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "trpo",
+            "--env",
+            "CartPole-v1",
+            "--steps",
+            "512",
+            "--seed",
+            "1",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "trpo on CartPole-v1" in res.output
     res = runner.invoke(app, ["eval", str(run_dir), "--episodes", "2", "--json"])

@@ -55,8 +55,9 @@ class Problem:
             "reverse": self._grad(lambda th: klkit.kl_divergence(th, self.ref_logits, kind="logits")),
             "forward": self._grad(lambda th: klkit.kl_divergence(self.ref_logits, th, kind="logits")),
             "tv": self._grad(lambda th: (torch.softmax(th, -1) - torch.softmax(self.ref_logits, -1)).abs().sum()),
-            "E[k2]": self._grad(lambda th: (torch.softmax(th, -1) * 0.5
-                                            * (torch.log_softmax(th, -1) - self.ref_lp) ** 2).sum()),
+            "E[k2]": self._grad(
+                lambda th: (torch.softmax(th, -1) * 0.5 * (torch.log_softmax(th, -1) - self.ref_lp) ** 2).sum()
+            ),
             "zero": torch.zeros(V, dtype=torch.float64),
         }
 

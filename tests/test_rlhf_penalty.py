@@ -73,7 +73,7 @@ def log_probs(seed: int, n: int = 4096, dtype=torch.float64, spread: float = 3.0
     logits = torch.randn(n, 32, generator=g, dtype=dtype) * spread
     ref_logits = logits + torch.randn(n, 32, generator=g, dtype=dtype) * spread
     ref_logits[: n // 8] *= 8  # tails of far-off tokens: |log-ratio| > 20 and k3 > 10
-    logits[n // 8: n // 4] *= 8
+    logits[n // 8 : n // 4] *= 8
     tokens = torch.randint(0, 32, (n, 1), generator=g)
     logp = torch.log_softmax(logits, -1).gather(-1, tokens)[:, 0]
     ref = torch.log_softmax(ref_logits, -1).gather(-1, tokens)[:, 0]
@@ -93,7 +93,7 @@ def test_presets_equal_the_libraries_bit_for_bit(name, dtype):
     assert set(PRESETS) == set(LIBRARY)
     logp, ref, old = log_probs(1, dtype=dtype)
     preset = PRESETS[name]
-    for with_old in ((False, True) if preset.gradient == "reverse_kl" else (False,)):
+    for with_old in (False, True) if preset.gradient == "reverse_kl" else (False,):
         ours_lp, lib_lp = logp.clone().requires_grad_(), logp.clone().requires_grad_()
         out = kl_penalty(ours_lp, ref, preset=name, placement="loss", old_logp=old if with_old else None)
         expected = LIBRARY[name](lib_lp, ref, old if with_old else None)
@@ -107,8 +107,12 @@ def test_presets_equal_the_libraries_bit_for_bit(name, dtype):
         (lib,) = torch.autograd.grad(expected.sum(), lib_lp)
         if preset.gradient == "reverse_kl":
             small = (logp - ref).abs() < 8  # TRL's autograd of e^d·w - ... cancels for large |d|
-            torch.testing.assert_close(ours[small], lib[small], rtol=1e-9 if dtype == torch.float64 else 2e-3,
-                                       atol=1e-12 if dtype == torch.float64 else 1e-4)
+            torch.testing.assert_close(
+                ours[small],
+                lib[small],
+                rtol=1e-9 if dtype == torch.float64 else 2e-3,
+                atol=1e-12 if dtype == torch.float64 else 1e-4,
+            )
         else:  # where the library's gradient is NaN (e^d overflowing beneath a clamp), ours is the clamp's 0
             nan = torch.isnan(lib)
             assert torch.equal(ours[~nan], lib[~nan]), name
@@ -133,8 +137,9 @@ def test_values_are_the_estimators_to_the_last_digit():
     """k3 against mpmath at 50 digits: a few ulps everywhere, also near d = 0 where e^d - 1 - d cancels."""
     mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 50
-    ell = torch.tensor([1e-12, 1e-9, -1e-6, 1e-3, -0.3, 0.5, -0.999, 0.999, 1.0, -1.0, 1.5, -2.0, 30.0, -30.0],
-                       dtype=torch.float64)
+    ell = torch.tensor(
+        [1e-12, 1e-9, -1e-6, 1e-3, -0.3, 0.5, -0.999, 0.999, 1.0, -1.0, 1.5, -2.0, 30.0, -30.0], dtype=torch.float64
+    )
     ref = torch.full_like(ell, -3.0)
     logp = ref + ell
     for dtype, ulp in ((torch.float64, 2.0**-52), (torch.float32, 2.0**-23)):
@@ -220,32 +225,64 @@ def test_penalty_is_a_named_tuple():
 
 LP, REF = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
 ERRORS = [
-    (dict(estimator="k4"), InvalidArgumentError, r"`estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'\. "
-     r"Use 'k1' or 'k3' \(unbiased .*pass `preset` instead"),
-    (dict(placement="both"), InvalidArgumentError, r"`placement` must be one of 'reward', 'loss'; found 'both'\. "
-     r"Use 'reward' to subtract β·value from the rewards, or 'loss'"),
-    (dict(placement="loss", gradient="forward_kl"), InvalidArgumentError,
-     r"`gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found 'forward_kl'\. "
-     r"Use 'native' for the libraries' gradient, or 'reverse_kl'"),
-    (dict(gradient="reverse_kl"), InvalidArgumentError,
-     r"`gradient` must be 'native' with placement='reward'; found gradient='reverse_kl'.*placement='loss'"),
+    (
+        dict(estimator="k4"),
+        InvalidArgumentError,
+        r"`estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'\. "
+        r"Use 'k1' or 'k3' \(unbiased .*pass `preset` instead",
+    ),
+    (
+        dict(placement="both"),
+        InvalidArgumentError,
+        r"`placement` must be one of 'reward', 'loss'; found 'both'\. "
+        r"Use 'reward' to subtract β·value from the rewards, or 'loss'",
+    ),
+    (
+        dict(placement="loss", gradient="forward_kl"),
+        InvalidArgumentError,
+        r"`gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found 'forward_kl'\. "
+        r"Use 'native' for the libraries' gradient, or 'reverse_kl'",
+    ),
+    (
+        dict(gradient="reverse_kl"),
+        InvalidArgumentError,
+        r"`gradient` must be 'native' with placement='reward'; found gradient='reverse_kl'.*placement='loss'",
+    ),
     (dict(old_logp=REF), InvalidArgumentError, r"`old_logp` applies to placement='loss' only"),
-    (dict(preset="verl:k2+"), InvalidArgumentError,
-     r"`preset` must be one of verl:kl, verl:abs, .*; found 'verl:k2\+'"),
-    (dict(preset="verl:kl", estimator="k3"), InvalidArgumentError,
-     r"`estimator` cannot be combined with `preset`: the preset 'verl:kl' fixes it; found estimator='k3'"),
+    (
+        dict(preset="verl:k2+"),
+        InvalidArgumentError,
+        r"`preset` must be one of verl:kl, verl:abs, .*; found 'verl:k2\+'",
+    ),
+    (
+        dict(preset="verl:kl", estimator="k3"),
+        InvalidArgumentError,
+        r"`estimator` cannot be combined with `preset`: the preset 'verl:kl' fixes it; found estimator='k3'",
+    ),
     (dict(preset="trl:k3", clamp=Clamp(value=10.0)), InvalidArgumentError, r"`clamp` cannot be combined with `preset`"),
-    (dict(preset="trl:k3", gradient="reverse_kl", placement="loss"), InvalidArgumentError,
-     r"`gradient` cannot be combined with `preset`"),
+    (
+        dict(preset="trl:k3", gradient="reverse_kl", placement="loss"),
+        InvalidArgumentError,
+        r"`gradient` cannot be combined with `preset`",
+    ),
     (dict(clamp=(20.0, -1.0)), InvalidArgumentError, r"`clamp` must be Clamp\(log_ratio, value\) with each bound None"),
     (dict(clamp=(20.0,)), InvalidArgumentError, r"`clamp` must be Clamp"),
     (dict(clamp=(True, None)), InvalidArgumentError, r"`clamp` must be Clamp"),
-    (dict(placement="loss", old_logp=torch.zeros(3)), ShapeError,
-     r"`old_logp` must have the shape of `logp` .*found \(3,\) and \(2,\)"),
-    (dict(placement="loss", old_logp=torch.zeros(2, requires_grad=True)), InvalidArgumentError,
-     r"`old_logp` must not require grad.*torch.no_grad\(\)"),
-    (dict(placement="loss", old_logp=torch.tensor([0.0, float("nan")])), InvalidDistributionError,
-     r"`old_logp` must hold finite log-probabilities at the sampled tokens; found nan"),
+    (
+        dict(placement="loss", old_logp=torch.zeros(3)),
+        ShapeError,
+        r"`old_logp` must have the shape of `logp` .*found \(3,\) and \(2,\)",
+    ),
+    (
+        dict(placement="loss", old_logp=torch.zeros(2, requires_grad=True)),
+        InvalidArgumentError,
+        r"`old_logp` must not require grad.*torch.no_grad\(\)",
+    ),
+    (
+        dict(placement="loss", old_logp=torch.tensor([0.0, float("nan")])),
+        InvalidDistributionError,
+        r"`old_logp` must hold finite log-probabilities at the sampled tokens; found nan",
+    ),
 ]
 
 
@@ -266,9 +303,11 @@ def test_bad_inputs_raise_naming_the_argument():
         kl_penalty(LP, REF.clone().requires_grad_())
     with pytest.raises(InvalidDistributionError, match=r"`logp` must hold finite log-probabilities.*found inf"):
         kl_penalty(torch.tensor([0.0, float("inf")]), REF)
-    with pytest.raises(InvalidDistributionError,
-                       match=r"`ref_logp` must hold finite .*found -inf \(π_ref gives a sampled token no mass: "
-                             r"KL\(π‖π_ref\) is infinite; clamp the log-ratio"):
+    with pytest.raises(
+        InvalidDistributionError,
+        match=r"`ref_logp` must hold finite .*found -inf \(π_ref gives a sampled token no mass: "
+        r"KL\(π‖π_ref\) is infinite; clamp the log-ratio",
+    ):
         kl_penalty(LP, torch.tensor([0.0, -float("inf")]))
 
 
@@ -277,16 +316,34 @@ def test_bad_inputs_raise_naming_the_argument():
 P, K = inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.KEYWORD_ONLY
 EMPTY = inspect.Parameter.empty
 SIGNATURES = {
-    kl_penalty: [("logp", P, EMPTY), ("ref_logp", P, EMPTY), ("estimator", K, "k1"), ("placement", K, "reward"),
-                 ("gradient", K, "native"), ("old_logp", K, None), ("clamp", K, None), ("preset", K, None)],
+    kl_penalty: [
+        ("logp", P, EMPTY),
+        ("ref_logp", P, EMPTY),
+        ("estimator", K, "k1"),
+        ("placement", K, "reward"),
+        ("gradient", K, "native"),
+        ("old_logp", K, None),
+        ("clamp", K, None),
+        ("preset", K, None),
+    ],
     token_kl: [("logits", P, EMPTY), ("ref_logits", P, EMPTY), ("direction", K, "reverse"), ("chunk_size", K, None)],
     sequence_kl_surrogate: [("logp", P, EMPTY), ("ref_logp", P, EMPTY), ("mask", P, EMPTY), ("old_logp", K, None)],
 }
 
 
 def test_public_api_is_pinned():
-    assert klkit.rlhf.__all__ == ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "PRESETS", "Clamp", "KLPenalty", "Preset",
-                                  "kl_penalty", "sequence_kl_surrogate", "token_kl"]
+    assert klkit.rlhf.__all__ == [
+        "ESTIMATORS",
+        "GRADIENTS",
+        "PLACEMENTS",
+        "PRESETS",
+        "Clamp",
+        "KLPenalty",
+        "Preset",
+        "kl_penalty",
+        "sequence_kl_surrogate",
+        "token_kl",
+    ]
     assert klkit.rlhf.ESTIMATORS == ("k1", "k2", "k3", "abs")
     assert klkit.rlhf.PLACEMENTS == ("reward", "loss")
     assert klkit.rlhf.GRADIENTS == ("native", "reverse_kl", "straight_through")
@@ -295,8 +352,19 @@ def test_public_api_is_pinned():
     for fn, expected in SIGNATURES.items():
         got = [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
         assert got == expected, fn.__name__
-    assert set(PRESETS) == {"verl:kl", "verl:abs", "verl:mse", "verl:low_var_kl", "verl:k1+", "verl:k3+",
-                            "openrlhf:k1", "openrlhf:k2", "openrlhf:k3", "trl:k3", "trl:k3_ratio"}
+    assert set(PRESETS) == {
+        "verl:kl",
+        "verl:abs",
+        "verl:mse",
+        "verl:low_var_kl",
+        "verl:k1+",
+        "verl:k3+",
+        "openrlhf:k1",
+        "openrlhf:k2",
+        "openrlhf:k3",
+        "trl:k3",
+        "trl:k3_ratio",
+    }
     assert Clamp._fields == ("log_ratio", "value")
 
 
@@ -305,7 +373,15 @@ def test_docstrings_state_the_gradients_and_cite_the_sources():
         doc = inspect.getdoc(fn)
         assert "Tang" in doc and "Off-policy" in doc, fn.__name__
     doc = inspect.getdoc(kl_penalty)
-    for needle in ("∇KL(π_ref‖π)", "∇KL(π‖π_ref)", "verl", "OpenRLHF", "TRL", "Zhang", "comedy of estimators",
-                   "Rethinking KL regularization"):
+    for needle in (
+        "∇KL(π_ref‖π)",
+        "∇KL(π‖π_ref)",
+        "verl",
+        "OpenRLHF",
+        "TRL",
+        "Zhang",
+        "comedy of estimators",
+        "Rethinking KL regularization",
+    ):
         assert needle in doc, needle
     assert re.search(r"k3\s+∇KL\(π_ref‖π\), the \*\*forward\*\* KL", doc)

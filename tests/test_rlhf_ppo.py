@@ -52,10 +52,15 @@ def test_default_and_explicit_zero_coefficient_train_identically(tmp_path):
     assert a["return_mean10"] == b["return_mean10"]
 
 
-@pytest.mark.parametrize(("estimator", "placement", "gradient"), [
-    ("k1", "reward", "native"), ("k3", "loss", "native"), ("k3", "loss", "reverse_kl"),
-    ("k2", "loss", "straight_through"),
-])
+@pytest.mark.parametrize(
+    ("estimator", "placement", "gradient"),
+    [
+        ("k1", "reward", "native"),
+        ("k3", "loss", "native"),
+        ("k3", "loss", "reverse_kl"),
+        ("k2", "loss", "straight_through"),
+    ],
+)
 def test_reference_penalty_runs_and_logs_both_exact_kls(tmp_path, estimator, placement, gradient):
     ppo.train(small(kl_ref_coef=0.1, kl_estimator=estimator, kl_placement=placement, kl_gradient=gradient), tmp_path)
     records = rl.read_metrics(tmp_path)
@@ -80,34 +85,80 @@ def test_reference_from_another_run(tmp_path):
 
 
 def test_cli_switches(tmp_path):
-    result = CliRunner().invoke(app, ["train", "ppo", "--run-dir", str(tmp_path), "--steps", "256", "--n-envs", "2",
-                                      "--n-steps", "64", "--kl-ref-coef", "0.05", "--kl-estimator", "k3",
-                                      "--kl-placement", "loss", "--kl-gradient", "reverse_kl", "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "ppo",
+            "--run-dir",
+            str(tmp_path),
+            "--steps",
+            "256",
+            "--n-envs",
+            "2",
+            "--n-steps",
+            "64",
+            "--kl-ref-coef",
+            "0.05",
+            "--kl-estimator",
+            "k3",
+            "--kl-placement",
+            "loss",
+            "--kl-gradient",
+            "reverse_kl",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "config.json").read_text())
     assert (config["kl_ref_coef"], config["kl_estimator"], config["kl_placement"], config["kl_gradient"]) == (
-        0.05, "k3", "loss", "reverse_kl")
+        0.05,
+        "k3",
+        "loss",
+        "reverse_kl",
+    )
     assert set(rl.read_metrics(tmp_path)[0]) >= REF_KEYS
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (dict(kl_ref_coef=-1.0), r"`kl_ref_coef` must be a finite number >= 0; found -1\.0\. Pass 0 to turn the penalty "
-                             r"off, or a small β such as 0\.05\."),
-    (dict(kl_ref_coef=float("inf")), r"`kl_ref_coef` must be a finite number >= 0; found inf\. Pass 0"),
-    (dict(kl_ref_coef=True), r"`kl_ref_coef` must be a finite number >= 0; found True\. Pass 0"),
-    (dict(kl_estimator="k4"), r"`kl_estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'\. Use 'k1' or 'k3' "
-                              r"\(unbiased for KL\(π_old‖π_ref\) at the rollout's actions\)\."),
-    (dict(kl_placement="both"), r"`kl_placement` must be one of 'reward', 'loss'; found 'both'\. Use 'reward' "
-                                r"\(β·estimate off each reward\) or 'loss' \(β·surrogate added to the loss\)\."),
-    (dict(kl_gradient="forward"), r"`kl_gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found "
-                                  r"'forward'\. Use 'native' \(the libraries' gradient\) or 'reverse_kl'"),
-    (dict(kl_gradient="reverse_kl"), r"`kl_gradient` must be 'native' with kl_placement='reward'; found "
-                                     r"'reverse_kl'\. In the reward only the estimate is used; use "
-                                     r"kl_placement='loss'"),
-    (dict(kl_ref="somewhere", normalize_observations=True), r"`kl_ref` needs normalize_observations=False: .*found "
-                                                            r"normalize_observations=True\. Turn it off or drop "
-                                                            r"kl_ref"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            dict(kl_ref_coef=-1.0),
+            r"`kl_ref_coef` must be a finite number >= 0; found -1\.0\. Pass 0 to turn the penalty "
+            r"off, or a small β such as 0\.05\.",
+        ),
+        (dict(kl_ref_coef=float("inf")), r"`kl_ref_coef` must be a finite number >= 0; found inf\. Pass 0"),
+        (dict(kl_ref_coef=True), r"`kl_ref_coef` must be a finite number >= 0; found True\. Pass 0"),
+        (
+            dict(kl_estimator="k4"),
+            r"`kl_estimator` must be one of 'k1', 'k2', 'k3', 'abs'; found 'k4'\. Use 'k1' or 'k3' "
+            r"\(unbiased for KL\(π_old‖π_ref\) at the rollout's actions\)\.",
+        ),
+        (
+            dict(kl_placement="both"),
+            r"`kl_placement` must be one of 'reward', 'loss'; found 'both'\. Use 'reward' "
+            r"\(β·estimate off each reward\) or 'loss' \(β·surrogate added to the loss\)\.",
+        ),
+        (
+            dict(kl_gradient="forward"),
+            r"`kl_gradient` must be one of 'native', 'reverse_kl', 'straight_through'; found "
+            r"'forward'\. Use 'native' \(the libraries' gradient\) or 'reverse_kl'",
+        ),
+        (
+            dict(kl_gradient="reverse_kl"),
+            r"`kl_gradient` must be 'native' with kl_placement='reward'; found "
+            r"'reverse_kl'\. In the reward only the estimate is used; use "
+            r"kl_placement='loss'",
+        ),
+        (
+            dict(kl_ref="somewhere", normalize_observations=True),
+            r"`kl_ref` needs normalize_observations=False: .*found "
+            r"normalize_observations=True\. Turn it off or drop "
+            r"kl_ref",
+        ),
+    ],
+)
 def test_bad_switches_raise_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message):
         small(**options).validate()
@@ -122,21 +173,30 @@ def test_the_switches_accept_exactly_the_options_of_klkit_rlhf():
 
 
 def test_missing_reference_run_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"`kl_ref` must be a run directory holding checkpoint.pt; none in .*missing\. "
-                                         r"Train the reference first, or leave kl_ref None"):
+    with pytest.raises(
+        ValueError,
+        match=r"`kl_ref` must be a run directory holding checkpoint.pt; none in .*missing\. "
+        r"Train the reference first, or leave kl_ref None",
+    ):
         ppo.train(small(kl_ref_coef=0.1, kl_ref=str(tmp_path / "missing")), tmp_path / "run")
 
 
-@pytest.mark.parametrize(("saved", "found"), [
-    (dict(env_id="Acrobot-v1", normalize_observations=False), "'Acrobot-v1' with normalize_observations=False"),
-    (dict(env_id="CartPole-v1", normalize_observations=True), "'CartPole-v1' with normalize_observations=True"),
-])
+@pytest.mark.parametrize(
+    ("saved", "found"),
+    [
+        (dict(env_id="Acrobot-v1", normalize_observations=False), "'Acrobot-v1' with normalize_observations=False"),
+        (dict(env_id="CartPole-v1", normalize_observations=True), "'CartPole-v1' with normalize_observations=True"),
+    ],
+)
 def test_a_reference_run_that_reads_other_observations_is_refused(tmp_path, saved, found):
     (tmp_path / rl.CHECKPOINT).write_bytes(b"")  # refused before the checkpoint is read
     (tmp_path / rl.CONFIG).write_text(json.dumps(saved))
     cfg = small(kl_ref_coef=0.1, kl_ref=str(tmp_path))
-    with pytest.raises(ValueError, match=rf"`kl_ref` must be a run on CartPole-v1 without observation normalisation; "
-                                         rf"found {found}\. Point kl_ref at such a run"):
+    with pytest.raises(
+        ValueError,
+        match=rf"`kl_ref` must be a run on CartPole-v1 without observation normalisation; "
+        rf"found {found}\. Point kl_ref at such a run",
+    ):
         rl.reference_policy(cfg, rl.build_policy(cfg))
 
 
@@ -189,8 +249,9 @@ def test_reference_kl_takes_beta_times_the_estimate_off_the_rewards(rollout, est
     copy = rl.RolloutBuffer(**{k: v.copy() for k, v in vars(buffer).items()})
     ref_log_probs, record = rl.reference_kl(reference, copy, cfg)
     np.testing.assert_allclose(ref_log_probs.double().numpy(), ref_at, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(copy.rewards.astype(np.float64).ravel(), before.ravel() - beta * estimate,
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        copy.rewards.astype(np.float64).ravel(), before.ravel() - beta * estimate, rtol=0, atol=1e-5
+    )
     assert abs(record["kl_ref_estimate"] - estimate.mean()) < 1e-5
     assert record["kl_ref_reverse"] == pytest.approx(reverse.mean(), rel=1e-5)
     assert record["kl_ref_forward"] == pytest.approx(forward.mean(), rel=1e-5)
@@ -210,8 +271,11 @@ def test_estimate_agrees_with_the_exact_kl_within_its_standard_error(rollout, es
     ell = old_at - ref_at
     estimate = ell if estimator == "k1" else np.expm1(-ell) + ell
     se = np.std(estimate - reverse, ddof=1) / np.sqrt(estimate.size)
-    _, record = rl.reference_kl(reference, rl.RolloutBuffer(**{k: v.copy() for k, v in vars(buffer).items()}),
-                                small(kl_ref_coef=0.1, kl_estimator=estimator))
+    _, record = rl.reference_kl(
+        reference,
+        rl.RolloutBuffer(**{k: v.copy() for k, v in vars(buffer).items()}),
+        small(kl_ref_coef=0.1, kl_estimator=estimator),
+    )
     assert 0 < se < 0.02
     assert abs(record["kl_ref_estimate"] - record["kl_ref_reverse"]) < 4 * se
 
@@ -229,8 +293,9 @@ def test_a_large_beta_keeps_the_policy_closer_to_the_reference(tmp_path):
     assert [r["return_mean10"] for r in zero] == [r["return_mean10"] for r in tiny]
     free = tiny[-1]["kl_ref_reverse"]
     in_reward = final_kl("reward", kl_ref_coef=5.0)[-1]["kl_ref_reverse"]
-    in_loss = final_kl("loss", kl_ref_coef=5.0, kl_placement="loss", kl_estimator="k3",
-                       kl_gradient="reverse_kl")[-1]["kl_ref_reverse"]
+    in_loss = final_kl("loss", kl_ref_coef=5.0, kl_placement="loss", kl_estimator="k3", kl_gradient="reverse_kl")[-1][
+        "kl_ref_reverse"
+    ]
     assert free > 0.03  # measured 0.075
     assert in_reward < free / 2 and in_loss < free / 2  # measured 0.015 and 0.002
 

@@ -44,7 +44,7 @@ EOS_MASK[:, 1:] = torch.cumprod(SEQUENCES[:, :-1] != EOS, dim=1).bool()  # token
 class Toy:
     def __init__(self, seed: int = 0) -> None:
         g = torch.Generator().manual_seed(seed)
-        table = torch.randn(OFFSETS[-1] + V**(T - 1), V, generator=g, dtype=torch.float64)
+        table = torch.randn(OFFSETS[-1] + V ** (T - 1), V, generator=g, dtype=torch.float64)
         self.theta = table.clone().requires_grad_()
         self.ref = table + 0.8 * torch.randn(table.shape, generator=g, dtype=torch.float64)
         self.old = table + 0.4 * torch.randn(table.shape, generator=g, dtype=torch.float64)
@@ -85,8 +85,9 @@ def test_surrogate_gradient_is_the_exact_sequence_kl_gradient(toy, masked):
     kl = sequence_kl(toy, mask)
     if not masked:  # the definition against klkit's measure on the joint distribution of the 81 sequences
         joint, joint_ref = toy.logp(toy.theta).sum(-1), toy.logp(toy.ref).sum(-1)
-        assert float(kl.detach()) == pytest.approx(float(klkit.kl_divergence(joint.detach(), joint_ref,
-                                                                               kind="log_probs")), rel=1e-13)
+        assert float(kl.detach()) == pytest.approx(
+            float(klkit.kl_divergence(joint.detach(), joint_ref, kind="log_probs")), rel=1e-13
+        )
     truth = toy.grad(kl)
     logp, ref = toy.logp(toy.theta), toy.logp(toy.ref)
     padded = logp.where(mask, torch.tensor(-1e300))  # padding may hold anything: the mask decides
@@ -112,8 +113,10 @@ def test_token_level_losses_miss_part_of_the_sequence_gradient(toy):
         per_token = token_kl(logits, ref_logits, direction=direction).sum(-1)
         assert float((got - toy.grad(expected(toy, per_token))).abs().max()) < 1e-12
         numbers[estimator] = float((got - truth).norm() / truth.norm())
-    print(f"token-level losses vs the sequence KL gradient: relative difference k2 {numbers['k2']:.3f}, "
-          f"k3 {numbers['k3']:.3f}")  # reported with pytest -s
+    print(
+        f"token-level losses vs the sequence KL gradient: relative difference k2 {numbers['k2']:.3f}, "
+        f"k3 {numbers['k3']:.3f}"
+    )  # reported with pytest -s
     assert numbers["k2"] > 0.05 and numbers["k3"] > 0.05
     # the per-token terms are the first part of the sequence gradient: adding the future terms closes it
     future = toy.grad(expected(toy, sequence_kl_surrogate(logp, ref, mask)))
@@ -139,8 +142,11 @@ def test_sequence_surrogate_errors():
     mask = torch.ones(2, 3, dtype=torch.bool)
     with pytest.raises(TypeError, match=r"`mask` must be a bool or 0/1 torch tensor; found ndarray"):
         sequence_kl_surrogate(logp, ref, np.ones((2, 3)))
-    with pytest.raises(ShapeError, match=r"`mask` must have the shape of `logp` \(\.\.\., T\); "
-                                         r"found \(2,\) and \(2, 3\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"`mask` must have the shape of `logp` \(\.\.\., T\); "
+        r"found \(2,\) and \(2, 3\)",
+    ):
         sequence_kl_surrogate(logp, ref, torch.ones(2, dtype=torch.bool))
     with pytest.raises(InvalidArgumentError, match=r"`mask` must hold only 0 and 1; found 2"):
         sequence_kl_surrogate(logp, ref, torch.tensor([[1, 1, 2], [1, 1, 1]]))
@@ -184,8 +190,9 @@ def test_token_kl_chunks_give_the_same_gradients():
     weights = torch.rand(6, 9, generator=g, dtype=torch.float64)
     for direction in ("reverse", "forward"):
         (whole,) = torch.autograd.grad((token_kl(logits, ref, direction=direction) * weights).sum(), logits)
-        (chunked,) = torch.autograd.grad((token_kl(logits, ref, direction=direction, chunk_size=4) * weights).sum(),
-                                         logits)
+        (chunked,) = torch.autograd.grad(
+            (token_kl(logits, ref, direction=direction, chunk_size=4) * weights).sum(), logits
+        )
         torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=1e-15)
     # the reverse direction's gradient is the exact ∇KL(π‖π_ref), the one the sampled penalties estimate
     p, q = torch.softmax(logits.detach(), -1), torch.softmax(ref, -1)
@@ -208,17 +215,26 @@ def test_token_kl_masked_logits_and_dtypes():
 
 def test_token_kl_errors():
     x = torch.zeros(2, 3)
-    with pytest.raises(InvalidArgumentError, match=r"`direction` must be 'reverse' \(KL\(π‖π_ref\)\) or 'forward' "
-                                                   r"\(KL\(π_ref‖π\)\); found 'both'\. Use 'reverse' for the RLHF "
-                                                   r"penalty; for both, call token_kl once per direction"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"`direction` must be 'reverse' \(KL\(π‖π_ref\)\) or 'forward' "
+        r"\(KL\(π_ref‖π\)\); found 'both'\. Use 'reverse' for the RLHF "
+        r"penalty; for both, call token_kl once per direction",
+    ):
         token_kl(x, x, direction="both")
     for bad in (0, 1.5, True):
-        with pytest.raises(InvalidArgumentError, match=rf"`chunk_size` must be None or a positive integer \(tokens "
-                                                       rf"per call\); found {bad!r}\. Pass e\.g\. chunk_size=1024 "
-                                                       r"to bound memory, or None for one call"):
+        with pytest.raises(
+            InvalidArgumentError,
+            match=rf"`chunk_size` must be None or a positive integer \(tokens "
+            rf"per call\); found {bad!r}\. Pass e\.g\. chunk_size=1024 "
+            r"to bound memory, or None for one call",
+        ):
             token_kl(x, x, chunk_size=bad)
-    with pytest.raises(ShapeError, match=r"`logits` and `ref_logits` must have the same shape \(\.\.\., V\); "
-                                         r"found \(2, 3\) and \(2, 4\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"`logits` and `ref_logits` must have the same shape \(\.\.\., V\); "
+        r"found \(2, 3\) and \(2, 4\)",
+    ):
         token_kl(x, torch.zeros(2, 4))
     nan = torch.zeros(2, 3)
     nan[1, 1] = float("nan")

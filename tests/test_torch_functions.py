@@ -131,8 +131,9 @@ def test_gradcheck_float64(tiling):
     y = torch.tensor([0, 4, -100])
     assert torch.autograd.gradcheck(lambda z: tf.logits_cross_entropy(y, z, weight=w, label_smoothing=0.2)[0], (zp,))
     t = torch.softmax(logits((3, 5), 9), -1).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t_, z: tf.logits_cross_entropy(t_, z, weight=w, label_smoothing=0.2)[0],
-                                    (t, zp))
+    assert torch.autograd.gradcheck(
+        lambda t_, z: tf.logits_cross_entropy(t_, z, weight=w, label_smoothing=0.2)[0], (t, zp)
+    )
 
 
 # --- masks (-inf) ----------------------------------------------------------------------------------------

@@ -17,8 +17,20 @@ from klkit.train.errors import DeviceUnavailableError
 
 TRAIN = Path(vae.__file__).parent.parent  # src/klkit/train (vae is a package)
 VAE_MODULES = sorted(p.relative_to(TRAIN).as_posix() for p in (TRAIN / "vae").glob("*.py"))
-CONSTRUCTORS = {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange", "linspace",
-                "tensor", "eye"}
+CONSTRUCTORS = {
+    "zeros",
+    "ones",
+    "empty",
+    "full",
+    "rand",
+    "randn",
+    "randint",
+    "randperm",
+    "arange",
+    "linspace",
+    "tensor",
+    "eye",
+}
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
@@ -52,21 +64,39 @@ def test_standard_normal_draws_the_same_numbers_for_any_target_device():
 
 def _constructor_calls(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
-    return [(node.lineno, node.func.attr) for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"
-            and node.func.attr in CONSTRUCTORS and not any(k.arg == "device" for k in node.keywords)]
+    return [
+        (node.lineno, node.func.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "torch"
+        and node.func.attr in CONSTRUCTORS
+        and not any(k.arg == "device" for k in node.keywords)
+    ]
 
 
-RL_MODULES = ["rl/__init__.py", "rl/config.py", "rl/envs.py", "rl/evaluation.py", "rl/metrics.py", "rl/policies.py",
-              "rl/rollout.py", "rl/runs.py", "trust_region.py"]  # klkit.train.rl split by job; TRPO's numerics
+RL_MODULES = [
+    "rl/__init__.py",
+    "rl/config.py",
+    "rl/envs.py",
+    "rl/evaluation.py",
+    "rl/metrics.py",
+    "rl/policies.py",
+    "rl/rollout.py",
+    "rl/runs.py",
+    "trust_region.py",
+]  # klkit.train.rl split by job; TRPO's numerics
 
 
 @pytest.mark.parametrize("name", [*VAE_MODULES, *RL_MODULES, "ppo.py", "trpo.py"])
 def test_every_torch_constructor_names_its_device_or_says_why_not(name):
     lines = (TRAIN / name).read_text().splitlines()
-    missing = [f"{name}:{line} torch.{fn}" for line, fn in _constructor_calls(TRAIN / name)
-               if "# host" not in lines[line - 1] and "# host" not in lines[line - 2]]
+    missing = [
+        f"{name}:{line} torch.{fn}"
+        for line, fn in _constructor_calls(TRAIN / name)
+        if "# host" not in lines[line - 1] and "# host" not in lines[line - 2]
+    ]
     assert not missing, f"torch constructors without device= (add it, or a '# host: why' comment): {missing}"
 
 
@@ -80,8 +110,9 @@ def test_cuda_without_cuda_is_a_named_error():
 @no_cuda
 def test_cli_device_cuda_without_cuda_is_one_line_exit_2(tmp_path):
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", "vae", "--data", "digits", "--device", "cuda", "--run-dir",
-                                      str(run_dir)])
+    result = CliRunner().invoke(
+        app, ["train", "vae", "--data", "digits", "--device", "cuda", "--run-dir", str(run_dir)]
+    )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: `device`") and "--device cpu" in lines[0], result.stderr
@@ -95,8 +126,9 @@ def test_cli_device_cuda_without_cuda_is_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
 def test_rl_device_cuda_without_cuda_is_one_line_exit_2_and_writes_nothing(tmp_path, algorithm):
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", algorithm, "--steps", "64", "--device", "cuda", "--run-dir",
-                                      str(run_dir)])
+    result = CliRunner().invoke(
+        app, ["train", algorithm, "--steps", "64", "--device", "cuda", "--run-dir", str(run_dir)]
+    )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: `device`") and "--device cpu" in lines[0], result.stderr
@@ -120,7 +152,8 @@ def test_rl_trains_on_cuda_and_resumes_on_the_cpu(tmp_path, algorithm):
     cfg.n_envs, cfg.n_steps = 2, 64
     first = module.train(cfg, tmp_path)
     assert first["global_step"] == cfg.total_steps
-    resumed = module.train(module.Config(**{**cfg.__dict__, "device": "cpu", "total_steps": 2 * cfg.total_steps}),
-                           tmp_path)
+    resumed = module.train(
+        module.Config(**{**cfg.__dict__, "device": "cpu", "total_steps": 2 * cfg.total_steps}), tmp_path
+    )
     assert resumed["global_step"] == 2 * cfg.total_steps
     assert np.isfinite(module.evaluate(tmp_path, episodes=1)["mean_return"])

@@ -15,13 +15,25 @@ import klkit
 from klkit.train import ppo, trpo, vae
 from klkit.train._runs import isolated_rng, torch_threads
 
-TINY_VAE = {"data": "digits", "hidden": (8,), "latent": 2, "batch_size": 64, "max_train": 128, "epochs": 1,
-            "progress": False, "eval_every": 1}
+TINY_VAE = {
+    "data": "digits",
+    "hidden": (8,),
+    "latent": 2,
+    "batch_size": 64,
+    "max_train": 128,
+    "epochs": 1,
+    "progress": False,
+    "eval_every": 1,
+}
 
 
 def _global_state() -> tuple[Any, ...]:
-    return (torch.get_num_threads(), torch.random.get_rng_state().clone(), np.random.get_state()[1].copy(),  # noqa: NPY002
-            random.getstate())
+    return (
+        torch.get_num_threads(),
+        torch.random.get_rng_state().clone(),
+        np.random.get_state()[1].copy(),  # noqa: NPY002
+        random.getstate(),
+    )
 
 
 def _assert_untouched(call: Callable[[], Any]) -> None:
@@ -45,11 +57,21 @@ def test_vae_train_and_evaluate_leave_threads_and_rng(tmp_path, threads):
 
 @pytest.mark.parametrize("threads", [None, 1])
 def test_ppo_and_trpo_leave_threads_and_rng(tmp_path, threads):
-    _assert_untouched(lambda: ppo.train(ppo.Config(total_steps=128, n_envs=2, n_steps=64, batch_size=64, n_epochs=1,
-                                                   threads=threads, progress=False), tmp_path / "ppo"))
+    _assert_untouched(
+        lambda: ppo.train(
+            ppo.Config(
+                total_steps=128, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, threads=threads, progress=False
+            ),
+            tmp_path / "ppo",
+        )
+    )
     _assert_untouched(lambda: ppo.evaluate(tmp_path / "ppo", episodes=1, deterministic=False))
-    _assert_untouched(lambda: trpo.train(trpo.Config(total_steps=128, n_envs=2, n_steps=64, critic_epochs=1,
-                                                     threads=threads, progress=False), tmp_path / "trpo"))
+    _assert_untouched(
+        lambda: trpo.train(
+            trpo.Config(total_steps=128, n_envs=2, n_steps=64, critic_epochs=1, threads=threads, progress=False),
+            tmp_path / "trpo",
+        )
+    )
 
 
 def test_seeded_runs_still_repeat_after_isolation(tmp_path):
@@ -58,12 +80,16 @@ def test_seeded_runs_still_repeat_after_isolation(tmp_path):
     assert a["return_mean10"] == b["return_mean10"]
 
 
-@pytest.mark.parametrize("call", [
-    lambda: klkit.kl_divergence(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, method="mc", n_samples=2000),
-    lambda: klkit.kl_divergence(Uniform(-1.0, 1.0), Normal(0.0, 1.0), seed=0, method="mc", n_samples=2000),
-    lambda: klkit.cross_entropy(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, method="mc", n_samples=2000),
-    lambda: klkit.js_divergence(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, n_samples=2000),
-], ids=["kl-normal-uniform", "kl-uniform-normal", "cross-entropy", "js"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: klkit.kl_divergence(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, method="mc", n_samples=2000),
+        lambda: klkit.kl_divergence(Uniform(-1.0, 1.0), Normal(0.0, 1.0), seed=0, method="mc", n_samples=2000),
+        lambda: klkit.cross_entropy(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, method="mc", n_samples=2000),
+        lambda: klkit.js_divergence(Normal(0.0, 1.0), Uniform(-1.0, 1.0), seed=0, n_samples=2000),
+    ],
+    ids=["kl-normal-uniform", "kl-uniform-normal", "cross-entropy", "js"],
+)
 def test_seeded_monte_carlo_leaves_the_global_rng(call):
     _assert_untouched(call)
 

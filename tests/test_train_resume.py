@@ -18,25 +18,28 @@ TRPO_ARGS = ["--env", "CartPole-v1", "--steps", "256", "--n-envs", "2", "--n-ste
 
 
 def _ppo(**kw) -> ppo.Config:
-    return ppo.Config(**{"total_steps": 256, "n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
-                         "progress": False, **kw})
+    return ppo.Config(
+        **{"total_steps": 256, "n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1, "progress": False, **kw}
+    )
 
 
 def _trpo(**kw) -> trpo.Config:
-    return trpo.Config(**{"total_steps": 256, "n_envs": 2, "n_steps": 64, "critic_epochs": 1, "progress": False,
-                          **kw})
+    return trpo.Config(**{"total_steps": 256, "n_envs": 2, "n_steps": 64, "critic_epochs": 1, "progress": False, **kw})
 
 
 def _files(run_dir: Path) -> dict[str, bytes]:
     return {name: (run_dir / name).read_bytes() for name in ("config.json", "metrics.jsonl", "checkpoint.pt")}
 
 
-@pytest.mark.parametrize(("module", "make", "change", "shown"), [
-    (ppo, _ppo, {"seed": 1}, "seed 0 → 1"),
-    (ppo, _ppo, {"learning_rate": 2e-3}, "learning_rate 0.001 → 0.002"),
-    (trpo, _trpo, {"seed": 1}, "seed 0 → 1"),
-    (trpo, _trpo, {"max_kl": 0.02}, "max_kl 0.01 → 0.02"),
-])
+@pytest.mark.parametrize(
+    ("module", "make", "change", "shown"),
+    [
+        (ppo, _ppo, {"seed": 1}, "seed 0 → 1"),
+        (ppo, _ppo, {"learning_rate": 2e-3}, "learning_rate 0.001 → 0.002"),
+        (trpo, _trpo, {"seed": 1}, "seed 0 → 1"),
+        (trpo, _trpo, {"max_kl": 0.02}, "max_kl 0.01 → 0.02"),
+    ],
+)
 def test_a_changed_configuration_is_refused_and_nothing_is_written(tmp_path, module, make, change, shown):
     module.train(make(), tmp_path)
     before = _files(tmp_path)
@@ -60,11 +63,14 @@ def test_a_different_algorithm_names_only_the_algorithm(tmp_path):
         trpo.train(_trpo(), tmp_path)
 
 
-@pytest.mark.parametrize(("command", "args", "change", "shown"), [
-    ("ppo", PPO_ARGS, ["--seed", "1"], "seed 0 → 1"),
-    ("ppo", PPO_ARGS, ["--lr", "0.002"], "learning_rate 0.001 → 0.002"),
-    ("trpo", TRPO_ARGS, ["--seed", "1"], "seed 0 → 1"),
-])
+@pytest.mark.parametrize(
+    ("command", "args", "change", "shown"),
+    [
+        ("ppo", PPO_ARGS, ["--seed", "1"], "seed 0 → 1"),
+        ("ppo", PPO_ARGS, ["--lr", "0.002"], "learning_rate 0.001 → 0.002"),
+        ("trpo", TRPO_ARGS, ["--seed", "1"], "seed 0 → 1"),
+    ],
+)
 def test_cli_refuses_a_changed_configuration_in_one_line_with_exit_2(tmp_path, command, args, change, shown):
     run_dir = tmp_path / "run"
     first = runner.invoke(app, ["train", command, *args, "--run-dir", str(run_dir)])

@@ -45,8 +45,11 @@ def test_single_sample_objective_is_minus_elbo_with_torch_kl():
     kl = torch.distributions.kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
     torch.testing.assert_close(terms.loss, -(recon - kl).mean())
     torch.testing.assert_close(terms.kl, kl.mean())
-    torch.testing.assert_close(terms.kl_per_dim, kl.new_tensor(0) + torch.distributions.kl_divergence(
-        Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(0))
+    torch.testing.assert_close(
+        terms.kl_per_dim,
+        kl.new_tensor(0)
+        + torch.distributions.kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(0),
+    )
     assert float(terms.gap) == 0.0
 
 
@@ -60,8 +63,11 @@ def test_importance_weighted_objective_is_iwae_plus_zero_mean_control_variate(k)
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
     z = mu + std * torch.randn((k, *mu.shape))
-    log_w = (Bernoulli(logits=model.decode(z)).log_prob(x).sum(-1) + Normal(0.0, 1.0).log_prob(z).sum(-1)
-             - Normal(mu, std).log_prob(z).sum(-1))  # (k, batch)
+    log_w = (
+        Bernoulli(logits=model.decode(z)).log_prob(x).sum(-1)
+        + Normal(0.0, 1.0).log_prob(z).sum(-1)
+        - Normal(mu, std).log_prob(z).sum(-1)
+    )  # (k, batch)
     iwae = torch.logsumexp(log_w, 0) - math.log(k)
     recon = Bernoulli(logits=model.decode(z)).log_prob(x).sum(-1).mean(0)
     kl = torch.distributions.kl_divergence(Normal(mu, std), Normal(0.0, 1.0)).sum(-1)
@@ -181,13 +187,15 @@ def test_npy_and_idx_files(tmp_path):
     data = load_images(tmp_path / "x.npy")
     assert data.shape == (4, 4) and len(data.train) == 25 and len(data.test) == 5
     assert sorted(np.round(np.concatenate([data.train, data.test]).ravel() * 255).astype(int)) == sorted(
-        images.ravel().astype(int))
+        images.ravel().astype(int)
+    )
     header = bytes([0, 0, 8, 3]) + struct.pack(">3I", 30, 4, 4)
     with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
         f.write(header + images.tobytes())
     np.testing.assert_array_equal(read_idx(tmp_path / "train-images-idx3-ubyte.gz"), images)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 4, 4)
-                                                     + images[:2].tobytes())
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 4, 4) + images[:2].tobytes()
+    )
     data = load_images(tmp_path)
     assert data.train.shape == (30, 16) and data.test.shape == (2, 16)
     np.testing.assert_allclose(data.test * 255, images[:2].reshape(2, 16), atol=1e-4)

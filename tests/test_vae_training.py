@@ -23,8 +23,16 @@ from klkit.train.errors import ConfigMismatchError
 from klkit.train.vae import Config, TrainingDivergedError
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"data": "digits", "hidden": (16,), "latent": 3, "batch_size": 64, "max_train": 256, "progress": False,
-        "threads": 1, "eval_every": 1}
+TINY = {
+    "data": "digits",
+    "hidden": (16,),
+    "latent": 3,
+    "batch_size": 64,
+    "max_train": 256,
+    "progress": False,
+    "threads": 1,
+    "eval_every": 1,
+}
 
 
 def tiny(**changes) -> Config:
@@ -87,8 +95,12 @@ def test_resume_after_sigkill(tmp_path):
         from klkit.train import vae
         vae.train(vae.Config(**{dict(TINY, epochs=500)!r}), {str(run_dir)!r})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "CI": "true"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "CI": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(epochs_logged(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -108,8 +120,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     vae.train(tiny(epochs=2), tmp_path)
     good = ckpt.load(tmp_path / "checkpoint.pt")
     real = vae.kl_weight_at
-    monkeypatch.setattr("klkit.train.vae.loop.kl_weight_at",
-                        lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg))
+    monkeypatch.setattr(
+        "klkit.train.vae.loop.kl_weight_at", lambda epoch, cfg: math.nan if epoch == 3 else real(epoch, cfg)
+    )
     expected = r"loss became NaN or infinite at epoch 3, step 1.*last good checkpoint \(epoch 2\) is kept"
     with pytest.raises(TrainingDivergedError, match=expected):
         vae.train(tiny(epochs=5), tmp_path)
@@ -135,10 +148,32 @@ def test_train_reports_the_active_units_evaluate_reports(tmp_path):
     out = vae.evaluate(tmp_path, k=2, kl_check_samples=10, figures=False)
     assert result["active_units"] == out["active_units"]
     assert ckpt.read_jsonl(tmp_path / "metrics.jsonl")[-1]["active_units"] == out["active_units"]
-    printed = CliRunner().invoke(app, ["train", "vae", "--data", "digits", "--epochs", "1", "--latent", "8",
-                                       "--hidden", "16", "--batch-size", "64", "--max-train", "256",
-                                       "--eval-every", "1", "--threads", "1", "--no-progress",
-                                       "--run-dir", str(tmp_path)])  # resumes the finished run: same numbers
+    printed = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "vae",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--latent",
+            "8",
+            "--hidden",
+            "16",
+            "--batch-size",
+            "64",
+            "--max-train",
+            "256",
+            "--eval-every",
+            "1",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--run-dir",
+            str(tmp_path),
+        ],
+    )  # resumes the finished run: same numbers
     assert printed.exit_code == 0, printed.output
     assert f"active units {out['active_units']} of 8" in printed.output
 
@@ -146,7 +181,8 @@ def test_train_reports_the_active_units_evaluate_reports(tmp_path):
 def test_two_process_ddp_replicas_hold_identical_weights(tmp_path):
     """torchrun with 2 CPU processes (gloo): one epoch on a tiny subset, then compare each replica's weights."""
     driver = tmp_path / "driver.py"
-    driver.write_text(textwrap.dedent(f"""
+    driver.write_text(
+        textwrap.dedent(f"""
         import json, os, torch
         from klkit.train import vae
         result = vae.train(vae.Config(**{dict(TINY, epochs=1, max_train=200)!r}), {str(tmp_path / "run")!r})
@@ -154,10 +190,17 @@ def test_two_process_ddp_replicas_hold_identical_weights(tmp_path):
         with open({str(tmp_path)!r} + f"/rank{{rank}}.json", "w") as f:
             json.dump({{"digest": result["weights_sha256"], "world": int(os.environ["WORLD_SIZE"]),
                         "loss": result["final"]["train_loss"]}}, f)
-    """))
+    """)
+    )
     env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(driver)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(driver)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2
@@ -173,9 +216,31 @@ def test_two_process_ddp_replicas_hold_identical_weights(tmp_path):
 def test_cli_train_then_eval(tmp_path):
     runner = CliRunner()
     run_dir = tmp_path / "run"
-    args = ["train", "vae", "--data", "digits", "--epochs", "2", "--latent", "2", "--beta", "0.5", "--warmup", "2",
-            "--free-bits", "0.1", "--hidden", "16", "--max-train", "200", "--threads", "1", "--no-progress",
-            "--run-dir", str(run_dir)]
+    args = [
+        "train",
+        "vae",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--latent",
+        "2",
+        "--beta",
+        "0.5",
+        "--warmup",
+        "2",
+        "--free-bits",
+        "0.1",
+        "--hidden",
+        "16",
+        "--max-train",
+        "200",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "trained 2 epochs" in result.output

@@ -141,13 +141,23 @@ def _directive(obj: Any) -> str:
 def _module_rst(page: ModulePage) -> str:
     """The module's docstring, a summary table of its names, then each name in full on the same page."""
     module = importlib.import_module(page.module)
-    lines = [_underline(f"``{page.module}``", "="), f".. automodule:: {page.module}", "   :no-members:", "",
-             f".. currentmodule:: {page.module}", ""]
+    lines = [
+        _underline(f"``{page.module}``", "="),
+        f".. automodule:: {page.module}",
+        "   :no-members:",
+        "",
+        f".. currentmodule:: {page.module}",
+        "",
+    ]
     if page.owned:
         lines += [".. autosummary::", "   :nosignatures:", ""] + [f"   {name}" for name in page.owned]
     if page.reexported:
-        lines += ["", "Also importable from here: " + ", ".join(f":obj:`{name} <{target}>`"
-                                                                for name, target in page.reexported) + "."]
+        lines += [
+            "",
+            "Also importable from here: "
+            + ", ".join(f":obj:`{name} <{target}>`" for name, target in page.reexported)
+            + ".",
+        ]
     for name in page.owned:
         kind = _directive(getattr(module, name))
         lines += ["", "----", "", f".. {kind}:: {name}"]
@@ -166,11 +176,19 @@ def write_api(srcdir: Path, package: str = "klkit") -> list[ModulePage]:
     for stale in folder.glob("*.rst"):
         if stale.name not in wanted:
             stale.unlink()
-    index = [_underline("API reference", "="),
-             "Every public name of klkit, one page each, generated from its docstring (the examples in them "
-             "run as doctests in the test suite). A name re-exported by several modules is documented once, "
-             "where it is first listed here.", "",
-             ".. list-table::", "   :header-rows: 1", "   :widths: 30 70", "", "   * - module", "     - what is in it"]
+    index = [
+        _underline("API reference", "="),
+        "Every public name of klkit, one page each, generated from its docstring (the examples in them "
+        "run as doctests in the test suite). A name re-exported by several modules is documented once, "
+        "where it is first listed here.",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 30 70",
+        "",
+        "   * - module",
+        "     - what is in it",
+    ]
     for p in pages:
         index += [f"   * - :doc:`{p.module}`", f"     - {p.summary}"]
     index += ["", ".. toctree::", "   :hidden:", ""] + [f"   {p.module}" for p in pages]

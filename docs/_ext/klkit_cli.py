@@ -32,8 +32,9 @@ def _help(path: tuple[str, ...]) -> str:
 
     from klkit.cli.app import app
 
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"},
-                                color=False)
+    result = CliRunner().invoke(
+        app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}, color=False
+    )
     if result.exit_code != 0:
         raise RuntimeError(f"`klkit {' '.join(path)} --help` exited {result.exit_code}: {result.output}")
     return "\n".join(line.rstrip() for line in result.output.strip("\n").splitlines())

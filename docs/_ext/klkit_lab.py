@@ -96,8 +96,9 @@ class PairsTable(SphinxDirective):
         return [_table(["p", "q", "KL(p‖q)", "in torch.distributions"], rows, [25, 25, 15, 25])]
 
 
-def pairs_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any, options: Any = None,
-               content: Any = None) -> tuple[list[nodes.Node], list[Any]]:
+def pairs_role(
+    name: str, rawtext: str, text: str, lineno: int, inliner: Any, options: Any = None, content: Any = None
+) -> tuple[list[nodes.Node], list[Any]]:
     """``:klkit-pairs:`finite``` — a count from the registry, inline."""
     table = _pairs()
     counts = {
@@ -131,16 +132,18 @@ class SeeAlsoPresent(SphinxDirective):
         from sphinx.addnodes import pending_xref, seealso
         from sphinx.util import docname_join
 
-        present = [d for d in self.arguments[0].split()
-                   if self.env.doc2path(docname_join(self.env.docname, d)).exists()]
+        present = [
+            d for d in self.arguments[0].split() if self.env.doc2path(docname_join(self.env.docname, d)).exists()
+        ]
         if not present:
             return []
         para = nodes.paragraph()
         for i, doc in enumerate(present):
             if i:
                 para += nodes.Text(", ")
-            ref = pending_xref("", refdomain="std", reftype="doc", reftarget=doc, refexplicit=False,
-                               refdoc=self.env.docname)
+            ref = pending_xref(
+                "", refdomain="std", reftype="doc", reftarget=doc, refexplicit=False, refdoc=self.env.docname
+            )
             ref += nodes.inline(text=doc)
             para += ref
         box = seealso()
@@ -160,8 +163,9 @@ def _selected_sections() -> list[str]:
     wanted = [name.strip() for name in raw.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in SECTIONS]
     if unknown:
-        raise ValueError(f"`{GALLERY_ENV}` must name lab sections; found {', '.join(unknown)}. "
-                         f"Choose from: {', '.join(SECTIONS)}.")
+        raise ValueError(
+            f"`{GALLERY_ENV}` must name lab sections; found {', '.join(unknown)}. Choose from: {', '.join(SECTIONS)}."
+        )
     return [name for name in SECTIONS if name in wanted]
 
 
@@ -189,15 +193,25 @@ def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
             target = figures / f"{section.key}-{Path(figure).name}"
             shutil.copyfile(figure, target)
             copied.append(target.name)
-        data["sections"].append({
-            "key": section.key, "title": section.title, "claim": section.claim, "how": section.how,
-            "passed": section.passed, "duration_s": round(report.durations.get(section.key, 0.0), 1),
-            "checks": [{"name": c.name, "measured": c.measured, "passed": bool(c.passed)} for c in section.checks],
-            "figures": copied, "tables_html": list(section.tables_html),
-        })
+        data["sections"].append(
+            {
+                "key": section.key,
+                "title": section.title,
+                "claim": section.claim,
+                "how": section.how,
+                "passed": section.passed,
+                "duration_s": round(report.durations.get(section.key, 0.0), 1),
+                "checks": [{"name": c.name, "measured": c.measured, "passed": bool(c.passed)} for c in section.checks],
+                "figures": copied,
+                "tables_html": list(section.tables_html),
+            }
+        )
         if not section.passed:
-            logger.warning(f"[klkit] lab section {section.key!r} failed: "
-                           f"{report.why_failed().get(section.key, 'no checks')}", type="klkit", subtype="lab")
+            logger.warning(
+                f"[klkit] lab section {section.key!r} failed: {report.why_failed().get(section.key, 'no checks')}",
+                type="klkit",
+                subtype="lab",
+            )
     (lab_dir / "gallery.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     from klkit.lab.sections import SECTIONS, TITLES
 
@@ -207,11 +221,22 @@ def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
     for key in SECTIONS:  # every section has a page, so links to one hold in a partial build
         ran = next((s for s in data["sections"] if s["key"] == key), None)
         title = _rst_escape(ran["title"] if ran else TITLES.get(key, key))
-        body = (f".. klkit-lab-section:: {key}" if ran else
-                f"Not run in this build ({GALLERY_ENV} left it out); ``make docs`` runs every section.")
+        body = (
+            f".. klkit-lab-section:: {key}"
+            if ran
+            else f"Not run in this build ({GALLERY_ENV} left it out); ``make docs`` runs every section."
+        )
         (gallery / f"{key}.rst").write_text(f"{title}\n{'=' * len(title)}\n\n{body}\n", encoding="utf-8")
-    index = ["The lab's claims", "================", "",
-             ".. klkit-lab-summary::", "", ".. toctree::", "   :hidden:", ""]
+    index = [
+        "The lab's claims",
+        "================",
+        "",
+        ".. klkit-lab-summary::",
+        "",
+        ".. toctree::",
+        "   :hidden:",
+        "",
+    ]
     index += [f"   {key}" for key in SECTIONS]
     (gallery / "index.rst").write_text("\n".join(index) + "\n", encoding="utf-8")
     return data
@@ -240,8 +265,9 @@ class LabSection(SphinxDirective):
         status += nodes.strong(text=verdict)
         status += nodes.Text(" — section ")
         status += nodes.literal(text=s["key"])
-        status += nodes.Text(f" of the lab in quick mode, seed 0, {s['duration_s']} s on the machine that built "
-                             "these pages. Reproduce: ")
+        status += nodes.Text(
+            f" of the lab in quick mode, seed 0, {s['duration_s']} s on the machine that built these pages. Reproduce: "
+        )
         status += nodes.literal(text=f"klkit lab --quick --only {s['key']}")
         out.append(status)
         if s["claim"]:
@@ -271,10 +297,13 @@ class LabSummary(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         data = _gallery_data(self.env)
-        intro = nodes.paragraph(text=(
-            "Each page below was produced while these docs were built: the build ran `klkit lab --quick` "
-            f"(seed {data['seed']}, {data['duration_s']} s in all) and wrote one page per section from "
-            "what the lab returned. Nothing on these pages is typed by hand."))
+        intro = nodes.paragraph(
+            text=(
+                "Each page below was produced while these docs were built: the build ran `klkit lab --quick` "
+                f"(seed {data['seed']}, {data['duration_s']} s in all) and wrote one page per section from "
+                "what the lab returned. Nothing on these pages is typed by hand."
+            )
+        )
         rows = []
         for s in data["sections"]:
             ref = nodes.paragraph()
@@ -286,8 +315,9 @@ class LabSummary(SphinxDirective):
     def _link(self, s: dict[str, Any]) -> nodes.Node:
         from sphinx.addnodes import pending_xref
 
-        ref = pending_xref("", refdomain="std", reftype="doc", reftarget=s["key"], refexplicit=True,
-                           refdoc=self.env.docname)
+        ref = pending_xref(
+            "", refdomain="std", reftype="doc", reftarget=s["key"], refexplicit=True, refdoc=self.env.docname
+        )
         ref += nodes.inline(text=s["title"])
         return ref
 

@@ -40,8 +40,18 @@ from klkit.measures import (
 )
 
 __all__ = [
-    "F_NAMES", "FName", "Inputs", "check_alpha", "check_f", "check_f_at_one", "f_values", "is_distribution", "one",
-    "pair", "result", "unknown_slope",
+    "F_NAMES",
+    "FName",
+    "Inputs",
+    "check_alpha",
+    "check_f",
+    "check_f_at_one",
+    "f_values",
+    "is_distribution",
+    "one",
+    "pair",
+    "result",
+    "unknown_slope",
 ]
 
 FName = Literal["kl", "reverse_kl", "tv", "hellinger", "chi2", "js"]  # the named generators of f_divergence
@@ -81,8 +91,9 @@ def one(p: Any, axis: Any, kind: Any, validate: Any, sums: bool = False) -> Inpu
     return Inputs(xp, logp, prob, None, None, invalid, P.dtype)
 
 
-def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True,
-         sums: bool = False) -> Inputs:
+def pair(
+    p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True, sums: bool = False
+) -> Inputs:
     """Two distributions whose shapes broadcast, outcomes along ``axis``; ``logs=False``: probabilities
     given as such are not logged (``logp``/``logq`` None); ``sums`` as in :func:`one`, for both."""
     kind = check_kind(kind)
@@ -93,8 +104,9 @@ def pair(p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs:
     shape = broadcast_shape(P.shape, Q.shape) if P.shape != Q.shape else tuple(P.shape)
     ax = check_axis(axis, len(shape))
     check_not_empty(shape[ax], axis)
-    if not is_numpy(xp) and (P.device != Q.device if is_torch(xp)
-                             else array_api_compat.device(P) != array_api_compat.device(Q)):
+    if not is_numpy(xp) and (
+        P.device != Q.device if is_torch(xp) else array_api_compat.device(P) != array_api_compat.device(Q)
+    ):
         raise InvalidDistributionError(
             f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
             f"{array_api_compat.device(Q)}. Move one with .to(device)."

@@ -298,8 +298,13 @@ def probs_rows(p: np.ndarray, q: np.ndarray | None, mode: int):
 def _log_small(p, q, mode, lg):  # pragma: no cover - compiled
     """``lg`` = log p, log q or log(p/q) in float64, element by element (no numpy call, no warnings)."""
     for j in range(lg.shape[0]):
-        x = np.float64(p[j]) if mode == ENTROPY else np.float64(q[j]) if mode == CROSS_ENTROPY \
+        x = (
+            np.float64(p[j])
+            if mode == ENTROPY
+            else np.float64(q[j])
+            if mode == CROSS_ENTROPY
             else np.float64(p[j]) / np.float64(q[j])
+        )
         lg[j] = math.log(x) if x > 0.0 else (-_INF if x == 0.0 else _NAN)
 
 
@@ -451,5 +456,9 @@ def logits_rows(a: np.ndarray, b: np.ndarray, mode: int):
         _logits_rows(a[lo:hi], b[lo:hi], mode, value[lo:hi], stats[w])
 
     parallel_map(run, range(workers))
-    return (value, np.array(stats[:, 1].min()), np.array(stats[:, 2].min()),
-            np.array(stats[:, 0].sum(), dtype=np.int64))
+    return (
+        value,
+        np.array(stats[:, 1].min()),
+        np.array(stats[:, 2].min()),
+        np.array(stats[:, 0].sum(), dtype=np.int64),
+    )

@@ -139,18 +139,24 @@ def _rows_lse(x: torch.Tensor, tiles: _Tiles) -> torch.Tensor:
 def _as_rows(x: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         found = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"`{name}` must be a floating torch.Tensor of logits; found {found}. "
-                        "Convert with torch.as_tensor(x, dtype=torch.float32).")
+        raise TypeError(
+            f"`{name}` must be a floating torch.Tensor of logits; found {found}. "
+            "Convert with torch.as_tensor(x, dtype=torch.float32)."
+        )
     if x.ndim == 0 or x.shape[-1] == 0:
-        raise ValueError(f"`{name}` must have a non-empty class axis (the last); found shape {tuple(x.shape)}. "
-                         "Pass logits of shape (..., n) with n >= 1.")
+        raise ValueError(
+            f"`{name}` must have a non-empty class axis (the last); found shape {tuple(x.shape)}. "
+            "Pass logits of shape (..., n) with n >= 1."
+        )
     return x.reshape(-1, x.shape[-1])
 
 
 def _check_pair(p: torch.Tensor, q: torch.Tensor) -> None:
     if isinstance(p, torch.Tensor) and isinstance(q, torch.Tensor) and p.shape != q.shape:
-        raise ValueError(f"`p_logits` and `q_logits` must have the same shape; found {tuple(p.shape)} and "
-                         f"{tuple(q.shape)}. Expand them to one shape first (e.g. q.expand_as(p)).")
+        raise ValueError(
+            f"`p_logits` and `q_logits` must have the same shape; found {tuple(p.shape)} and "
+            f"{tuple(q.shape)}. Expand them to one shape first (e.g. q.expand_as(p))."
+        )
 
 
 def _fix_underflow(value: torch.Tensor, lse_p: torch.Tensor, lse_q: torch.Tensor) -> torch.Tensor:
@@ -168,8 +174,9 @@ def _empty(rows: int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-def _log_probs(zp: torch.Tensor, zq: torch.Tensor, lse_p: torch.Tensor, lse_q: torch.Tensor, rs: slice,
-               cs: slice, tiles: _Tiles) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _log_probs(
+    zp: torch.Tensor, zq: torch.Tensor, lse_p: torch.Tensor, lse_q: torch.Tensor, rs: slice, cs: slice, tiles: _Tiles
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log p, log q, p) of one tile, in scratch buffers 1, 2, 3."""
     lp = torch.sub(zp[rs, cs], lse_p[:, None], out=tiles.buf(1, rs, cs))
     lq = torch.sub(zq[rs, cs], lse_q[:, None], out=tiles.buf(2, rs, cs))
@@ -219,8 +226,11 @@ class _Pair(torch.autograd.Function):
                     o.sub_(p).mul_(g[rs, None])
                     tiles.store(grad_q, rs, cs, o)
                 if need_p:  # p (log p − log q − KL) g, or p (−log q − H) g; 0 where p is masked
-                    o = torch.sub(lp, lq, out=tiles.out(grad_p, rs, cs, 4)) if ctx.kl else \
-                        torch.neg(lq, out=tiles.out(grad_p, rs, cs, 4))
+                    o = (
+                        torch.sub(lp, lq, out=tiles.out(grad_p, rs, cs, 4))
+                        if ctx.kl
+                        else torch.neg(lq, out=tiles.out(grad_p, rs, cs, 4))
+                    )
                     o.sub_(value[rs, None]).mul_(p).mul_(g[rs, None])
                     o.masked_fill_(tiles.mask(zp, rs, cs), 0.0)
                     tiles.store(grad_p, rs, cs, o)
@@ -352,8 +362,9 @@ class _IndexCE(torch.autograd.Function):
     """ℓ_n = m_n lse_n − (1−ε) w_{y_n} z_{n,y_n} − (ε/C) Σ_c w_c z_{n,c}; 0 for ignored positions."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, eps: float,
-                ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        ctx: Any, z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, eps: float, ignore_index: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = z.shape[1]
         tiles = _Tiles(z, _compute_dtype(z.dtype), lean=not any(ctx.needs_input_grad))
         valid = y != ignore_index
@@ -419,8 +430,9 @@ def _weighted_row_sums(z: torch.Tensor, w: torch.Tensor | None, tiles: _Tiles) -
     return torch.cat(parts)
 
 
-def _soft_weights(t: torch.Tensor, w: torch.Tensor | None, rs: slice, cs: slice, eps: float,
-                  tiles: _Tiles) -> torch.Tensor:
+def _soft_weights(
+    t: torch.Tensor, w: torch.Tensor | None, rs: slice, cs: slice, eps: float, tiles: _Tiles
+) -> torch.Tensor:
     """A tile of ``a = w_c ((1−ε) t_{n,c} + ε/C)`` in scratch buffer 1."""
     a = tiles.buf(1, rs, cs).copy_(t[rs, cs])
     if eps > 0:
@@ -432,8 +444,9 @@ class _ProbsCE(torch.autograd.Function):
     """ℓ_n = m_n lse_n − Σ_c a_{n,c} z_{n,c}, a_{n,c} = w_c ((1−ε) t_{n,c} + ε/C); terms with a = 0 are 0."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None,
-                eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        ctx: Any, z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, eps: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         tiles = _Tiles(z, _compute_dtype(z.dtype), lean=not any(ctx.needs_input_grad))
         w = None if weight is None else weight.to(tiles.dtype)
         lses, masses, dots = [], [], []
@@ -480,9 +493,14 @@ class _ProbsCE(torch.autograd.Function):
         return grad_z, grad_t, None, None
 
 
-def logits_cross_entropy(target: torch.Tensor, logits: torch.Tensor, *, weight: torch.Tensor | None = None,
-                         ignore_index: int = -100, label_smoothing: float = 0.0,
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_cross_entropy(
+    target: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per-row weighted cross-entropy of ``target`` under softmax(``logits``), and the rows' log-sum-exp.
 
     With :math:`a_{n,c}` the target weights and :math:`m_n = \sum_c a_{n,c}`:

@@ -119,12 +119,18 @@ def _any(x: Any, xp: Any) -> bool:
 
 
 _ENTRY_RULES = {
-    "probs": ("must hold probabilities: finite and >= 0",
-              "Pass kind='log_probs' or kind='logits' if these are not probabilities."),
-    "log_probs": ("must hold log-probabilities: <= 0 and not NaN",
-                  "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities."),
-    "logits": ("must hold logits: real numbers or -inf (masked), never NaN or +inf",
-               "Check the model output for overflow; mask with -inf, not +inf."),
+    "probs": (
+        "must hold probabilities: finite and >= 0",
+        "Pass kind='log_probs' or kind='logits' if these are not probabilities.",
+    ),
+    "log_probs": (
+        "must hold log-probabilities: <= 0 and not NaN",
+        "Pass kind='logits' for unnormalised scores or kind='probs' for probabilities.",
+    ),
+    "logits": (
+        "must hold logits: real numbers or -inf (masked), never NaN or +inf",
+        "Check the model output for overflow; mask with -inf, not +inf.",
+    ),
 }
 
 
@@ -141,8 +147,16 @@ def check_entries(x: Any, kind: str, name: str, xp: Any) -> None:
         _fail(name, rule, _describe(to_numpy(x), to_numpy(bad)), fix)
 
 
-def check_probs(x: Any, name: str, xp: Any, *, entries: bool = True, over: str = "along `axis`",
-                unit: str = "slice", fix: str | None = None) -> None:
+def check_probs(
+    x: Any,
+    name: str,
+    xp: Any,
+    *,
+    entries: bool = True,
+    over: str = "along `axis`",
+    unit: str = "slice",
+    fix: str | None = None,
+) -> None:
     """``x`` (reduction axis last) must be finite, ≥ 0 and sum to 1 within :func:`sum_tolerance`.
 
     ``entries=False`` skips the per-entry check (done by the caller); ``over``, ``unit`` and ``fix``
@@ -150,12 +164,28 @@ def check_probs(x: Any, name: str, xp: Any, *, entries: bool = True, over: str =
     """
     if entries:
         check_entries(x, "probs", name, xp)
-    check_sums(xp.sum(xp.astype(x, compute_dtype(xp, x.dtype)), axis=-1), x.dtype, name, "sum to 1", over=over,
-               unit=unit, fix=fix)
+    check_sums(
+        xp.sum(xp.astype(x, compute_dtype(xp, x.dtype)), axis=-1),
+        x.dtype,
+        name,
+        "sum to 1",
+        over=over,
+        unit=unit,
+        fix=fix,
+    )
 
 
-def check_sums(total: Any, dtype: Any, name: str, rule: str, offset: float = 1.0, *, over: str = "along `axis`",
-               unit: str = "slice", fix: str | None = None) -> None:
+def check_sums(
+    total: Any,
+    dtype: Any,
+    name: str,
+    rule: str,
+    offset: float = 1.0,
+    *,
+    over: str = "along `axis`",
+    unit: str = "slice",
+    fix: str | None = None,
+) -> None:
     """Every ``total`` within :func:`sum_tolerance` of ``offset`` (1: sums; 0: log-sum-exps).
 
     The message reads "`name` must <rule> <over> (tolerance …); found … in k of n <unit>(s). <fix>",
@@ -167,21 +197,43 @@ def check_sums(total: Any, dtype: Any, name: str, rule: str, offset: float = 1.0
     if off.any():
         label = "sums" if offset == 1.0 else "logsumexp"
         if fix is None:
-            fix = ("klkit never renormalises silently: for counts or weights call klkit.normalize(x) first "
-                   "(or pass np.log(counts) with kind='logits')." if offset == 1.0 else
-                   "klkit never renormalises silently: pass kind='logits' for unnormalised log-scores.")
-        _fail(name, f"must {rule} {over} (tolerance {tol:.1e} for {dtype})",
-              f"{label} from {t[off].min():.10g} to {t[off].max():.10g} in {int(off.sum())} of {t.size} "
-              f"{unit}(s)", fix)
+            fix = (
+                "klkit never renormalises silently: for counts or weights call klkit.normalize(x) first "
+                "(or pass np.log(counts) with kind='logits')."
+                if offset == 1.0
+                else "klkit never renormalises silently: pass kind='logits' for unnormalised log-scores."
+            )
+        _fail(
+            name,
+            f"must {rule} {over} (tolerance {tol:.1e} for {dtype})",
+            f"{label} from {t[off].min():.10g} to {t[off].max():.10g} in {int(off.sum())} of {t.size} {unit}(s)",
+            fix,
+        )
 
 
-def check_log_probs(x: Any, name: str, xp: Any, *, entries: bool = True, over: str = "along `axis`",
-                    unit: str = "slice", fix: str | None = None) -> None:
+def check_log_probs(
+    x: Any,
+    name: str,
+    xp: Any,
+    *,
+    entries: bool = True,
+    over: str = "along `axis`",
+    unit: str = "slice",
+    fix: str | None = None,
+) -> None:
     """``x`` must be ≤ 0 (NaN and +inf rejected) with logsumexp 0 within tolerance (options as :func:`check_probs`)."""
     if entries:
         check_entries(x, "log_probs", name, xp)
-    check_sums(logsumexp(xp.astype(x, compute_dtype(xp, x.dtype)), xp), x.dtype, name,
-               "be normalised, logsumexp = 0,", offset=0.0, over=over, unit=unit, fix=fix)
+    check_sums(
+        logsumexp(xp.astype(x, compute_dtype(xp, x.dtype)), xp),
+        x.dtype,
+        name,
+        "be normalised, logsumexp = 0,",
+        offset=0.0,
+        over=over,
+        unit=unit,
+        fix=fix,
+    )
 
 
 def check_logits(x: Any, name: str, xp: Any, *, entries: bool = True, unit: str = "slice") -> None:
@@ -191,8 +243,12 @@ def check_logits(x: Any, name: str, xp: Any, *, entries: bool = True, unit: str 
     top = xp.max(x, axis=-1)
     if _any(top == -math.inf, xp):
         n = int(np.sum(np.atleast_1d(to_numpy(top)) == -np.inf))
-        _fail(name, f"must have at least one finite logit per {unit}", f"{n} {unit}(s) with every logit -inf",
-              "Leave at least one outcome unmasked.")
+        _fail(
+            name,
+            f"must have at least one finite logit per {unit}",
+            f"{n} {unit}(s) with every logit -inf",
+            "Leave at least one outcome unmasked.",
+        )
 
 
 def check_streaming(x: Any, kind: str, name: str, xp: Any, width: int) -> None:
@@ -215,7 +271,7 @@ def check_streaming(x: Any, kind: str, name: str, xp: Any, width: int) -> None:
         top = xp.astype(top, dtype)
         total = 0.0
         for c in range(0, n, width):
-            total = total + xp.sum(xp.exp(xp.astype(x[..., c:c + width], dtype) - top[..., None]), axis=-1)
+            total = total + xp.sum(xp.exp(xp.astype(x[..., c : c + width], dtype) - top[..., None]), axis=-1)
         ok = (top <= tol) & (xp.abs(xp.log(total) + top) <= tol)
     if _any(~ok, xp):
         CHECKS[kind](x, name, xp)  # raises with the details

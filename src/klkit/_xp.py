@@ -94,8 +94,7 @@ def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
         kinds = ", ".join(f"{type(a).__module__.split('.')[0]}.{type(a).__name__}" for a in arrays)
         mix = "torch tensors with other arrays" if any(map(is_torch_array, arrays)) else "array libraries"
         raise BackendMismatchError(
-            f"inputs mix {mix} (found {kinds}); "
-            "convert them to one library first, e.g. torch.as_tensor(x) or x.numpy()"
+            f"inputs mix {mix} (found {kinds}); convert them to one library first, e.g. torch.as_tensor(x) or x.numpy()"
         )
     return spaces[0]
 

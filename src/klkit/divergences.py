@@ -24,8 +24,18 @@ from klkit.renyi import _divergence as _renyi
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
 
-def total_variation(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", q_kind: Kind | None = None,
-                    validate: bool = True, **distribution_options: Any) -> Any:
+
+def total_variation(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Total variation distance :math:`TV(P, Q) = \tfrac12 \sum_i |p_i - q_i| = \max_A |P(A) - Q(A)|`.
 
     A metric with values in [0, 1] (1 for disjoint supports), without a unit (no ``base``).
@@ -73,8 +83,17 @@ def total_variation(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", 
     return _inputs.result(_total_variation(x), x)
 
 
-def hellinger_distance(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs", q_kind: Kind | None = None,
-                       validate: bool = True, **distribution_options: Any) -> Any:
+def hellinger_distance(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Hellinger distance :math:`H(P, Q) = \sqrt{1 - \sum_i \sqrt{p_i q_i}} = \|\sqrt p - \sqrt q\|_2 / \sqrt2`.
 
     Convention: normalised so that :math:`H \in [0, 1]` (1 for disjoint supports);
@@ -125,8 +144,18 @@ def hellinger_distance(p: Any, q: Any, /, *, axis: int = -1, kind: Kind = "probs
     return _inputs.result(_sqrt(_hellinger_squared(x), x.xp), x)
 
 
-def js_distance(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind = "probs",
-                q_kind: Kind | None = None, validate: bool = True, **distribution_options: Any) -> Any:
+def js_distance(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Jensen–Shannon distance :math:`\sqrt{JS(P, Q)}`, a metric (Endres and Schindelin, 2003).
 
     The square root of :func:`klkit.js_divergence` in the same ``base``: at most 1 with
@@ -173,8 +202,18 @@ def js_distance(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
     return _sqrt(value, namespace(value))
 
 
-def f_divergence(p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, axis: int = -1, kind: Kind = "probs",
-                 q_kind: Kind | None = None, validate: bool = True, **distribution_options: Any) -> Any:
+def f_divergence(
+    p: Any,
+    q: Any,
+    /,
+    f: FName | Callable[[Any], Any],
+    *,
+    axis: int = -1,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i / q_i)`, f convex with :math:`f(1) = 0`.
 
     Terms with :math:`q_i = 0 < p_i` are :math:`p_i f'(\infty)`, :math:`f'(\infty) = \lim_{t\to\infty}
@@ -242,8 +281,9 @@ def f_divergence(p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, axis: in
         if f == "kl":
             return kl_divergence(p, q, **opts)
         if f == "reverse_kl":
-            return kl_divergence(q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind,
-                                 validate=validate)
+            return kl_divergence(
+                q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind, validate=validate
+            )
         if f == "js":
             return js_divergence(p, q, **opts)
         x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
@@ -288,8 +328,9 @@ def _callable_f(x: _inputs.Inputs, f: Callable[[Any], Any]) -> Any:
     qpos = x.logq > -math.inf
     escape = (x.logp > -math.inf) & ~qpos
     if bool(xp.any(escape)):
-        raise _inputs.unknown_slope(f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with "
-                                    "q_i = 0 < p_i")
+        raise _inputs.unknown_slope(
+            f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i"
+        )
     with errstate(xp):
         ratio = xp.where(qpos, xp.exp(xp.where(qpos, x.logp - x.logq, 0.0)), 1.0)
         values = _inputs.f_values(f, ratio, xp)

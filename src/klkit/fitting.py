@@ -198,8 +198,19 @@ def fit(
     """
     import torch
 
-    opts = _check_options(target, family, divergence, components, covariance, restarts, n_samples, steps,
-                          batch_size, learning_rate, eval_samples)
+    opts = _check_options(
+        target,
+        family,
+        divergence,
+        components,
+        covariance,
+        restarts,
+        n_samples,
+        steps,
+        batch_size,
+        learning_rate,
+        eval_samples,
+    )
     with torch.random.fork_rng(devices=[]), _single_thread():
         if seed is not None:
             torch.manual_seed(seed)
@@ -207,31 +218,57 @@ def fit(
         if divergence == "forward":
             x = shape.flat(target.sample((n_samples,)))  # (n, d)
             if family == "gaussian":
-                runs, method = [_moment_match(x, covariance, shape)], (
-                    f"closed-form moment matching: the maximum-likelihood Gaussian of {n_samples:,} target "
-                    "samples is their mean and covariance")
+                runs, method = (
+                    [_moment_match(x, covariance, shape)],
+                    (
+                        f"closed-form moment matching: the maximum-likelihood Gaussian of {n_samples:,} target "
+                        "samples is their mean and covariance"
+                    ),
+                )
             else:
                 runs = [_em(x, components, covariance, shape) for _ in range(opts["restarts"])]
-                method = (f"maximum likelihood by EM on {n_samples:,} target samples, best of "
-                          f"{opts['restarts']} k-means++ starts")
+                method = (
+                    f"maximum likelihood by EM on {n_samples:,} target samples, best of "
+                    f"{opts['restarts']} k-means++ starts"
+                )
         else:
             pilot = shape.flat(target.sample((4096,)))
-            runs = [_reverse(target, pilot, components, covariance, shape, steps, batch_size, learning_rate)
-                    for _ in range(opts["restarts"])]
-            method = (f"reparameterised gradients (Adam, {steps} steps of {batch_size} samples, learning rate "
-                      f"{learning_rate:g} decayed to 0), best of {opts['restarts']} starts at random target samples")
+            runs = [
+                _reverse(target, pilot, components, covariance, shape, steps, batch_size, learning_rate)
+                for _ in range(opts["restarts"])
+            ]
+            method = (
+                f"reparameterised gradients (Adam, {steps} steps of {batch_size} samples, learning rate "
+                f"{learning_rate:g} decayed to 0), best of {opts['restarts']} starts at random target samples"
+            )
         best = min(range(len(runs)), key=lambda i: runs[i][1])
         centres = _target_centres(target, shape)
         restart_list = [
-            Restart(index=i, loss=loss, means=_means(q, shape), modes=_nearest(q, shape, centres), steps=n_steps,
-                    trace=trace, distribution=q)
+            Restart(
+                index=i,
+                loss=loss,
+                means=_means(q, shape),
+                modes=_nearest(q, shape, centres),
+                steps=n_steps,
+                trace=trace,
+                distribution=q,
+            )
             for i, (q, loss, n_steps, trace) in enumerate(runs)
         ]
         q = runs[best][0]
         forward_kl = _kl(target, q, eval_samples)
         reverse_kl = _kl(q, target, eval_samples)
-    return FitResult(distribution=q, forward_kl=forward_kl, reverse_kl=reverse_kl, trace=runs[best][3],
-                     restarts=restart_list, best=best, method=method, family=family, divergence=divergence)
+    return FitResult(
+        distribution=q,
+        forward_kl=forward_kl,
+        reverse_kl=reverse_kl,
+        trace=runs[best][3],
+        restarts=restart_list,
+        best=best,
+        method=method,
+        family=family,
+        divergence=divergence,
+    )
 
 
 def mass_covered(target: Any, q: Any, *, level: float = 0.95, n_samples: int = 100_000) -> Estimate:
@@ -293,23 +330,43 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _check_options(target: Any, family: Any, divergence: Any, components: Any, covariance: Any, restarts: Any,
-                   n_samples: Any, steps: Any, batch_size: Any, learning_rate: Any,
-                   eval_samples: Any) -> dict[str, Any]:
+def _check_options(
+    target: Any,
+    family: Any,
+    divergence: Any,
+    components: Any,
+    covariance: Any,
+    restarts: Any,
+    n_samples: Any,
+    steps: Any,
+    batch_size: Any,
+    learning_rate: Any,
+    eval_samples: Any,
+) -> dict[str, Any]:
     if not (hasattr(target, "sample") and hasattr(target, "log_prob")):
-        raise TypeError(f"`target` must be a distribution with `sample` and `log_prob` (e.g. a "
-                        f"torch.distributions.MixtureSameFamily); found {type(target).__name__}.")
-    for name, value, allowed in (("family", family, ("gaussian", "gaussian_mixture")),
-                                 ("divergence", divergence, ("forward", "reverse")),
-                                 ("covariance", covariance, ("full", "diag"))):
+        raise TypeError(
+            f"`target` must be a distribution with `sample` and `log_prob` (e.g. a "
+            f"torch.distributions.MixtureSameFamily); found {type(target).__name__}."
+        )
+    for name, value, allowed in (
+        ("family", family, ("gaussian", "gaussian_mixture")),
+        ("divergence", divergence, ("forward", "reverse")),
+        ("covariance", covariance, ("full", "diag")),
+    ):
         if value not in allowed:
             raise InvalidArgumentError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {value!r}.")
     _positive_int(components, "components")
     if family == "gaussian" and components != 1:
-        raise InvalidArgumentError(f"`components` must be 1 with family='gaussian'; found {components}. "
-                                   "Use family='gaussian_mixture' for several components.")
-    for name, value in (("n_samples", n_samples), ("steps", steps), ("batch_size", batch_size),
-                        ("eval_samples", eval_samples)):
+        raise InvalidArgumentError(
+            f"`components` must be 1 with family='gaussian'; found {components}. "
+            "Use family='gaussian_mixture' for several components."
+        )
+    for name, value in (
+        ("n_samples", n_samples),
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("eval_samples", eval_samples),
+    ):
         _positive_int(value, name)
     if not (isinstance(learning_rate, (int, float)) and learning_rate > 0 and math.isfinite(learning_rate)):
         raise InvalidArgumentError(f"`learning_rate` must be a positive finite number; found {learning_rate!r}.")
@@ -338,7 +395,8 @@ class _Shape:
         if batch != () or len(event) > 1:
             raise InvalidArgumentError(
                 f"`target` must have batch_shape () and a scalar or vector event; found batch_shape {batch} and "
-                f"event_shape {event}. Fit one distribution at a time; flatten matrix events.")
+                f"event_shape {event}. Fit one distribution at a time; flatten matrix events."
+            )
         return cls(d=event[0] if event else 1, scalar=not event)
 
     def flat(self, x: Any) -> Any:
@@ -369,8 +427,9 @@ def _build(shape: _Shape, loc: Any, scale_param: Any, covariance: str, logits: A
     elif covariance == "diag":
         comp = Independent(Normal(loc, scale_param.exp(), validate_args=False), 1, validate_args=False)
     else:
-        tril = torch.tril(scale_param, diagonal=-1) + torch.diag_embed(torch.diagonal(scale_param, dim1=-2,
-                                                                                       dim2=-1).exp())
+        tril = torch.tril(scale_param, diagonal=-1) + torch.diag_embed(
+            torch.diagonal(scale_param, dim1=-2, dim2=-1).exp()
+        )
         comp = MultivariateNormal(loc, scale_tril=tril, validate_args=False)
     if logits is None:  # a single Gaussian: drop the component axis
         if shape.scalar:
@@ -402,8 +461,9 @@ def _detach(q: Any) -> Any:
     if isinstance(q, Independent):
         return Independent(_detach(q.base_dist), q.reinterpreted_batch_ndims)
     if isinstance(q, MixtureSameFamily):
-        return MixtureSameFamily(Categorical(logits=q.mixture_distribution.logits.detach()),
-                                 _detach(q.component_distribution))
+        return MixtureSameFamily(
+            Categorical(logits=q.mixture_distribution.logits.detach()), _detach(q.component_distribution)
+        )
     raise TypeError(f"cannot detach {type(q).__name__}")  # pragma: no cover - internal
 
 
@@ -426,8 +486,9 @@ def _moment_match(x: Any, covariance: str, shape: _Shape) -> tuple[Any, float, i
     return q, nll, 0, [nll]
 
 
-def _em(x: Any, k: int, covariance: str, shape: _Shape, max_iter: int = 300,
-        tol: float = 1e-7) -> tuple[Any, float, int, list[float]]:
+def _em(
+    x: Any, k: int, covariance: str, shape: _Shape, max_iter: int = 300, tol: float = 1e-7
+) -> tuple[Any, float, int, list[float]]:
     """EM for a k-component Gaussian mixture on x (n, d), k-means++ start; returns (q, final NLL, iterations, trace)."""
     import torch
 
@@ -485,8 +546,9 @@ def _reverse_loss(q: Any, target: Any, shape: _Shape, batch: int) -> Any:
     return (q.log_prob(x) - target.log_prob(x)).mean()
 
 
-def _reverse(target: Any, pilot: Any, k: int, covariance: str, shape: _Shape, steps: int, batch: int,
-             learning_rate: float) -> tuple[Any, float, int, list[float]]:
+def _reverse(
+    target: Any, pilot: Any, k: int, covariance: str, shape: _Shape, steps: int, batch: int, learning_rate: float
+) -> tuple[Any, float, int, list[float]]:
     import torch
 
     n = pilot.shape[0]

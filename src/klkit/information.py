@@ -30,8 +30,15 @@ from klkit.measures import _log_and_prob, _safe_log, entropy
 __all__ = ["conditional_entropy", "joint_entropy", "mutual_information"]
 
 
-def mutual_information(pxy: Any, /, *, axes: tuple[int, int] = (-2, -1), base: float | None = None,
-                       kind: Kind = "probs", validate: bool = True) -> Any:
+def mutual_information(
+    pxy: Any,
+    /,
+    *,
+    axes: tuple[int, int] = (-2, -1),
+    base: float | None = None,
+    kind: Kind = "probs",
+    validate: bool = True,
+) -> Any:
     r"""Mutual information :math:`I(X;Y) = \mathrm{KL}(P_{XY}\|P_X P_Y) = \sum_{x,y} p(x,y)\log\frac{p(x,y)}{p(x)p(y)}`.
 
     Equal to :math:`H(X) + H(Y) - H(X,Y) = H(Y) - H(Y|X)`, but computed as the KL above, term by
@@ -91,8 +98,16 @@ def mutual_information(pxy: Any, /, *, axes: tuple[int, int] = (-2, -1), base: f
     return _inputs.result(value, t.inputs, base)
 
 
-def conditional_entropy(pxy: Any, /, *, given: int = -2, axes: tuple[int, int] = (-2, -1),
-                        base: float | None = None, kind: Kind = "probs", validate: bool = True) -> Any:
+def conditional_entropy(
+    pxy: Any,
+    /,
+    *,
+    given: int = -2,
+    axes: tuple[int, int] = (-2, -1),
+    base: float | None = None,
+    kind: Kind = "probs",
+    validate: bool = True,
+) -> Any:
     r"""Conditional entropy :math:`H(Y|X) = -\sum_{x,y} p(x,y)\log p(y|x)`, X on axis ``given``.
 
     Equal to :math:`H(X,Y) - H(X)`, computed from its own terms,
@@ -144,8 +159,15 @@ def conditional_entropy(pxy: Any, /, *, given: int = -2, axes: tuple[int, int] =
     return _inputs.result(value, t.inputs, base)
 
 
-def joint_entropy(pxy: Any, /, *, axes: tuple[int, int] = (-2, -1), base: float | None = None,
-                  kind: Kind = "probs", validate: bool = True) -> Any:
+def joint_entropy(
+    pxy: Any,
+    /,
+    *,
+    axes: tuple[int, int] = (-2, -1),
+    base: float | None = None,
+    kind: Kind = "probs",
+    validate: bool = True,
+) -> Any:
     r"""Joint entropy :math:`H(X,Y) = -\sum_{x,y} p(x,y)\log p(x,y)` over the two ``axes``.
 
     The Shannon entropy of the table taken as one distribution (:func:`klkit.entropy` of the
@@ -229,8 +251,11 @@ def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool
 
 def _check_axes(axes: Any, shape: tuple[int, ...]) -> tuple[int, int]:
     ndim = len(shape)
-    if (not isinstance(axes, (tuple, list)) or len(axes) != 2
-            or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes)):
+    if (
+        not isinstance(axes, (tuple, list))
+        or len(axes) != 2
+        or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes)
+    ):
         raise InvalidArgumentError(
             f"`axes` must be a pair of integers, the axes of X and Y in `pxy`; found {axes!r}. "
             "Pass e.g. axes=(-2, -1) for a table with X on rows and Y on columns."
@@ -256,8 +281,12 @@ def _check_axes(axes: Any, shape: tuple[int, ...]) -> tuple[int, int]:
 
 def _check_given(given: Any, axes: Any, resolved: tuple[int, int], ndim: int) -> tuple[int, int]:
     """(axis of X, axis of Y) with X = ``given``."""
-    if isinstance(given, bool) or not isinstance(given, numbers.Integral) or not -ndim <= given < ndim \
-            or int(given) % ndim not in resolved:
+    if (
+        isinstance(given, bool)
+        or not isinstance(given, numbers.Integral)
+        or not -ndim <= given < ndim
+        or int(given) % ndim not in resolved
+    ):
         raise InvalidArgumentError(
             f"`given` must be one of `axes` {tuple(axes)!r}, the axis of the conditioning variable X in H(Y|X); "
             f"found given={given!r}. Pass given=axes[0] for H(Y|X) or given=axes[1] for H(X|Y)."
@@ -267,8 +296,10 @@ def _check_given(given: Any, axes: Any, resolved: tuple[int, int], ndim: int) ->
 
 
 _JOINT = "over both `axes` together, a joint distribution"
-_JOINT_FIX = ("klkit never renormalises silently: divide a contingency table of counts by its total "
-              "(counts / counts.sum()), or pass np.log(counts) with kind='logits'.")
+_JOINT_FIX = (
+    "klkit never renormalises silently: divide a contingency table of counts by its total "
+    "(counts / counts.sum()), or pass np.log(counts) with kind='logits'."
+)
 
 
 def _check_total(flat: Any, kind: str, xp: Any) -> None:

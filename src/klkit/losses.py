@@ -162,8 +162,10 @@ def _namespace(logits: Any, target: Any, weight: Any) -> Any:
     torch_in = _xp.is_torch_array(logits)
     if any(_xp.is_torch_array(v) != torch_in for _, v in named if v is not None):
         kinds = ", ".join(f"`{n}` {'torch' if _xp.is_torch_array(v) else 'numpy'}" for n, v in named if v is not None)
-        raise BackendMismatchError(f"`logits`, `target` and `weight` must all be numpy or all torch; found {kinds}. "
-                                   "Convert with torch.as_tensor or .numpy().")
+        raise BackendMismatchError(
+            f"`logits`, `target` and `weight` must all be numpy or all torch; found {kinds}. "
+            "Convert with torch.as_tensor or .numpy()."
+        )
     return _xp.namespace(*(v for _, v in named if v is not None), names=tuple(n for n, v in named if v is not None))
 
 
@@ -183,20 +185,27 @@ def _is_float(x: Any, xp: Any) -> bool:
 def _target_kind(t: Any, xp: Any) -> str:
     if _is_float(t, xp):
         return "probs"
-    if (_xp.is_torch_array(t) and not t.is_complex() and t.dtype != sys.modules["torch"].bool) or \
-            (not _xp.is_torch_array(t) and xp.isdtype(t.dtype, "integral")):
+    if (_xp.is_torch_array(t) and not t.is_complex() and t.dtype != sys.modules["torch"].bool) or (
+        not _xp.is_torch_array(t) and xp.isdtype(t.dtype, "integral")
+    ):
         return "index"
-    raise TypeError(f"`target` must hold class indices (integer dtype) or probabilities (floating dtype); "
-                    f"found dtype {t.dtype}.")
+    raise TypeError(
+        f"`target` must hold class indices (integer dtype) or probabilities (floating dtype); found dtype {t.dtype}."
+    )
 
 
 def _check_options(reduction: Any, label_smoothing: Any, ignore_index: Any) -> tuple[str, float]:
     if reduction not in ("mean", "sum", "none"):
         raise InvalidArgumentError(f"`reduction` must be 'mean', 'sum' or 'none'; found {reduction!r}.")
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
-            or not 0.0 <= float(label_smoothing) <= 1.0:
-        raise InvalidArgumentError(f"`label_smoothing` must be a number in [0, 1]; found {label_smoothing!r}. "
-                                   "Use e.g. 0.1; 0 disables smoothing.")
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, numbers.Real)
+        or not 0.0 <= float(label_smoothing) <= 1.0
+    ):
+        raise InvalidArgumentError(
+            f"`label_smoothing` must be a number in [0, 1]; found {label_smoothing!r}. "
+            "Use e.g. 0.1; 0 disables smoothing."
+        )
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"`ignore_index` must be an integer; found {ignore_index!r}. The default is -100.")
     return reduction, float(label_smoothing)
@@ -204,11 +213,15 @@ def _check_options(reduction: Any, label_smoothing: Any, ignore_index: Any) -> t
 
 def _check_target_shape(t: Any, z: Any, index: bool, positions: tuple[int, ...], class_axis: int) -> None:
     if index and tuple(t.shape) != positions:
-        raise ShapeError(f"`target` class indices must have shape {positions} (`logits` {tuple(z.shape)} without "
-                         f"the class axis {class_axis}); found {tuple(t.shape)}.")
+        raise ShapeError(
+            f"`target` class indices must have shape {positions} (`logits` {tuple(z.shape)} without "
+            f"the class axis {class_axis}); found {tuple(t.shape)}."
+        )
     if not index and tuple(t.shape) != tuple(z.shape):
-        raise ShapeError(f"`target` probabilities must have the shape of `logits` {tuple(z.shape)}; found "
-                         f"{tuple(t.shape)}. Pass class indices (integers) of shape {positions} instead.")
+        raise ShapeError(
+            f"`target` probabilities must have the shape of `logits` {tuple(z.shape)}; found "
+            f"{tuple(t.shape)}. Pass class indices (integers) of shape {positions} instead."
+        )
 
 
 def _check_weight(xp: Any, weight: Any, n_classes: int, z: Any) -> Any:
@@ -218,8 +231,9 @@ def _check_weight(xp: Any, weight: Any, n_classes: int, z: Any) -> Any:
     wn = _xp.to_numpy(w).astype(np.float64)  # C values: checked on the host
     bad = ~np.isfinite(wn) | (wn < 0)
     if bad.any():
-        raise InvalidArgumentError(f"`weight` must be finite and >= 0; found {_describe(wn, bad)}. "
-                                   "Use 0 to drop a class.")
+        raise InvalidArgumentError(
+            f"`weight` must be finite and >= 0; found {_describe(wn, bad)}. Use 0 to drop a class."
+        )
     return w
 
 
@@ -229,7 +243,8 @@ def _raise_bad_index(t: Any, n_classes: int, ignore_index: int) -> None:
     if out.any():
         raise InvalidArgumentError(
             f"`target` class indices must lie in [0, {n_classes - 1}] or equal `ignore_index` ({ignore_index}); "
-            f"found {_describe(tn, out)}. Check the labels and the class count of `logits`.")
+            f"found {_describe(tn, out)}. Check the labels and the class count of `logits`."
+        )
 
 
 def _raise_bad_logits(zl: Any) -> None:
@@ -239,12 +254,14 @@ def _raise_bad_logits(zl: Any) -> None:
     if bad.any():
         raise InvalidDistributionError(
             f"`logits` must hold logits: real numbers or -inf (masked), never NaN or +inf; found "
-            f"{_describe(zn, bad)} (index with classes last). Check the model output for overflow.")
+            f"{_describe(zn, bad)} (index with classes last). Check the model output for overflow."
+        )
     empty = np.all(zn == -np.inf, axis=-1)
     if empty.any():
         raise InvalidDistributionError(
             f"`logits` must have at least one finite logit per position; found {int(empty.sum())} position(s) "
-            "with every logit -inf. Leave at least one class unmasked.")
+            "with every logit -inf. Leave at least one class unmasked."
+        )
 
 
 def _raise_bad_probs(tl: Any, class_axis: int) -> None:
@@ -254,7 +271,8 @@ def _raise_bad_probs(tl: Any, class_axis: int) -> None:
     if bad.any():
         raise InvalidDistributionError(
             f"`target` probabilities must be finite and >= 0; found {_describe(tn, bad)} "
-            "(index with classes last). Pass class indices as integers, or soft labels as probabilities.")
+            "(index with classes last). Pass class indices as integers, or soft labels as probabilities."
+        )
     sums = np.atleast_1d(tn.astype(np.float64).sum(axis=-1))
     tol = sum_tolerance(tl.dtype)
     off = np.abs(sums - 1.0) > tol
@@ -262,7 +280,8 @@ def _raise_bad_probs(tl: Any, class_axis: int) -> None:
         raise InvalidDistributionError(
             f"`target` probabilities must sum to 1 over the class axis ({class_axis}) within {tol:.1e}; found sums "
             f"from {sums[off].min():.10g} to {sums[off].max():.10g} in {int(off.sum())} of {sums.size} position(s). "
-            "klkit never renormalises silently: call klkit.normalize(target, axis=1) first.")
+            "klkit never renormalises silently: call klkit.normalize(target, axis=1) first."
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -270,8 +289,9 @@ def _raise_bad_probs(tl: Any, class_axis: int) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _torch_loss(z: Any, t: Any, w: Any, index: bool, ignore_index: int, eps: float, reduction: str,
-                validate: bool, class_axis: int) -> Any:
+def _torch_loss(
+    z: Any, t: Any, w: Any, index: bool, ignore_index: int, eps: float, reduction: str, validate: bool, class_axis: int
+) -> Any:
     import torch
 
     from klkit._torch_functions import TILE_ELEMENTS, logits_cross_entropy
@@ -283,12 +303,20 @@ def _torch_loss(z: Any, t: Any, w: Any, index: bool, ignore_index: int, eps: flo
     small = zl.numel() <= TILE_ELEMENTS and not _xp.is_half(z.dtype)
     if index and small:  # F.cross_entropy's fused kernels beat any op-by-op composition here
         tl = t.reshape(-1)
-        if validate and not _plainly_valid(zl, tl, n) and bool(_bad_index(tl, n, ignore_index)
-                                                                 | _bad_rows(zl.amax(dim=-1))):
+        if (
+            validate
+            and not _plainly_valid(zl, tl, n)
+            and bool(_bad_index(tl, n, ignore_index) | _bad_rows(zl.amax(dim=-1)))
+        ):
             _raise_details(zl, tl, n, ignore_index, index, class_axis)
-        return torch.nn.functional.cross_entropy(z, t, weight=None if w is None else w.to(z.dtype),
-                                                 ignore_index=ignore_index, label_smoothing=eps,
-                                                 reduction=reduction)
+        return torch.nn.functional.cross_entropy(
+            z,
+            t,
+            weight=None if w is None else w.to(z.dtype),
+            ignore_index=ignore_index,
+            label_smoothing=eps,
+            reduction=reduction,
+        )
     tl = t.reshape(-1) if index else torch.movedim(t.to(z.dtype), class_axis, -1).reshape(-1, n)
     per_row, lse = logits_cross_entropy(tl, zl, weight=w, ignore_index=ignore_index, label_smoothing=eps)
     if validate:
@@ -360,8 +388,18 @@ def _mean_denominator(tl: Any, w: Any, index: bool, ignore_index: int, dtype: An
 # ---------------------------------------------------------------------------
 
 
-def _generic_loss(xp: Any, z: Any, t: Any, w: Any, index: bool, ignore_index: int, eps: float, reduction: str,
-                  validate: bool, class_axis: int) -> Any:
+def _generic_loss(
+    xp: Any,
+    z: Any,
+    t: Any,
+    w: Any,
+    index: bool,
+    ignore_index: int,
+    eps: float,
+    reduction: str,
+    validate: bool,
+    class_axis: int,
+) -> Any:
     n = z.shape[class_axis]
     dtype = _xp.compute_dtype(xp, z.dtype)
     zl = xp.astype(xp.moveaxis(z, class_axis, -1), dtype)  # (..., C): positions first, classes last

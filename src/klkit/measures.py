@@ -65,8 +65,7 @@ __all__ = [
 ]
 
 Measure = Literal["entropy", "cross_entropy", "kl_divergence", "js_divergence"]
-_MODES = {"entropy": _kernels.ENTROPY, "cross_entropy": _kernels.CROSS_ENTROPY,
-          "kl_divergence": _kernels.KL}
+_MODES = {"entropy": _kernels.ENTROPY, "cross_entropy": _kernels.CROSS_ENTROPY, "kl_divergence": _kernels.KL}
 _FAST_MIN = 1 << 16  # numpy inputs with at least this many elements take the kernels
 _CHUNK_MIN = 1 << 18  # inputs with more elements than this are processed in chunks
 _CHUNK_BYTES = 320  # generic path: one chunk holds size · itemsize / _CHUNK_BYTES elements, so that
@@ -130,8 +129,16 @@ def surprise(p: Any, /, *, base: float | None = None) -> Any:
         return _in_base(-xp.log(x), base)
 
 
-def entropy(p: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind = "probs",
-            validate: bool = True, **distribution_options: Any) -> Any:
+def entropy(
+    p: Any,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Shannon entropy :math:`H(P) = -\sum_i p_i \log p_i` along ``axis``.
 
     Parameters
@@ -184,9 +191,18 @@ def entropy(p: Any, /, *, axis: int = -1, base: float | None = None, kind: Kind 
     return _reduce("entropy", p, None, axis, base, kind, kind, validate)
 
 
-def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
-                  **distribution_options: Any) -> Any:
+def cross_entropy(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Cross-entropy :math:`H(P, Q) = -\sum_i p_i \log q_i` along ``axis``.
 
     The expected surprise under ``q`` of outcomes drawn from ``p``; with ``p``
@@ -207,9 +223,18 @@ def cross_entropy(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     return _reduce("cross_entropy", p, q, axis, base, kind, q_kind, validate)
 
 
-def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
-                  **distribution_options: Any) -> Any:
+def kl_divergence(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""KL(p‖q), the Kullback–Leibler divergence of ``q`` from ``p``, along ``axis``.
 
     .. math:: \mathrm{KL}(P \,\|\, Q) = \sum_i p_i (\log p_i - \log q_i)
@@ -266,9 +291,19 @@ def kl_divergence(p: Any, q: Any, /, *, axis: int = -1, base: float | None = Non
     return _reduce("kl_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
-def js_divergence(p: Any, q: Any, /, *, weights: tuple[float, float] | None = None, axis: int = -1,
-                  base: float | None = None, kind: Kind = "probs", q_kind: Kind | None = None,
-                  validate: bool = True, **distribution_options: Any) -> Any:
+def js_divergence(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    weights: tuple[float, float] | None = None,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Jensen–Shannon divergence :math:`\tfrac12 KL(P\|M) + \tfrac12 KL(Q\|M)`, :math:`M = \tfrac12(P+Q)`.
 
     Symmetric, finite and at most :math:`\log 2` (1 bit). With ``weights=(w, 1 - w)`` it is the
@@ -312,9 +347,18 @@ def js_divergence(p: Any, q: Any, /, *, weights: tuple[float, float] | None = No
     return _reduce("js_divergence", p, q, axis, base, kind, q_kind, validate, _check_weights(weights))
 
 
-def decompose(p: Any, q: Any, /, *, axis: int = -1, base: float | None = None,
-              kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
-              **distribution_options: Any) -> Decomposition:
+def decompose(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Decomposition:
     r"""``Decomposition(entropy, cross_entropy, kl_divergence)`` of ``p`` and ``q``.
 
     Each term is computed directly so that :math:`H(P,Q) = H(P) + KL(P\|Q)` can be
@@ -394,8 +438,9 @@ def _is_distribution(x: Any) -> bool:
 _DISTRIBUTION_OPTIONS = ("method", "n_samples", "seed", "estimator")
 
 
-def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any],
-                       args: tuple[Any, ...] = ()) -> Any:
+def _for_distributions(
+    measure: str, dists: tuple[Any, ...], base: float | None, options: dict[str, Any], args: tuple[Any, ...] = ()
+) -> Any:
     """Hand distribution objects to :mod:`klkit.distributions` (method, n_samples, seed, estimator);
     ``args`` follow the distributions positionally (the order α of a Rényi divergence, the f of an f-divergence)."""
     unknown = sorted(set(options) - set(_DISTRIBUTION_OPTIONS))
@@ -411,7 +456,8 @@ def _for_distributions(measure: str, dists: tuple[Any, ...], base: float | None,
         raise TypeError(
             f"`{measure}` got {', '.join(sorted(options))}: these options apply only when every input is a "
             "torch.distributions or frozen scipy.stats distribution; found "
-            + ", ".join(type(d).__name__ for d in dists) + ". Drop the options for arrays."
+            + ", ".join(type(d).__name__ for d in dists)
+            + ". Drop the options for arrays."
         )
     from klkit.distributions import api  # lazy: distributions sit above measures
 
@@ -445,8 +491,17 @@ def _js_bound(weights: tuple[float, float] | None) -> float:
     return float(sum(-w * math.log(w) for w in weights if w > 0))
 
 
-def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kind: Any,
-            q_kind: Any, validate: Any, weights: tuple[float, float] | None = None) -> Any:
+def _reduce(
+    measure: Measure,
+    p: Any,
+    q: Any,
+    axis: int,
+    base: float | None,
+    kind: Any,
+    q_kind: Any,
+    validate: Any,
+    weights: tuple[float, float] | None = None,
+) -> Any:
     """Validate the options and inputs, evaluate the measure, convert the result."""
     two = measure != "entropy"
     kind = check_kind(kind)
@@ -460,8 +515,11 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
     ax = check_axis(axis, len(shape))
     check_not_empty(shape[ax], axis)
     out_dtype = P.dtype if not two or P.dtype == Q.dtype else xp.result_type(P, Q)
-    if two and not is_numpy(xp) and (P.device != Q.device if is_torch(xp)
-                                     else array_api_compat.device(P) != array_api_compat.device(Q)):
+    if (
+        two
+        and not is_numpy(xp)
+        and (P.device != Q.device if is_torch(xp) else array_api_compat.device(P) != array_api_compat.device(Q))
+    ):
         raise InvalidDistributionError(
             f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
             f"{array_api_compat.device(Q)}. Move one with .to(device)."
@@ -476,8 +534,11 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
 
     value = None
     if is_numpy(xp):
-        value = (_small_numpy(measure, P, Q, validate) if kind == q_kind == "probs" and P.size < _FAST_MIN
-                 else _fast_numpy(measure, P, Q, kind, q_kind, validate))
+        value = (
+            _small_numpy(measure, P, Q, validate)
+            if kind == q_kind == "probs" and P.size < _FAST_MIN
+            else _fast_numpy(measure, P, Q, kind, q_kind, validate)
+        )
     elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence" and _fused_pays(P, Q):
         value = _fused_torch_logits(measure, P, Q, validate, out_dtype)
     elif is_torch(xp) and kind == q_kind == "logits" and measure != "js_divergence" and _under_autograd(P, Q):
@@ -491,11 +552,10 @@ def _reduce(measure: Measure, p: Any, q: Any, axis: int, base: float | None, kin
         value, validate = _fast_torch(measure, P, Q, kind, q_kind, validate, xp)
     if value is None:
         if validate:
-            for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[:1 + two]:
+            for x, k, name in ((P, kind, "p"), (Q, q_kind, "q"))[: 1 + two]:
                 _validate(x, k, name, xp)
         with errstate(xp):
-            value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate,
-                              weights=weights)
+            value = _evaluate(measure, P, Q, kind, q_kind, xp, _budget(P, Q, xp), guard=not validate, weights=weights)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
         value = _clamp(value, _js_bound(weights) if measure == "js_divergence" else None, xp)
     return _finish(_in_base(value, base), out_dtype, xp)
@@ -541,15 +601,22 @@ def _validate(x: Any, kind: str, name: str, xp: Any) -> None:
             check_streaming(x, kind, name, xp, max(1, size * itemsize // _CHUNK_BYTES // rows))
 
 
-def _fast_numpy(measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str, q_kind: str,
-                validate: bool) -> np.ndarray | None:
+def _fast_numpy(
+    measure: Measure, P: np.ndarray, Q: np.ndarray | None, kind: str, q_kind: str, validate: bool
+) -> np.ndarray | None:
     """Large, C-contiguous float32/float64 numpy inputs of one kind: the fused kernels.
 
     The kernels give NaN for every row holding an entry outside its kind's domain,
     as the generic path does; with ``validate`` such rows raise instead.
     """
-    if (measure not in _MODES or kind != q_kind or kind == "log_probs" or P.size < _FAST_MIN
-            or P.dtype not in (np.float32, np.float64) or not P.flags.c_contiguous):
+    if (
+        measure not in _MODES
+        or kind != q_kind
+        or kind == "log_probs"
+        or P.size < _FAST_MIN
+        or P.dtype not in (np.float32, np.float64)
+        or not P.flags.c_contiguous
+    ):
         return None
     if Q is not None and (Q.dtype != P.dtype or not Q.flags.c_contiguous):
         return None
@@ -640,7 +707,7 @@ def _fused_torch_logits(measure: Measure, P: Any, Q: Any, validate: bool, dtype:
         value = (fused.logits_kl if measure == "kl_divergence" else fused.logits_cross_entropy_soft)(P, Q)
     if validate and not bool(ok.all()):
         xp = namespace(P)
-        for x, name in ((P, "p"), (Q, "q"))[:1 if Q is None else 2]:
+        for x, name in ((P, "p"), (Q, "q"))[: 1 if Q is None else 2]:
             CHECKS["logits"](x, name, xp)  # raises with the details
     return torch.where(ok, value, math.nan)
 
@@ -673,7 +740,7 @@ def _check_probs_summaries(P: np.ndarray, Q: np.ndarray | None, psum: float, qsu
     tol = _SUM_TOLERANCE[P.dtype.type]
     if bad or abs(psum - 1) > tol or abs(qsum - 1) > tol:
         xp = namespace(P)
-        for x, name in ((P, "p"), (Q, "q"))[:1 if Q is None else 2]:
+        for x, name in ((P, "p"), (Q, "q"))[: 1 if Q is None else 2]:
             CHECKS["probs"](x, name, xp)
 
 
@@ -727,8 +794,17 @@ def _log_and_prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> tuple[Any
     return logp, xp.exp(logp)
 
 
-def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any, budget: int,
-              guard: bool, weights: tuple[float, float] | None = None) -> Any:
+def _evaluate(
+    measure: Measure,
+    P: Any,
+    Q: Any,
+    kind: str,
+    q_kind: str,
+    xp: Any,
+    budget: int,
+    guard: bool,
+    weights: tuple[float, float] | None = None,
+) -> Any:
     """The measure along the last axis, in chunks of at most ``budget`` elements when large.
 
     Blocks along the first axis first, then column chunks within a block (logits
@@ -739,9 +815,23 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
     size = math.prod(P.shape)
     if size > budget and P.ndim > 1 and P.shape[0] > 1:
         step = max(1, P.shape[0] * budget // size)
-        return xp.concat([_evaluate(measure, P[i:i + step], None if Q is None else Q[i:i + step],
-                                    kind, q_kind, xp, budget, guard, weights)
-                           for i in range(0, P.shape[0], step)], axis=0)
+        return xp.concat(
+            [
+                _evaluate(
+                    measure,
+                    P[i : i + step],
+                    None if Q is None else Q[i : i + step],
+                    kind,
+                    q_kind,
+                    xp,
+                    budget,
+                    guard,
+                    weights,
+                )
+                for i in range(0, P.shape[0], step)
+            ],
+            axis=0,
+        )
     width = n if size <= budget else max(1, budget // max(1, size // n))
     chunks = [slice(c, min(c + width, n)) for c in range(0, n, width)]
     dtype = compute_dtype(xp, P.dtype if Q is None else xp.result_type(P, Q))
@@ -750,7 +840,7 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
     total = 0.0
     invalid = None
     if guard:
-        for x, k in ((P, kind), (Q, q_kind))[:1 if Q is None else 2]:
+        for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
             bad = _invalid_logits(x, k, xp)
             if bad is not None:
                 invalid = bad if invalid is None else invalid | bad
@@ -769,7 +859,7 @@ def _evaluate(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, xp: Any,
                 term = _js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
         if guard:
-            for x, k in ((P, kind), (Q, q_kind))[:1 if Q is None else 2]:
+            for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
                 bad = _out_of_domain(x[..., c], k, xp)
                 if bad is not None:
                     invalid = bad if invalid is None else invalid | bad
@@ -801,8 +891,7 @@ def _js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float
 _TILES = 10  # large torch inputs go in tiles of ~1/_TILES of the input: two tile-sized temporaries
 
 
-def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, validate: bool,
-                xp: Any) -> tuple[Any, bool]:
+def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, validate: bool, xp: Any) -> tuple[Any, bool]:
     """KL, CE and entropy of torch tensors that need no gradient, from fused library ops.
 
     Each tile of rows goes through the kernels of the plain one-liner
@@ -829,8 +918,7 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     dtype = P.dtype if Q is None else torch.promote_types(P.dtype, Q.dtype)
     n = P.shape[-1]
     rows = math.prod(P.shape[:-1])
-    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 \
-            or _under_autograd(P, Q):
+    if measure == "js_divergence" or dtype not in (torch.float32, torch.float64) or rows == 0 or _under_autograd(P, Q):
         return None, validate
     try:
         A = P.view(rows, n)
@@ -858,17 +946,27 @@ def _fast_torch(measure: Measure, P: Any, Q: Any, kind: str, q_kind: str, valida
     A = A if A.dtype == dtype else A.to(dtype) if size <= _CHUNK_MIN else A
     B = B if B is None or B.dtype == dtype or size > _CHUNK_MIN else B.to(dtype)
     whole = rstep >= A.shape[0] and cstep >= width
-    parts = [_torch_tile(measure, A if whole else A[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
-                         B if whole or B is None else B[r0:r0 + rstep, c0:c0 + cstep].to(dtype),
-                         kind, q_kind, pieces > 1 or cstep < width, validate, torch)
-             for r0 in range(0, A.shape[0], rstep) for c0 in range(0, width, cstep)]
+    parts = [
+        _torch_tile(
+            measure,
+            A if whole else A[r0 : r0 + rstep, c0 : c0 + cstep].to(dtype),
+            B if whole or B is None else B[r0 : r0 + rstep, c0 : c0 + cstep].to(dtype),
+            kind,
+            q_kind,
+            pieces > 1 or cstep < width,
+            validate,
+            torch,
+        )
+        for r0 in range(0, A.shape[0], rstep)
+        for c0 in range(0, width, cstep)
+    ]
     if cstep < width:  # (rows, tiles)
         out = [None if parts[0][j] is None else torch.stack([t[j] for t in parts], -1) for j in range(7)]
     else:  # (rows, pieces)
         out = [None if parts[0][j] is None else torch.cat([t[j] for t in parts]).view(rows, -1) for j in range(7)]
     value = out[0].squeeze(-1) if out[0].shape[-1] == 1 else _chain(measure, out, kind, q_kind, torch)
     ok = None  # per row: inside the kinds' domains, where the value alone would not tell
-    for x, k, lse in ((P, kind, out[1]), (Q, q_kind, out[4]))[:1 if Q is None else 2]:
+    for x, k, lse in ((P, kind, out[1]), (Q, q_kind, out[4]))[: 1 if Q is None else 2]:
         if k == "logits":  # whole rows give NaN by themselves; rows in pieces are judged by their lse
             row_ok = None if lse is None else torch.logsumexp(lse, -1).isfinite()
         else:  # validated inputs are in the domain already
@@ -899,9 +997,14 @@ def _numpy_bridge(P: Any, Q: Any) -> bool:
     the compiled kernel does the whole call in one). Same values, same dtype back."""
     import torch
 
-    return (P.numel() <= _SMALL_TORCH and P.device.type == "cpu" and P.dtype in (torch.float32, torch.float64)
-            and (Q is None or (Q.dtype == P.dtype and Q.device.type == "cpu"))
-            and not _under_autograd(P, Q) and not torch.compiler.is_compiling())
+    return (
+        P.numel() <= _SMALL_TORCH
+        and P.device.type == "cpu"
+        and P.dtype in (torch.float32, torch.float64)
+        and (Q is None or (Q.dtype == P.dtype and Q.device.type == "cpu"))
+        and not _under_autograd(P, Q)
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _domain_ok(x: Any, kind: str, torch: Any) -> Any:
@@ -925,8 +1028,9 @@ def _check_stats(kind: str, low: Any, mass: Any, dtype: Any, torch: Any) -> Any:
     return (low.amax(-1) <= tol) & (torch.logsumexp(mass, -1).abs() <= tol)
 
 
-def _torch_tile(measure: Measure, a: Any, b: Any, kind: str, q_kind: str, column: bool, validate: bool,
-                torch: Any) -> tuple[Any, list, list]:
+def _torch_tile(
+    measure: Measure, a: Any, b: Any, kind: str, q_kind: str, column: bool, validate: bool, torch: Any
+) -> tuple[Any, list, list]:
     """``(value, stats_p, stats_q)`` of one tile, per row.
 
     ``value`` is the measure with each tile of logits normalised on its own (see
@@ -1039,5 +1143,3 @@ def _chain(measure: Measure, out: list, kind: str, q_kind: str, torch: Any) -> A
         return value.sum(-1)
     mass = out[3] if kind == "probs" else out[3].exp()
     return (value + mass * shift).sum(-1)
-
-

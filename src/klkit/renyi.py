@@ -28,9 +28,19 @@ __all__ = ["renyi_divergence", "renyi_entropy"]
 _SWITCH = 0.5  # |log Σ w e^{s u}| below this takes the log1p/expm1 form (continuity at α = 1)
 
 
-def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: float | None = None,
-                     kind: Kind = "probs", q_kind: Kind | None = None, validate: bool = True,
-                     **distribution_options: Any) -> Any:
+def renyi_divergence(
+    p: Any,
+    q: Any,
+    /,
+    alpha: float,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    kind: Kind = "probs",
+    q_kind: Kind | None = None,
+    validate: bool = True,
+    **distribution_options: Any,
+) -> Any:
     r"""Rényi divergence of order α, :math:`D_\alpha(P\|Q) = \frac{1}{\alpha-1}\log\sum_i p_i^\alpha q_i^{1-\alpha}`.
 
     Non-decreasing in α, and the limits are exact closed forms:
@@ -112,8 +122,9 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, axis: int = -1, base: f
     return _inputs.result(value, x, base)
 
 
-def renyi_entropy(p: Any, /, alpha: float, *, axis: int = -1, base: float | None = None,
-                  kind: Kind = "probs", validate: bool = True) -> Any:
+def renyi_entropy(
+    p: Any, /, alpha: float, *, axis: int = -1, base: float | None = None, kind: Kind = "probs", validate: bool = True
+) -> Any:
     r"""Rényi entropy of order α, :math:`H_\alpha(P) = \frac{1}{1-\alpha}\log\sum_i p_i^\alpha`.
 
     Non-increasing in α, between 0 and :math:`\log K`; :math:`H_\alpha(P) = \log K - D_\alpha(P\|U)`

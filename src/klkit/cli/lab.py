@@ -11,8 +11,10 @@ from klkit.cli._errors import one_line_errors
 from klkit.cli.app import app
 from klkit.lab.sections import SECTIONS
 
-ONLY_HELP = ("Run only these sections (repeatable or comma-separated), e.g. --only coin,asymmetry. "
-             f"Sections: {', '.join(SECTIONS)}.")
+ONLY_HELP = (
+    "Run only these sections (repeatable or comma-separated), e.g. --only coin,asymmetry. "
+    f"Sections: {', '.join(SECTIONS)}."
+)
 
 
 def section_names(only: list[str] | None) -> list[str]:
@@ -73,8 +75,11 @@ def lab_command(
     try:
         code = lab(out, quick=quick, only=only, seed=seed)
     except ModuleNotFoundError as exc:  # matplotlib, rich: what the runner itself needs
-        typer.echo(f"error: `klkit lab` needs the package {exc.name!r}, which is not installed. "
-                   "Install the lab extra: pip install 'klkit[lab]'.", err=True)
+        typer.echo(
+            f"error: `klkit lab` needs the package {exc.name!r}, which is not installed. "
+            "Install the lab extra: pip install 'klkit[lab]'.",
+            err=True,
+        )
         raise typer.Exit(code=2) from None
     if code:
         raise typer.Exit(code=code)

@@ -23,8 +23,15 @@ from klkit.divergences import hellinger_distance, js_distance, total_variation
 from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence
 from klkit.renyi import renyi_divergence
 
-__all__ = ["format_json", "load_vector", "measure_report", "parse_alpha", "parse_base", "parse_vector",
-           "read_distribution"]
+__all__ = [
+    "format_json",
+    "load_vector",
+    "measure_report",
+    "parse_alpha",
+    "parse_base",
+    "parse_vector",
+    "read_distribution",
+]
 
 _CHECK_RTOL = 1e-12  # the identity H(P,Q) = H(P) + KL(P‖Q) "holds" within this relative gap
 
@@ -34,8 +41,9 @@ _CHECK_RTOL = 1e-12  # the identity H(P,Q) = H(P) + KL(P‖Q) "holds" within thi
 # ---------------------------------------------------------------------------
 
 
-def measure_report(p: Any, q: Any, *, base: float | None = None, kind: str = "probs",
-                   q_kind: str | None = None, alpha: float = 2.0) -> dict[str, Any]:
+def measure_report(
+    p: Any, q: Any, *, base: float | None = None, kind: str = "probs", q_kind: str | None = None, alpha: float = 2.0
+) -> dict[str, Any]:
     r"""Entropy of each, cross-entropy and KL both ways, JS, and the check :math:`H(P,Q) = H(P) + KL(P\|Q)`;
     beside them total variation, Hellinger and JS distance, and the Rényi divergence of order α both ways.
 
@@ -148,8 +156,7 @@ def parse_vector(text: str, option: str) -> np.ndarray:
             values.append(float(item))
         except ValueError:
             raise ValueError(
-                f"`{option}` must be comma-separated numbers; found {item!r} in {text!r}. "
-                f"Write e.g. {option} 0.5,0.5."
+                f"`{option}` must be comma-separated numbers; found {item!r} in {text!r}. Write e.g. {option} 0.5,0.5."
             ) from None
     return np.asarray(values, dtype=np.float64)
 
@@ -159,8 +166,10 @@ def load_vector(path: Path, option: str) -> np.ndarray:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".csv"):
-        raise ValueError(f"`{option}` must be a .npy or .csv file; found {str(path)!r}. Save the vector with "
-                         "numpy.save or as comma-separated numbers.")
+        raise ValueError(
+            f"`{option}` must be a .npy or .csv file; found {str(path)!r}. Save the vector with "
+            "numpy.save or as comma-separated numbers."
+        )
     if not path.is_file():
         raise ValueError(f"`{option}` must name an existing file; found no file at {str(path)!r}. Check the path.")
     try:
@@ -175,8 +184,9 @@ def load_vector(path: Path, option: str) -> np.ndarray:
             f"from {str(path)!r}: {detail}. Write one distribution as numbers."
         ) from None
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        raise ValueError(f"`{option}` must hold real numbers; found dtype {data.dtype} in {str(path)!r}. "
-                         "Save a float array.")
+        raise ValueError(
+            f"`{option}` must hold real numbers; found dtype {data.dtype} in {str(path)!r}. Save a float array."
+        )
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 2 and 1 in data.shape:  # one row or one column
         data = data.reshape(-1)
@@ -187,8 +197,10 @@ def read_distribution(values: str | None, file: Path | None, name: str) -> np.nd
     """The vector given by ``--NAME`` or ``--NAME-file``: exactly one of the two."""
     if (values is None) == (file is None):
         found = "both" if values is not None else "neither"
-        raise ValueError(f"give exactly one of `--{name}` and `--{name}-file`; found {found}. "
-                         f"Write e.g. --{name} 0.5,0.5 or --{name}-file {name}.npy.")
+        raise ValueError(
+            f"give exactly one of `--{name}` and `--{name}-file`; found {found}. "
+            f"Write e.g. --{name} 0.5,0.5 or --{name}-file {name}.npy."
+        )
     return parse_vector(values, f"--{name}") if values is not None else load_vector(file, f"--{name}-file")
 
 
@@ -199,8 +211,9 @@ def parse_base(text: str | None) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"`--base` must be a number > 0 other than 1 (2 for bits) or 'e'; found {text!r}. "
-                         "Write e.g. --base 2.") from None
+        raise ValueError(
+            f"`--base` must be a number > 0 other than 1 (2 for bits) or 'e'; found {text!r}. Write e.g. --base 2."
+        ) from None
 
 
 def parse_alpha(text: str) -> float:
@@ -267,8 +280,10 @@ def measure_command(
 def _as_vector(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"`{name}` must be one distribution (a 1-D vector); found shape {arr.shape}. "
-                         "Pass one row, or use the Python API for batches.")
+        raise ValueError(
+            f"`{name}` must be one distribution (a 1-D vector); found shape {arr.shape}. "
+            "Pass one row, or use the Python API for batches."
+        )
     return arr
 
 

@@ -33,13 +33,26 @@ def pairs_table() -> dict[str, Any]:
     from klkit.distributions import pair_table, registered_entropies
 
     torch_pairs = _torch_pairs()
-    rows = [{"p": r.p.__name__, "q": r.q.__name__, "finite": r.finite, "function": r.function.__name__,
-             "in_torch": None if torch_pairs is None else (_TORCH_NAME.get(r.p.__name__, r.p.__name__),
-                                                          _TORCH_NAME.get(r.q.__name__, r.q.__name__)) in torch_pairs}
-            for r in pair_table()]
+    rows = [
+        {
+            "p": r.p.__name__,
+            "q": r.q.__name__,
+            "finite": r.finite,
+            "function": r.function.__name__,
+            "in_torch": None
+            if torch_pairs is None
+            else (_TORCH_NAME.get(r.p.__name__, r.p.__name__), _TORCH_NAME.get(r.q.__name__, r.q.__name__))
+            in torch_pairs,
+        }
+        for r in pair_table()
+    ]
     finite = sum(r["finite"] for r in rows)
-    return {"pairs": rows, "entropies": [t.__name__ for t in registered_entropies()],
-            "finite_pairs": finite, "infinite_pairs": len(rows) - finite}
+    return {
+        "pairs": rows,
+        "entropies": [t.__name__ for t in registered_entropies()],
+        "finite_pairs": finite,
+        "infinite_pairs": len(rows) - finite,
+    }
 
 
 _TORCH_NAME = {"Transformed": "TransformedDistribution", "TorchExponentialFamily": "ExponentialFamily"}
@@ -70,8 +83,10 @@ def pairs_command(
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(title=f"KL(p‖q) closed forms: {table['finite_pairs']} finite, "
-                      f"{table['infinite_pairs']} +inf (supports that never nest)")
+    out = Table(
+        title=f"KL(p‖q) closed forms: {table['finite_pairs']} finite, "
+        f"{table['infinite_pairs']} +inf (supports that never nest)"
+    )
     out.add_column("p")
     out.add_column("q")
     out.add_column("KL")

@@ -70,31 +70,58 @@ def train_ppo_command(
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     clip: Annotated[float | None, typer.Option(help="Clip range ε of the surrogate.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over each rollout.")] = None,
-    kl_penalty: Annotated[bool | None, typer.Option("--kl-penalty/--no-kl-penalty",
-                                                    help="Adaptive β·KL penalty (PPO paper §4).")] = None,
+    kl_penalty: Annotated[
+        bool | None, typer.Option("--kl-penalty/--no-kl-penalty", help="Adaptive β·KL penalty (PPO paper §4).")
+    ] = None,
     kl_target: Annotated[float | None, typer.Option("--kl-target", help="d_targ of the adaptive penalty.")] = None,
     target_kl: Annotated[float | None, typer.Option("--target-kl", help="Stop an update's epochs at this KL.")] = None,
-    kl_ref_coef: Annotated[float | None, typer.Option(
-        "--kl-ref-coef", help="β of an RLHF-style KL penalty to a reference policy (0: none).")] = None,
-    kl_estimator: Annotated[str | None, typer.Option(
-        "--kl-estimator", help="The penalty's estimator: k1, k2, k3 or abs (klkit.rlhf).")] = None,
-    kl_placement: Annotated[str | None, typer.Option(
-        "--kl-placement", help="reward (β·estimate off each reward) or loss (β·surrogate in the loss).")] = None,
-    kl_gradient: Annotated[str | None, typer.Option(
-        "--kl-gradient", help="In the loss: native, reverse_kl or straight_through (klkit.rlhf).")] = None,
-    kl_ref: Annotated[Path | None, typer.Option(
-        "--kl-ref", help="Run directory of the reference policy (default: this run's initial policy).")] = None,
+    kl_ref_coef: Annotated[
+        float | None,
+        typer.Option("--kl-ref-coef", help="β of an RLHF-style KL penalty to a reference policy (0: none)."),
+    ] = None,
+    kl_estimator: Annotated[
+        str | None, typer.Option("--kl-estimator", help="The penalty's estimator: k1, k2, k3 or abs (klkit.rlhf).")
+    ] = None,
+    kl_placement: Annotated[
+        str | None,
+        typer.Option("--kl-placement", help="reward (β·estimate off each reward) or loss (β·surrogate in the loss)."),
+    ] = None,
+    kl_gradient: Annotated[
+        str | None,
+        typer.Option("--kl-gradient", help="In the loss: native, reverse_kl or straight_through (klkit.rlhf)."),
+    ] = None,
+    kl_ref: Annotated[
+        Path | None,
+        typer.Option("--kl-ref", help="Run directory of the reference policy (default: this run's initial policy)."),
+    ] = None,
     threads: Threads = 1,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train PPO (clipped surrogate; optional adaptive KL penalty); resume if RUN_DIR has a checkpoint."""
-    result = train_rl("ppo", run_dir, env, steps=steps, seed=seed, n_envs=n_envs, n_steps=n_steps,
-                      learning_rate=lr, clip_range=clip, n_epochs=epochs, kl_penalty=kl_penalty,
-                      kl_target=kl_target, target_kl=target_kl, kl_ref_coef=kl_ref_coef, kl_estimator=kl_estimator,
-                      kl_placement=kl_placement, kl_gradient=kl_gradient,
-                      kl_ref=None if kl_ref is None else str(kl_ref), threads=threads, device=device,
-                      progress=None if progress else False)
+    result = train_rl(
+        "ppo",
+        run_dir,
+        env,
+        steps=steps,
+        seed=seed,
+        n_envs=n_envs,
+        n_steps=n_steps,
+        learning_rate=lr,
+        clip_range=clip,
+        n_epochs=epochs,
+        kl_penalty=kl_penalty,
+        kl_target=kl_target,
+        target_kl=target_kl,
+        kl_ref_coef=kl_ref_coef,
+        kl_estimator=kl_estimator,
+        kl_placement=kl_placement,
+        kl_gradient=kl_gradient,
+        kl_ref=None if kl_ref is None else str(kl_ref),
+        threads=threads,
+        device=device,
+        progress=None if progress else False,
+    )
     _report(result, run_dir)
 
 
@@ -114,6 +141,18 @@ def train_trpo_command(
     progress: Progress = True,
 ) -> None:
     """Train TRPO (natural gradient by CG, KL ≤ δ by line search); resume if RUN_DIR has a checkpoint."""
-    result = train_rl("trpo", run_dir, env, steps=steps, seed=seed, n_envs=n_envs, n_steps=n_steps, max_kl=max_kl,
-                      cg_damping=damping, threads=threads, device=device, progress=None if progress else False)
+    result = train_rl(
+        "trpo",
+        run_dir,
+        env,
+        steps=steps,
+        seed=seed,
+        n_envs=n_envs,
+        n_steps=n_steps,
+        max_kl=max_kl,
+        cg_damping=damping,
+        threads=threads,
+        device=device,
+        progress=None if progress else False,
+    )
     _report(result, run_dir)

@@ -46,9 +46,7 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in str(text).split(","))
     except ValueError:
-        raise ValueError(
-            f"`--hidden` must be comma-separated layer widths such as 512,256; found {text!r}."
-        ) from None
+        raise ValueError(f"`--hidden` must be comma-separated layer widths such as 512,256; found {text!r}.") from None
 
 
 @train_app.command("vae")

@@ -90,15 +90,17 @@ def chain(psi: torch.Tensor, p: torch.Tensor, factor: Any) -> torch.Tensor:
     return psi.addcmul_(p, total, value=-1.0).mul_(factor)
 
 
-def pair_chunk(spec: Spec, zs: torch.Tensor, zt: torch.Tensor, kind: str, need_s: bool, need_t: bool,
-               factor: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+def pair_chunk(
+    spec: Spec, zs: torch.Tensor, zt: torch.Tensor, kind: str, need_s: bool, need_t: bool, factor: Any
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """(scaled row values, ∂/∂zs · factor, ∂/∂zt · factor, bad) of one chunk with a full teacher."""
     dtype = compute_dtype(zs.dtype, zt.dtype)
     bad = bad_rows(zs, "logits") | bad_rows(zt, kind)
     a = log_probs(zs, "logits", spec.temperature, dtype)
     b = log_probs(zt, kind, spec.temperature, dtype)
-    r = _formulas.terms(spec.divergence, a, b, beta=spec.beta, skew=spec.skew, alpha=spec.alpha,
-                        need_a=need_s, need_b=need_t)
+    r = _formulas.terms(
+        spec.divergence, a, b, beta=spec.beta, skew=spec.skew, alpha=spec.alpha, need_a=need_s, need_b=need_t
+    )
     values = r.values.clamp(0.0, spec.bound).mul_(spec.scale)
     g = factor * (spec.scale / spec.temperature)
     grad_s = chain(r.psi_a, r.s if r.s is not None else a.exp(), g) if need_s else None
@@ -106,8 +108,9 @@ def pair_chunk(spec: Spec, zs: torch.Tensor, zt: torch.Tensor, kind: str, need_s
     return values, grad_s, grad_t, bad
 
 
-def topk_chunk(spec: Spec, zs: torch.Tensor, index: torch.Tensor, top: torch.Tensor, tail: torch.Tensor,
-               need_s: bool, factor: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def topk_chunk(
+    spec: Spec, zs: torch.Tensor, index: torch.Tensor, top: torch.Tensor, tail: torch.Tensor, need_s: bool, factor: Any
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     r"""One chunk against a top-k teacher: the student collapsed onto the same k + 1 buckets.
 
     :math:`\hat a = (a_{i_1}, \dots, a_{i_k}, \log \sum_{c \notin \mathrm{top}} s_c)`; for a tail entry
@@ -121,8 +124,9 @@ def topk_chunk(spec: Spec, zs: torch.Tensor, index: torch.Tensor, top: torch.Ten
     a_tail = torch.logsumexp(rest, dim=-1)
     a_hat = torch.cat([a.gather(1, index), a_tail[:, None]], dim=1)
     b_hat = torch.cat([top.to(dtype), tail.to(dtype)[:, None]], dim=1)
-    r = _formulas.terms(spec.divergence, a_hat, b_hat, beta=spec.beta, skew=spec.skew, alpha=spec.alpha,
-                        need_a=need_s, need_b=False)
+    r = _formulas.terms(
+        spec.divergence, a_hat, b_hat, beta=spec.beta, skew=spec.skew, alpha=spec.alpha, need_a=need_s, need_b=False
+    )
     values = r.values.clamp(0.0, spec.bound).mul_(spec.scale)
     if not need_s:
         return values, None, bad
@@ -158,9 +162,13 @@ def scale_in_place(ctx: Any, grads: tuple[torch.Tensor | None, ...], g: torch.Te
         raise RuntimeError(
             "the distillation loss computes its gradient in the forward pass and hands it over on the first "
             "backward; a later backward through the same graph needs that tensor unchanged"
-            + (" and a first incoming gradient other than 0" if zero else
-               " (it has since been added into or modified, e.g. as a leaf's .grad)")
-            + ". Compute the loss again for each backward pass.")
+            + (
+                " and a first incoming gradient other than 0"
+                if zero
+                else " (it has since been added into or modified, e.g. as a leaf's .grad)"
+            )
+            + ". Compute the loss again for each backward pass."
+        )
     ratio = g / ctx.applied
     return tuple(None if x is None else x * ratio.to(x.dtype) for x in grads)
 
@@ -169,9 +177,19 @@ class ChunkedLoss(torch.autograd.Function):
     """Σ over rows of factor · D(row), or the rows' D (``per_row``), with gradients from the forward pass."""
 
     @staticmethod
-    def forward(ctx: Any, student: torch.Tensor, teacher: torch.Tensor, topk: Any, rows: torch.Tensor | None,
-                factor: Any, spec: Spec, kind: str, chunk: int, per_row: bool,
-                names: tuple[str, str] = ("student", "teacher")) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        topk: Any,
+        rows: torch.Tensor | None,
+        factor: Any,
+        spec: Spec,
+        kind: str,
+        chunk: int,
+        per_row: bool,
+        names: tuple[str, str] = ("student", "teacher"),
+    ) -> torch.Tensor:
         n = student.shape[0]
         need_s = ctx.needs_input_grad[0]
         need_t = ctx.needs_input_grad[1] and topk is None
@@ -186,13 +204,14 @@ class ChunkedLoss(torch.autograd.Function):
         bad = torch.zeros((), dtype=torch.bool, device=student.device)
         g = 1.0 if per_row else factor
         for start in range(0, count, chunk):
-            sel = slice(start, min(start + chunk, count)) if rows is None else rows[start:start + chunk]
+            sel = slice(start, min(start + chunk, count)) if rows is None else rows[start : start + chunk]
             zs = student[sel]
             if topk is None:
                 values, gs, gt, b = pair_chunk(spec, zs, teacher[sel], kind, need_s, need_t, g)
             else:
-                values, gs, b = topk_chunk(spec, zs, topk.indices[sel], topk.log_probs[sel],
-                                           topk.tail_log_prob[sel], need_s, g)
+                values, gs, b = topk_chunk(
+                    spec, zs, topk.indices[sel], topk.log_probs[sel], topk.tail_log_prob[sel], need_s, g
+                )
                 gt = None
             bad = bad | b
             if per_row:
@@ -222,8 +241,14 @@ class ChunkedLoss(torch.autograd.Function):
         return grad_s, grad_t, None, None, None, None, None, None, None, None
 
 
-def _diagnose(student: torch.Tensor, teacher: torch.Tensor, topk: Any, rows: torch.Tensor | None, kind: str,
-              names: tuple[str, str]) -> None:
+def _diagnose(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    topk: Any,
+    rows: torch.Tensor | None,
+    kind: str,
+    names: tuple[str, str],
+) -> None:
     """Raise with the first invalid entry (index among the kept tokens, leading axes flattened)."""
     pick = (lambda x: x) if rows is None else (lambda x: x[rows])
     raise_invalid(pick(student), "logits", names[0])

@@ -162,8 +162,7 @@ def _one_zero(x: torch.Tensor, y: torch.Tensor, c: float) -> tuple[torch.Tensor,
     return term, dx, dy
 
 
-def alpha_beta(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float, need_a: bool,
-               need_b: bool) -> Terms:
+def alpha_beta(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float, need_a: bool, need_b: bool) -> Terms:
     r"""α-β divergence of the teacher ``p = e^b`` from the student ``q = e^a``, summed over entries.
 
     .. math:: D_{AB}^{(\alpha,\beta)}(p \| q) = -\frac{1}{\alpha\beta} \sum_c \Big(p_c^\alpha q_c^\beta
@@ -208,8 +207,18 @@ def alpha_beta(a: torch.Tensor, b: torch.Tensor, alpha: float, beta: float, need
     return Terms(term.sum(dim=-1), psi_a, psi_b, None, None)
 
 
-def terms(divergence: str, a: torch.Tensor, b: torch.Tensor, *, beta: float, skew: float, alpha: float,
-          need_a: bool, need_b: bool, entrywise: bool = False) -> Terms:
+def terms(
+    divergence: str,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    beta: float,
+    skew: float,
+    alpha: float,
+    need_a: bool,
+    need_b: bool,
+    entrywise: bool = False,
+) -> Terms:
     """Dispatch on the divergence's name (see the module docstring).
 
     The derivatives ψ may differ from ∂D/∂a by a constant multiple of the probabilities (which the

@@ -20,8 +20,9 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            arrays = [(n, a) for n, a in zip(names, args, strict=False)] + \
-                     [(n, kwargs[n]) for n in names[len(args):] if kwargs.get(n) is not None]
+            arrays = [(n, a) for n, a in zip(names, args, strict=False)] + [
+                (n, kwargs[n]) for n in names[len(args) :] if kwargs.get(n) is not None
+            ]
             as_numpy = [n for n, a in arrays if isinstance(a, np.ndarray | np.generic)]
             if not as_numpy:
                 return fn(*args, **kwargs)
@@ -30,7 +31,8 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
                 raise BackendMismatchError(
                     f"inputs mix numpy ({', '.join(f'`{n}`' for n in as_numpy)}) and torch "
                     f"({', '.join(f'`{n}`' for n in as_torch)}); convert them to one library first, "
-                    "e.g. torch.as_tensor(x) or x.numpy().")
+                    "e.g. torch.as_tensor(x) or x.numpy()."
+                )
             dtype = np.asarray(args[0]).dtype
 
             def convert(a: Any) -> Any:
@@ -56,8 +58,10 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
 
 def check_logits_tensor(x: Any, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor or a numpy array; found {type(x).__module__}."
-                        f"{type(x).__qualname__}. Pass e.g. torch.as_tensor(x).")
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor or a numpy array; found {type(x).__module__}."
+            f"{type(x).__qualname__}. Pass e.g. torch.as_tensor(x)."
+        )
     if not x.is_floating_point():
         raise TypeError(f"`{name}` must have a floating dtype; found {x.dtype}. Cast with .float().")
     if x.ndim == 0 or x.shape[-1] == 0:
@@ -73,31 +77,40 @@ def check_same_device(**tensors: Any) -> None:
         raise BackendMismatchError(f"the inputs must be on one device; found {found}. Move them with .to(device).")
 
 
-def check_pair(student: torch.Tensor, teacher: torch.Tensor, student_name: str = "student",
-               teacher_name: str = "teacher") -> None:
+def check_pair(
+    student: torch.Tensor, teacher: torch.Tensor, student_name: str = "student", teacher_name: str = "teacher"
+) -> None:
     if teacher.shape[-1] != student.shape[-1]:
         raise ShapeError(
             f"`{teacher_name}` and `{student_name}` must have the same vocabulary size (last axis); found "
             f"{teacher.shape[-1]} and {student.shape[-1]}. If one model pads its vocabulary, slice both to the "
-            f"shared tokens, e.g. {teacher_name}[..., :{min(teacher.shape[-1], student.shape[-1])}].")
+            f"shared tokens, e.g. {teacher_name}[..., :{min(teacher.shape[-1], student.shape[-1])}]."
+        )
     if teacher.shape != student.shape:
-        raise ShapeError(f"`{teacher_name}` must have the shape of `{student_name}` {tuple(student.shape)}; found "
-                         f"{tuple(teacher.shape)}.")
+        raise ShapeError(
+            f"`{teacher_name}` must have the shape of `{student_name}` {tuple(student.shape)}; found "
+            f"{tuple(teacher.shape)}."
+        )
 
 
-def valid_rows(labels: Any, positions: tuple[int, ...], ignore_index: int, device: torch.device,
-               name: str = "labels") -> torch.Tensor | None:
+def valid_rows(
+    labels: Any, positions: tuple[int, ...], ignore_index: int, device: torch.device, name: str = "labels"
+) -> torch.Tensor | None:
     """Indices of the rows whose label is not ``ignore_index`` (None: every row), one host sync."""
     if labels is None:
         return None
     if not isinstance(labels, torch.Tensor):
         labels = torch.as_tensor(np.asarray(labels))
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"`{name}` must hold integer token ids (or {ignore_index} to ignore a position); found "
-                        f"dtype {labels.dtype}.")
+        raise TypeError(
+            f"`{name}` must hold integer token ids (or {ignore_index} to ignore a position); found "
+            f"dtype {labels.dtype}."
+        )
     if tuple(labels.shape) != positions:
-        raise ShapeError(f"`{name}` must have the shape of the logits without the vocabulary axis, {positions}; "
-                         f"found {tuple(labels.shape)}. Shift the labels the way the logits were shifted.")
+        raise ShapeError(
+            f"`{name}` must have the shape of the logits without the vocabulary axis, {positions}; "
+            f"found {tuple(labels.shape)}. Shift the labels the way the logits were shifted."
+        )
     keep = (labels.reshape(-1) != ignore_index).to(device)
     if bool(keep.all()):
         return None

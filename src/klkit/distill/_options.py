@@ -16,8 +16,15 @@ Divergence = Literal["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew
 Reduction = Literal["batchmean", "sum", "mean", "none"]
 TeacherKind = Literal["logits", "log_probs", "probs"]
 
-DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl", "tvd",
-                                "alpha_beta")
+DIVERGENCES: tuple[str, ...] = (
+    "forward_kl",
+    "reverse_kl",
+    "jsd",
+    "skew_forward_kl",
+    "skew_reverse_kl",
+    "tvd",
+    "alpha_beta",
+)
 REDUCTIONS: tuple[str, ...] = ("batchmean", "sum", "mean", "none")
 TEACHER_KINDS: tuple[str, ...] = ("logits", "log_probs", "probs")
 INTERPOLATIONS: tuple[str, ...] = ("trl", "continuous")
@@ -52,7 +59,8 @@ def check_beta(beta: Any) -> float:
     if not 0.0 <= b <= 1.0:
         raise InvalidArgumentError(
             f"`beta` must lie in [0, 1] (the teacher's weight in the mixture (1−β)·student + β·teacher); "
-            f"found {beta!r}. Use 0 for forward KL(teacher‖student), 1 for reverse KL, 0.5 for the symmetric JSD.")
+            f"found {beta!r}. Use 0 for forward KL(teacher‖student), 1 for reverse KL, 0.5 for the symmetric JSD."
+        )
     return b
 
 
@@ -61,7 +69,8 @@ def check_temperature(temperature: Any) -> float:
     if t <= 0:
         raise InvalidArgumentError(
             f"`temperature` must be > 0 (logits are divided by it); found {temperature!r}. "
-            "Use 1.0 for the models' own distributions, values above 1 to soften them.")
+            "Use 1.0 for the models' own distributions, values above 1 to soften them."
+        )
     return t
 
 
@@ -70,7 +79,8 @@ def check_skew(skew: Any) -> float:
     if not 0.0 <= s <= 1.0:
         raise InvalidArgumentError(
             f"`skew` must lie in [0, 1] (the weight of the first distribution in the skewed mixture); found "
-            f"{skew!r}. DistiLLM uses 0.1; 0 gives the plain KL.")
+            f"{skew!r}. DistiLLM uses 0.1; 0 gives the plain KL."
+        )
     return s
 
 
@@ -78,7 +88,8 @@ def check_reduction(reduction: Any) -> str:
     if reduction not in REDUCTIONS:
         raise InvalidArgumentError(
             f"`reduction` must be one of 'batchmean', 'sum', 'mean' or 'none'; found {reduction!r}. "
-            "'batchmean' is the mean per token, the usual choice.")
+            "'batchmean' is the mean per token, the usual choice."
+        )
     return reduction
 
 
@@ -86,7 +97,8 @@ def check_divergence(divergence: Any) -> str:
     if divergence not in DIVERGENCES:
         raise InvalidArgumentError(
             f"`divergence` must be one of {', '.join(repr(d) for d in DIVERGENCES)}; found {divergence!r}. "
-            "'forward_kl' is KL(teacher‖student), the classic distillation loss.")
+            "'forward_kl' is KL(teacher‖student), the classic distillation loss."
+        )
     return divergence
 
 
@@ -94,7 +106,8 @@ def check_kind(kind: Any) -> str:
     if kind not in TEACHER_KINDS:
         raise InvalidArgumentError(
             f"`kind` (of the teacher) must be 'logits', 'log_probs' or 'probs'; found {kind!r}. "
-            "The student is always given as logits.")
+            "The student is always given as logits."
+        )
     return kind
 
 
@@ -102,7 +115,8 @@ def check_interpolation(interpolation: Any) -> str:
     if interpolation not in INTERPOLATIONS:
         raise InvalidArgumentError(
             f"`interpolation` must be 'trl' or 'continuous'; found {interpolation!r}. 'trl' reproduces TRL's "
-            "generalized_jsd_loss; 'continuous' divides by β(1−β) so that β → 0 and β → 1 meet the two KLs.")
+            "generalized_jsd_loss; 'continuous' divides by β(1−β) so that β → 0 and β → 1 meet the two KLs."
+        )
     return interpolation
 
 
@@ -117,7 +131,8 @@ def check_chunk_size(chunk_size: Any) -> int | None:
         return None
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise InvalidArgumentError(
-            f"`chunk_size` must be None (automatic) or an integer >= 1 (tokens per chunk); found {chunk_size!r}.")
+            f"`chunk_size` must be None (automatic) or an integer >= 1 (tokens per chunk); found {chunk_size!r}."
+        )
     return int(chunk_size)
 
 
@@ -128,20 +143,29 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> Any:
     if reduction not in ("batchmean", "mean"):
         raise InvalidArgumentError(
             f"`num_items_in_batch` divides the summed loss, so it needs reduction='batchmean' or 'mean'; found "
-            f"reduction={reduction!r}. Pass reduction='batchmean', or drop num_items_in_batch.")
+            f"reduction={reduction!r}. Pass reduction='batchmean', or drop num_items_in_batch."
+        )
     if hasattr(num_items_in_batch, "numel") and hasattr(num_items_in_batch, "dtype"):
         if num_items_in_batch.numel() != 1:
-            raise ShapeError(f"`num_items_in_batch` must be one number (the global token count); found a tensor "
-                             f"of shape {tuple(num_items_in_batch.shape)}.")
+            raise ShapeError(
+                f"`num_items_in_batch` must be one number (the global token count); found a tensor "
+                f"of shape {tuple(num_items_in_batch.shape)}."
+            )
         if num_items_in_batch.device.type == "cpu" and not float(num_items_in_batch) > 0:
-            raise InvalidArgumentError(f"`num_items_in_batch` must be > 0 (a count of tokens); found "
-                                       f"{float(num_items_in_batch)!r}.")
+            raise InvalidArgumentError(
+                f"`num_items_in_batch` must be > 0 (a count of tokens); found {float(num_items_in_batch)!r}."
+            )
         return num_items_in_batch.reshape(())
-    if isinstance(num_items_in_batch, bool) or not isinstance(num_items_in_batch, numbers.Real) \
-            or not math.isfinite(float(num_items_in_batch)) or num_items_in_batch <= 0:
+    if (
+        isinstance(num_items_in_batch, bool)
+        or not isinstance(num_items_in_batch, numbers.Real)
+        or not math.isfinite(float(num_items_in_batch))
+        or num_items_in_batch <= 0
+    ):
         raise InvalidArgumentError(
             f"`num_items_in_batch` must be a number > 0 (the token count of the whole accumulated batch, on all "
-            f"ranks); found {num_items_in_batch!r}.")
+            f"ranks); found {num_items_in_batch!r}."
+        )
     return float(num_items_in_batch)
 
 
@@ -150,8 +174,16 @@ def jsd_bound(beta: float) -> float:
     return -sum(w * math.log(w) for w in (beta, 1.0 - beta) if w > 0)
 
 
-def divergence_spec(divergence: str, *, beta: Any, skew: Any, alpha: Any, temperature: Any,
-                    temperature_scaling: Any, interpolation: str = "trl") -> Spec:
+def divergence_spec(
+    divergence: str,
+    *,
+    beta: Any,
+    skew: Any,
+    alpha: Any,
+    temperature: Any,
+    temperature_scaling: Any,
+    interpolation: str = "trl",
+) -> Spec:
     """Validate the options of ``divergence`` and resolve them into a :class:`Spec`."""
     divergence = check_divergence(divergence)
     t = check_temperature(temperature)
@@ -161,7 +193,8 @@ def divergence_spec(divergence: str, *, beta: Any, skew: Any, alpha: Any, temper
     if divergence != "alpha_beta" and alpha is not None:
         raise InvalidArgumentError(
             f"`alpha` is an option of divergence='alpha_beta' only; found alpha={alpha!r} with divergence="
-            f"{divergence!r}. Drop `alpha`, or pass divergence='alpha_beta'.")
+            f"{divergence!r}. Drop `alpha`, or pass divergence='alpha_beta'."
+        )
     if divergence == "jsd":
         b = check_beta(beta)
         if b == 0.0:
@@ -180,7 +213,8 @@ def divergence_spec(divergence: str, *, beta: Any, skew: Any, alpha: Any, temper
         if alpha is None:
             raise InvalidArgumentError(
                 "divergence='alpha_beta' needs `alpha` (and uses `beta`); found alpha=None. ABKD's α-β divergence "
-                "D(teacher‖student): alpha=1, beta=0 is forward KL, alpha=0, beta=1 reverse KL.")
+                "D(teacher‖student): alpha=1, beta=0 is forward KL, alpha=0, beta=1 reverse KL."
+            )
         a = _real(alpha, "alpha", "alpha=1, beta=0 gives forward KL.")
         b = _real(beta, "beta", "alpha=0, beta=1 gives reverse KL.")
         return Spec("alpha_beta", t, beta=b, alpha=a, scale=scale)

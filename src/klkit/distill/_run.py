@@ -32,9 +32,20 @@ def factor_of(div: Any, n_kept: int) -> Any:
     return 0.0 if n_kept == 0 and div == 0 else 1.0 / div
 
 
-def logits_loss(student: torch.Tensor, teacher: torch.Tensor, topk: Any, spec: Spec, kind: str, labels: Any,
-                ignore_index: int, reduction: str, num_items: Any, chunk_size: int | None,
-                trl_divisor: bool = False, names: tuple[str, str] = ("student", "teacher")) -> torch.Tensor:
+def logits_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    topk: Any,
+    spec: Spec,
+    kind: str,
+    labels: Any,
+    ignore_index: int,
+    reduction: str,
+    num_items: Any,
+    chunk_size: int | None,
+    trl_divisor: bool = False,
+    names: tuple[str, str] = ("student", "teacher"),
+) -> torch.Tensor:
     """The loss of ``student`` (..., V) against ``teacher`` through :class:`ChunkedLoss`."""
     vocab = student.shape[-1]
     lead = tuple(student.shape[:-1])

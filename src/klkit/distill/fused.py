@@ -116,28 +116,43 @@ def fused_linear_divergence(
     >>> bool(torch.allclose(fused, plain, rtol=1e-6))
     True
     """
-    spec = divergence_spec(divergence, beta=beta, skew=skew, alpha=alpha, temperature=temperature,
-                           temperature_scaling=temperature_scaling)
+    spec = divergence_spec(
+        divergence, beta=beta, skew=skew, alpha=alpha, temperature=temperature, temperature_scaling=temperature_scaling
+    )
     reduction = check_reduction(reduction)
     if reduction == "none":
         raise InvalidArgumentError(
             "`reduction` must be 'batchmean', 'sum' or 'mean' for the fused linear loss; found 'none' (per-token "
-            "values would need every token's logits again in backward). Use divergence_loss on the logits.")
+            "values would need every token's logits again in backward). Use divergence_loss on the logits."
+        )
     ignore_index = check_ignore_index(ignore_index)
     num_items = check_num_items(num_items_in_batch, reduction)
     chunk = check_chunk_size(chunk_size)
-    hs, ws, ht, wt = (check_logits_tensor(x, n) for x, n in zip(
-        (student_hidden, student_weight, teacher_hidden, teacher_weight), _NAMES[:4], strict=True))
+    hs, ws, ht, wt = (
+        check_logits_tensor(x, n)
+        for x, n in zip((student_hidden, student_weight, teacher_hidden, teacher_weight), _NAMES[:4], strict=True)
+    )
     _check_layer(hs, ws, student_bias, "student")
     _check_layer(ht, wt, teacher_bias, "teacher")
     if ws.shape[0] != wt.shape[0]:
-        raise ShapeError(f"`student_weight` and `teacher_weight` must have the same vocabulary size (first axis); "
-                         f"found {ws.shape[0]} and {wt.shape[0]}. Slice the padded one to the shared tokens.")
+        raise ShapeError(
+            f"`student_weight` and `teacher_weight` must have the same vocabulary size (first axis); "
+            f"found {ws.shape[0]} and {wt.shape[0]}. Slice the padded one to the shared tokens."
+        )
     if hs.shape[:-1] != ht.shape[:-1]:
-        raise ShapeError(f"`student_hidden` and `teacher_hidden` must have the same leading shape (tokens); found "
-                         f"{tuple(hs.shape[:-1])} and {tuple(ht.shape[:-1])}.")
-    check_same_device(student_hidden=hs, student_weight=ws, teacher_hidden=ht, teacher_weight=wt,
-                      student_bias=student_bias, teacher_bias=teacher_bias, num_items_in_batch=num_items)
+        raise ShapeError(
+            f"`student_hidden` and `teacher_hidden` must have the same leading shape (tokens); found "
+            f"{tuple(hs.shape[:-1])} and {tuple(ht.shape[:-1])}."
+        )
+    check_same_device(
+        student_hidden=hs,
+        student_weight=ws,
+        teacher_hidden=ht,
+        teacher_weight=wt,
+        student_bias=student_bias,
+        teacher_bias=teacher_bias,
+        num_items_in_batch=num_items,
+    )
     lead = tuple(hs.shape[:-1])
     vocab = ws.shape[0]
     h2, t2 = hs.reshape(-1, hs.shape[-1]), ht.reshape(-1, ht.shape[-1])
@@ -150,8 +165,10 @@ def fused_linear_divergence(
 
 def _check_layer(hidden: torch.Tensor, weight: torch.Tensor, bias: Any, who: str) -> None:
     if weight.ndim != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise ShapeError(f"`{who}_weight` must have shape (V, {hidden.shape[-1]}) for `{who}_hidden` of width "
-                         f"{hidden.shape[-1]}; found {tuple(weight.shape)}. Pass lm_head.weight (vocabulary first).")
+        raise ShapeError(
+            f"`{who}_weight` must have shape (V, {hidden.shape[-1]}) for `{who}_hidden` of width "
+            f"{hidden.shape[-1]}; found {tuple(weight.shape)}. Pass lm_head.weight (vocabulary first)."
+        )
     if bias is not None:
         bias = check_logits_tensor(bias, f"{who}_bias")
         if tuple(bias.shape) != (weight.shape[0],):
@@ -164,8 +181,19 @@ def _logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.T
 
 class _FusedLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, hs: torch.Tensor, ws: torch.Tensor, bs: Any, ht: torch.Tensor, wt: torch.Tensor, bt: Any,
-                rows: torch.Tensor | None, factor: Any, spec: Spec, step: int) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        hs: torch.Tensor,
+        ws: torch.Tensor,
+        bs: Any,
+        ht: torch.Tensor,
+        wt: torch.Tensor,
+        bt: Any,
+        rows: torch.Tensor | None,
+        factor: Any,
+        spec: Spec,
+        step: int,
+    ) -> torch.Tensor:
         need = ctx.needs_input_grad[:6]
         need_s, need_t = any(need[:3]), any(need[3:6])
         dtype = compute_dtype(ws.dtype, wt.dtype)
@@ -182,10 +210,11 @@ class _FusedLinear(torch.autograd.Function):
         total = hs.new_zeros((), dtype=dtype)
         bad = torch.zeros((), dtype=torch.bool, device=hs.device)
         for start in range(0, n, step):
-            sel = slice(start, min(start + step, n)) if rows is None else rows[start:start + step]
+            sel = slice(start, min(start + step, n)) if rows is None else rows[start : start + step]
             h_s, h_t = hs[sel], ht[sel]
-            values, g_s, g_t, b = pair_chunk(spec, _logits(h_s, ws, bs), _logits(h_t, wt, bt), "logits", need_s,
-                                             need_t, factor)
+            values, g_s, g_t, b = pair_chunk(
+                spec, _logits(h_s, ws, bs), _logits(h_t, wt, bt), "logits", need_s, need_t, factor
+            )
             bad = bad | b
             total = total + values.sum()
             for offset, h, w, g in ((0, h_s, ws, g_s), (3, h_t, wt, g_t)):

@@ -120,15 +120,34 @@ def generalized_jsd_loss(
     teacher = check_logits_tensor(teacher_logits, "teacher_logits")
     check_pair(student, teacher, "student_logits", "teacher_logits")
     interpolation = check_interpolation(interpolation)
-    spec = divergence_spec("jsd", beta=beta, skew=0.1, alpha=None, temperature=temperature,
-                           temperature_scaling=False, interpolation=interpolation)
+    spec = divergence_spec(
+        "jsd",
+        beta=beta,
+        skew=0.1,
+        alpha=None,
+        temperature=temperature,
+        temperature_scaling=False,
+        interpolation=interpolation,
+    )
     reduction = check_reduction(reduction)
     num_items = check_num_items(num_items_in_batch, reduction)
     check_same_device(student_logits=student, teacher_logits=teacher, num_items_in_batch=num_items)
     if reduction == "none":
         return _per_entry(student, teacher, labels, spec)
-    return logits_loss(student, teacher, None, spec, "logits", labels, -100, reduction, num_items, None,
-                       trl_divisor=True, names=("student_logits", "teacher_logits"))
+    return logits_loss(
+        student,
+        teacher,
+        None,
+        spec,
+        "logits",
+        labels,
+        -100,
+        reduction,
+        num_items,
+        None,
+        trl_divisor=True,
+        names=("student_logits", "teacher_logits"),
+    )
 
 
 def _entries(spec: Spec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -148,8 +167,9 @@ class _PerEntry(torch.autograd.Function):
     """The (kept rows, V) terms; backward recomputes each chunk and multiplies by the incoming terms."""
 
     @staticmethod
-    def forward(ctx: Any, student: torch.Tensor, teacher: torch.Tensor, rows: torch.Tensor | None,
-                spec: Spec) -> torch.Tensor:
+    def forward(
+        ctx: Any, student: torch.Tensor, teacher: torch.Tensor, rows: torch.Tensor | None, spec: Spec
+    ) -> torch.Tensor:
         dtype = compute_dtype(student.dtype, teacher.dtype)
         n = kept(rows, student.shape[0])
         out = student.new_empty((n, student.shape[1]), dtype=torch.promote_types(student.dtype, teacher.dtype))
@@ -186,8 +206,17 @@ class _PerEntry(torch.autograd.Function):
             pick = sel if rows is None else rows[sel]
             a = log_probs(student[pick], "logits", spec.temperature, dtype)
             b = log_probs(teacher[pick], "logits", spec.temperature, dtype)
-            r = terms(spec.divergence, a, b, beta=spec.beta, skew=spec.skew, alpha=spec.alpha, need_a=need_s,
-                      need_b=need_t, entrywise=True)
+            r = terms(
+                spec.divergence,
+                a,
+                b,
+                beta=spec.beta,
+                skew=spec.skew,
+                alpha=spec.alpha,
+                need_a=need_s,
+                need_b=need_t,
+                entrywise=True,
+            )
             g = grad[sel].to(dtype)
             if need_s:
                 grad_s[pick] = chain(r.psi_a.mul_(g), a.exp(), factor)

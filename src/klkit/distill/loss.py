@@ -154,24 +154,33 @@ def divergence_loss(
     0.0
     """
     student = check_logits_tensor(student, "student")
-    spec = divergence_spec(divergence, beta=beta, skew=skew, alpha=alpha, temperature=temperature,
-                           temperature_scaling=temperature_scaling)
+    spec = divergence_spec(
+        divergence, beta=beta, skew=skew, alpha=alpha, temperature=temperature, temperature_scaling=temperature_scaling
+    )
     reduction = check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
     num_items = check_num_items(num_items_in_batch, reduction)
     chunk = check_chunk_size(chunk_size)
     if isinstance(teacher, TopKTeacher):
-        check_same_device(student=student, indices=teacher.indices, log_probs=teacher.log_probs,
-                          tail_log_prob=teacher.tail_log_prob, num_items_in_batch=num_items)
+        check_same_device(
+            student=student,
+            indices=teacher.indices,
+            log_probs=teacher.log_probs,
+            tail_log_prob=teacher.tail_log_prob,
+            num_items_in_batch=num_items,
+        )
         topk = check_topk(teacher, student, spec.temperature)
-        return logits_loss(student, topk.log_probs, topk, spec, "log_probs", labels, ignore_index, reduction,
-                           num_items, chunk)
+        return logits_loss(
+            student, topk.log_probs, topk, spec, "log_probs", labels, ignore_index, reduction, num_items, chunk
+        )
     kind = check_kind(kind)
     teacher = check_logits_tensor(teacher, "teacher")
     check_pair(student, teacher)
     check_same_device(student=student, teacher=teacher, num_items_in_batch=num_items)
     if kind == "probs" and teacher.requires_grad and torch.is_grad_enabled():
-        raise TypeError("a teacher given as probabilities (kind='probs') cannot take gradients (the derivative "
-                        "at a probability of 0 is infinite); pass the teacher's logits or log-probabilities, or "
-                        "teacher.detach().")
+        raise TypeError(
+            "a teacher given as probabilities (kind='probs') cannot take gradients (the derivative "
+            "at a probability of 0 is infinite); pass the teacher's logits or log-probabilities, or "
+            "teacher.detach()."
+        )
     return logits_loss(student, teacher, None, spec, kind, labels, ignore_index, reduction, num_items, chunk)

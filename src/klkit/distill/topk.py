@@ -101,12 +101,12 @@ def topk_teacher(teacher_logits: Any, k: int, /, *, temperature: float = 1.0) ->
     step = max(1, CHUNK_ELEMENTS // vocab)
     bad = torch.zeros((), dtype=torch.bool, device=z.device)
     for start in range(0, n, step):
-        chunk = rows[start:start + step]
+        chunk = rows[start : start + step]
         bad = bad | ~torch.isfinite(chunk.amax(dim=-1)).all()
         lp = log_probs(chunk, "logits", t, dtype)
         values, idx = lp.topk(k, dim=-1)
-        index[start:start + step], top[start:start + step] = idx, values
-        tail[start:start + step] = torch.logsumexp(lp.scatter_(1, idx, -math.inf), dim=-1)
+        index[start : start + step], top[start : start + step] = idx, values
+        tail[start : start + step] = torch.logsumexp(lp.scatter_(1, idx, -math.inf), dim=-1)
     if bool(bad):
         raise_invalid(rows, "logits", "teacher_logits")
     lead = tuple(z.shape[:-1])
@@ -118,36 +118,55 @@ def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) 
     index, top, tail = teacher.indices, teacher.log_probs, teacher.tail_log_prob
     for name, x in (("indices", index), ("log_probs", top), ("tail_log_prob", tail)):
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"`teacher.{name}` must be a torch.Tensor like the student; found {type(x).__name__}. "
-                            "Build the TopKTeacher from tensors (topk_teacher(torch.as_tensor(...), k)).")
+            raise TypeError(
+                f"`teacher.{name}` must be a torch.Tensor like the student; found {type(x).__name__}. "
+                "Build the TopKTeacher from tensors (topk_teacher(torch.as_tensor(...), k))."
+            )
     lead = tuple(student.shape[:-1])
-    if index.ndim != len(lead) + 1 or tuple(index.shape[:-1]) != lead or tuple(top.shape) != tuple(index.shape) \
-            or tuple(tail.shape) != lead:
-        raise ShapeError(f"a TopKTeacher for a student of shape {tuple(student.shape)} needs `indices` and "
-                         f"`log_probs` of shape {(*lead, 'k')} and `tail_log_prob` of shape {lead}; found "
-                         f"{tuple(index.shape)}, {tuple(top.shape)} and {tuple(tail.shape)}.")
+    if (
+        index.ndim != len(lead) + 1
+        or tuple(index.shape[:-1]) != lead
+        or tuple(top.shape) != tuple(index.shape)
+        or tuple(tail.shape) != lead
+    ):
+        raise ShapeError(
+            f"a TopKTeacher for a student of shape {tuple(student.shape)} needs `indices` and "
+            f"`log_probs` of shape {(*lead, 'k')} and `tail_log_prob` of shape {lead}; found "
+            f"{tuple(index.shape)}, {tuple(top.shape)} and {tuple(tail.shape)}."
+        )
     if index.is_floating_point() or index.dtype == torch.bool:
         raise TypeError(f"`teacher.indices` must hold integer token ids; found dtype {index.dtype}.")
     if float(teacher.temperature) != temperature:
         raise InvalidArgumentError(
             f"`temperature` ({temperature}) must equal the temperature the TopKTeacher was built with "
             f"({teacher.temperature}); the student and the teacher must be softened alike. Pass "
-            f"temperature={teacher.temperature}, or rebuild the teacher with topk_teacher(..., temperature=...).")
+            f"temperature={teacher.temperature}, or rebuild the teacher with topk_teacher(..., temperature=...)."
+        )
     vocab, k = student.shape[-1], index.shape[-1]
     flat = index.reshape(-1, k)
     if flat.numel() and (bool((flat < 0).any()) or bool((flat >= vocab).any())):
-        raise InvalidArgumentError(f"`teacher.indices` must lie in [0, {vocab - 1}] (the student's vocabulary); "
-                                   f"found values from {int(flat.min())} to {int(flat.max())}.")
+        raise InvalidArgumentError(
+            f"`teacher.indices` must lie in [0, {vocab - 1}] (the student's vocabulary); "
+            f"found values from {int(flat.min())} to {int(flat.max())}."
+        )
     if k > 1 and flat.numel() and bool((flat.sort(dim=-1).values.diff(dim=-1) == 0).any()):
-        raise InvalidArgumentError("`teacher.indices` must be distinct within each position; found a repeated "
-                                   "token id. Build the teacher with topk_teacher().")
-    mass = torch.logsumexp(torch.cat([top.reshape(-1, k), tail.reshape(-1, 1)], dim=1).to(compute_dtype(top.dtype)),
-                           dim=-1)
+        raise InvalidArgumentError(
+            "`teacher.indices` must be distinct within each position; found a repeated "
+            "token id. Build the teacher with topk_teacher()."
+        )
+    mass = torch.logsumexp(
+        torch.cat([top.reshape(-1, k), tail.reshape(-1, 1)], dim=1).to(compute_dtype(top.dtype)), dim=-1
+    )
     tol = 1e-3 if top.dtype in (torch.float16, torch.bfloat16) else 1e-4
     if mass.numel() and not bool(((mass.abs() <= tol) & (top.amax() <= tol)).all()):
         raise InvalidDistributionError(
             "`teacher.log_probs` and `teacher.tail_log_prob` must be log-probabilities whose exponentials sum to 1 "
             f"per position; found log-sums from {float(mass.min()):.6g} to {float(mass.max()):.6g}. Build the "
-            "teacher with topk_teacher().")
-    return TopKTeacher(index.to(torch.int64).reshape(-1, k), top.detach().reshape(-1, k),
-                       tail.detach().reshape(-1), teacher.temperature)
+            "teacher with topk_teacher()."
+        )
+    return TopKTeacher(
+        index.to(torch.int64).reshape(-1, k),
+        top.detach().reshape(-1, k),
+        tail.detach().reshape(-1),
+        teacher.temperature,
+    )

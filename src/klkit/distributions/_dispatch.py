@@ -18,9 +18,23 @@ from klkit.distributions.montecarlo import batch_shape, log_density
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
 
 __all__ = [
-    "DEFAULT_N_SAMPLES", "OPTIONS", "broadcast", "closed_form", "family_note", "find_divergence", "finish", "finite",
-    "is_estimate", "log_densities_at", "not_registered", "parse_options", "quiet", "same_library", "scale",
-    "two_seeds", "zeros_of_batch",
+    "DEFAULT_N_SAMPLES",
+    "OPTIONS",
+    "broadcast",
+    "closed_form",
+    "family_note",
+    "find_divergence",
+    "finish",
+    "finite",
+    "is_estimate",
+    "log_densities_at",
+    "not_registered",
+    "parse_options",
+    "quiet",
+    "same_library",
+    "scale",
+    "two_seeds",
+    "zeros_of_batch",
 ]
 
 DEFAULT_N_SAMPLES = 100_000
@@ -61,17 +75,21 @@ def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int 
         )
     method = options.get("method", "auto")
     if method not in ("auto", "exact", "mc"):
-        raise InvalidArgumentError(f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}. Use method='auto' "
-                                   "(a closed form where one is registered, else Monte Carlo), 'exact' to require "
-                                   "a closed form, or 'mc' to sample.")
+        raise InvalidArgumentError(
+            f"`method` must be 'auto', 'exact' or 'mc'; found {method!r}. Use method='auto' "
+            "(a closed form where one is registered, else Monte Carlo), 'exact' to require "
+            "a closed form, or 'mc' to sample."
+        )
     n = options.get("n_samples")
     n = DEFAULT_N_SAMPLES if n is None else n
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise InvalidArgumentError(f"`n_samples` must be an integer ≥ 2; found {n!r}. Try n_samples=100_000.")
     seed = options.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise InvalidArgumentError(f"`seed` must be None or a non-negative integer; found {seed!r}. Pass e.g. "
-                                   "seed=0 for reproducible samples, or leave it None for fresh ones.")
+        raise InvalidArgumentError(
+            f"`seed` must be None or a non-negative integer; found {seed!r}. Pass e.g. "
+            "seed=0 for reproducible samples, or leave it None for fresh ones."
+        )
     estimator = options.get("estimator", "k1")
     if estimator not in ("k1", "k2", "k3"):
         raise InvalidArgumentError(
@@ -176,8 +194,12 @@ def find_divergence(measure: str, p: Any, q: Any, *, symmetric: bool) -> tuple[A
 
 
 _SYMMETRIC = {"total_variation", "hellinger_distance", "js_divergence"}
-_WORDS = {"total_variation": "total variation", "hellinger_distance": "Hellinger distance",
-          "renyi_divergence": "Rényi divergence", "js_divergence": "Jensen–Shannon divergence"}
+_WORDS = {
+    "total_variation": "total variation",
+    "hellinger_distance": "Hellinger distance",
+    "renyi_divergence": "Rényi divergence",
+    "js_divergence": "Jensen–Shannon divergence",
+}
 
 
 def closed_form(measure: str, p: Any, q: Any, method: str, *args: Any) -> Any:
@@ -205,8 +227,10 @@ def not_registered(measure: str, p: Any, q: Any, fp: Any, fq: Any) -> NotRegiste
 
     pairs = registry.registered_divergences(measure)
     if measure == "hellinger_distance":
-        pairs = sorted(set(pairs) | set(registry.registered_divergences("renyi_divergence")),
-                       key=lambda m: (m[0].__name__, m[1].__name__))
+        pairs = sorted(
+            set(pairs) | set(registry.registered_divergences("renyi_divergence")),
+            key=lambda m: (m[0].__name__, m[1].__name__),
+        )
     listed = ", ".join(f"({a.__name__}, {b.__name__})" for a, b in pairs)
     return NotRegisteredError(
         f"no closed-form {_WORDS[measure]} is registered for the pair ({type(p).__name__}{family_note(p, fp)}, "

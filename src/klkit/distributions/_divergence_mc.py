@@ -24,12 +24,21 @@ from klkit._xp import errstate, namespace, to_numpy
 from klkit.distributions._dispatch import broadcast, finite, is_estimate, log_densities_at, two_seeds
 from klkit.distributions.montecarlo import _host, draw, mc_mean, warn_if_unreliable
 
-__all__ = ["ADVICE", "callable_f_mc", "chi2_mc", "hellinger_squared_mc", "renyi_mc", "square_root",
-           "total_variation_mc"]
+__all__ = [
+    "ADVICE",
+    "callable_f_mc",
+    "chi2_mc",
+    "hellinger_squared_mc",
+    "renyi_mc",
+    "square_root",
+    "total_variation_mc",
+]
 
-ADVICE = ("Use a closed form (method='exact'; add one with klkit.distributions.register_divergence), or check "
-          "whether the quantity is infinite (q's tails lighter than p's); more samples will not fix an infinite "
-          "variance.")
+ADVICE = (
+    "Use a closed form (method='exact'; add one with klkit.distributions.register_divergence), or check "
+    "whether the quantity is infinite (q's tails lighter than p's); more samples will not fix an infinite "
+    "variance."
+)
 
 
 def total_variation_mc(p: Any, q: Any, n: int, seed: int | None) -> Any:
@@ -61,8 +70,10 @@ def callable_f_mc(p: Any, q: Any, f: Callable[[Any], Any], n: int, seed: int | N
     escape = (log_q == -math.inf) & (log_p > -math.inf)
     if bool(xp.any(escape)):
         count = int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))
-        raise unknown_slope(f"q(x) = 0 < p(x) at {count} of {math.prod(escape.shape)} points x sampled from p "
-                            "(so p has mass outside q's support)")
+        raise unknown_slope(
+            f"q(x) = 0 < p(x) at {count} of {math.prod(escape.shape)} points x sampled from p "
+            "(so p has mass outside q's support)"
+        )
     log_q, log_p = log_densities_at(q, p, draw(q, n, seed_q))
     with errstate(xp):
         terms = f_values(f, xp.exp(log_p - log_q), xp)
@@ -87,8 +98,9 @@ def renyi_mc(p: Any, q: Any, alpha: float, n: int, seed: int | None) -> Any:
     log_mean, relative_se = _log_mean_exp(log_w)
     with np.errstate(invalid="ignore", over="ignore"):
         weights = np.exp(_host(log_w) - _host(log_mean)[None])  # at most n: no overflow
-    warn_if_unreliable(weights, finite(log_a) & finite(log_b),
-                       f"Rényi divergence (α = {alpha:g}) through {where}", ADVICE)
+    warn_if_unreliable(
+        weights, finite(log_a) & finite(log_b), f"Rényi divergence (α = {alpha:g}) through {where}", ADVICE
+    )
     value = log_mean / (alpha - 1.0)
     return Estimate(value, relative_se / abs(alpha - 1.0), n, f"MC Rényi divergence (α = {alpha:g}) {where}")
 

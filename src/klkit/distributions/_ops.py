@@ -188,8 +188,9 @@ class TorchOps(_ArrayApiOps):
         x = x.clamp(1e-300 if x.dtype == torch.float64 else 1e-30, 1.0 - torch.finfo(x.dtype).eps)
         swap = x > (a + 1.0) / (a + b + 2.0)
         a2, b2, x2 = torch.where(swap, b, a), torch.where(swap, a, b), torch.where(swap, 1.0 - x, x)
-        log_front = a2 * torch.log(x2) + b2 * torch.log1p(-x2) - (torch.lgamma(a2) + torch.lgamma(b2)
-                                                                   - torch.lgamma(a2 + b2))
+        log_front = (
+            a2 * torch.log(x2) + b2 * torch.log1p(-x2) - (torch.lgamma(a2) + torch.lgamma(b2) - torch.lgamma(a2 + b2))
+        )
         value = torch.exp(log_front) * _beta_continued_fraction(torch, a2, b2, x2) / a2
         return torch.where(swap, 1.0 - value, value)
 
@@ -255,8 +256,10 @@ def _beta_continued_fraction(torch: Any, a: Any, b: Any, x: Any, iterations: int
     d = 1.0 / guard(1.0 - (a + b) * x / (a + 1.0))
     h = d
     for m in range(1, iterations + 1):
-        for aa in (m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m)),
-                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0))):
+        for aa in (
+            m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0)),
+        ):
             d = 1.0 / guard(1.0 + aa * d)
             c = guard(1.0 + aa / c)
             h = h * d * c
@@ -372,8 +375,9 @@ def log_product(xp: Any, a: Any, b: Any) -> Any:
     hi = a * b
     near = xp.abs(hi - 1.0) < 0.5
     a1, b1 = xp.where(near, a, 0.0 * a + 1.0), xp.where(near, b, 0.0 * b + 1.0)
-    split = 4097.0 if _xp.dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") \
-        else 134217729.0
+    split = (
+        4097.0 if _xp.dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") else 134217729.0
+    )
     p = a1 * b1
     ah, bh = _split_high(a1, split), _split_high(b1, split)
     al, bl = a1 - ah, b1 - bh
@@ -398,8 +402,9 @@ def _bernoulli_numbers(n: int) -> list[Fraction]:
 
 
 _B = _bernoulli_numbers(30)
-_LOG_SINHC = [float(2 ** (2 * n) * _B[2 * n] / (2 * n * math.factorial(2 * n)))
-              for n in range(1, 16)]  # log(sinh x / x) = Σ_n c_n x^{2n}
+_LOG_SINHC = [
+    float(2 ** (2 * n) * _B[2 * n] / (2 * n * math.factorial(2 * n))) for n in range(1, 16)
+]  # log(sinh x / x) = Σ_n c_n x^{2n}
 _X_COTH_X = [float(2 ** (2 * n) * _B[2 * n] / math.factorial(2 * n)) for n in range(1, 16)]  # x coth x − 1
 _HYPERBOLIC_CUT = 0.5
 

@@ -88,8 +88,7 @@ def _torch_table() -> dict[type, Callable[[Any, Any], Any]]:
         td.VonMises: lambda d, xp: fam.VonMises(xp, d.loc, d.concentration),
         td.Dirichlet: lambda d, xp: fam.Dirichlet(xp, d.concentration),
         td.MultivariateNormal: lambda d, xp: fam.MultivariateNormal(xp, d.loc, d.scale_tril),
-        td.LowRankMultivariateNormal: lambda d, xp: fam.LowRankMultivariateNormal(xp, d.loc, d.cov_factor,
-                                                                                  d.cov_diag),
+        td.LowRankMultivariateNormal: lambda d, xp: fam.LowRankMultivariateNormal(xp, d.loc, d.cov_factor, d.cov_diag),
         td.Bernoulli: bern(fam.Bernoulli),
         td.Binomial: lambda d, xp: fam.Binomial(xp, d.total_count + 0.0 * d.probs, d.probs, d.logits),
         td.Geometric: bern(fam.Geometric),
@@ -182,20 +181,15 @@ _SCIPY_CONTINUOUS: dict[str, Callable[..., Any]] = {
     "t": lambda df, loc, scale: _np(fam.StudentT, _a(df), _a(loc), _a(scale)),
     "expon": lambda loc, scale: _np(fam.Exponential, 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
     "gamma": lambda a, loc, scale: _np(fam.Gamma, _a(a), 1.0 / _a(scale)) if np.all(_a(loc) == 0) else None,
-    "chi2": lambda df, loc, scale: (_np(fam.Chi2, 0.5 * _a(df), 0.5 + 0.0 * _a(df))
-                                    if _standard(loc, scale) else None),
-    "invgamma": lambda a, loc, scale: (_np(fam.InverseGamma, _a(a), _a(scale))
-                                       if np.all(_a(loc) == 0) else None),
+    "chi2": lambda df, loc, scale: _np(fam.Chi2, 0.5 * _a(df), 0.5 + 0.0 * _a(df)) if _standard(loc, scale) else None,
+    "invgamma": lambda a, loc, scale: _np(fam.InverseGamma, _a(a), _a(scale)) if np.all(_a(loc) == 0) else None,
     "halfnorm": lambda loc, scale: _np(fam.HalfNormal, _a(scale)) if np.all(_a(loc) == 0) else None,
-    "lognorm": lambda s, loc, scale: (_np(fam.LogNormal, np.log(_a(scale)), _a(s))
-                                      if np.all(_a(loc) == 0) else None),
-    "weibull_min": lambda c, loc, scale: (_np(fam.Weibull, _a(scale), _a(c))
-                                          if np.all(_a(loc) == 0) else None),
+    "lognorm": lambda s, loc, scale: _np(fam.LogNormal, np.log(_a(scale)), _a(s)) if np.all(_a(loc) == 0) else None,
+    "weibull_min": lambda c, loc, scale: _np(fam.Weibull, _a(scale), _a(c)) if np.all(_a(loc) == 0) else None,
     "pareto": lambda b, loc, scale: _np(fam.Pareto, _a(scale), _a(b)) if np.all(_a(loc) == 0) else None,
     "uniform": lambda loc, scale: _np(fam.Uniform, _a(loc), _a(loc) + _a(scale)),
     "beta": lambda a, b, loc, scale: _np(fam.Beta, _a(a), _a(b)) if _standard(loc, scale) else None,
-    "vonmises": lambda kappa, loc, scale: (_np(fam.VonMises, _a(loc), _a(kappa))
-                                           if np.all(_a(scale) == 1) else None),
+    "vonmises": lambda kappa, loc, scale: _np(fam.VonMises, _a(loc), _a(kappa)) if np.all(_a(scale) == 1) else None,
 }
 _SCIPY_DISCRETE: dict[str, Callable[..., Any]] = {
     "bernoulli": lambda p, loc: _np(fam.Bernoulli, *_probs_logits(p)),

@@ -259,8 +259,10 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     """
     method, n, seed, _ = parse_options("js_divergence", options)
     if "estimator" in options:
-        raise TypeError("`js_divergence` takes no `estimator` option: it always averages log p − log m over "
-                        "samples of p and of q. Drop estimator=.")
+        raise TypeError(
+            "`js_divergence` takes no `estimator` option: it always averages log p − log m over "
+            "samples of p and of q. Drop estimator=."
+        )
     base = check_base(base)
     same_library(p, q)
     check_pair(p, q)
@@ -300,9 +302,11 @@ def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -
     parse_options("decompose", options)
     same_library(p, q)
     check_pair(p, q)
-    return Decomposition(entropy(p, base=base, **options),
-                         cross_entropy(p, q, base=base, **options),
-                         kl_divergence(p, q, base=base, **options))
+    return Decomposition(
+        entropy(p, base=base, **options),
+        cross_entropy(p, q, base=base, **options),
+        kl_divergence(p, q, base=base, **options),
+    )
 
 
 def _js_exact(p: Any, q: Any) -> Any:
@@ -375,8 +379,11 @@ def _find_kl(p: Any, q: Any) -> tuple[Any, Any, Any]:
 def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
     partners = sorted({b.__name__ for a, b in registry.registered_pairs() if issubclass(type(fp), a)})
     listed = ", ".join(partners) if partners else "nothing"
-    mixture = ("; for Gaussian mixtures, klkit.distributions.mixture_kl also gives deterministic bounds"
-               if "Mixture" in type(p).__name__ + type(q).__name__ else "")
+    mixture = (
+        "; for Gaussian mixtures, klkit.distributions.mixture_kl also gives deterministic bounds"
+        if "Mixture" in type(p).__name__ + type(q).__name__
+        else ""
+    )
     return NotRegisteredError(
         f"no closed-form KL is registered for the pair ({type(p).__name__}{family_note(p, fp)}, "
         f"{type(q).__name__}{family_note(q, fq)}); for p = {type(fp).__name__} the registered q types are: "
@@ -385,11 +392,15 @@ def _not_registered_kl(p: Any, q: Any, fp: Any, fq: Any) -> NotRegisteredError:
 
 
 _ADVICE_K1 = "Use estimator='k1' (finite variance whenever Var_p[log p/q] is), or "
-_ADVICE_KL = ("a closed form (method='exact', or add one with klkit.distributions.register_kl), or check "
-              "whether KL(p‖q) is infinite (q's tails lighter than p's); more samples will not fix an infinite "
-              "variance.")
-_ADVICE_CE = ("Use a closed form (method='exact', register_kl/register_entropy), or check whether H(p, q) is "
-              "infinite (q's tails lighter than p's); more samples will not fix an infinite variance.")
+_ADVICE_KL = (
+    "a closed form (method='exact', or add one with klkit.distributions.register_kl), or check "
+    "whether KL(p‖q) is infinite (q's tails lighter than p's); more samples will not fix an infinite "
+    "variance."
+)
+_ADVICE_CE = (
+    "Use a closed form (method='exact', register_kl/register_entropy), or check whether H(p, q) is "
+    "infinite (q's tails lighter than p's); more samples will not fix an infinite variance."
+)
 
 
 def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
@@ -406,4 +417,3 @@ def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
             terms = np.expm1(log_r) - log_r
     advice = (_ADVICE_K1 if estimator != "k1" else "Use ") + _ADVICE_KL
     warn_if_unreliable(terms, np.isfinite(log_r), f"KL(p‖q) with estimator={estimator!r}", advice)
-

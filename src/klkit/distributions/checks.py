@@ -36,8 +36,9 @@ from klkit.errors import IncompatibleDistributionsError
 
 __all__ = ["categories", "check_categories", "check_frozen", "check_pair", "event_shape", "is_discrete"]
 
-_SCIPY_DISCRETE_MULTIVARIATE = frozenset({"multinomial_frozen", "dirichlet_multinomial_frozen",
-                                          "multivariate_hypergeom_frozen"})
+_SCIPY_DISCRETE_MULTIVARIATE = frozenset(
+    {"multinomial_frozen", "dirichlet_multinomial_frozen", "multivariate_hypergeom_frozen"}
+)
 
 
 def check_frozen(x: Any, name: str) -> None:
@@ -176,6 +177,8 @@ def _event_fix(p: Any, q: Any, ep: tuple[int, ...], eq: tuple[int, ...]) -> str:
     """How to make the event shapes agree: reinterpret the smaller one's batch axes as event axes."""
     name, d, missing = ("q", q, len(ep) - len(eq)) if len(ep) > len(eq) else ("p", p, len(eq) - len(ep))
     if missing > 0 and hasattr(d, "batch_shape"):
-        return (f"If the batch axes of `{name}` are independent coordinates, wrap it: "
-                f"torch.distributions.Independent({name}, {missing}) (e.g. Independent(Normal(loc, scale), 1)).")
+        return (
+            f"If the batch axes of `{name}` are independent coordinates, wrap it: "
+            f"torch.distributions.Independent({name}, {missing}) (e.g. Independent(Normal(loc, scale), 1))."
+        )
     return "Build both over the same event space (same dimension and the same number of event axes)."

@@ -58,7 +58,6 @@ from klkit.errors import NotRegisteredError
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "renyi_divergence", "total_variation"]
 
 
-
 def total_variation(p: Any, q: Any, /, *, base: None = None, **options: Any) -> Any:
     r"""Total variation :math:`TV(P, Q) = \sup_A |P(A) - Q(A)| = \tfrac12\int|p - q|` of two distribution objects.
 
@@ -226,8 +225,9 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     return scale(exact, base)
 
 
-def f_divergence(p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, base: float | None = None,
-                 **options: Any) -> Any:
+def f_divergence(
+    p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, base: float | None = None, **options: Any
+) -> Any:
     r"""f-divergence :math:`D_f(P\|Q) = \int q\, f(p/q)` for convex f with f(1) = 0, of two distribution objects.
 
     Named f's, each computed by its own function (exact where that one is):
@@ -304,9 +304,11 @@ def f_divergence(p: Any, q: Any, /, f: FName | Callable[[Any], Any], *, base: fl
     if f == "chi2":
         return _chi2(p, q, method, n, seed)
     if method == "exact":
-        raise NotRegisteredError("an f-divergence of a callable f has no closed form; found method='exact'. Use "
-                                 "method='mc' (or 'auto') for a Monte Carlo estimate, or a named f "
-                                 "('kl', 'reverse_kl', 'tv', 'hellinger', 'chi2', 'js') for an exact value.")
+        raise NotRegisteredError(
+            "an f-divergence of a callable f has no closed form; found method='exact'. Use "
+            "method='mc' (or 'auto') for a Monte Carlo estimate, or a named f "
+            "('kl', 'reverse_kl', 'tv', 'hellinger', 'chi2', 'js') for an exact value."
+        )
     return mc.callable_f_mc(p, q, f, n, seed)
 
 
@@ -383,11 +385,15 @@ def _options(measure: str, options: dict[str, Any], base: Any, *, log_units: boo
     """(method, n_samples, seed); ``estimator`` is rejected, and ``base`` unless the measure is a logarithm."""
     method, n, seed, _ = parse_options(measure, options)
     if "estimator" in options:
-        raise TypeError(f"`{measure}` takes no `estimator` option (it names a Monte Carlo KL estimator: k1, k2, k3); "
-                        "drop estimator=.")
+        raise TypeError(
+            f"`{measure}` takes no `estimator` option (it names a Monte Carlo KL estimator: k1, k2, k3); "
+            "drop estimator=."
+        )
     if log_units:
         check_base(base)
     elif base is not None:
-        raise TypeError(f"`{measure}` takes no `base` (found base={base!r}): it is not measured in nats or bits "
-                        "(total variation, Hellinger and χ² are the same number in any base). Drop base=.")
+        raise TypeError(
+            f"`{measure}` takes no `base` (found base={base!r}): it is not measured in nats or bits "
+            "(total variation, Hellinger and χ² are the same number in any base). Drop base=."
+        )
     return method, n, seed

@@ -193,10 +193,13 @@ def _gamma_renyi(xp: Any, a_p: Any, b_p: Any, a_q: Any, b_q: Any, alpha: float) 
     ok = (a_alpha > 0) & (v > -1.0)
     a_safe = xp.where(ok, a_alpha, a_p)
     v_safe = xp.where(ok, v, 0.0 * v)
-    log_integral = (lgamma_bregman(xp, a_p, a_safe, xp.where(ok, (1.0 - alpha) * delta, 0.0 * delta))
-                    - (1.0 - alpha) * lgamma_bregman(xp, a_p, a_q, delta)
-                    + alpha * (1.0 - alpha) * u * delta
-                    + (1.0 - alpha) * a_q * log1pmx(xp, u) - a_safe * log1pmx(xp, v_safe))
+    log_integral = (
+        lgamma_bregman(xp, a_p, a_safe, xp.where(ok, (1.0 - alpha) * delta, 0.0 * delta))
+        - (1.0 - alpha) * lgamma_bregman(xp, a_p, a_q, delta)
+        + alpha * (1.0 - alpha) * u * delta
+        + (1.0 - alpha) * a_q * log1pmx(xp, u)
+        - a_safe * log1pmx(xp, v_safe)
+    )
     return xp.where(ok, log_integral / (alpha - 1.0), INF)
 
 

@@ -59,8 +59,13 @@ def _entropy_gumbel(p: fam.Gumbel) -> Any:
 def _entropy_student_t(p: fam.StudentT) -> Any:
     """(ν+1)/2 [ψ((ν+1)/2) − ψ(ν/2)] + log(√ν B(ν/2, ½)) + log σ."""
     xp, nu = p.xp, p.df
-    return (0.5 * (nu + 1) * (xp.digamma(0.5 * (nu + 1)) - xp.digamma(0.5 * nu))
-            + 0.5 * xp.log(nu) + log_beta(xp, 0.5 * nu, 0.5 + 0.0 * nu) + xp.log(p.scale) + 0.0 * p.loc)
+    return (
+        0.5 * (nu + 1) * (xp.digamma(0.5 * (nu + 1)) - xp.digamma(0.5 * nu))
+        + 0.5 * xp.log(nu)
+        + log_beta(xp, 0.5 * nu, 0.5 + 0.0 * nu)
+        + xp.log(p.scale)
+        + 0.0 * p.loc
+    )
 
 
 # --- half line -------------------------------------------------------------------------------------
@@ -121,8 +126,7 @@ def _entropy_uniform(p: fam.Uniform) -> Any:
 def _entropy_beta(p: fam.Beta) -> Any:
     """log B(a, b) − (a−1)ψ(a) − (b−1)ψ(b) + (a+b−2)ψ(a+b)."""
     xp, a, b = p.xp, p.concentration1, p.concentration0
-    return (log_beta(xp, a, b) - (a - 1) * xp.digamma(a) - (b - 1) * xp.digamma(b)
-            + (a + b - 2) * xp.digamma(a + b))
+    return log_beta(xp, a, b) - (a - 1) * xp.digamma(a) - (b - 1) * xp.digamma(b) + (a + b - 2) * xp.digamma(a + b)
 
 
 _CB_CUT = 1e-3  # |λ − ½| below this: Taylor expansions (the exact forms are 0/0 at ½)
@@ -261,8 +265,7 @@ def binomial_log_pmf(xp: Any, k: Any, n: Any, probs: Any) -> Any:
     """log C(n, k) + k log π + (n − k) log(1 − π); −inf for k > n."""
     inside = k <= n
     m = xp.where(inside, n - k, 0.0 * k)
-    value = (xp.lgamma(n + 1.0) - xp.lgamma(k + 1.0) - xp.lgamma(m + 1.0)
-             + xp.xlogy(k, probs) + xp.xlogy(m, 1.0 - probs))
+    value = xp.lgamma(n + 1.0) - xp.lgamma(k + 1.0) - xp.lgamma(m + 1.0) + xp.xlogy(k, probs) + xp.xlogy(m, 1.0 - probs)
     return xp.where(inside, value, -math.inf)
 
 
@@ -322,7 +325,8 @@ def _entropy_transformed(p: fam.Transformed) -> Any:
 
     affine = torch.distributions.transforms.AffineTransform
     if p.event_ndims_ != p.base.event_ndims or not all(
-            isinstance(t, affine) and t.event_dim == 0 for t in p.transforms):
+        isinstance(t, affine) and t.event_dim == 0 for t in p.transforms
+    ):
         from klkit.errors import NotRegisteredError
 
         raise NotRegisteredError(

@@ -13,10 +13,36 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli", "Dirichlet",
-    "Exponential", "Family", "Gamma", "Geometric", "Gumbel", "HalfNormal", "Independent", "InverseGamma",
-    "Laplace", "LogNormal", "LowRankMultivariateNormal", "MultivariateNormal", "Normal", "OneHotCategorical",
-    "Pareto", "Poisson", "StudentT", "TorchExponentialFamily", "Transformed", "Uniform", "VonMises", "Weibull",
+    "Bernoulli",
+    "Beta",
+    "Binomial",
+    "Categorical",
+    "Cauchy",
+    "Chi2",
+    "ContinuousBernoulli",
+    "Dirichlet",
+    "Exponential",
+    "Family",
+    "Gamma",
+    "Geometric",
+    "Gumbel",
+    "HalfNormal",
+    "Independent",
+    "InverseGamma",
+    "Laplace",
+    "LogNormal",
+    "LowRankMultivariateNormal",
+    "MultivariateNormal",
+    "Normal",
+    "OneHotCategorical",
+    "Pareto",
+    "Poisson",
+    "StudentT",
+    "TorchExponentialFamily",
+    "Transformed",
+    "Uniform",
+    "VonMises",
+    "Weibull",
 ]
 
 
@@ -36,8 +62,9 @@ class Family:
 
     def __init__(self, xp: Any, *values: Any, **extra: Any) -> None:
         if len(values) != len(self.params):
-            raise TypeError(f"{type(self).__name__} takes {len(self.params)} parameters {self.params}; "
-                            f"found {len(values)}.")
+            raise TypeError(
+                f"{type(self).__name__} takes {len(self.params)} parameters {self.params}; found {len(values)}."
+            )
         self.xp = xp
         for name, value in zip(self.params, values, strict=True):
             setattr(self, name, value)

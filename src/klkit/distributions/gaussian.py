@@ -50,8 +50,10 @@ def gaussian_kl_standard_normal(mu: Any, logvar: Any, /) -> Any:
     """
     if is_torch_array(mu) or is_torch_array(logvar):
         if not (is_torch_array(mu) and is_torch_array(logvar)):
-            raise TypeError("`mu` and `logvar` must both be torch tensors or both arrays; found "
-                            f"{type(mu).__name__} and {type(logvar).__name__}.")
+            raise TypeError(
+                "`mu` and `logvar` must both be torch tensors or both arrays; found "
+                f"{type(mu).__name__} and {type(logvar).__name__}."
+            )
         import torch
 
         return 0.5 * (mu.square() + torch.expm1(logvar) - logvar)

@@ -104,8 +104,16 @@ class GaussianMixtureParams:
 # ---------------------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------------------
-def mixture_kl(p: Any, q: Any, /, *, method: Literal["mc", "variational", "upper_bound"] = "variational",
-               n_samples: int = 100_000, seed: int | None = None, iterations: int = 50) -> Any:
+def mixture_kl(
+    p: Any,
+    q: Any,
+    /,
+    *,
+    method: Literal["mc", "variational", "upper_bound"] = "variational",
+    n_samples: int = 100_000,
+    seed: int | None = None,
+    iterations: int = 50,
+) -> Any:
     r"""KL(p‖q) between two Gaussian mixtures: Monte Carlo, the variational approximation or its upper bound.
 
     With :math:`p = \sum_a \pi_a f_a`, :math:`q = \sum_b \omega_b g_b`:
@@ -172,9 +180,14 @@ def mixture_kl(p: Any, q: Any, /, *, method: Literal["mc", "variational", "upper
         return Approximation(_finish(xp, value), "Hershey-Olsen variational upper bound", "upper bound")
 
 
-def mixture_entropy(p: Any, /, *, method: Literal["mc", "huber_lower", "huber_upper", "pairwise_lower",
-                                                  "pairwise_upper"] = "mc",
-                    n_samples: int = 100_000, seed: int | None = None) -> Any:
+def mixture_entropy(
+    p: Any,
+    /,
+    *,
+    method: Literal["mc", "huber_lower", "huber_upper", "pairwise_lower", "pairwise_upper"] = "mc",
+    n_samples: int = 100_000,
+    seed: int | None = None,
+) -> Any:
     r"""Differential entropy of a Gaussian mixture: Monte Carlo or a named bound.
 
     Upper bounds: Huber's :math:`\sum_i w_i(-\log w_i + H(f_i))` and Kolchinsky–Tracey's
@@ -376,6 +389,10 @@ def _log_density_numpy(P: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
     parts = []
     for k in range(P.loc.shape[0]):
         z = linalg.solve_triangular(P.scale_tril[k], (x - P.loc[k]).T, lower=True)
-        parts.append(P.log_weights[k] - d * _HALF_LOG_2PI - np.sum(np.log(np.diag(P.scale_tril[k])))
-                     - 0.5 * np.sum(z * z, axis=0))
+        parts.append(
+            P.log_weights[k]
+            - d * _HALF_LOG_2PI
+            - np.sum(np.log(np.diag(P.scale_tril[k])))
+            - 0.5 * np.sum(z * z, axis=0)
+        )
     return special.logsumexp(np.stack(parts, axis=-1), axis=-1)

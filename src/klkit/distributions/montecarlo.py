@@ -226,7 +226,9 @@ def warn_if_unreliable(terms: Any, finite_inputs: Any, what: str, advice: str, s
         warnings.warn(
             f"Monte Carlo {what}: {int(overflow.sum())} per-sample term(s) overflowed to inf from finite "
             f"log-densities, so the estimate is not finite although the quantity may be. {advice}",
-            MonteCarloWarning, stacklevel=stacklevel)
+            MonteCarloWarning,
+            stacklevel=stacklevel,
+        )
         return
     n = t.shape[0]
     if n < MIN_DIAGNOSED:
@@ -238,12 +240,19 @@ def warn_if_unreliable(terms: Any, finite_inputs: Any, what: str, advice: str, s
         return
     where = "" if alpha.ndim == 0 else f" in {int(np.sum(alpha < ALPHA_CUT))} of {alpha.size} batch element(s)"
     if worst <= 1.0:
-        diagnosis = ("the mean itself may not exist: the quantity may be +inf (q's tails lighter than p's) "
-                     "and the estimate will keep growing with n_samples")
+        diagnosis = (
+            "the mean itself may not exist: the quantity may be +inf (q's tails lighter than p's) "
+            "and the estimate will keep growing with n_samples"
+        )
     else:
-        diagnosis = ("the variance is infinite (α < 2), so the estimate converges slowly and the standard error "
-                     "understates its error")
+        diagnosis = (
+            "the variance is infinite (α < 2), so the estimate converges slowly and the standard error "
+            "understates its error"
+        )
     warnings.warn(
         f"Monte Carlo {what} is unreliable: the per-sample terms are heavy-tailed (tail index "
         f"α ≈ {worst:.2g} < {ALPHA_CUT:.3g}, a generalised Pareto fit to the largest of {n} terms{where}); "
-        f"{diagnosis}. {advice}", MonteCarloWarning, stacklevel=stacklevel)
+        f"{diagnosis}. {advice}",
+        MonteCarloWarning,
+        stacklevel=stacklevel,
+    )

@@ -63,8 +63,10 @@ class PairInfo(NamedTuple):
 
 def _check_type(value: Any, name: str) -> None:
     if not isinstance(value, type):
-        raise TypeError(f"`{name}` must be a class (e.g. klkit.distributions.Normal); found "
-                        f"{type(value).__name__} {value!r}. Pass the type, not an instance.")
+        raise TypeError(
+            f"`{name}` must be a class (e.g. klkit.distributions.Normal); found "
+            f"{type(value).__name__} {value!r}. Pass the type, not an instance."
+        )
 
 
 def register_kl(type_p: type, type_q: type, *, override: bool = False) -> Callable[[F], F]:
@@ -163,8 +165,10 @@ def register_entropy(type_: type, *, override: bool = False) -> Callable[[F], F]
 
     def decorator(function: F) -> F:
         if type_ in _ENTROPY and not override:
-            raise ValueError(f"the entropy of {type_.__name__} is registered already "
-                             f"(by {_ENTROPY[type_].__qualname__}); pass override=True to replace it.")
+            raise ValueError(
+                f"the entropy of {type_.__name__} is registered already "
+                f"(by {_ENTROPY[type_].__qualname__}); pass override=True to replace it."
+            )
         _ENTROPY[type_] = function
         _ENTROPY_CACHE.clear()
         return function
@@ -190,16 +194,20 @@ def lookup_kl(type_p: type, type_q: type) -> Callable[..., Any] | None:
     return function
 
 
-def _most_specific(table: dict[tuple[type, type], Callable[..., Any]], type_p: type, type_q: type, what: str,
-                   register: str) -> Callable[..., Any] | None:
+def _most_specific(
+    table: dict[tuple[type, type], Callable[..., Any]], type_p: type, type_q: type, what: str, register: str
+) -> Callable[..., Any] | None:
     """The function of the pair in ``table`` most specific in both places (None if none matches)."""
     matches = [m for m in table if issubclass(type_p, m[0]) and issubclass(type_q, m[1])]
-    best = [m for m in matches
-            if not any(o != m and issubclass(o[0], m[0]) and issubclass(o[1], m[1]) for o in matches)]
+    best = [
+        m for m in matches if not any(o != m and issubclass(o[0], m[0]) and issubclass(o[1], m[1]) for o in matches)
+    ]
     if len(best) > 1:
         names = " and ".join(f"({a.__name__}, {b.__name__})" for a, b in best)
-        raise TypeError(f"{what} is ambiguous: {names} match equally well. "
-                        f"Register {register}{type_p.__name__}, {type_q.__name__}) to break the tie.")
+        raise TypeError(
+            f"{what} is ambiguous: {names} match equally well. "
+            f"Register {register}{type_p.__name__}, {type_q.__name__}) to break the tie."
+        )
     return table[best[0]] if best else None
 
 
@@ -241,13 +249,14 @@ def pair_table() -> list[PairInfo]:
 # ---------------------------------------------------------------------------------------------------
 def _check_measure(measure: Any) -> str:
     if measure not in DIVERGENCES:
-        raise ValueError(f"`measure` must be one of {', '.join(map(repr, DIVERGENCES))}; found {measure!r}. "
-                         "KL pairs are registered with register_kl, entropies with register_entropy.")
+        raise ValueError(
+            f"`measure` must be one of {', '.join(map(repr, DIVERGENCES))}; found {measure!r}. "
+            "KL pairs are registered with register_kl, entropies with register_entropy."
+        )
     return measure
 
 
-def register_divergence(measure: str, type_p: type, type_q: type, *,
-                        override: bool = False) -> Callable[[F], F]:
+def register_divergence(measure: str, type_p: type, type_q: type, *, override: bool = False) -> Callable[[F], F]:
     r"""Register a closed form of ``measure`` for ``p: type_p``, ``q: type_q`` (as :func:`register_kl` does for KL).
 
     The function receives the adapted objects (family records for torch and scipy objects klkit
@@ -324,9 +333,13 @@ def lookup_divergence(measure: str, type_p: type, type_q: type) -> Callable[...,
         return _DIVERGENCE_CACHE[key]
     except KeyError:
         pass
-    function = _most_specific(_DIVERGENCE[measure], type_p, type_q,
-                              f"{measure}({type_p.__name__}, {type_q.__name__})",
-                              f"register_divergence({measure!r}, ")
+    function = _most_specific(
+        _DIVERGENCE[measure],
+        type_p,
+        type_q,
+        f"{measure}({type_p.__name__}, {type_q.__name__})",
+        f"register_divergence({measure!r}, ",
+    )
     _DIVERGENCE_CACHE[key] = function
     return function
 

@@ -30,8 +30,15 @@ BRUTE_FORCE_MAX_PAIRS = 3e9  # ... up to this many query-reference pairs (n = m 
 _BLOCK = 1024  # reference points per block: d · 4 KiB of float32, stays in L1/L2
 
 
-def kth_distances(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, *,
-                  self_query: bool, order: np.ndarray | None = None) -> np.ndarray:
+def kth_distances(
+    queries: np.ndarray,
+    reference: np.ndarray,
+    k: int,
+    p_norm: float,
+    *,
+    self_query: bool,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
     """Distance from each query to its k-th nearest reference point (excluding itself when ``self_query``).
 
     The first column of the result is the distance to the nearest (other) point,
@@ -58,8 +65,7 @@ def self_and_cross_distances(xs: np.ndarray, ys: np.ndarray, k: int, p_norm: flo
     """
     d = xs.shape[1]
     if d >= BRUTE_FORCE_MIN_DIM and xs.shape[0] * max(xs.shape[0], ys.shape[0]) <= BRUTE_FORCE_MAX_PAIRS:
-        return (kth_distances(xs, xs, k, p_norm, self_query=True),
-                kth_distances(xs, ys, k, p_norm, self_query=False))
+        return (kth_distances(xs, xs, k, p_norm, self_query=True), kth_distances(xs, ys, k, p_norm, self_query=False))
     tree = build_tree(xs)
     order = tree.indices
     within = np.empty((xs.shape[0], 2))
@@ -108,13 +114,13 @@ def _top_k(q: np.ndarray, r: np.ndarray, k: int, chebyshev: bool, self_query: bo
             if chebyshev:
                 for c in range(d):
                     qc = q[i, c]
-                    row = r[c, start:start + width]
+                    row = r[c, start : start + width]
                     for j in range(width):
                         acc[j] = max(acc[j], abs(row[j] - qc))
             else:
                 for c in range(d):
                     qc = q[i, c]
-                    row = r[c, start:start + width]
+                    row = r[c, start : start + width]
                     for j in range(width):
                         v = row[j] - qc
                         acc[j] += v * v

@@ -36,8 +36,9 @@ _LABELS = {"plugin": "plug-in", "miller_madow": "Miller-Madow", "chao_shen": "Ch
 # ---------------------------------------------------------------------------
 
 
-def discrete_entropy(samples: Any = None, *, counts: Any = None, method: EntropyMethod = "plugin",
-                     base: float | None = None) -> Estimate:
+def discrete_entropy(
+    samples: Any = None, *, counts: Any = None, method: EntropyMethod = "plugin", base: float | None = None
+) -> Estimate:
     r"""Shannon entropy :math:`H(P) = -\sum_i p_i \log p_i` estimated from samples of P or their counts.
 
     With :math:`n_i` the count of symbol :math:`i`, :math:`n = \sum_i n_i`,
@@ -115,8 +116,17 @@ def discrete_entropy(samples: Any = None, *, counts: Any = None, method: Entropy
     return Estimate(np.float64(h / scale), np.float64(math.sqrt(var) / scale), n, f"{_LABELS[method]} entropy")
 
 
-def _support_of_p(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str,
-                  pseudocount: float, base: float | None, label: str) -> Any:
+def _support_of_p(
+    p_samples: Any,
+    q_samples: Any,
+    p_counts: Any,
+    q_counts: Any,
+    method: str,
+    unseen: str,
+    pseudocount: float,
+    base: float | None,
+    label: str,
+) -> Any:
     """``(p, q, n_p, n_q, log base)`` on the symbols p has seen, or the ``+inf`` Estimate
     when one of them is unseen in q (after the ``unseen`` rule was applied)."""
     p, q, n_p, n_q, _ = _pair(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount)
@@ -127,9 +137,17 @@ def _support_of_p(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, 
     return p[mask], q[mask], n_p, n_q, scale
 
 
-def discrete_kl_divergence(p_samples: Any = None, q_samples: Any = None, *, p_counts: Any = None,
-                           q_counts: Any = None, method: DivergenceMethod = "plugin", unseen: Unseen = "inf",
-                           pseudocount: float = 1.0, base: float | None = None) -> Estimate:
+def discrete_kl_divergence(
+    p_samples: Any = None,
+    q_samples: Any = None,
+    *,
+    p_counts: Any = None,
+    q_counts: Any = None,
+    method: DivergenceMethod = "plugin",
+    unseen: Unseen = "inf",
+    pseudocount: float = 1.0,
+    base: float | None = None,
+) -> Estimate:
     r"""KL(P‖Q) = :math:`\sum_i p_i \log(p_i / q_i)` estimated from samples (or counts) of P and of Q.
 
     Plug-in: :math:`\widehat{KL} = \sum_i \hat p_i \log(\hat p_i / \hat q_i)` over the
@@ -200,16 +218,23 @@ def discrete_kl_divergence(p_samples: Any = None, q_samples: Any = None, *, p_co
     pm, qm, n_p, n_q, scale = pair
     logratio = np.log(pm) - np.log(qm)
     kl = float((pm * logratio).sum())
-    var = (max(float((pm * logratio**2).sum()) - kl**2, 0.0) / n_p
-           + max(float((pm * pm / qm).sum()) - 1.0, 0.0) / n_q)
+    var = max(float((pm * logratio**2).sum()) - kl**2, 0.0) / n_p + max(float((pm * pm / qm).sum()) - 1.0, 0.0) / n_q
     if method == "miller_madow":
         kl = max(kl - (pm.size - 1) / (2.0 * n_p) - float((pm * (1 - qm) / qm).sum()) / (2.0 * n_q), 0.0)
     return Estimate(np.float64(kl / scale), np.float64(math.sqrt(var) / scale), n_p, label)
 
 
-def discrete_cross_entropy(p_samples: Any = None, q_samples: Any = None, *, p_counts: Any = None,
-                           q_counts: Any = None, method: DivergenceMethod = "plugin", unseen: Unseen = "inf",
-                           pseudocount: float = 1.0, base: float | None = None) -> Estimate:
+def discrete_cross_entropy(
+    p_samples: Any = None,
+    q_samples: Any = None,
+    *,
+    p_counts: Any = None,
+    q_counts: Any = None,
+    method: DivergenceMethod = "plugin",
+    unseen: Unseen = "inf",
+    pseudocount: float = 1.0,
+    base: float | None = None,
+) -> Estimate:
     r"""Cross-entropy :math:`H(P, Q) = -\sum_i p_i \log q_i` estimated from samples (or counts) of P and Q.
 
     Plug-in: :math:`-\sum_i \hat p_i \log \hat q_i`; ``"miller_madow"`` subtracts
@@ -247,8 +272,7 @@ def discrete_cross_entropy(p_samples: Any = None, q_samples: Any = None, *, p_co
     pm, qm, n_p, n_q, scale = pair
     logq = np.log(qm)
     ce = float(-(pm * logq).sum())
-    var = (max(float((pm * logq**2).sum()) - ce**2, 0.0) / n_p
-           + max(float((pm * pm / qm).sum()) - 1.0, 0.0) / n_q)
+    var = max(float((pm * logq**2).sum()) - ce**2, 0.0) / n_p + max(float((pm * pm / qm).sum()) - 1.0, 0.0) / n_q
     if method == "miller_madow":
         ce -= float((pm * (1 - qm) / qm).sum()) / (2.0 * n_q)
     return Estimate(np.float64(ce / scale), np.float64(math.sqrt(var) / scale), n_p, label)
@@ -325,13 +349,17 @@ def _check_counts(counts: Any, name: str) -> np.ndarray:
     return cf.astype(np.int64)
 
 
-def _pair(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str,
-          pseudocount: float) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
+def _pair(
+    p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str, pseudocount: float
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
     """Aligned probability vectors of P and Q (after the unseen rule), their sample sizes, the symbols."""
     _check_choice(method, "method", _DIVERGENCE_METHODS)
     _check_choice(unseen, "unseen", _UNSEEN)
-    if isinstance(pseudocount, bool) or not isinstance(pseudocount, numbers.Real) or not (
-            math.isfinite(pseudocount) and pseudocount > 0):
+    if (
+        isinstance(pseudocount, bool)
+        or not isinstance(pseudocount, numbers.Real)
+        or not (math.isfinite(pseudocount) and pseudocount > 0)
+    ):
         raise InvalidArgumentError(
             f"`pseudocount` must be a finite number > 0; found {pseudocount!r}. Use 1 for Laplace's add-one rule."
         )
@@ -361,7 +389,7 @@ def _pair(p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: 
         inverse = inverse.reshape(-1)
         k = len(symbols)
         cp = np.bincount(inverse[: len(sp)], weights=cp, minlength=k).astype(np.int64)
-        cq = np.bincount(inverse[len(sp):], weights=cq, minlength=k).astype(np.int64)
+        cq = np.bincount(inverse[len(sp) :], weights=cq, minlength=k).astype(np.int64)
     n_p, n_q = int(cp.sum()), int(cq.sum())
     missing = (cp > 0) & (cq == 0)
     qf = cq.astype(np.float64)

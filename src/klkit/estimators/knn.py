@@ -35,9 +35,19 @@ _METRICS = {"euclidean": 2.0, "chebyshev": math.inf}
 # ---------------------------------------------------------------------------
 
 
-def knn_entropy(x: Any, /, *, k: int = 3, metric: Metric = "euclidean", base: float | None = None,
-                bootstrap: int | None = None, confidence: float = 0.95, seed: int | None = None,
-                jitter: float | None = None, standardize: bool = True) -> Estimate:
+def knn_entropy(
+    x: Any,
+    /,
+    *,
+    k: int = 3,
+    metric: Metric = "euclidean",
+    base: float | None = None,
+    bootstrap: int | None = None,
+    confidence: float = 0.95,
+    seed: int | None = None,
+    jitter: float | None = None,
+    standardize: bool = True,
+) -> Estimate:
     r"""Differential entropy :math:`h(P) = -E_P[\log p(X)]` from samples of P (Kozachenko–Leonenko).
 
     With :math:`\varepsilon_i` the distance from :math:`x_i` to its k-th nearest
@@ -131,13 +141,25 @@ def knn_entropy(x: Any, /, *, k: int = 3, metric: Metric = "euclidean", base: fl
     rho = _self_distances(xs, k, p_norm, "x")
     terms = d * np.log(rho)
     const = special.digamma(n) - special.digamma(k) + _log_unit_ball(d, metric) + log_det
-    return _result(terms, const, n, base, f"kNN Kozachenko-Leonenko entropy, k={k}, {metric}", bootstrap,
-                   confidence, rng, like)
+    return _result(
+        terms, const, n, base, f"kNN Kozachenko-Leonenko entropy, k={k}, {metric}", bootstrap, confidence, rng, like
+    )
 
 
-def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclidean",
-                      method: KLMethod = "fixed", base: float | None = None, bootstrap: int | None = None,
-                      confidence: float = 0.95, seed: int | None = None, jitter: float | None = None) -> Estimate:
+def knn_kl_divergence(
+    x: Any,
+    y: Any,
+    /,
+    *,
+    k: int = 3,
+    metric: Metric = "euclidean",
+    method: KLMethod = "fixed",
+    base: float | None = None,
+    bootstrap: int | None = None,
+    confidence: float = 0.95,
+    seed: int | None = None,
+    jitter: float | None = None,
+) -> Estimate:
     r"""KL(P‖Q) = :math:`E_P[\log p(X) - \log q(X)]` from samples x ~ P and y ~ Q (Wang–Kulkarni–Verdú).
 
     For each :math:`x_i` let :math:`\rho_k(i)` be the distance to its k-th nearest
@@ -279,8 +301,9 @@ def knn_kl_divergence(x: Any, y: Any, /, *, k: int = 3, metric: Metric = "euclid
 # ---------------------------------------------------------------------------
 
 
-def _adaptive_terms(xs: np.ndarray, ys: np.ndarray, rho: np.ndarray, nu: np.ndarray, k: int,
-                    p_norm: float) -> np.ndarray:
+def _adaptive_terms(
+    xs: np.ndarray, ys: np.ndarray, rho: np.ndarray, nu: np.ndarray, k: int, p_norm: float
+) -> np.ndarray:
     """Per-point ψ(k_i) − ψ(l_i) terms of the adaptive WKV estimator (see knn_kl_divergence)."""
     tree_x, tree_y = cKDTree(xs), cKDTree(ys)
     terms = np.empty_like(rho)
@@ -352,8 +375,17 @@ def _guided_terms(zx: np.ndarray, rho: np.ndarray, nu: np.ndarray, metric: str) 
     return log_q_volume - (log_v + d * np.log(rho))
 
 
-def _result(terms: np.ndarray, const: float, n: int, base: float | None, label: str, bootstrap: int | None,
-            confidence: float, rng: np.random.Generator | None, like: Any) -> Estimate:
+def _result(
+    terms: np.ndarray,
+    const: float,
+    n: int,
+    base: float | None,
+    label: str,
+    bootstrap: int | None,
+    confidence: float,
+    rng: np.random.Generator | None,
+    like: Any,
+) -> Estimate:
     scale = log_of_base(base)
     value = (const + float(terms.mean())) / scale
     se = float(terms.std(ddof=1)) / math.sqrt(n) / scale
@@ -427,8 +459,7 @@ def _samples(x: Any, name: str) -> tuple[np.ndarray, Any]:
 def _jittered(xs: np.ndarray, jitter: float | None, rng: np.random.Generator | None) -> np.ndarray:
     if jitter is None:
         return xs
-    if isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (
-            math.isfinite(jitter) and jitter > 0):
+    if isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (math.isfinite(jitter) and jitter > 0):
         raise InvalidArgumentError(
             f"`jitter` must be None or a finite width > 0; found {jitter!r}. Use the rounding step of the data."
         )

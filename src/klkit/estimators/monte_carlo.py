@@ -18,8 +18,9 @@ MCEstimator = Literal["k1", "k2", "k3"]
 ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3")
 
 
-def mc_kl(log_p: Any, log_q: Any, /, *, estimator: MCEstimator = "k3", axis: int = 0,
-          base: float | None = None) -> Estimate:
+def mc_kl(
+    log_p: Any, log_q: Any, /, *, estimator: MCEstimator = "k3", axis: int = 0, base: float | None = None
+) -> Estimate:
     r"""KL(p‖q) = E_p[log p(x) − log q(x)] estimated from samples x ~ p, with its standard error.
 
     With :math:`\log r = \log q(x) - \log p(x)` for each sample :math:`x \sim p`
@@ -179,8 +180,11 @@ def _check_log_density(x: Any, name: str, xp: Any, *, allow_minus_inf: bool) -> 
         first = xn[bn].ravel()[0]
         idx = tuple(int(i[0]) for i in np.nonzero(bn))
         rule = "real numbers (not NaN or +inf)" if allow_minus_inf else "finite real numbers"
-        why = ("" if allow_minus_inf else
-               " -inf means the sample has zero density under p, so it cannot have been drawn from p.")
+        why = (
+            ""
+            if allow_minus_inf
+            else " -inf means the sample has zero density under p, so it cannot have been drawn from p."
+        )
         raise InvalidDistributionError(
             f"`{name}` must hold log-densities, {rule}; found {int(bn.sum())} bad entr"
             f"{'y' if bn.sum() == 1 else 'ies'}, first {first!r} at index {idx}.{why} "

@@ -37,10 +37,21 @@ _DISCRETE = ("plugin", "miller_madow", "chao_shen")
 _METHODS = (*_DISCRETE, "ksg")
 
 
-def mutual_information(x: Any = None, y: Any = None, /, *, counts: Any = None, method: MIMethod = "plugin",
-                       k: int = 3, base: float | None = None, bootstrap: int | None = None,
-                       confidence: float = 0.95, seed: int | None = None, jitter: float | None = None,
-                       standardize: bool = True) -> Estimate:
+def mutual_information(
+    x: Any = None,
+    y: Any = None,
+    /,
+    *,
+    counts: Any = None,
+    method: MIMethod = "plugin",
+    k: int = 3,
+    base: float | None = None,
+    bootstrap: int | None = None,
+    confidence: float = 0.95,
+    seed: int | None = None,
+    jitter: float | None = None,
+    standardize: bool = True,
+) -> Estimate:
     r"""Mutual information :math:`I(X;Y) = \sum_{x,y} p(x,y)\log\frac{p(x,y)}{p(x)p(y)}` (an integral for densities).
 
     **Discrete** (paired symbols or a contingency table of counts :math:`n_{ij}`, :math:`n = \sum n_{ij}`,
@@ -140,22 +151,29 @@ def mutual_information(x: Any = None, y: Any = None, /, *, counts: Any = None, m
     True
     """
     if method not in _METHODS:
-        raise InvalidArgumentError(f"`method` must be one of {', '.join(map(repr, _METHODS))}; found {method!r}. "
-                                   "Use a discrete method for symbols or a contingency table, 'ksg' for real data.")
+        raise InvalidArgumentError(
+            f"`method` must be one of {', '.join(map(repr, _METHODS))}; found {method!r}. "
+            "Use a discrete method for symbols or a contingency table, 'ksg' for real data."
+        )
     base = check_base(base)
     if bootstrap is not None:
         _check_bootstrap(bootstrap, confidence)
     if counts is not None:
         if x is not None or y is not None:
-            raise InvalidArgumentError("pass either paired samples `x, y` or a contingency table `counts`; found "
-                                       "both. Drop one of them.")
+            raise InvalidArgumentError(
+                "pass either paired samples `x, y` or a contingency table `counts`; found both. Drop one of them."
+            )
         if method == "ksg":
-            raise InvalidArgumentError("`method='ksg'` needs paired real-valued samples `x, y`; found a contingency "
-                                       "table `counts`. Use a discrete method ('plugin', 'miller_madow', 'chao_shen').")
+            raise InvalidArgumentError(
+                "`method='ksg'` needs paired real-valued samples `x, y`; found a contingency "
+                "table `counts`. Use a discrete method ('plugin', 'miller_madow', 'chao_shen')."
+            )
         return _discrete(_table(counts), method, base, bootstrap, confidence, seed)
     if x is None or y is None:
-        raise InvalidArgumentError("pass paired samples `x` and `y` (one pair per row), or a contingency table "
-                                   f"`counts=`; found {'neither' if x is None and y is None else 'only one sample'}.")
+        raise InvalidArgumentError(
+            "pass paired samples `x` and `y` (one pair per row), or a contingency table "
+            f"`counts=`; found {'neither' if x is None and y is None else 'only one sample'}."
+        )
     if method == "ksg":
         return _ksg(x, y, k, base, bootstrap, confidence, seed, jitter, standardize)
     return _discrete(_joint_cells(x, y), method, base, bootstrap, confidence, seed)
@@ -174,8 +192,10 @@ class _Cells:
 def _table(counts: Any) -> _Cells:
     c = counts.detach().cpu().numpy() if is_torch_array(counts) else np.asarray(counts)
     if c.ndim != 2 or 0 in c.shape:
-        raise ShapeError(f"`counts` must be a non-empty 2-D contingency table (rows: values of X, columns: values "
-                         f"of Y); found shape {c.shape}. For paired samples pass them as x, y.")
+        raise ShapeError(
+            f"`counts` must be a non-empty 2-D contingency table (rows: values of X, columns: values "
+            f"of Y); found shape {c.shape}. For paired samples pass them as x, y."
+        )
     flat = _check_counts(c.reshape(-1), "counts")
     table = flat.reshape(c.shape)
     row, column = np.nonzero(table)
@@ -186,14 +206,20 @@ def _codes(values: Any, name: str, n_expected: int | None) -> tuple[np.ndarray, 
     """Integer codes of the symbols (rows of a 2-D array are symbols) and whether they are real numbers."""
     v = values.detach().cpu().numpy() if is_torch_array(values) else np.asarray(values)
     if v.ndim == 0 or v.ndim > 2 or v.shape[0] == 0:
-        raise ShapeError(f"`{name}` must be a non-empty 1-D array of symbols (or 2-D, one symbol per row); found "
-                         f"shape {v.shape}. Reshape it, or pass a contingency table as counts=.")
+        raise ShapeError(
+            f"`{name}` must be a non-empty 1-D array of symbols (or 2-D, one symbol per row); found "
+            f"shape {v.shape}. Reshape it, or pass a contingency table as counts=."
+        )
     if n_expected is not None and v.shape[0] != n_expected:
-        raise ShapeError(f"`x` and `y` must be paired, with the same number of rows; found {n_expected} and "
-                         f"{v.shape[0]}. Pass one (x, y) pair per row.")
+        raise ShapeError(
+            f"`x` and `y` must be paired, with the same number of rows; found {n_expected} and "
+            f"{v.shape[0]}. Pass one (x, y) pair per row."
+        )
     if v.dtype.kind == "f" and np.isnan(v).any():
-        raise InvalidDistributionError(f"`{name}` must not contain NaN (NaN is not a symbol: NaN != NaN); found "
-                                       f"{int(np.isnan(v).sum())}. Drop those pairs or map NaN to a symbol.")
+        raise InvalidDistributionError(
+            f"`{name}` must not contain NaN (NaN is not a symbol: NaN != NaN); found "
+            f"{int(np.isnan(v).sum())}. Drop those pairs or map NaN to a symbol."
+        )
     _, inverse = np.unique(v, axis=0 if v.ndim == 2 else None, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), v.dtype.kind in "fc"
 
@@ -222,8 +248,9 @@ def _discrete_mi(count: np.ndarray, row: np.ndarray, column: np.ndarray, method:
     return _chao_shen(a, n) + _chao_shen(b, n) - _chao_shen(count.astype(np.float64), n), variance
 
 
-def _discrete(cells: _Cells, method: str, base: float | None, bootstrap: int | None, confidence: float,
-              seed: int | None) -> Estimate:
+def _discrete(
+    cells: _Cells, method: str, base: float | None, bootstrap: int | None, confidence: float, seed: int | None
+) -> Estimate:
     n = int(cells.count.sum())
     if cells.real_valued and cells.count.size == n and n >= 20:
         raise InvalidArgumentError(
@@ -244,28 +271,47 @@ def _discrete(cells: _Cells, method: str, base: float | None, bootstrap: int | N
         tail = (1.0 - confidence) / 2.0
         lo, hi = np.quantile(values, [tail, 1.0 - tail])
         interval, level = (np.float64(lo / scale), np.float64(hi / scale)), float(confidence)
-    return Estimate(np.float64(value / scale), np.float64(math.sqrt(variance) / scale), n,
-                    f"{_LABELS[method]} mutual information", interval, level)
+    return Estimate(
+        np.float64(value / scale),
+        np.float64(math.sqrt(variance) / scale),
+        n,
+        f"{_LABELS[method]} mutual information",
+        interval,
+        level,
+    )
 
 
 # ---------------------------------------------------------------------------
 # Continuous: Kraskov–Stögbauer–Grassberger, estimator 1
 # ---------------------------------------------------------------------------
-def _ksg(x: Any, y: Any, k: Any, base: float | None, bootstrap: int | None, confidence: float, seed: int | None,
-         jitter: float | None, standardize: bool) -> Estimate:
+def _ksg(
+    x: Any,
+    y: Any,
+    k: Any,
+    base: float | None,
+    bootstrap: int | None,
+    confidence: float,
+    seed: int | None,
+    jitter: float | None,
+    standardize: bool,
+) -> Estimate:
     k = _check_k(k, "k")
     if not isinstance(standardize, bool):
-        raise InvalidArgumentError(f"`standardize` must be True or False; found {standardize!r} of type "
-                                   f"{type(standardize).__name__}. Pass standardize=True to whiten x and y first "
-                                   "(the default), or False to use the coordinates as given.")
+        raise InvalidArgumentError(
+            f"`standardize` must be True or False; found {standardize!r} of type "
+            f"{type(standardize).__name__}. Pass standardize=True to whiten x and y first "
+            "(the default), or False to use the coordinates as given."
+        )
     xs, like = _samples(x, "x")
     ys, like_y = _samples(y, "y")
     if (like is None) != (like_y is None):
         raise BackendMismatchError("`x` and `y` mix torch tensors with other arrays; convert one of them first.")
     n = xs.shape[0]
     if ys.shape[0] != n:
-        raise ShapeError(f"`x` and `y` must be paired, with the same number of rows; found {n} and {ys.shape[0]}. "
-                         "Pass one (x, y) pair per row.")
+        raise ShapeError(
+            f"`x` and `y` must be paired, with the same number of rows; found {n} and {ys.shape[0]}. "
+            "Pass one (x, y) pair per row."
+        )
     if n <= k:
         raise ShapeError(f"`x` and `y` must hold more than k={k} pairs; found {n}. Draw more samples or lower `k`.")
     rng = np.random.default_rng(seed) if (bootstrap is not None or jitter is not None) else None
@@ -286,8 +332,9 @@ def _ksg(x: Any, y: Any, k: Any, base: float | None, bootstrap: int | None, conf
     nx, ny = _count_within(xs, radius), _count_within(ys, radius)
     terms = -(special.digamma(nx + 1.0) + special.digamma(ny + 1.0))
     const = float(special.digamma(k) + special.digamma(n))
-    return _result(terms, const, n, base, f"KSG mutual information (estimator 1), k={k}", bootstrap, confidence,
-                   rng, like)
+    return _result(
+        terms, const, n, base, f"KSG mutual information (estimator 1), k={k}", bootstrap, confidence, rng, like
+    )
 
 
 def _joint_radius(joint: np.ndarray, k: int) -> np.ndarray:

@@ -104,8 +104,9 @@ def render_html(sections: Sequence[SectionResult], durations: dict[str, float], 
     n_fail = len(sections) - n_pass
     verdict = "all sections pass" if n_fail == 0 else f"{n_fail} section(s) FAIL"
     left_out = list(meta.get("left_out") or [])
-    not_run = (f"<p class=\"meta\">Not run (left out with --only): {html.escape(', '.join(left_out))}.</p>"
-               if left_out else "")
+    not_run = (
+        f'<p class="meta">Not run (left out with --only): {html.escape(", ".join(left_out))}.</p>' if left_out else ""
+    )
     toc = "".join(
         f'<li><a href="#section-{html.escape(s.key)}">{html.escape(s.title)}</a> — {_LABEL[_status(s)]}</li>'
         for s in sections
@@ -141,8 +142,9 @@ the numbers it measured and whether they meet the bar; a section that could not 
 """
 
 
-def write_html(path: str | os.PathLike[str], sections: Sequence[SectionResult], durations: dict[str, float],
-               meta: dict[str, Any]) -> Path:
+def write_html(
+    path: str | os.PathLike[str], sections: Sequence[SectionResult], durations: dict[str, float], meta: dict[str, Any]
+) -> Path:
     """Write :func:`render_html` to ``path`` atomically; returns the path."""
     path = Path(path)
     tmp = path.with_suffix(".html.tmp")

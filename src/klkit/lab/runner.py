@@ -26,8 +26,15 @@ __all__ = ["LabReport", "run_lab", "run_section"]
 _PACKAGE = "klkit.lab.sections"
 _FIGURE_SUFFIXES = frozenset({".png", ".svg", ".jpg", ".jpeg"})
 # The extra of pyproject.toml that installs each optional package a section may need.
-_EXTRAS = {"torch": "torch", "matplotlib": "lab", "sklearn": "lab", "mlxtend": "lab", "tqdm": "lab",
-           "gymnasium": "rl", "pygame": "rl"}
+_EXTRAS = {
+    "torch": "torch",
+    "matplotlib": "lab",
+    "sklearn": "lab",
+    "mlxtend": "lab",
+    "tqdm": "lab",
+    "gymnasium": "rl",
+    "pygame": "rl",
+}
 
 
 @dataclass
@@ -82,7 +89,8 @@ def _check_only(only: Sequence[str] | None) -> list[str]:
     unknown = [name for name in only if name not in SECTIONS]
     if unknown:
         hints = "".join(
-            f" (did you mean {close[0]!r}?)" for name in unknown[:1]
+            f" (did you mean {close[0]!r}?)"
+            for name in unknown[:1]
             if (close := difflib.get_close_matches(name, SECTIONS, n=1, cutoff=0.6))
         )
         raise ValueError(
@@ -261,8 +269,9 @@ def _progress_display(console: Any, show: bool) -> Any:
     )
 
 
-def _run_sections(keys: list[str], out: Path, staging: Path, *, quick: bool, seed: int, console: Any,
-                  show_progress: bool) -> tuple[list[SectionResult], dict[str, float]]:
+def _run_sections(
+    keys: list[str], out: Path, staging: Path, *, quick: bool, seed: int, console: Any, show_progress: bool
+) -> tuple[list[SectionResult], dict[str, float]]:
     """Run each section with its own staging folder; its listed figures are copied into ``out``."""
     sections: list[SectionResult] = []
     durations: dict[str, float] = {}
@@ -343,8 +352,9 @@ def run_lab(
     previous = _previous_figures(out)
     staging = Path(tempfile.mkdtemp(prefix=".klkit-lab-staging-", dir=out))
     try:
-        sections, durations = _run_sections(keys, out, staging, quick=quick, seed=seed, console=console,
-                                            show_progress=show_progress)
+        sections, durations = _run_sections(
+            keys, out, staging, quick=quick, seed=seed, console=console, show_progress=show_progress
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     left_out = [key for key in SECTIONS if key not in keys]

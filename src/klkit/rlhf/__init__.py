@@ -28,5 +28,15 @@ from klkit.rlhf.presets import PRESETS, Clamp, Preset
 from klkit.rlhf.sequence import sequence_kl_surrogate
 from klkit.rlhf.token import token_kl
 
-__all__ = ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "PRESETS", "Clamp", "KLPenalty", "Preset", "kl_penalty",
-           "sequence_kl_surrogate", "token_kl"]
+__all__ = [
+    "ESTIMATORS",
+    "GRADIENTS",
+    "PLACEMENTS",
+    "PRESETS",
+    "Clamp",
+    "KLPenalty",
+    "Preset",
+    "kl_penalty",
+    "sequence_kl_surrogate",
+    "token_kl",
+]

@@ -21,7 +21,7 @@ GRADIENTS: tuple[str, ...] = get_args(Gradient)
 # what to do about a value outside each list (the fix clause of the error message)
 _OPTION_FIXES = {
     "estimator": "Use 'k1' or 'k3' (unbiased for KL(π‖π_ref) on-policy); for a library's own name such as "
-                 "'low_var_kl' pass `preset` instead (klkit.rlhf.PRESETS).",
+    "'low_var_kl' pass `preset` instead (klkit.rlhf.PRESETS).",
     "placement": "Use 'reward' to subtract β·value from the rewards, or 'loss' to add β·surrogate to the loss.",
     "gradient": "Use 'native' for the libraries' gradient, or 'reverse_kl' for ∇KL(π‖π_ref) whatever the estimator.",
 }
@@ -56,9 +56,18 @@ class KLPenalty(NamedTuple):
     surrogate: Any
 
 
-def kl_penalty(logp: Any, ref_logp: Any, /, *, estimator: Estimator = "k1", placement: Placement = "reward",
-               gradient: Gradient = "native", old_logp: Any = None, clamp: Clamp | None = None,
-               preset: str | None = None) -> KLPenalty:
+def kl_penalty(
+    logp: Any,
+    ref_logp: Any,
+    /,
+    *,
+    estimator: Estimator = "k1",
+    placement: Placement = "reward",
+    gradient: Gradient = "native",
+    old_logp: Any = None,
+    clamp: Clamp | None = None,
+    preset: str | None = None,
+) -> KLPenalty:
     r"""Per-token estimate of KL(π‖π_ref) at sampled tokens, and a loss surrogate with a stated gradient.
 
     With :math:`\ell = \log\pi(a) - \log\pi_{\mathrm{ref}}(a)` at a sampled token :math:`a` and
@@ -262,16 +271,21 @@ def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, fi
     for name, x in named:
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
             found = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else f"{type(x).__name__}"
-            raise TypeError(f"`{name}` must be a floating-point torch tensor of log-probabilities; found {found}. "
-                            "Use torch.as_tensor(x, dtype=torch.float32) (the penalty needs autograd).")
+            raise TypeError(
+                f"`{name}` must be a floating-point torch tensor of log-probabilities; found {found}. "
+                "Use torch.as_tensor(x, dtype=torch.float32) (the penalty needs autograd)."
+            )
     for name, x in named[1:]:
         if tuple(x.shape) != tuple(logp.shape):
-            raise ShapeError(f"`{name}` must have the shape of `logp` (one log-probability per sampled token); "
-                             f"found {tuple(x.shape)} and {tuple(logp.shape)}. Evaluate both at the same tokens.")
+            raise ShapeError(
+                f"`{name}` must have the shape of `logp` (one log-probability per sampled token); "
+                f"found {tuple(x.shape)} and {tuple(logp.shape)}. Evaluate both at the same tokens."
+            )
         if x.requires_grad:
             raise InvalidArgumentError(
                 f"`{name}` must not require grad: the penalty's gradient is taken with respect to the policy "
-                f"only. Compute it under torch.no_grad() or pass `{name}.detach()`.")
+                f"only. Compute it under torch.no_grad() or pass `{name}.detach()`."
+            )
     if not finite:
         return torch
     values = [x.detach() if keep is None else x.detach()[keep] for _, x in named]
@@ -279,54 +293,77 @@ def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, fi
     for (name, _), x, ok in zip(named, values, flags, strict=True):
         if not ok:
             bad = x[~torch.isfinite(x)][0].item()
-            hint = (" (π_ref gives a sampled token no mass: KL(π‖π_ref) is infinite; clamp the log-ratio, "
-                    "e.g. clamp=Clamp(log_ratio=20.0), or mask the token)" if name == "ref_logp" and bad < 0 else "")
+            hint = (
+                " (π_ref gives a sampled token no mass: KL(π‖π_ref) is infinite; clamp the log-ratio, "
+                "e.g. clamp=Clamp(log_ratio=20.0), or mask the token)"
+                if name == "ref_logp" and bad < 0
+                else ""
+            )
             raise InvalidDistributionError(
                 f"`{name}` must hold finite log-probabilities at the sampled tokens; found {bad}{hint}. "
-                "Check the model's outputs for NaN/inf, and mask padding before calling.")
+                "Check the model's outputs for NaN/inf, and mask padding before calling."
+            )
     return torch
 
 
 def _from_preset(preset: Any, estimator: str, gradient: str, clamp: Any) -> tuple[str, str, Clamp | None, str]:
     if not isinstance(preset, str) or preset not in PRESETS:
-        raise InvalidArgumentError(f"`preset` must be one of {', '.join(PRESETS)}; found {preset!r}. "
-                                   "Or leave it None and choose estimator, gradient and clamp yourself.")
-    for name, given, default in (("estimator", estimator, "k1"), ("gradient", gradient, "native"),
-                                 ("clamp", clamp, None)):
+        raise InvalidArgumentError(
+            f"`preset` must be one of {', '.join(PRESETS)}; found {preset!r}. "
+            "Or leave it None and choose estimator, gradient and clamp yourself."
+        )
+    for name, given, default in (
+        ("estimator", estimator, "k1"),
+        ("gradient", gradient, "native"),
+        ("clamp", clamp, None),
+    ):
         if given != default:
             raise InvalidArgumentError(
                 f"`{name}` cannot be combined with `preset`: the preset {preset!r} fixes it; found {name}={given!r}. "
-                f"Leave `{name}` at its default, or drop `preset` and pass the options yourself.")
+                f"Leave `{name}` at its default, or drop `preset` and pass the options yourself."
+            )
     chosen = PRESETS[preset]
     return chosen.estimator, chosen.gradient, chosen.clamp, chosen.formula
 
 
 def _check_options(estimator: Any, placement: Any, gradient: Any, old_logp: Any, preset: Any) -> None:
-    for name, given, allowed in (("estimator", estimator, ESTIMATORS), ("placement", placement, PLACEMENTS),
-                                 ("gradient", gradient, GRADIENTS)):
+    for name, given, allowed in (
+        ("estimator", estimator, ESTIMATORS),
+        ("placement", placement, PLACEMENTS),
+        ("gradient", gradient, GRADIENTS),
+    ):
         if given not in allowed:
-            raise InvalidArgumentError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {given!r}. "
-                                       + _OPTION_FIXES[name])
+            raise InvalidArgumentError(
+                f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {given!r}. " + _OPTION_FIXES[name]
+            )
     if placement == "reward" and gradient != "native" and preset is None:
         raise InvalidArgumentError(
             f"`gradient` must be 'native' with placement='reward'; found gradient={gradient!r}. In the reward "
             "only the value is used (the policy gradient supplies the score function); use placement='loss' "
-            "for a surrogate with another gradient.")
+            "for a surrogate with another gradient."
+        )
     if placement == "reward" and old_logp is not None:
         raise InvalidArgumentError(
             "`old_logp` applies to placement='loss' only; found it with placement='reward'. A reward's KL is "
             "measured at the policy that drew the tokens: pass its log-probs as `logp` (the PPO ratio weights "
-            "the reward).")
+            "the reward)."
+        )
 
 
 def _check_clamp(clamp: Any) -> Clamp | None:
     if clamp is None:
         return None
-    ok = isinstance(clamp, tuple) and len(clamp) == 2 and all(
-        b is None or (isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 and math.isfinite(b))
-        for b in clamp)
+    ok = (
+        isinstance(clamp, tuple)
+        and len(clamp) == 2
+        and all(
+            b is None or (isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 and math.isfinite(b))
+            for b in clamp
+        )
+    )
     if not ok:
         raise InvalidArgumentError(
             f"`clamp` must be Clamp(log_ratio, value) with each bound None or a finite number > 0; found {clamp!r}. "
-            "E.g. Clamp(log_ratio=20.0, value=10.0) as verl's low_var_kl.")
+            "E.g. Clamp(log_ratio=20.0, value=10.0) as verl's low_var_kl."
+        )
     return Clamp(*(None if b is None else float(b) for b in clamp))

@@ -207,16 +207,18 @@ class _Presets(Mapping[str, Preset]):
         return f"PRESETS({', '.join(self._items)})"
 
 
-PRESETS: Mapping[str, Preset] = _Presets({
-    "verl:kl": Preset("verl", _VERL.format("kl"), "k1", "native"),
-    "verl:abs": Preset("verl", _VERL.format("abs"), "abs", "native"),
-    "verl:mse": Preset("verl", _VERL.format("mse"), "k2", "native"),
-    "verl:low_var_kl": Preset("verl", _VERL.format("low_var_kl"), "k3", "native", _VERL_K3, "(exp(d) - d) - 1"),
-    "verl:k1+": Preset("verl", _VERL.format("k1+"), "k1", "straight_through"),
-    "verl:k3+": Preset("verl", _VERL.format("k3+"), "k3", "straight_through", _VERL_K3, "(exp(d) - d) - 1"),
-    "openrlhf:k1": Preset("OpenRLHF", _OPENRLHF.format("k1"), "k1", "native", _OPENRLHF_CLAMP),
-    "openrlhf:k2": Preset("OpenRLHF", _OPENRLHF.format("k2"), "k2", "native", _OPENRLHF_CLAMP),
-    "openrlhf:k3": Preset("OpenRLHF", _OPENRLHF.format("k3"), "k3", "native", _OPENRLHF_CLAMP, "(exp(d) - 1) - d"),
-    "trl:k3": Preset("TRL", _TRL.format(False), "k3", "native", None, "(exp(d) - d) - 1"),
-    "trl:k3_ratio": Preset("TRL", _TRL.format(True), "k3", "reverse_kl", None, "(exp(d) - d) - 1"),
-})
+PRESETS: Mapping[str, Preset] = _Presets(
+    {
+        "verl:kl": Preset("verl", _VERL.format("kl"), "k1", "native"),
+        "verl:abs": Preset("verl", _VERL.format("abs"), "abs", "native"),
+        "verl:mse": Preset("verl", _VERL.format("mse"), "k2", "native"),
+        "verl:low_var_kl": Preset("verl", _VERL.format("low_var_kl"), "k3", "native", _VERL_K3, "(exp(d) - d) - 1"),
+        "verl:k1+": Preset("verl", _VERL.format("k1+"), "k1", "straight_through"),
+        "verl:k3+": Preset("verl", _VERL.format("k3+"), "k3", "straight_through", _VERL_K3, "(exp(d) - d) - 1"),
+        "openrlhf:k1": Preset("OpenRLHF", _OPENRLHF.format("k1"), "k1", "native", _OPENRLHF_CLAMP),
+        "openrlhf:k2": Preset("OpenRLHF", _OPENRLHF.format("k2"), "k2", "native", _OPENRLHF_CLAMP),
+        "openrlhf:k3": Preset("OpenRLHF", _OPENRLHF.format("k3"), "k3", "native", _OPENRLHF_CLAMP, "(exp(d) - 1) - d"),
+        "trl:k3": Preset("TRL", _TRL.format(False), "k3", "native", None, "(exp(d) - d) - 1"),
+        "trl:k3_ratio": Preset("TRL", _TRL.format(True), "k3", "reverse_kl", None, "(exp(d) - d) - 1"),
+    }
+)

@@ -83,15 +83,21 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
 
     _check_tensors(logp, ref_logp, old_logp, finite=False)  # types and shapes first
     if not isinstance(mask, torch.Tensor) or mask.dtype.is_complex:
-        raise TypeError(f"`mask` must be a bool or 0/1 torch tensor; found {type(mask).__name__}. "
-                        "Use torch.as_tensor(mask, dtype=torch.bool).")
+        raise TypeError(
+            f"`mask` must be a bool or 0/1 torch tensor; found {type(mask).__name__}. "
+            "Use torch.as_tensor(mask, dtype=torch.bool)."
+        )
     if tuple(mask.shape) != tuple(getattr(logp, "shape", ())) or mask.ndim == 0:
-        raise ShapeError(f"`mask` must have the shape of `logp` (..., T); found {tuple(mask.shape)} and "
-                         f"{tuple(getattr(logp, 'shape', ()))}. One entry per token, time last.")
+        raise ShapeError(
+            f"`mask` must have the shape of `logp` (..., T); found {tuple(mask.shape)} and "
+            f"{tuple(getattr(logp, 'shape', ()))}. One entry per token, time last."
+        )
     keep = mask if mask.dtype == torch.bool else mask != 0
     if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-        raise InvalidArgumentError(f"`mask` must hold only 0 and 1; found {mask[(mask != 0) & (mask != 1)][0].item()}. "
-                                   "Pass a bool mask of the sequence's tokens.")
+        raise InvalidArgumentError(
+            f"`mask` must hold only 0 and 1; found {mask[(mask != 0) & (mask != 1)][0].item()}. "
+            "Pass a bool mask of the sequence's tokens."
+        )
     _check_tensors(logp, ref_logp, old_logp, keep)
 
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)

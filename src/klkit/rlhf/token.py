@@ -17,8 +17,9 @@ __all__ = ["token_kl"]
 Direction = Literal["reverse", "forward"]
 
 
-def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse",
-             chunk_size: int | None = None) -> Any:
+def token_kl(
+    logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse", chunk_size: int | None = None
+) -> Any:
     r"""Exact KL between the policy's and the reference's next-token distributions, per token.
 
     .. math::
@@ -81,20 +82,27 @@ def token_kl(logits: Any, ref_logits: Any, /, *, direction: Direction = "reverse
     [0.474266, 0.0]
     """
     if direction not in ("reverse", "forward"):
-        raise InvalidArgumentError(f"`direction` must be 'reverse' (KL(π‖π_ref)) or 'forward' (KL(π_ref‖π)); "
-                                   f"found {direction!r}. Use 'reverse' for the RLHF penalty; for both, call "
-                                   "token_kl once per direction.")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
-                                   or chunk_size < 1):
-        raise InvalidArgumentError(f"`chunk_size` must be None or a positive integer (tokens per call); "
-                                   f"found {chunk_size!r}. Pass e.g. chunk_size=1024 to bound memory, or None "
-                                   "for one call.")
+        raise InvalidArgumentError(
+            f"`direction` must be 'reverse' (KL(π‖π_ref)) or 'forward' (KL(π_ref‖π)); "
+            f"found {direction!r}. Use 'reverse' for the RLHF penalty; for both, call "
+            "token_kl once per direction."
+        )
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1
+    ):
+        raise InvalidArgumentError(
+            f"`chunk_size` must be None or a positive integer (tokens per call); "
+            f"found {chunk_size!r}. Pass e.g. chunk_size=1024 to bound memory, or None "
+            "for one call."
+        )
     if namespace(logits, ref_logits, names=("logits", "ref_logits")) is NUMPY:  # raises on a mix
         logits, ref_logits = np.asarray(logits), np.asarray(ref_logits)
     shape, ref_shape = tuple(logits.shape), tuple(ref_logits.shape)
     if shape != ref_shape or len(shape) == 0:
-        raise ShapeError(f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
-                         f"{ref_shape}. Evaluate both models at the same positions.")
+        raise ShapeError(
+            f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
+            f"{ref_shape}. Evaluate both models at the same positions."
+        )
     try:
         return _token_kl(logits, ref_logits, direction, chunk_size)
     except InvalidDistributionError:  # name the argument (klkit.kl_divergence calls them p and q)
@@ -113,7 +121,7 @@ def _token_kl(logits: Any, ref_logits: Any, direction: str, chunk_size: int | No
     if chunk_size is None or chunk_size >= tokens:
         return kl_divergence(first, second, kind="logits")
     first, second = first.reshape(tokens, shape[-1]), second.reshape(tokens, shape[-1])
-    parts = [_chunk(first[i:i + chunk_size], second[i:i + chunk_size]) for i in range(0, tokens, chunk_size)]
+    parts = [_chunk(first[i : i + chunk_size], second[i : i + chunk_size]) for i in range(0, tokens, chunk_size)]
     return _concat(parts).reshape(shape[:-1])
 
 

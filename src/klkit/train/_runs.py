@@ -45,8 +45,9 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], *, resumable: Itera
     return [f"{k} {json.dumps(old.get(k))} → {json.dumps(new.get(k))}" for k in keys if old.get(k) != new.get(k)]
 
 
-def refuse_changed_config(run_dir: Path, new: dict[str, Any], *, resumable: Iterable[str],
-                          defaults: dict[str, Any] | None = None) -> None:
+def refuse_changed_config(
+    run_dir: Path, new: dict[str, Any], *, resumable: Iterable[str], defaults: dict[str, Any] | None = None
+) -> None:
     """Raise :class:`ConfigMismatchError` if ``run_dir/config.json`` differs from ``new`` outside ``resumable``.
 
     Called before a trainer writes anything, whenever ``run_dir`` holds a checkpoint to resume.
@@ -128,8 +129,11 @@ def isolated_rng(device: torch.device | None = None) -> Iterator[None]:
     >>> bool(torch.equal(before, torch.random.get_rng_state()))
     True
     """
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if (
-        device is not None and device.type == "cuda") else []
+    cuda = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device is not None and device.type == "cuda")
+        else []
+    )
     numpy_state = np.random.get_state()  # noqa: NPY002 (the caller's legacy global generator)
     python_state = random.getstate()
     try:

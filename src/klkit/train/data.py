@@ -106,8 +106,12 @@ def load_images(spec: str | Path) -> Images:
         train_file, test_file = _find_idx(path, "train"), _find_idx(path, "t10k")
         x_train, x_test = read_idx(train_file), read_idx(test_file)
         shape = (int(x_train.shape[1]), int(x_train.shape[2]))
-        return Images(_scale(x_train.reshape(len(x_train), -1), train_file),
-                      _scale(x_test.reshape(len(x_test), -1), test_file), shape, str(path))
+        return Images(
+            _scale(x_train.reshape(len(x_train), -1), train_file),
+            _scale(x_test.reshape(len(x_test), -1), test_file),
+            shape,
+            str(path),
+        )
     x = np.load(path) if path.suffix == ".npy" else read_idx(path)
     if x.ndim == 2:  # (n, pixels): assume square images
         side = round(x.shape[1] ** 0.5)

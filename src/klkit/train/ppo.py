@@ -131,14 +131,47 @@ class Config(rl.CommonConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # rl-baselines3-zoo hyperparams/ppo.yml
-    "CartPole-v1": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
-                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_range=0.2, anneal_clip=True),
-    "Acrobot-v1": dict(n_envs=16, n_steps=256, batch_size=64, gae_lambda=0.94, gamma=0.99, n_epochs=4,
-                       ent_coef=0.0, learning_rate=3e-4, anneal_lr=False, anneal_clip=False,
-                       normalize_observations=True, normalize_rewards=True),
-    "Pendulum-v1": dict(n_envs=4, n_steps=1024, batch_size=64, gae_lambda=0.95, gamma=0.9, n_epochs=10,
-                        ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_range=0.2, anneal_clip=False,
-                        std="state-dependent"),  # klkit's: state-dependent σ (the zoo: gSDE) and an annealed lr
+    "CartPole-v1": dict(
+        n_envs=8,
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        anneal_lr=True,
+        clip_range=0.2,
+        anneal_clip=True,
+    ),
+    "Acrobot-v1": dict(
+        n_envs=16,
+        n_steps=256,
+        batch_size=64,
+        gae_lambda=0.94,
+        gamma=0.99,
+        n_epochs=4,
+        ent_coef=0.0,
+        learning_rate=3e-4,
+        anneal_lr=False,
+        anneal_clip=False,
+        normalize_observations=True,
+        normalize_rewards=True,
+    ),
+    "Pendulum-v1": dict(
+        n_envs=4,
+        n_steps=1024,
+        batch_size=64,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        anneal_lr=True,
+        clip_range=0.2,
+        anneal_clip=False,
+        std="state-dependent",
+    ),  # klkit's: state-dependent σ (the zoo: gSDE) and an annealed lr
 }
 """Per-environment settings, starting from the rl-baselines3-zoo PPO hyperparameters (klkit's changes marked)."""
 
@@ -148,10 +181,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 # =============================================================================
 
 
-def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_range: float | None,
-             clip_range_vf: float | None, vf_coef: float, ent_coef: float, kl_beta: float | None,
-             normalize_advantage: bool, measure_kl: bool = False, kl_ref_coef: float = 0.0,
-             kl_estimator: str = "k1", kl_gradient: str = "native") -> tuple[torch.Tensor, dict[str, Any]]:
+def ppo_loss(
+    policy: rl.ActorCritic,
+    batch: dict[str, torch.Tensor],
+    *,
+    clip_range: float | None,
+    clip_range_vf: float | None,
+    vf_coef: float,
+    ent_coef: float,
+    kl_beta: float | None,
+    normalize_advantage: bool,
+    measure_kl: bool = False,
+    kl_ref_coef: float = 0.0,
+    kl_estimator: str = "k1",
+    kl_gradient: str = "native",
+) -> tuple[torch.Tensor, dict[str, Any]]:
     r"""PPO's loss on one minibatch and what it measured along the way.
 
     .. math::
@@ -206,8 +250,14 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
     if kl_beta is not None:  # adaptive KL penalty (eq. 8)
         policy_loss = policy_loss + kl_beta * kl
     if kl_ref_coef > 0:  # RLHF: KL to a fixed reference, with the gradient klkit.rlhf states
-        penalty = kl_penalty(log_prob, batch["ref_log_probs"], estimator=kl_estimator, placement="loss",
-                             gradient=kl_gradient, old_logp=batch["log_probs"])
+        penalty = kl_penalty(
+            log_prob,
+            batch["ref_log_probs"],
+            estimator=kl_estimator,
+            placement="loss",
+            gradient=kl_gradient,
+            old_logp=batch["log_probs"],
+        )
         policy_loss = policy_loss + kl_ref_coef * penalty.surrogate.mean()
 
     # --- value function: MSE to the λ-returns, optionally clipped around the old prediction ---
@@ -223,8 +273,12 @@ def ppo_loss(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, clip_ran
     if ent_coef != 0.0:  # (with no bonus, the entropy is reported once per update instead)
         entropy = policy.make_distribution(params).entropy().mean()
         loss = loss - ent_coef * entropy
-    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                  "entropy": None if entropy is None else entropy.item(), "kl": None if kl is None else kl.detach()}
+    return loss, {
+        "policy_loss": policy_loss.item(),
+        "value_loss": value_loss.item(),
+        "entropy": None if entropy is None else entropy.item(),
+        "kl": None if kl is None else kl.detach(),
+    }
 
 
 def adapt_beta(beta: float, kl: float, kl_target: float) -> float:
@@ -260,9 +314,16 @@ def schedules(cfg: Config, progress_remaining: float) -> tuple[float, float | No
     return lr, clip
 
 
-def ppo_update(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-               cfg: Config, *, clip: float | None, beta: float, rng: np.random.Generator,
-               ) -> tuple[list[dict[str, Any]], float | None]:
+def ppo_update(
+    policy: rl.ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    cfg: Config,
+    *,
+    clip: float | None,
+    beta: float,
+    rng: np.random.Generator,
+) -> tuple[list[dict[str, Any]], float | None]:
     """``n_epochs`` passes of shuffled minibatch gradient steps on :func:`ppo_loss` over one rollout.
 
     With ``target_kl`` set, each minibatch's exact mean KL(π_old‖π_θ) is checked before its step,
@@ -295,13 +356,20 @@ def ppo_update(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: 
         for i, idx in enumerate(rl.minibatches(n, cfg.batch_size, rng)):
             index = torch.from_numpy(idx)
             mb = {k: v[index] for k, v in batch.items()}
-            loss, info = ppo_loss(policy, mb, clip_range=clip, clip_range_vf=cfg.clip_range_vf,
-                                  vf_coef=cfg.vf_coef, ent_coef=cfg.ent_coef,
-                                  kl_beta=beta if cfg.kl_penalty else None,
-                                  normalize_advantage=cfg.normalize_advantage,
-                                  measure_kl=cfg.target_kl is not None,
-                                  kl_ref_coef=cfg.kl_ref_coef if cfg.kl_placement == "loss" else 0.0,
-                                  kl_estimator=cfg.kl_estimator, kl_gradient=cfg.kl_gradient)
+            loss, info = ppo_loss(
+                policy,
+                mb,
+                clip_range=clip,
+                clip_range_vf=cfg.clip_range_vf,
+                vf_coef=cfg.vf_coef,
+                ent_coef=cfg.ent_coef,
+                kl_beta=beta if cfg.kl_penalty else None,
+                normalize_advantage=cfg.normalize_advantage,
+                measure_kl=cfg.target_kl is not None,
+                kl_ref_coef=cfg.kl_ref_coef if cfg.kl_placement == "loss" else 0.0,
+                kl_estimator=cfg.kl_estimator,
+                kl_gradient=cfg.kl_gradient,
+            )
             if cfg.target_kl is not None and float(info["kl"]) > cfg.target_kl:
                 return stats, epoch + i * cfg.batch_size / n  # fraction of epochs completed
             optimizer.zero_grad(set_to_none=True)
@@ -367,8 +435,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # (RLHF) the KL to the reference at the rollout's steps; in the reward, β·estimate comes off each reward
         ref_log_probs, ref_record = (None, {}) if reference is None else rl.reference_kl(reference, buffer, cfg)
         # 2. advantages: GAE(λ) estimates Â_1 … Â_T (eq. 11–12) and the λ-returns the critic regresses on
-        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
-                                     cfg.gae_lambda)
+        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma, cfg.gae_lambda)
         batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
         if ref_log_probs is not None:
             batch["ref_log_probs"] = ref_log_probs
@@ -381,8 +448,13 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 4. how far did the policy move? KL(π_old ‖ π_new) on the whole rollout, three ways, all klkit's
         measured = rl.measure_update(policy, batch, clip)
         record: dict[str, Any] = {
-            "policy_loss": _mean(stats, "policy_loss"), "value_loss": _mean(stats, "value_loss"), **measured,
-            "learning_rate": lr, "clip_range": clip, "gradient_steps": len(stats), "early_stop_epoch": stopped_at,
+            "policy_loss": _mean(stats, "policy_loss"),
+            "value_loss": _mean(stats, "value_loss"),
+            **measured,
+            "learning_rate": lr,
+            "clip_range": clip,
+            "gradient_steps": len(stats),
+            "early_stop_epoch": stopped_at,
             **ref_record,
         }
         # 5. adaptive KL penalty (§4): β for the next update, from this update's exact KL

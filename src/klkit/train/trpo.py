@@ -134,13 +134,31 @@ class Config(rl.CommonConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # rl-baselines3-zoo hyperparams/trpo.yml (sb3-contrib defaults where the zoo is silent)
-    "CartPole-v1": dict(n_envs=2, n_steps=512, critic_batch_size=512, cg_damping=1e-3, gae_lambda=0.98,
-                        gamma=0.99, critic_learning_rate=1e-3, critic_epochs=20,
-                        anneal_max_kl=True),  # klkit's: keeps a solved policy solved (seeds 0–9 end at 500)
-    "Acrobot-v1": dict(n_envs=2, n_steps=1024, critic_batch_size=128, cg_damping=0.1, gae_lambda=0.95,
-                       gamma=0.99, critic_epochs=10, normalize_observations=True, normalize_rewards=True),
-    "Pendulum-v1": dict(n_envs=2, n_steps=1024, critic_batch_size=128, cg_damping=0.1, gae_lambda=0.95,
-                        gamma=0.9, critic_epochs=15),
+    "CartPole-v1": dict(
+        n_envs=2,
+        n_steps=512,
+        critic_batch_size=512,
+        cg_damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        critic_learning_rate=1e-3,
+        critic_epochs=20,
+        anneal_max_kl=True,
+    ),  # klkit's: keeps a solved policy solved (seeds 0–9 end at 500)
+    "Acrobot-v1": dict(
+        n_envs=2,
+        n_steps=1024,
+        critic_batch_size=128,
+        cg_damping=0.1,
+        gae_lambda=0.95,
+        gamma=0.99,
+        critic_epochs=10,
+        normalize_observations=True,
+        normalize_rewards=True,
+    ),
+    "Pendulum-v1": dict(
+        n_envs=2, n_steps=1024, critic_batch_size=128, cg_damping=0.1, gae_lambda=0.95, gamma=0.9, critic_epochs=15
+    ),
 }
 """Per-environment settings, starting from the rl-baselines3-zoo TRPO hyperparameters (klkit's changes marked)."""
 
@@ -158,12 +176,16 @@ def _assign(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
     offset = 0
     with torch.no_grad():
         for p in params:
-            p.copy_(flat[offset:offset + p.numel()].view_as(p))
+            p.copy_(flat[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
 
 
-def surrogate_and_kl(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, normalize_advantage: bool,
-                     ) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
+def surrogate_and_kl(
+    policy: rl.ActorCritic,
+    batch: dict[str, torch.Tensor],
+    *,
+    normalize_advantage: bool,
+) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
     r"""The two functions of θ in TRPO's problem (eq. 14), on one rollout, as closures over the policy.
 
     - :math:`L(\theta) = \hat E_t[\pi_\theta(a_t|s_t) / \pi_{old}(a_t|s_t)\, \hat A_t]`, the surrogate;
@@ -186,8 +208,9 @@ def surrogate_and_kl(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], *, 
     return surrogate, mean_kl
 
 
-def scale_to_trust_region(direction: torch.Tensor, fvp: Callable[[torch.Tensor], torch.Tensor],
-                          max_kl: float) -> torch.Tensor:
+def scale_to_trust_region(
+    direction: torch.Tensor, fvp: Callable[[torch.Tensor], torch.Tensor], max_kl: float
+) -> torch.Tensor:
     r"""The full step :math:`\Delta = \sqrt{2\delta / x^\top F x}\; x` along the direction :math:`x`.
 
     Its quadratic model of the KL, :math:`\tfrac12 \Delta^\top F \Delta`, equals δ (appendix C).
@@ -201,8 +224,9 @@ def scale_to_trust_region(direction: torch.Tensor, fvp: Callable[[torch.Tensor],
     return torch.sqrt(2.0 * max_kl / xFx.clamp_min(1e-12)) * direction
 
 
-def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config,
-                max_kl: float | None = None) -> dict[str, Any]:
+def policy_step(
+    policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Config, max_kl: float | None = None
+) -> dict[str, Any]:
     """One TRPO step on the actor (natural gradient, KL-scaled, line-searched); returns its diagnostics.
 
     ``max_kl`` is this step's δ (default ``cfg.max_kl``). The policy's parameters end at the accepted
@@ -228,18 +252,29 @@ def policy_step(policy: rl.ActorCritic, batch: dict[str, torch.Tensor], cfg: Con
         with torch.no_grad():
             return float(surrogate()) - loss_old, float(mean_kl())
 
-    result = backtracking_line_search(evaluate, max_kl=max_kl, shrink=cfg.line_search_shrink,
-                                      max_steps=cfg.line_search_steps)
+    result = backtracking_line_search(
+        evaluate, max_kl=max_kl, shrink=cfg.line_search_shrink, max_steps=cfg.line_search_steps
+    )
     if not result.accepted:
         _assign(params, theta_old)
-    return {"surrogate": loss_old, "surrogate_improvement": result.improvement if result.accepted else 0.0,
-            "line_search_accepted": result.accepted, "line_search_fraction": result.fraction,
-            "line_search_trials": result.trials, "gradient_norm": float(g.norm()),
-            "natural_step_norm": float(step.norm())}
+    return {
+        "surrogate": loss_old,
+        "surrogate_improvement": result.improvement if result.accepted else 0.0,
+        "line_search_accepted": result.accepted,
+        "line_search_fraction": result.fraction,
+        "line_search_trials": result.trials,
+        "gradient_norm": float(g.norm()),
+        "natural_step_norm": float(step.norm()),
+    }
 
 
-def value_regression(policy: rl.ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-                     cfg: Config, rng: np.random.Generator) -> float:
+def value_regression(
+    policy: rl.ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    cfg: Config,
+    rng: np.random.Generator,
+) -> float:
     """Fit V to the λ-returns: ``critic_epochs`` passes of minibatch Adam on the MSE. Returns the mean loss."""
     losses = []
     for _ in range(cfg.critic_epochs):
@@ -289,8 +324,7 @@ def _train(cfg: Config, run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         # 1. collect: run π_θold for n_steps steps in each of the n_envs environments (single path, §5.1)
         last_value = run.collect_rollout()
         # 2. advantages: GAE(λ) (Schulman et al., 2016) in place of the paper's Monte Carlo Q estimates
-        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma,
-                                     cfg.gae_lambda)
+        advantages, returns = rl.gae(buffer.rewards, buffer.values, buffer.dones, last_value, cfg.gamma, cfg.gae_lambda)
         batch = rl.flatten_rollout(buffer, advantages, returns, run.device)
         # 3. update the policy: one trust-region step, max L(θ) s.t. mean KL(π_old ‖ π_θ) ≤ δ (eq. 14)
         max_kl = cfg.max_kl * (run.progress_remaining if cfg.anneal_max_kl else 1.0)

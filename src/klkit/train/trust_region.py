@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, max_steps: int = 15,
-                       tolerance: float = 1e-10) -> torch.Tensor:
+def conjugate_gradient(
+    matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, max_steps: int = 15, tolerance: float = 1e-10
+) -> torch.Tensor:
     r"""Solve :math:`A x = b` for symmetric positive-definite :math:`A`, given only :math:`v \mapsto A v`.
 
     Conjugate gradient (Hestenes & Stiefel, 1952), started at :math:`x_0 = 0`: exact after
@@ -86,8 +87,9 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     return x
 
 
-def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], vector: torch.Tensor,
-                          *, damping: float = 0.0) -> torch.Tensor:
+def fisher_vector_product(
+    mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], vector: torch.Tensor, *, damping: float = 0.0
+) -> torch.Tensor:
     r"""The damped Fisher-vector product :math:`(F + \lambda I)\,v`, with :math:`F = \nabla^2_\theta \bar D`.
 
     :math:`\bar D(\theta)` is the mean KL(π_old‖π_θ) over states with π_old held fixed; at
@@ -122,8 +124,9 @@ def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: Sequence[
     return fisher_operator(mean_kl, params, damping=damping)(vector)
 
 
-def hessian_vector_product(gradient: torch.Tensor, params: Sequence[torch.Tensor],
-                           vector: torch.Tensor) -> torch.Tensor:
+def hessian_vector_product(
+    gradient: torch.Tensor, params: Sequence[torch.Tensor], vector: torch.Tensor
+) -> torch.Tensor:
     r""":math:`\nabla^2 f\, v = \nabla_\theta\big(\nabla_\theta f \cdot v\big)`, by double backpropagation.
 
     Parameters
@@ -153,8 +156,9 @@ def hessian_vector_product(gradient: torch.Tensor, params: Sequence[torch.Tensor
     return torch.cat([h.reshape(-1) for h in hvp]).detach()
 
 
-def fisher_operator(mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], *,
-                    damping: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
+def fisher_operator(
+    mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], *, damping: float = 0.0
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """``v -> (F + λI) v`` at the current θ, the KL's gradient graph built once (see :func:`fisher_vector_product`).
 
     The returned function is valid until ``params`` change.
@@ -188,8 +192,9 @@ class LineSearchResult(NamedTuple):
     """Mean KL of the accepted step (of the last trial when rejected)."""
 
 
-def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], *, max_kl: float,
-                             shrink: float = 0.8, max_steps: int = 10) -> LineSearchResult:
+def backtracking_line_search(
+    evaluate: Callable[[float], tuple[float, float]], *, max_kl: float, shrink: float = 0.8, max_steps: int = 10
+) -> LineSearchResult:
     r"""Try fractions :math:`1, \alpha, \alpha^2, \ldots` of a step; accept the first that keeps KL ≤ δ and improves.
 
     Parameters

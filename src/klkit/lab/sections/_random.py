@@ -10,6 +10,7 @@ def random_pairs(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, 
 
     Returns two ``(n, k)`` float64 arrays of strictly positive probabilities (rows sum to 1).
     """
+
     def draw() -> np.ndarray:
         alpha = rng.choice([0.05, 0.3, 1.0, 5.0, 50.0], size=n)[:, None] * np.ones((n, k))
         x = rng.gamma(alpha)

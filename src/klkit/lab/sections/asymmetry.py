@@ -47,8 +47,11 @@ def run(ctx: LabContext) -> SectionResult:
     for name, m1, s1, m2, s2 in gauss:
         p_n, q_n = normal(m1, s1), normal(m2, s2)
         pq, qp = float(klkit.kl_divergence(p_n, q_n)), float(klkit.kl_divergence(q_n, p_n))
-        worst_ref = max(worst_ref, abs(pq - _normal_kl(m1, s1, m2, s2)) / max(1.0, pq),
-                        abs(qp - _normal_kl(m2, s2, m1, s1)) / max(1.0, qp))
+        worst_ref = max(
+            worst_ref,
+            abs(pq - _normal_kl(m1, s1, m2, s2)) / max(1.0, pq),
+            abs(qp - _normal_kl(m2, s2, m1, s1)) / max(1.0, qp),
+        )
         rows.append((name, f"N({m1:g}, {s1:g}²)", f"N({m2:g}, {s2:g}²)", pq, qp))
 
     n = 10_000 if ctx.quick else 100_000
@@ -62,33 +65,43 @@ def run(ctx: LabContext) -> SectionResult:
 
     coin = rows[0]
     checks = [
-        Check("the lesson's example: KL(P‖Q) ≠ KL(Q‖P) for P = (½, ½), Q = (0.9, 0.1)",
-              f"KL(P‖Q) = {coin[3]:.4f}, KL(Q‖P) = {coin[4]:.4f} nats", abs(coin[3] - coin[4]) > 0.1),
-        Check("table values agree with independent references: scipy.stats.entropy(p, q) (= KL(p‖q)) for the "
-              "discrete pairs, the textbook formula for the Gaussians", f"worst difference = {worst_ref:.2e}",
-              worst_ref <= 1e-12),
-        Check(f"asymmetry is the rule: random pairs (K = 5, {n:,}) with KL(P‖Q) ≠ KL(Q‖P) (relative difference "
-              "> 1e-6)", f"{100 * frac:.2f}% of pairs; median ratio of the larger to the smaller = {median_ratio:.2f}",
-              frac > 0.99),
+        Check(
+            "the lesson's example: KL(P‖Q) ≠ KL(Q‖P) for P = (½, ½), Q = (0.9, 0.1)",
+            f"KL(P‖Q) = {coin[3]:.4f}, KL(Q‖P) = {coin[4]:.4f} nats",
+            abs(coin[3] - coin[4]) > 0.1,
+        ),
+        Check(
+            "table values agree with independent references: scipy.stats.entropy(p, q) (= KL(p‖q)) for the "
+            "discrete pairs, the textbook formula for the Gaussians",
+            f"worst difference = {worst_ref:.2e}",
+            worst_ref <= 1e-12,
+        ),
+        Check(
+            f"asymmetry is the rule: random pairs (K = 5, {n:,}) with KL(P‖Q) ≠ KL(Q‖P) (relative difference > 1e-6)",
+            f"{100 * frac:.2f}% of pairs; median ratio of the larger to the smaller = {median_ratio:.2f}",
+            frac > 0.99,
+        ),
         Check("by contrast Jensen–Shannon is symmetric", f"max |JS(P,Q) − JS(Q,P)| = {js_sym:.2e}", js_sym <= 1e-12),
     ]
     body = "".join(
-        f'<tr><td>{html.escape(name)}</td><td>{html.escape(ps)}</td><td>{html.escape(qs)}</td>'
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(ps)}</td><td>{html.escape(qs)}</td>"
         f'<td class="num">{pq:.4f}</td><td class="num">{qp:.4f}</td></tr>'
         for name, ps, qs, pq, qp in rows
     )
-    table = ("<table><tr><th>pair</th><th>P</th><th>Q</th><th>KL(P‖Q) nats</th><th>KL(Q‖P) nats</th></tr>"
-             f"{body}</table>")
+    table = f"<table><tr><th>pair</th><th>P</th><th>Q</th><th>KL(P‖Q) nats</th><th>KL(Q‖P) nats</th></tr>{body}</table>"
     return SectionResult(
         key="asymmetry",
         title="KL divergence is not symmetric",
         claim="KL(P‖Q) and KL(Q‖P) differ in general: KL is a divergence, not a distance. It is infinite when Q "
-              "gives zero probability to an outcome P can produce, but not the other way round.",
+        "gives zero probability to an outcome P can produce, but not the other way round.",
         how="A table of both directions with klkit.kl_divergence for the lesson's pairs (checked against "
-            "scipy.stats.entropy) and for Gaussians as torch distributions (klkit's closed form, checked against the "
-            f"textbook formula); the fraction of {n:,} random pairs where the two directions differ.",
+        "scipy.stats.entropy) and for Gaussians as torch distributions (klkit's closed form, checked against the "
+        f"textbook formula); the fraction of {n:,} random pairs where the two directions differ.",
         checks=checks,
         tables_html=[table],
-        numbers={"table": [{"pair": r[0], "kl_pq": r[3], "kl_qp": r[4]} for r in rows],
-                 "fraction_asymmetric": frac, "median_ratio": median_ratio},
+        numbers={
+            "table": [{"pair": r[0], "kl_pq": r[3], "kl_qp": r[4]} for r in rows],
+            "fraction_asymmetric": frac,
+            "median_ratio": median_ratio,
+        },
     )

@@ -34,12 +34,17 @@ def run(ctx: LabContext) -> SectionResult:
 
     checks = [
         Check("H(fair coin) = 1 bit", f"H = {fair!r} bits", fair == 1.0),
-        Check(f"H(coin with P(heads) = {bias:g}) = −0.9 log₂ 0.9 − 0.1 log₂ 0.1",
-              f"klkit {biased:.12f} bits; math {ref:.12f}; scipy {scipy_ref:.12f}",
-              abs(biased - ref) < 1e-12 and abs(biased - scipy_ref) < 1e-12),
+        Check(
+            f"H(coin with P(heads) = {bias:g}) = −0.9 log₂ 0.9 − 0.1 log₂ 0.1",
+            f"klkit {biased:.12f} bits; math {ref:.12f}; scipy {scipy_ref:.12f}",
+            abs(biased - ref) < 1e-12 and abs(biased - scipy_ref) < 1e-12,
+        ),
         Check("a biased coin carries less than a fair one", f"{biased:.4f} < {fair:g} bit", biased < fair),
-        Check(f"entropy = expected surprise: mean surprise of {n:,} simulated flips within 4 standard errors",
-              f"{mean:.4f} ± {se:.4f} bits (z = {z:+.2f})", abs(z) < 4),
+        Check(
+            f"entropy = expected surprise: mean surprise of {n:,} simulated flips within 4 standard errors",
+            f"{mean:.4f} ± {se:.4f} bits (z = {z:+.2f})",
+            abs(z) < 4,
+        ),
     ]
     rows = "".join(
         f'<tr><td class="num">{p:g}</td><td class="num">{float(klkit.entropy([p, 1 - p], base=2)):.4f}</td></tr>'
@@ -51,9 +56,14 @@ def run(ctx: LabContext) -> SectionResult:
         title="A fair coin carries one bit; a biased coin less",
         claim="The entropy of a fair coin is exactly 1 bit; a coin with P(heads) = 0.9 has entropy ≈ 0.469 bits.",
         how="klkit.entropy(base=2) against the formula evaluated with plain math and against scipy.stats.entropy; "
-            "and the mean surprise of simulated flips (entropy is the expected surprise).",
+        "and the mean surprise of simulated flips (entropy is the expected surprise).",
         checks=checks,
         tables_html=[table],
-        numbers={"fair_coin_bits": fair, "biased_p": bias, "biased_coin_bits": biased, "mc_mean_bits": mean,
-                 "mc_standard_error": se},
+        numbers={
+            "fair_coin_bits": fair,
+            "biased_p": bias,
+            "biased_coin_bits": biased,
+            "mc_mean_bits": mean,
+            "mc_standard_error": se,
+        },
     )

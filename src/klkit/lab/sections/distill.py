@@ -27,9 +27,34 @@ from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_
 # Configuration
 # ---------------------------------------------------------------------------
 
-MODULES = ("collections", "functools", "itertools", "json", "re", "argparse", "logging", "pathlib", "random",
-           "statistics", "textwrap", "string", "heapq", "bisect", "datetime", "fractions", "decimal", "csv",
-           "difflib", "shutil", "subprocess", "threading", "typing", "dataclasses", "enum", "inspect")
+MODULES = (
+    "collections",
+    "functools",
+    "itertools",
+    "json",
+    "re",
+    "argparse",
+    "logging",
+    "pathlib",
+    "random",
+    "statistics",
+    "textwrap",
+    "string",
+    "heapq",
+    "bisect",
+    "datetime",
+    "fractions",
+    "decimal",
+    "csv",
+    "difflib",
+    "shutil",
+    "subprocess",
+    "threading",
+    "typing",
+    "dataclasses",
+    "enum",
+    "inspect",
+)
 CHARS = "abcdefghijklmnopqrstuvwxyz .,'-()"  # everything else becomes a space; runs of spaces collapse
 TEACHER_CONTEXT, STUDENT_CONTEXT = 10, 4  # characters each model sees
 
@@ -49,10 +74,28 @@ class Budget:
     digit_lr: float
 
 
-FULL = Budget(teacher_steps=1500, teacher_lr=6e-3, student_steps=500, student_lr=8e-3, samples=256, sample_length=64,
-              digit_seeds=5, digit_steps=300, digit_lr=1e-2)
-QUICK = Budget(teacher_steps=400, teacher_lr=1e-2, student_steps=200, student_lr=1e-2, samples=256, sample_length=64,
-               digit_seeds=3, digit_steps=100, digit_lr=3e-2)
+FULL = Budget(
+    teacher_steps=1500,
+    teacher_lr=6e-3,
+    student_steps=500,
+    student_lr=8e-3,
+    samples=256,
+    sample_length=64,
+    digit_seeds=5,
+    digit_steps=300,
+    digit_lr=1e-2,
+)
+QUICK = Budget(
+    teacher_steps=400,
+    teacher_lr=1e-2,
+    student_steps=200,
+    student_lr=1e-2,
+    samples=256,
+    sample_length=64,
+    digit_seeds=3,
+    digit_steps=100,
+    digit_lr=3e-2,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -83,15 +126,20 @@ def char_model(context: int, embed: int, hidden: int) -> Any:
     """An MLP language model: embeddings of the last ``context`` characters → tanh layer → logits."""
     import torch.nn as nn
 
-    model = nn.Sequential(nn.Embedding(len(CHARS), embed), nn.Flatten(1), nn.Linear(context * embed, hidden),
-                          nn.Tanh(), nn.Linear(hidden, len(CHARS)))
+    model = nn.Sequential(
+        nn.Embedding(len(CHARS), embed),
+        nn.Flatten(1),
+        nn.Linear(context * embed, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, len(CHARS)),
+    )
     model.context = context
     return model
 
 
 def logits_of(model: Any, windows: Any) -> Any:
     """Logits of the next character after each row of ``windows`` (B, ≥ context) of character ids."""
-    return model(windows[:, -model.context:])
+    return model(windows[:, -model.context :])
 
 
 def sample(model: Any, prompts: Any, length: int, generator: Any) -> Any:
@@ -180,8 +228,12 @@ def evaluate(model: Any, teacher: Any, held: Any, budget: Budget, seed: int) -> 
         own = torch.log_softmax(logits_of(model, windows[:, :-1]), dim=-1)
         entropy = float(-(own.exp() * own).sum(-1).mean())
     lines = ["".join(CHARS[i] for i in row) for row in seq[:2].tolist()]
-    return {"held_out_nll": nll, "teacher_log_likelihood": teacher_ll, "sample_entropy": entropy,
-            "lines": [(line[:TEACHER_CONTEXT], line[TEACHER_CONTEXT:]) for line in lines]}
+    return {
+        "held_out_nll": nll,
+        "teacher_log_likelihood": teacher_ll,
+        "sample_entropy": entropy,
+        "lines": [(line[:TEACHER_CONTEXT], line[TEACHER_CONTEXT:]) for line in lines],
+    }
 
 
 def language_demo(ctx: LabContext, budget: Budget) -> dict[str, Any]:
@@ -191,7 +243,7 @@ def language_demo(ctx: LabContext, budget: Budget) -> dict[str, Any]:
     ids = torch.tensor([CHARS.index(c) for c in text])
     split = int(0.9 * len(ids))
     windows = ids.unfold(0, TEACHER_CONTEXT + 1, 1)
-    train, held = windows[:split - TEACHER_CONTEXT], windows[split:]
+    train, held = windows[: split - TEACHER_CONTEXT], windows[split:]
     cache = ctx.out_dir / f"distill-teacher-{ctx.seed}-{budget.teacher_steps}-{budget.teacher_lr}.pt"
     if cache.is_file():  # reused within the run's staging folder
         teacher = char_model(TEACHER_CONTEXT, 24, 256)
@@ -206,8 +258,10 @@ def language_demo(ctx: LabContext, budget: Budget) -> dict[str, Any]:
         ctx.progress(f"distilling a student with {divergence}")
         student = distill_student(teacher, train, divergence, budget.student_steps, ctx.seed, budget.student_lr)
         results[divergence] = evaluate(student, teacher, held, budget, ctx.seed)
-    parameters = {"teacher": sum(p.numel() for p in teacher.parameters()),
-                  "student": sum(p.numel() for p in char_model(STUDENT_CONTEXT, 8, 32).parameters())}
+    parameters = {
+        "teacher": sum(p.numel() for p in teacher.parameters()),
+        "student": sum(p.numel() for p in char_model(STUDENT_CONTEXT, 8, 32).parameters()),
+    }
     return {"characters": len(text), "held_out_characters": len(held), "parameters": parameters, **results}
 
 
@@ -216,8 +270,9 @@ def language_demo(ctx: LabContext, budget: Budget) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def digits_demo(seeds: list[int], steps: int, lr: float, temperature: float = 4.0,
-                alpha: float = 0.9) -> dict[str, Any]:
+def digits_demo(
+    seeds: list[int], steps: int, lr: float, temperature: float = 4.0, alpha: float = 0.9
+) -> dict[str, Any]:
     """Per seed: a 64-256-10 teacher and two 64-16-10 students (ReLU) on 20% of the digits, full-batch Adam
     (``steps`` at learning rate ``lr`` for each).
 
@@ -247,8 +302,9 @@ def digits_demo(seeds: list[int], steps: int, lr: float, temperature: float = 4.
             z = model(x)
             loss = F.cross_entropy(z, labels)
             if soft is not None:
-                loss = (1 - alpha) * loss + alpha * divergence_loss(z, soft, temperature=temperature,
-                                                                    temperature_scaling=True)
+                loss = (1 - alpha) * loss + alpha * divergence_loss(
+                    z, soft, temperature=temperature, temperature_scaling=True
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -262,17 +318,30 @@ def digits_demo(seeds: list[int], steps: int, lr: float, temperature: float = 4.
         n_train = len(y_tr)
         teacher = fit(mlp(256, seed), x_tr, y_tr, weight_decay=1e-3)
         row = {"seed": seed}
-        for name, model in (("teacher", teacher), ("hard", fit(mlp(16, seed + 100), x_tr, y_tr)),
-                            ("distilled", fit(mlp(16, seed + 100), x_tr, y_tr, teacher=teacher))):
+        for name, model in (
+            ("teacher", teacher),
+            ("hard", fit(mlp(16, seed + 100), x_tr, y_tr)),
+            ("distilled", fit(mlp(16, seed + 100), x_tr, y_tr, teacher=teacher)),
+        ):
             with torch.no_grad():
                 z = model(x_te)
-            row[name] = {"accuracy": float((z.argmax(1) == y_te).float().mean()),
-                         "nll": float(F.cross_entropy(z, y_te))}
+            row[name] = {
+                "accuracy": float((z.argmax(1) == y_te).float().mean()),
+                "nll": float(F.cross_entropy(z, y_te)),
+            }
         rows.append(row)
-    mean = {name: {m: float(np.mean([r[name][m] for r in rows])) for m in ("accuracy", "nll")}
-            for name in ("teacher", "hard", "distilled")}
-    return {"n_train": n_train, "n_test": len(y) - n_train, "temperature": temperature, "alpha": alpha, "seeds": rows,
-            "mean": mean}
+    mean = {
+        name: {m: float(np.mean([r[name][m] for r in rows])) for m in ("accuracy", "nll")}
+        for name in ("teacher", "hard", "distilled")
+    }
+    return {
+        "n_train": n_train,
+        "n_test": len(y) - n_train,
+        "temperature": temperature,
+        "alpha": alpha,
+        "seeds": rows,
+        "mean": mean,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -309,72 +378,99 @@ def _run(ctx: LabContext) -> SectionResult:
     acc_wins = sum(s["distilled"]["accuracy"] > s["hard"]["accuracy"] for s in dig["seeds"])
     n_seeds = len(dig["seeds"])
     checks = [
-        Check("the forward-KL student has the lowest held-out NLL (it covers the teacher's mass)",
-              f"nats/char: forward {f['held_out_nll']:.3f}, JSD {j['held_out_nll']:.3f}, reverse "
-              f"{r['held_out_nll']:.3f} (teacher {lm['teacher']['held_out_nll']:.3f})",
-              f["held_out_nll"] < min(j["held_out_nll"], r["held_out_nll"])),
-        Check("the reverse-KL student's samples have the highest teacher log-likelihood per character",
-              f"reverse {r['teacher_log_likelihood']:.3f}, JSD {j['teacher_log_likelihood']:.3f}, forward "
-              f"{f['teacher_log_likelihood']:.3f} nats/char",
-              r["teacher_log_likelihood"] > max(j["teacher_log_likelihood"], f["teacher_log_likelihood"])),
-        Check("the reverse-KL student's samples have the lowest entropy (it seeks the teacher's modes)",
-              f"reverse {r['sample_entropy']:.3f}, JSD {j['sample_entropy']:.3f}, forward "
-              f"{f['sample_entropy']:.3f} nats/char",
-              r["sample_entropy"] < min(j["sample_entropy"], f["sample_entropy"])),
-        Check("the JSD student lies between the two on all three measures",
-              f"held-out NLL, teacher log-likelihood, entropy: {between('held_out_nll')}, "
-              f"{between('teacher_log_likelihood')}, {between('sample_entropy')}",
-              between("held_out_nll") and between("teacher_log_likelihood") and between("sample_entropy")),
-        Check(f"digits: the distilled small student beats the hard-label one in test NLL on every seed "
-              f"(T = {dig['temperature']:g}, T² scaling)",
-              f"mean NLL {soft['nll']:.4f} vs {hard['nll']:.4f}; lower on {nll_wins} of {n_seeds} seeds",
-              nll_wins == n_seeds),
-        Check("digits: and in test accuracy (mean over seeds, and on most seeds)",
-              f"mean accuracy {soft['accuracy']:.4f} vs {hard['accuracy']:.4f}; higher on {acc_wins} of {n_seeds} "
-              f"seeds (teacher {dig['mean']['teacher']['accuracy']:.4f})",
-              soft["accuracy"] > hard["accuracy"] and acc_wins > n_seeds / 2),
+        Check(
+            "the forward-KL student has the lowest held-out NLL (it covers the teacher's mass)",
+            f"nats/char: forward {f['held_out_nll']:.3f}, JSD {j['held_out_nll']:.3f}, reverse "
+            f"{r['held_out_nll']:.3f} (teacher {lm['teacher']['held_out_nll']:.3f})",
+            f["held_out_nll"] < min(j["held_out_nll"], r["held_out_nll"]),
+        ),
+        Check(
+            "the reverse-KL student's samples have the highest teacher log-likelihood per character",
+            f"reverse {r['teacher_log_likelihood']:.3f}, JSD {j['teacher_log_likelihood']:.3f}, forward "
+            f"{f['teacher_log_likelihood']:.3f} nats/char",
+            r["teacher_log_likelihood"] > max(j["teacher_log_likelihood"], f["teacher_log_likelihood"]),
+        ),
+        Check(
+            "the reverse-KL student's samples have the lowest entropy (it seeks the teacher's modes)",
+            f"reverse {r['sample_entropy']:.3f}, JSD {j['sample_entropy']:.3f}, forward "
+            f"{f['sample_entropy']:.3f} nats/char",
+            r["sample_entropy"] < min(j["sample_entropy"], f["sample_entropy"]),
+        ),
+        Check(
+            "the JSD student lies between the two on all three measures",
+            f"held-out NLL, teacher log-likelihood, entropy: {between('held_out_nll')}, "
+            f"{between('teacher_log_likelihood')}, {between('sample_entropy')}",
+            between("held_out_nll") and between("teacher_log_likelihood") and between("sample_entropy"),
+        ),
+        Check(
+            f"digits: the distilled small student beats the hard-label one in test NLL on every seed "
+            f"(T = {dig['temperature']:g}, T² scaling)",
+            f"mean NLL {soft['nll']:.4f} vs {hard['nll']:.4f}; lower on {nll_wins} of {n_seeds} seeds",
+            nll_wins == n_seeds,
+        ),
+        Check(
+            "digits: and in test accuracy (mean over seeds, and on most seeds)",
+            f"mean accuracy {soft['accuracy']:.4f} vs {hard['accuracy']:.4f}; higher on {acc_wins} of {n_seeds} "
+            f"seeds (teacher {dig['mean']['teacher']['accuracy']:.4f})",
+            soft["accuracy"] > hard["accuracy"] and acc_wins > n_seeds / 2,
+        ),
     ]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     names = {"forward_kl": "forward KL", "jsd": "JSD (β = 0.5)", "reverse_kl": "reverse KL (on-policy)"}
     for i, (key, label) in enumerate(names.items()):
         res = lm[key]
-        ax1.scatter(res["held_out_nll"], res["teacher_log_likelihood"], s=400 * res["sample_entropy"] / 2.5,
-                    color=f"C{i}", alpha=0.7, label=f"{label}: entropy {res['sample_entropy']:.2f}")
-    ax1.set(xlabel="held-out NLL of the student (nats/char) — lower covers more",
-            ylabel="teacher log-lik. of the student's samples", title="Character LM students (size ∝ entropy)")
+        ax1.scatter(
+            res["held_out_nll"],
+            res["teacher_log_likelihood"],
+            s=400 * res["sample_entropy"] / 2.5,
+            color=f"C{i}",
+            alpha=0.7,
+            label=f"{label}: entropy {res['sample_entropy']:.2f}",
+        )
+    ax1.set(
+        xlabel="held-out NLL of the student (nats/char) — lower covers more",
+        ylabel="teacher log-lik. of the student's samples",
+        title="Character LM students (size ∝ entropy)",
+    )
     ax1.legend(fontsize=8, loc="lower right")
     seeds = [s["seed"] for s in dig["seeds"]]
     ax2.plot(seeds, [s["hard"]["nll"] for s in dig["seeds"]], "o-", label="hard labels")
-    ax2.plot(seeds, [s["distilled"]["nll"] for s in dig["seeds"]], "s-",
-             label=f"distilled (T = {dig['temperature']:g})")
+    ax2.plot(
+        seeds, [s["distilled"]["nll"] for s in dig["seeds"]], "s-", label=f"distilled (T = {dig['temperature']:g})"
+    )
     ax2.plot(seeds, [s["teacher"]["nll"] for s in dig["seeds"]], "k:", label="teacher (64-256-10)")
-    ax2.set(xlabel="seed (split and initialisation)", ylabel="test NLL (nats)", xticks=seeds,
-            title="Digits: 64-16-10 students")
+    ax2.set(
+        xlabel="seed (split and initialisation)",
+        ylabel="test NLL (nats)",
+        xticks=seeds,
+        title="Digits: 64-16-10 students",
+    )
     ax2.legend(fontsize=8)
     fig_path = save_figure(ctx, fig, "distill")
 
     cells = "".join(
         f"<tr><td>{html.escape(label)}</td><td><code>{html.escape(prompt)}</code>|<code>{html.escape(cont)}</code>"
         "</td></tr>"
-        for key, label in (("teacher", "teacher"), *names.items()) for prompt, cont in lm[key]["lines"][:1])
-    table = ("<table><tr><th>model</th><th>prompt | sampled continuation (temperature 1)</th></tr>" + cells +
-             "</table>")
+        for key, label in (("teacher", "teacher"), *names.items())
+        for prompt, cont in lm[key]["lines"][:1]
+    )
+    table = "<table><tr><th>model</th><th>prompt | sampled continuation (temperature 1)</th></tr>" + cells + "</table>"
     return SectionResult(
         key="distill",
         title="Distilling a language model: forward KL covers, reverse KL seeks modes",
         claim="Distilling with forward KL(teacher‖student) makes a small student cover everything the teacher "
-              "can say (best likelihood of real text); reverse KL on the student's own samples makes it say what "
-              "the teacher finds most likely, with less variety; the JSD lies between. Soft targets at a "
-              "temperature (Hinton) teach a small classifier more than the labels alone.",
+        "can say (best likelihood of real text); reverse KL on the student's own samples makes it say what "
+        "the teacher finds most likely, with less variety; the JSD lies between. Soft targets at a "
+        "temperature (Hinton) teach a small classifier more than the labels alone.",
         how=f"(a) {lm['characters']:,} characters of standard-library docstrings ({len(MODULES)} modules, "
-            f"{len(CHARS)} symbols); the last 10% held out. Teacher: MLP over {TEACHER_CONTEXT} characters "
-            f"({lm['parameters']['teacher']:,} parameters, {budget.teacher_steps} Adam steps of cross-entropy). "
-            f"Students: MLP over {STUDENT_CONTEXT} characters ({lm['parameters']['student']:,} parameters), "
-            f"{budget.student_steps} steps each of klkit.distill.divergence_loss: forward KL on text windows, "
-            "reverse KL on the student's own 16-character continuations of text prompts, JSD on half of each. "
-            f"Measured on {budget.samples} samples of {budget.sample_length} characters per model. (b) sklearn "
-            f"digits, 20% for training, {n_seeds} seeds, {budget.digit_steps} full-batch Adam steps per model.",
+        f"{len(CHARS)} symbols); the last 10% held out. Teacher: MLP over {TEACHER_CONTEXT} characters "
+        f"({lm['parameters']['teacher']:,} parameters, {budget.teacher_steps} Adam steps of cross-entropy). "
+        f"Students: MLP over {STUDENT_CONTEXT} characters ({lm['parameters']['student']:,} parameters), "
+        f"{budget.student_steps} steps each of klkit.distill.divergence_loss: forward KL on text windows, "
+        "reverse KL on the student's own 16-character continuations of text prompts, JSD on half of each. "
+        f"Measured on {budget.samples} samples of {budget.sample_length} characters per model. (b) sklearn "
+        f"digits, 20% for training, {n_seeds} seeds, {budget.digit_steps} full-batch Adam steps per model.",
         checks=checks,
         figures=[fig_path],
         tables_html=[table],

@@ -36,18 +36,29 @@ def run(ctx: LabContext) -> SectionResult:
     argmax = float(coin[np.argmax(h_coin)])
 
     checks = [
-        Check("H(uniform on K outcomes) = log K for K = 2..64", f"worst |H − log K| = {uniform_err:.2e} nats",
-              uniform_err <= 1e-12),
+        Check(
+            "H(uniform on K outcomes) = log K for K = 2..64",
+            f"worst |H − log K| = {uniform_err:.2e} nats",
+            uniform_err <= 1e-12,
+        ),
         Check("H(point mass) = 0 for K = 2..64", f"max H = {point_max:g}", point_max == 0.0),
-        Check(f"H(P) ≤ log K for {3 * n:,} random (Dirichlet) distributions, K ∈ {{2, 5, 20}}",
-              f"smallest gap log K − max H = {worst_gap:.3g} nats", worst_gap >= 0),
-        Check("the entropy-of-a-coin curve peaks at p = 1/2 with 1 bit, and is 0 at p = 0 and p = 1",
-              f"argmax = {argmax:g}, max = {h_coin.max():.12g} bits, ends = {h_coin[0]:g}, {h_coin[-1]:g}",
-              argmax == 0.5 and abs(float(h_coin.max()) - 1) < 1e-12 and h_coin[0] == 0 and h_coin[-1] == 0),
+        Check(
+            f"H(P) ≤ log K for {3 * n:,} random (Dirichlet) distributions, K ∈ {{2, 5, 20}}",
+            f"smallest gap log K − max H = {worst_gap:.3g} nats",
+            worst_gap >= 0,
+        ),
+        Check(
+            "the entropy-of-a-coin curve peaks at p = 1/2 with 1 bit, and is 0 at p = 0 and p = 1",
+            f"argmax = {argmax:g}, max = {h_coin.max():.12g} bits, ends = {h_coin[0]:g}, {h_coin[-1]:g}",
+            argmax == 0.5 and abs(float(h_coin.max()) - 1) < 1e-12 and h_coin[0] == 0 and h_coin[-1] == 0,
+        ),
     ]
     table = ["<table><tr><th>K</th><th>min H over random P</th><th>max H over random P</th><th>log K</th></tr>"]
-    table += [f'<tr><td class="num">{k}</td><td class="num">{lo:.4f}</td><td class="num">{hi:.6f}</td>'
-              f'<td class="num">{lk:.6f}</td></tr>' for k, lo, hi, lk in rows]
+    table += [
+        f'<tr><td class="num">{k}</td><td class="num">{lo:.4f}</td><td class="num">{hi:.6f}</td>'
+        f'<td class="num">{lk:.6f}</td></tr>'
+        for k, lo, hi, lk in rows
+    ]
     table.append("</table>")
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -61,12 +72,16 @@ def run(ctx: LabContext) -> SectionResult:
         key="entropy",
         title="Entropy is maximal at the uniform distribution and zero at a point mass",
         claim="Among distributions on K outcomes, the uniform one has the largest entropy, log K; a point mass "
-              "(a certain outcome) has entropy 0.",
+        "(a certain outcome) has entropy 0.",
         how=f"klkit.entropy of the uniform distribution and of point masses for K = 2..64, and of {n:,} random "
-            "Dirichlet draws (concentrations 0.05 to 50) for each K ∈ {2, 5, 20}; the coin curve on a 1001-point grid.",
+        "Dirichlet draws (concentrations 0.05 to 50) for each K ∈ {2, 5, 20}; the coin curve on a 1001-point grid.",
         checks=checks,
         figures=[fig_path],
         tables_html=["".join(table)],
-        numbers={"uniform_max_error": uniform_err, "point_mass_max_entropy": point_max,
-                 "smallest_gap_to_log_k": worst_gap, "coin_argmax": argmax},
+        numbers={
+            "uniform_max_error": uniform_err,
+            "point_mass_max_entropy": point_max,
+            "smallest_gap_to_log_k": worst_gap,
+            "coin_argmax": argmax,
+        },
     )

@@ -29,8 +29,9 @@ def categorical_demo(n: int, seed: int) -> dict[str, Any]:
     y = torch.from_numpy(samples)
 
     theta = torch.zeros(k, dtype=torch.float64, requires_grad=True)  # logits of q, shared by every sample
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=100, tolerance_grad=1e-11, tolerance_change=1e-16,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [theta], lr=1.0, max_iter=100, tolerance_grad=1e-11, tolerance_change=1e-16, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> Any:
         opt.zero_grad()
@@ -49,9 +50,13 @@ def categorical_demo(n: int, seed: int) -> dict[str, Any]:
     decomposition_error = float(np.max(np.abs(nll - (d.entropy + d.kl_divergence))))
     h_freq = float(klkit.entropy(freq))
     return {
-        "n": n, "p_true": p_true.tolist(), "frequencies": freq.tolist(), "q_fit": q_fit.tolist(),
+        "n": n,
+        "p_true": p_true.tolist(),
+        "frequencies": freq.tolist(),
+        "q_fit": q_fit.tolist(),
         "max_abs_q_minus_freq": float(np.max(np.abs(q_fit - freq))),
-        "loss_at_optimum": loss_fit, "entropy_of_frequencies": h_freq,
+        "loss_at_optimum": loss_fit,
+        "entropy_of_frequencies": h_freq,
         "kl_frequencies_q_fit": float(klkit.kl_divergence(freq, q_fit)),
         "decomposition_max_error": decomposition_error,
         "min_loss_over_random_q": float(nll.min()),
@@ -81,8 +86,15 @@ def digits_demo(seed: int, C: float = 1.0, grad_tol: float = 1e-8) -> dict[str, 
     yt, ye = torch.from_numpy(y_tr), torch.from_numpy(y_te)
     W = torch.zeros(d, k, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=25, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [W, b],
+        lr=1.0,
+        max_iter=25,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def objective() -> Any:
         opt.zero_grad()
@@ -95,8 +107,9 @@ def digits_demo(seed: int, C: float = 1.0, grad_tol: float = 1e-8) -> dict[str, 
     for step in range(60):
         value = float(opt.step(objective).detach())
         with torch.no_grad():
-            curve.append((step + 1, float(cross_entropy_loss(Xt @ W + b, yt)),
-                          float(cross_entropy_loss(Xe @ W + b, ye))))
+            curve.append(
+                (step + 1, float(cross_entropy_loss(Xt @ W + b, yt)), float(cross_entropy_loss(Xe @ W + b, ye)))
+            )
         grad = float(torch.cat([W.grad.reshape(-1), b.grad]).abs().max())
         if grad < grad_tol or value >= previous:
             break
@@ -117,16 +130,27 @@ def digits_demo(seed: int, C: float = 1.0, grad_tol: float = 1e-8) -> dict[str, 
     Wsk = torch.from_numpy(clf.coef_.T.copy())
     objective_sk = sk_train + 0.5 * lam * float((Wsk * Wsk).sum())
     return {
-        "n_train": n, "n_test": len(y_te), "C": C, "weight_decay_lambda": lam,
-        "train_ce_nats": train_ce, "test_ce_nats": test_ce, "train_ce_bits": train_ce / _LOG2,
-        "test_ce_bits": test_ce / _LOG2, "test_accuracy": acc, "test_log_likelihood": loglik_te,
+        "n_train": n,
+        "n_test": len(y_te),
+        "C": C,
+        "weight_decay_lambda": lam,
+        "train_ce_nats": train_ce,
+        "test_ce_nats": test_ce,
+        "train_ce_bits": train_ce / _LOG2,
+        "test_ce_bits": test_ce / _LOG2,
+        "test_accuracy": acc,
+        "test_log_likelihood": loglik_te,
         "test_ce_equals_minus_mean_loglik": abs(test_ce + loglik_te / len(y_te)),
-        "sklearn_test_log_loss": sk_test, "sklearn_train_log_loss": sk_train,
+        "sklearn_test_log_loss": sk_test,
+        "sklearn_train_log_loss": sk_train,
         "sklearn_test_accuracy": float(clf.score(X_te, y_te)),
         "test_log_loss_difference": abs(test_ce - sk_test),
         "max_coefficient_difference": float((W.detach() - Wsk).abs().max()),
-        "objective_ours": objective_ours, "objective_sklearn": objective_sk,
-        "lbfgs_steps": len(curve), "final_max_gradient": grad, "curve": curve,
+        "objective_ours": objective_ours,
+        "objective_sklearn": objective_sk,
+        "lbfgs_steps": len(curve),
+        "final_max_gradient": grad,
+        "curve": curve,
     }
 
 
@@ -141,30 +165,42 @@ def run(ctx: LabContext) -> SectionResult:
         dig = digits_demo(ctx.seed, grad_tol=1e-6 if ctx.quick else 1e-8)
 
     checks = [
-        Check(f"minimising the mean CE loss over q on {n:,} samples gives the empirical frequencies",
-              f"max |q − frequency| = {cat['max_abs_q_minus_freq']:.1e}", cat["max_abs_q_minus_freq"] <= 1e-6),
-        Check("at the optimum CE = H(empirical) + KL(empirical‖q) with KL = 0",
-              f"CE = {cat['loss_at_optimum']:.10f}, H = {cat['entropy_of_frequencies']:.10f}, "
-              f"KL = {cat['kl_frequencies_q_fit']:.1e} nats",
-              abs(cat["loss_at_optimum"] - cat["entropy_of_frequencies"]) <= 1e-9
-              and cat["kl_frequencies_q_fit"] <= 1e-9),
-        Check("for any q, the mean loss = H(empirical) + KL(empirical‖q) (20 random q's)",
-              f"worst error = {cat['decomposition_max_error']:.1e}; smallest of those losses "
-              f"{cat['min_loss_over_random_q']:.4f} > H = {cat['entropy_of_frequencies']:.4f}",
-              cat["decomposition_max_error"] <= 1e-12
-              and cat["min_loss_over_random_q"] > cat["entropy_of_frequencies"]),
-        Check("digits: the test CE loss is the negative mean log-likelihood of the test labels",
-              f"|CE + mean log-lik| = {dig['test_ce_equals_minus_mean_loglik']:.1e}",
-              dig["test_ce_equals_minus_mean_loglik"] <= 1e-12),
-        Check(f"digits: test log-loss equals sklearn LogisticRegression(C={dig['C']:g}) on the same objective "
-              f"(λ = 1/(C·n) = {dig['weight_decay_lambda']:.3g}) within 1e-4 nats",
-              f"klkit {dig['test_ce_nats']:.6f} vs sklearn {dig['sklearn_test_log_loss']:.6f} nats "
-              f"(|Δ| = {dig['test_log_loss_difference']:.1e}; max |ΔW| = {dig['max_coefficient_difference']:.1e})",
-              dig["test_log_loss_difference"] <= 1e-4),
-        Check("digits: a useful classifier (test accuracy ≥ 0.9)",
-              f"test CE {dig['test_ce_nats']:.4f} nats = {dig['test_ce_bits']:.4f} bits; train "
-              f"{dig['train_ce_nats']:.4f} nats = {dig['train_ce_bits']:.4f} bits; accuracy "
-              f"{dig['test_accuracy']:.3f} (sklearn {dig['sklearn_test_accuracy']:.3f})", dig["test_accuracy"] >= 0.9),
+        Check(
+            f"minimising the mean CE loss over q on {n:,} samples gives the empirical frequencies",
+            f"max |q − frequency| = {cat['max_abs_q_minus_freq']:.1e}",
+            cat["max_abs_q_minus_freq"] <= 1e-6,
+        ),
+        Check(
+            "at the optimum CE = H(empirical) + KL(empirical‖q) with KL = 0",
+            f"CE = {cat['loss_at_optimum']:.10f}, H = {cat['entropy_of_frequencies']:.10f}, "
+            f"KL = {cat['kl_frequencies_q_fit']:.1e} nats",
+            abs(cat["loss_at_optimum"] - cat["entropy_of_frequencies"]) <= 1e-9 and cat["kl_frequencies_q_fit"] <= 1e-9,
+        ),
+        Check(
+            "for any q, the mean loss = H(empirical) + KL(empirical‖q) (20 random q's)",
+            f"worst error = {cat['decomposition_max_error']:.1e}; smallest of those losses "
+            f"{cat['min_loss_over_random_q']:.4f} > H = {cat['entropy_of_frequencies']:.4f}",
+            cat["decomposition_max_error"] <= 1e-12 and cat["min_loss_over_random_q"] > cat["entropy_of_frequencies"],
+        ),
+        Check(
+            "digits: the test CE loss is the negative mean log-likelihood of the test labels",
+            f"|CE + mean log-lik| = {dig['test_ce_equals_minus_mean_loglik']:.1e}",
+            dig["test_ce_equals_minus_mean_loglik"] <= 1e-12,
+        ),
+        Check(
+            f"digits: test log-loss equals sklearn LogisticRegression(C={dig['C']:g}) on the same objective "
+            f"(λ = 1/(C·n) = {dig['weight_decay_lambda']:.3g}) within 1e-4 nats",
+            f"klkit {dig['test_ce_nats']:.6f} vs sklearn {dig['sklearn_test_log_loss']:.6f} nats "
+            f"(|Δ| = {dig['test_log_loss_difference']:.1e}; max |ΔW| = {dig['max_coefficient_difference']:.1e})",
+            dig["test_log_loss_difference"] <= 1e-4,
+        ),
+        Check(
+            "digits: a useful classifier (test accuracy ≥ 0.9)",
+            f"test CE {dig['test_ce_nats']:.4f} nats = {dig['test_ce_bits']:.4f} bits; train "
+            f"{dig['train_ce_nats']:.4f} nats = {dig['train_ce_bits']:.4f} bits; accuracy "
+            f"{dig['test_accuracy']:.3f} (sklearn {dig['sklearn_test_accuracy']:.3f})",
+            dig["test_accuracy"] >= 0.9,
+        ),
     ]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -178,8 +214,12 @@ def run(ctx: LabContext) -> SectionResult:
     ax2.plot(steps, np.array(tr) / _LOG2, label="train CE", color="C0")
     ax2.plot(steps, np.array(te) / _LOG2, label="test CE", color="C3")
     ax2.axhline(dig["sklearn_test_log_loss"] / _LOG2, color="k", ls=":", lw=1, label="sklearn test log-loss")
-    ax2.set(xlabel="L-BFGS step (up to 25 iterations each)", ylabel="cross-entropy (bits)", yscale="log",
-            title="Digits softmax regression: minimising CE = maximising likelihood")
+    ax2.set(
+        xlabel="L-BFGS step (up to 25 iterations each)",
+        ylabel="cross-entropy (bits)",
+        yscale="log",
+        title="Digits softmax regression: minimising CE = maximising likelihood",
+    )
     ax2.legend(fontsize=8)
     fig_path = save_figure(ctx, fig, "losses")
 
@@ -199,12 +239,12 @@ def run(ctx: LabContext) -> SectionResult:
         key="losses",
         title="Cross-entropy loss = negative log-likelihood = maximum likelihood",
         claim="The cross-entropy loss of a classifier is the negative mean log-likelihood of the labels, so "
-              "minimising it is maximum-likelihood estimation: for categorical data the minimiser is the empirical "
-              "distribution, where the loss equals its entropy (the KL term vanishes).",
+        "minimising it is maximum-likelihood estimation: for categorical data the minimiser is the empirical "
+        "distribution, where the loss equals its entropy (the KL term vanishes).",
         how=f"(a) {n:,} samples of a 6-category distribution; q's logits fitted by L-BFGS on "
-            "klkit.losses.cross_entropy_loss; the loss decomposed with klkit.decompose. (b) Softmax regression on "
-            "sklearn's digits, mean CE + ½λ‖W‖² minimised by L-BFGS in float64, compared with "
-            "sklearn.linear_model.LogisticRegression with C = 1/(λ n), the same objective scaled by C n.",
+        "klkit.losses.cross_entropy_loss; the loss decomposed with klkit.decompose. (b) Softmax regression on "
+        "sklearn's digits, mean CE + ½λ‖W‖² minimised by L-BFGS in float64, compared with "
+        "sklearn.linear_model.LogisticRegression with C = 1/(λ n), the same objective scaled by C n.",
         checks=checks,
         figures=[fig_path],
         tables_html=[table],

@@ -47,31 +47,50 @@ def run(ctx: LabContext) -> SectionResult:
     mi = _information_checks(rng, 500 if ctx.quick else 5_000)
 
     checks = [
-        Check(f"Pinsker: TV ≤ √(KL/2) on {n:,} random pairs (K = {k}, KL in nats)",
-              f"max TV / √(KL/2) = {np.max(tv / pinsker):.4f}", bool(np.all(tv <= pinsker + _TOL))),
-        Check("Bretagnolle–Huber: TV ≤ √(1 − e^−KL), the better bound once KL is large",
-              f"max TV / √(1 − e^−KL) = {np.max(tv / bretagnolle_huber):.4f}; tighter than Pinsker for "
-              f"{100 * bh_tighter:.1f}% of pairs", bool(np.all(tv <= bretagnolle_huber + _TOL))),
-        Check("Hellinger and Bhattacharyya: H² = 1 − BC, BC = Σ√(pq) (numpy); 2H² ≤ D_½ = −2 log BC ≤ KL, "
-              "so H² ≤ KL",
-              f"max 2H²/KL = {np.max(2 * h2 / kl):.4f}, max (D_½ − KL) = {np.max(d_half - kl):.2e}; "
-              f"max relative |D_½ + 2 log BC| = {bhattacharyya:.1e}, max |H² − (1 − BC)| = {hellinger_bc:.1e}",
-              bool(np.all(2 * h2 <= d_half + _TOL) and np.all(d_half <= kl + _TOL * (1 + kl))
-                   and bhattacharyya <= 1e-12 and hellinger_bc <= 1e-12)),
-        Check(f"Rényi D_α is non-decreasing in α over α ∈ {{{', '.join(_order(a) for a in _ORDERS)}}}; D_1 is KL",
-              f"min relative step = {rel_step:.1e}; max |D_1 − KL| = {at_one:.1e}",
-              bool(rel_step >= -_TOL and at_one == 0.0)),
-        Check(f"D_α is continuous at α = 1: the slopes (D_(1±δ) − KL)/(±δ), δ = {delta:g}, equal the derivative "
-              "½ Var_P(log P/Q) computed with numpy",
-              f"max relative slope error = {slope_error:.1e} (slopes up to {np.max(half_variance):.3g} nats)",
-              bool(slope_error <= 1e-3)),
-        Check(f"I(X;Y) = KL(P_XY‖P_X P_Y) = H(X) + H(Y) − H(X,Y) = H(Y) − H(Y|X) ≥ 0 on {mi['tables']:,} random "
-              "joint tables (4 × 5, some cells impossible)",
-              f"max spread of the four = {mi['spread']:.1e} nats; min I = {mi['min']:.2e}",
-              bool(mi["spread"] <= 1e-12 and mi["min"] >= 0)),
-        Check("data processing: a channel Y → Z never adds information, I(X;Z) ≤ I(X;Y)",
-              f"max I(X;Z) − I(X;Y) = {mi['processing']:.2e} nats; median ratio I(X;Z)/I(X;Y) = "
-              f"{mi['ratio']:.3f}", bool(mi["processing"] <= _TOL)),
+        Check(
+            f"Pinsker: TV ≤ √(KL/2) on {n:,} random pairs (K = {k}, KL in nats)",
+            f"max TV / √(KL/2) = {np.max(tv / pinsker):.4f}",
+            bool(np.all(tv <= pinsker + _TOL)),
+        ),
+        Check(
+            "Bretagnolle–Huber: TV ≤ √(1 − e^−KL), the better bound once KL is large",
+            f"max TV / √(1 − e^−KL) = {np.max(tv / bretagnolle_huber):.4f}; tighter than Pinsker for "
+            f"{100 * bh_tighter:.1f}% of pairs",
+            bool(np.all(tv <= bretagnolle_huber + _TOL)),
+        ),
+        Check(
+            "Hellinger and Bhattacharyya: H² = 1 − BC, BC = Σ√(pq) (numpy); 2H² ≤ D_½ = −2 log BC ≤ KL, so H² ≤ KL",
+            f"max 2H²/KL = {np.max(2 * h2 / kl):.4f}, max (D_½ − KL) = {np.max(d_half - kl):.2e}; "
+            f"max relative |D_½ + 2 log BC| = {bhattacharyya:.1e}, max |H² − (1 − BC)| = {hellinger_bc:.1e}",
+            bool(
+                np.all(2 * h2 <= d_half + _TOL)
+                and np.all(d_half <= kl + _TOL * (1 + kl))
+                and bhattacharyya <= 1e-12
+                and hellinger_bc <= 1e-12
+            ),
+        ),
+        Check(
+            f"Rényi D_α is non-decreasing in α over α ∈ {{{', '.join(_order(a) for a in _ORDERS)}}}; D_1 is KL",
+            f"min relative step = {rel_step:.1e}; max |D_1 − KL| = {at_one:.1e}",
+            bool(rel_step >= -_TOL and at_one == 0.0),
+        ),
+        Check(
+            f"D_α is continuous at α = 1: the slopes (D_(1±δ) − KL)/(±δ), δ = {delta:g}, equal the derivative "
+            "½ Var_P(log P/Q) computed with numpy",
+            f"max relative slope error = {slope_error:.1e} (slopes up to {np.max(half_variance):.3g} nats)",
+            bool(slope_error <= 1e-3),
+        ),
+        Check(
+            f"I(X;Y) = KL(P_XY‖P_X P_Y) = H(X) + H(Y) − H(X,Y) = H(Y) − H(Y|X) ≥ 0 on {mi['tables']:,} random "
+            "joint tables (4 × 5, some cells impossible)",
+            f"max spread of the four = {mi['spread']:.1e} nats; min I = {mi['min']:.2e}",
+            bool(mi["spread"] <= 1e-12 and mi["min"] >= 0),
+        ),
+        Check(
+            "data processing: a channel Y → Z never adds information, I(X;Z) ≤ I(X;Y)",
+            f"max I(X;Z) − I(X;Y) = {mi['processing']:.2e} nats; median ratio I(X;Z)/I(X;Y) = {mi['ratio']:.3f}",
+            bool(mi["processing"] <= _TOL),
+        ),
     ]
     shown = np.flatnonzero((renyi[-1] < 2.0) & (kl > 0.01))[:5]  # a few pairs with moderate D_∞
     figure = _figure(ctx, kl, tv, renyi[:, shown])
@@ -79,20 +98,25 @@ def run(ctx: LabContext) -> SectionResult:
         key="relatives",
         title="KL bounds its relatives",
         claim="Small KL forces the other measures of difference to be small: total variation ≤ √(KL/2) "
-              "(Pinsker) and ≤ √(1 − e^−KL) (Bretagnolle–Huber), Hellinger² ≤ KL; KL is the α = 1 member of "
-              "the Rényi family, which grows with α; mutual information is the KL from independence and "
-              "cannot grow through a channel.",
+        "(Pinsker) and ≤ √(1 − e^−KL) (Bretagnolle–Huber), Hellinger² ≤ KL; KL is the α = 1 member of "
+        "the Rényi family, which grows with α; mutual information is the KL from independence and "
+        "cannot grow through a channel.",
         how=f"klkit.total_variation, hellinger_distance, renyi_divergence and kl_divergence on {n:,} random "
-            "Dirichlet pairs (concentrations 0.05 to 50); klkit.mutual_information, joint_entropy and "
-            f"conditional_entropy on {mi['tables']:,} random joint tables, compared with klkit.entropy of "
-            "their marginals (numpy sums) and pushed through random channels.",
+        "Dirichlet pairs (concentrations 0.05 to 50); klkit.mutual_information, joint_entropy and "
+        f"conditional_entropy on {mi['tables']:,} random joint tables, compared with klkit.entropy of "
+        "their marginals (numpy sums) and pushed through random channels.",
         checks=checks,
         figures=[figure],
-        numbers={"pairs": n, "max_tv_over_pinsker": float(np.max(tv / pinsker)),
-                 "max_tv_over_bretagnolle_huber": float(np.max(tv / bretagnolle_huber)),
-                 "fraction_bretagnolle_huber_tighter": bh_tighter, "max_2h2_over_kl": float(np.max(2 * h2 / kl)),
-                 "min_renyi_step": rel_step, "renyi_slope_error_at_one": slope_error,
-                 "mutual_information": mi},
+        numbers={
+            "pairs": n,
+            "max_tv_over_pinsker": float(np.max(tv / pinsker)),
+            "max_tv_over_bretagnolle_huber": float(np.max(tv / bretagnolle_huber)),
+            "fraction_bretagnolle_huber_tighter": bh_tighter,
+            "max_2h2_over_kl": float(np.max(2 * h2 / kl)),
+            "min_renyi_step": rel_step,
+            "renyi_slope_error_at_one": slope_error,
+            "mutual_information": mi,
+        },
     )
 
 
@@ -110,9 +134,13 @@ def _information_checks(rng: np.random.Generator, n: int) -> dict[str, float]:
     pxz = np.einsum("txy,tyz->txz", pxy, channel)
     processed = klkit.mutual_information(pxz)
     informative = mi > 1e-9
-    return {"tables": n, "spread": float(spread), "min": float(mi.min()),
-            "processing": float(np.max(processed - mi)),
-            "ratio": float(np.median(processed[informative] / mi[informative]))}
+    return {
+        "tables": n,
+        "spread": float(spread),
+        "min": float(mi.min()),
+        "processing": float(np.max(processed - mi)),
+        "ratio": float(np.median(processed[informative] / mi[informative])),
+    }
 
 
 def _order(alpha: float) -> str:
@@ -127,8 +155,9 @@ def _figure(ctx: LabContext, kl: np.ndarray, tv: np.ndarray, renyi: np.ndarray):
     grid = np.geomspace(max(kl.min(), 1e-4), kl.max(), 200)
     left.plot(grid, np.minimum(np.sqrt(grid / 2), 1.0), color="C3", label="Pinsker √(KL/2)  (TV ≤ 1)")
     left.plot(grid, np.sqrt(-np.expm1(-grid)), color="C2", label="Bretagnolle–Huber √(1 − exp(−KL))")
-    left.set(xscale="log", xlabel="KL(P‖Q)  (nats)", ylabel="TV(P, Q)", ylim=(0, 1.05),
-             title="TV lies under both bounds")
+    left.set(
+        xscale="log", xlabel="KL(P‖Q)  (nats)", ylabel="TV(P, Q)", ylim=(0, 1.05), title="TV lies under both bounds"
+    )
     left.legend(loc="upper left", fontsize=8)
     left.grid(alpha=0.3)
     finite = [a for a in _ORDERS if math.isfinite(a)]
@@ -137,8 +166,9 @@ def _figure(ctx: LabContext, kl: np.ndarray, tv: np.ndarray, renyi: np.ndarray):
         line = right.plot(finite, curve, marker="o", markersize=3)[0]
         right.axhline(renyi[-1, j], color=line.get_color(), linestyle=":", linewidth=0.8)
         right.plot([1.0], [renyi[_ORDERS.index(1.0), j]], marker="*", markersize=10, color=line.get_color())
-    right.set(xlabel="order α", ylabel="D_α(P‖Q)  (nats)",
-              title="Rényi divergences grow with α (★ α = 1: KL; dotted: α = ∞)")
+    right.set(
+        xlabel="order α", ylabel="D_α(P‖Q)  (nats)", title="Rényi divergences grow with α (★ α = 1: KL; dotted: α = ∞)"
+    )
     right.title.set_fontsize(9)
     right.grid(alpha=0.3)
     fig.subplots_adjust(wspace=0.25)

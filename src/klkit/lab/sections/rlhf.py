@@ -48,8 +48,9 @@ def _problem(seed: int) -> dict[str, Any]:
     reward[torch.argsort(pi0)] = torch.linspace(1.0, 0.0, V, dtype=torch.float64)
     reverse_opt = torch.softmax(theta0 + reward / BETA, -1)
     top = float(reward.max())
-    lam = optimize.brentq(lambda lam: float((BETA * pi0 / (lam - reward)).sum()) - 1.0, top + 1e-12, top + 100.0,
-                          xtol=1e-15)
+    lam = optimize.brentq(
+        lambda lam: float((BETA * pi0 / (lam - reward)).sum()) - 1.0, top + 1e-12, top + 100.0, xtol=1e-15
+    )
     forward_opt = BETA * pi0 / (lam - reward)
     return {"theta0": theta0, "pi0": pi0, "reward": reward, "reverse": reverse_opt, "forward": forward_opt}
 
@@ -63,8 +64,11 @@ def _stationarity(problem: dict[str, Any]) -> dict[str, float]:
     out = {}
     for name, direction in (("reverse", "reverse"), ("forward", "forward")):
         logits = problem[name].log().clone().requires_grad_()
-        kl = (klkit.kl_divergence(logits, problem["theta0"], kind="logits") if direction == "reverse"
-              else klkit.kl_divergence(problem["theta0"], logits, kind="logits"))
+        kl = (
+            klkit.kl_divergence(logits, problem["theta0"], kind="logits")
+            if direction == "reverse"
+            else klkit.kl_divergence(problem["theta0"], logits, kind="logits")
+        )
         objective = (torch.softmax(logits, -1) * problem["reward"]).sum() - BETA * kl
         (grad,) = torch.autograd.grad(objective, logits)
         out[name] = float(grad.norm())
@@ -131,21 +135,37 @@ def _figure(problem: dict[str, Any], runs: dict[str, dict[str, Any]]) -> Any:
         ax_rev.plot(run["steps"], run["reverse"], color=color, lw=1.2, label=name)
         ax_fwd.plot(run["steps"], run["forward"], color=color, lw=1.2, label=name)
     for ax, index, title in ((ax_rev, 0, "reverse KL(π‖π_0)"), (ax_fwd, 1, "forward KL(π_0‖π)")):
-        ax.axhline(_kls(problem["reverse"], problem["pi0"])[index], color="black", ls="--", lw=0.8,
-                   label="at π* (reverse-KL optimum)")
-        ax.axhline(_kls(problem["forward"], problem["pi0"])[index], color="black", ls=":", lw=0.8,
-                   label="at π_f (forward-KL optimum)")
+        ax.axhline(
+            _kls(problem["reverse"], problem["pi0"])[index],
+            color="black",
+            ls="--",
+            lw=0.8,
+            label="at π* (reverse-KL optimum)",
+        )
+        ax.axhline(
+            _kls(problem["forward"], problem["pi0"])[index],
+            color="black",
+            ls=":",
+            lw=0.8,
+            label="at π_f (forward-KL optimum)",
+        )
         ax.set(xlabel="step", ylabel="nats", title=title, ylim=(0, 5))
     ax_rev.legend(fontsize=7)
     order = np.argsort(problem["pi0"].numpy())[::-1]
     x = np.arange(V)
-    bars = {"π_0": problem["pi0"], "π*": problem["reverse"], "π_f": problem["forward"],
-            "k3 in the loss": runs["k3 in the loss"]["final"], "k1 in the reward": runs["k1 in the reward"]["final"]}
+    bars = {
+        "π_0": problem["pi0"],
+        "π*": problem["reverse"],
+        "π_f": problem["forward"],
+        "k3 in the loss": runs["k3 in the loss"]["final"],
+        "k1 in the reward": runs["k1 in the reward"]["final"],
+    }
     width = 0.8 / len(bars)
     for i, (name, p) in enumerate(bars.items()):
         ax_bar.bar(x + (i - len(bars) / 2 + 0.5) * width, p.numpy()[order], width, label=name)
-    ax_bar.set(xlabel="arm (π_0 most to least likely; reward rises to the right)", ylabel="probability",
-               title="final policies")
+    ax_bar.set(
+        xlabel="arm (π_0 most to least likely; reward rises to the right)", ylabel="probability", title="final policies"
+    )
     ax_bar.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -167,70 +187,102 @@ def run(ctx: LabContext) -> SectionResult:
     for name, (placement, estimator, gradient, library, predicted) in METHODS.items():
         final = runs[name]["final"]
         rev, fwd = _kls(final, pi0)
-        rows.append({"method": name, "library": library, "placement": placement, "estimator": estimator,
-                     "gradient": gradient, "predicted": predicted, "reverse_kl": rev, "forward_kl": fwd,
-                     "reward": float((final * problem["reward"]).sum()),
-                     "tv_reverse_opt": _tv(final, problem["reverse"]),
-                     "tv_forward_opt": _tv(final, problem["forward"])})
+        rows.append(
+            {
+                "method": name,
+                "library": library,
+                "placement": placement,
+                "estimator": estimator,
+                "gradient": gradient,
+                "predicted": predicted,
+                "reverse_kl": rev,
+                "forward_kl": fwd,
+                "reward": float((final * problem["reward"]).sum()),
+                "tv_reverse_opt": _tv(final, problem["reverse"]),
+                "tv_forward_opt": _tv(final, problem["forward"]),
+            }
+        )
     by = {r["method"]: r for r in rows}
     k3 = by["k3 in the loss"]
     reverse_methods = [r for r in rows if r["predicted"] == "reverse"]
     gap = _tv(problem["reverse"], problem["forward"])
     checks = [
-        Check("the closed-form optima are stationary points of their objectives (‖∇‖ < 1e-9)",
-              f"‖∇‖ at π* = {stationary['reverse']:.1e}, at π_f = {stationary['forward']:.1e}",
-              max(stationary.values()) < 1e-9),
+        Check(
+            "the closed-form optima are stationary points of their objectives (‖∇‖ < 1e-9)",
+            f"‖∇‖ at π* = {stationary['reverse']:.1e}, at π_f = {stationary['forward']:.1e}",
+            max(stationary.values()) < 1e-9,
+        ),
         Check("the two optima differ (total variation ≥ 0.3)", f"TV(π*, π_f) = {gap:.3f}", gap >= 0.3),
-        Check(f"k1 in the reward, k2 in the loss, k3 with reverse_kl end at π* (TV < {TV_BAR})",
-              ", ".join(f"{r['method']}: {r['tv_reverse_opt']:.3f}" for r in reverse_methods),
-              all(r["tv_reverse_opt"] < TV_BAR for r in reverse_methods)),
-        Check(f"k3 in the loss ends at the forward-KL optimum π_f (TV < {TV_BAR}), not at π*",
-              f"TV to π_f = {k3['tv_forward_opt']:.3f}, to π* = {k3['tv_reverse_opt']:.3f}",
-              k3["tv_forward_opt"] < TV_BAR and k3["tv_reverse_opt"] > 0.3),
-        Check("k3 in the loss holds the forward KL below, and lets the reverse KL drift above, every "
-              "reverse-KL penalty's", f"forward {k3['forward_kl']:.3f} vs ≥ "
-              f"{min(r['forward_kl'] for r in reverse_methods):.3f}; reverse {k3['reverse_kl']:.3f} vs ≤ "
-              f"{max(r['reverse_kl'] for r in reverse_methods):.3f}",
-              all(k3["forward_kl"] < r["forward_kl"] and k3["reverse_kl"] > r["reverse_kl"] for r in reverse_methods)),
-        Check("k1 in the loss pulls nowhere: the reverse KL ends above twice π*'s",
-              f"{by['k1 in the loss']['reverse_kl']:.3f} vs KL(π*‖π_0) = {star_rev:.3f}",
-              by["k1 in the loss"]["reverse_kl"] > 2 * star_rev),
+        Check(
+            f"k1 in the reward, k2 in the loss, k3 with reverse_kl end at π* (TV < {TV_BAR})",
+            ", ".join(f"{r['method']}: {r['tv_reverse_opt']:.3f}" for r in reverse_methods),
+            all(r["tv_reverse_opt"] < TV_BAR for r in reverse_methods),
+        ),
+        Check(
+            f"k3 in the loss ends at the forward-KL optimum π_f (TV < {TV_BAR}), not at π*",
+            f"TV to π_f = {k3['tv_forward_opt']:.3f}, to π* = {k3['tv_reverse_opt']:.3f}",
+            k3["tv_forward_opt"] < TV_BAR and k3["tv_reverse_opt"] > 0.3,
+        ),
+        Check(
+            "k3 in the loss holds the forward KL below, and lets the reverse KL drift above, every "
+            "reverse-KL penalty's",
+            f"forward {k3['forward_kl']:.3f} vs ≥ "
+            f"{min(r['forward_kl'] for r in reverse_methods):.3f}; reverse {k3['reverse_kl']:.3f} vs ≤ "
+            f"{max(r['reverse_kl'] for r in reverse_methods):.3f}",
+            all(k3["forward_kl"] < r["forward_kl"] and k3["reverse_kl"] > r["reverse_kl"] for r in reverse_methods),
+        ),
+        Check(
+            "k1 in the loss pulls nowhere: the reverse KL ends above twice π*'s",
+            f"{by['k1 in the loss']['reverse_kl']:.3f} vs KL(π*‖π_0) = {star_rev:.3f}",
+            by["k1 in the loss"]["reverse_kl"] > 2 * star_rev,
+        ),
     ]
     figure = save_figure(ctx, _figure(problem, runs), "rlhf_kl")
     body = "".join(
         f"<tr><td>{html.escape(r['method'])}</td><td>{html.escape(r['library'])}</td>"
-        f"<td>{html.escape(r['predicted'])}</td><td class=\"num\">{r['reverse_kl']:.3f}</td>"
-        f"<td class=\"num\">{r['forward_kl']:.3f}</td><td class=\"num\">{r['reward']:.3f}</td>"
-        f"<td class=\"num\">{r['tv_reverse_opt']:.3f}</td><td class=\"num\">{r['tv_forward_opt']:.3f}</td></tr>"
-        for r in rows)
-    optima = (f"<tr><td>π* (exact)</td><td>argmax E[r] − β·KL(π‖π_0)</td><td>reverse</td><td class=\"num\">"
-              f"{star_rev:.3f}</td><td class=\"num\">{star_fwd:.3f}</td><td class=\"num\">"
-              f"{float((problem['reverse'] * problem['reward']).sum()):.3f}</td><td class=\"num\">0</td>"
-              f"<td class=\"num\">{gap:.3f}</td></tr>"
-              f"<tr><td>π_f (exact)</td><td>argmax E[r] − β·KL(π_0‖π)</td><td>forward</td><td class=\"num\">"
-              f"{f_rev:.3f}</td><td class=\"num\">{f_fwd:.3f}</td><td class=\"num\">"
-              f"{float((problem['forward'] * problem['reward']).sum()):.3f}</td><td class=\"num\">{gap:.3f}</td>"
-              f"<td class=\"num\">0</td></tr>")
-    table = ("<table><tr><th>penalty</th><th>where libraries use it</th><th>KL it controls</th>"
-             "<th>KL(π‖π_0)</th><th>KL(π_0‖π)</th><th>E[r]</th><th>TV to π*</th><th>TV to π_f</th></tr>"
-             f"{optima}{body}</table>")
+        f'<td>{html.escape(r["predicted"])}</td><td class="num">{r["reverse_kl"]:.3f}</td>'
+        f'<td class="num">{r["forward_kl"]:.3f}</td><td class="num">{r["reward"]:.3f}</td>'
+        f'<td class="num">{r["tv_reverse_opt"]:.3f}</td><td class="num">{r["tv_forward_opt"]:.3f}</td></tr>'
+        for r in rows
+    )
+    optima = (
+        f'<tr><td>π* (exact)</td><td>argmax E[r] − β·KL(π‖π_0)</td><td>reverse</td><td class="num">'
+        f'{star_rev:.3f}</td><td class="num">{star_fwd:.3f}</td><td class="num">'
+        f'{float((problem["reverse"] * problem["reward"]).sum()):.3f}</td><td class="num">0</td>'
+        f'<td class="num">{gap:.3f}</td></tr>'
+        f'<tr><td>π_f (exact)</td><td>argmax E[r] − β·KL(π_0‖π)</td><td>forward</td><td class="num">'
+        f'{f_rev:.3f}</td><td class="num">{f_fwd:.3f}</td><td class="num">'
+        f'{float((problem["forward"] * problem["reward"]).sum()):.3f}</td><td class="num">{gap:.3f}</td>'
+        f'<td class="num">0</td></tr>'
+    )
+    table = (
+        "<table><tr><th>penalty</th><th>where libraries use it</th><th>KL it controls</th>"
+        "<th>KL(π‖π_0)</th><th>KL(π_0‖π)</th><th>E[r]</th><th>TV to π*</th><th>TV to π_f</th></tr>"
+        f"{optima}{body}</table>"
+    )
     return SectionResult(
         key="rlhf",
         title="Which KL does your RLHF loss minimise?",
         claim="A KL penalty estimated from sampled tokens follows the gradient of the KL it estimates only in "
-              "some placements: k1 in the reward, k2 in the loss, or k3 with the importance-weight correction "
-              "minimise the reverse KL(π‖π_ref); k3 in the loss, as GRPO and verl's low_var_kl use it, minimises "
-              "the forward KL(π_ref‖π); k1 in the loss has zero expected gradient.",
+        "some placements: k1 in the reward, k2 in the loss, or k3 with the importance-weight correction "
+        "minimise the reverse KL(π‖π_ref); k3 in the loss, as GRPO and verl's low_var_kl use it, minimises "
+        "the forward KL(π_ref‖π); k1 in the loss has zero expected gradient.",
         how=f"Softmax policy over {V} arms started at π_0, Adam (lr {LR}) on reward − {BETA}·penalty for {steps} "
-            f"steps of {SAMPLES} sampled arms (REINFORCE with a mean baseline for the reward), the penalty from "
-            "klkit.rlhf.kl_penalty; both KLs exact every {EVERY} steps (klkit.kl_divergence on the logits); the final "
-            "policy is the average over the last quarter of the steps, compared with the two regularised optima "
-            "in closed form. verl's k3+ and straight-through penalties have k2's per-sample gradient, so they "
-            "follow the k2 curve.",
+        f"steps of {SAMPLES} sampled arms (REINFORCE with a mean baseline for the reward), the penalty from "
+        "klkit.rlhf.kl_penalty; both KLs exact every {EVERY} steps (klkit.kl_divergence on the logits); the final "
+        "policy is the average over the last quarter of the steps, compared with the two regularised optima "
+        "in closed form. verl's k3+ and straight-through penalties have k2's per-sample gradient, so they "
+        "follow the k2 curve.",
         checks=checks,
         figures=[figure],
         tables_html=[table],
-        numbers={"beta": BETA, "steps": steps, "samples": SAMPLES, "tv_between_optima": gap,
-                 "optimum_reverse": {"reverse_kl": star_rev, "forward_kl": star_fwd},
-                 "optimum_forward": {"reverse_kl": f_rev, "forward_kl": f_fwd}, "methods": rows},
+        numbers={
+            "beta": BETA,
+            "steps": steps,
+            "samples": SAMPLES,
+            "tv_between_optima": gap,
+            "optimum_reverse": {"reverse_kl": star_rev, "forward_kl": star_fwd},
+            "optimum_forward": {"reverse_kl": f_rev, "forward_kl": f_fwd},
+            "methods": rows,
+        },
     )

@@ -24,8 +24,9 @@ def run(ctx: LabContext) -> SectionResult:
     half_bits = float(klkit.surprise(0.5, base=2))
 
     checks = [
-        Check(f"I(p) ≥ 0 for {n:,} probabilities in [1e-12, 1]", f"min I(p) = {s_p.min():.3g} nats",
-              bool(s_p.min() >= 0)),
+        Check(
+            f"I(p) ≥ 0 for {n:,} probabilities in [1e-12, 1]", f"min I(p) = {s_p.min():.3g} nats", bool(s_p.min() >= 0)
+        ),
         Check("I(1) = 0: a certain event carries no information", f"I(1) = {certain + 0.0:g}", certain == 0.0),
         Check("I(1/2) = 1 bit", f"I(1/2) = {half_bits:.15g} bit", abs(half_bits - 1.0) < 1e-15),
         Check(
@@ -33,8 +34,11 @@ def run(ctx: LabContext) -> SectionResult:
             f"worst relative error = {additivity.max():.2e}",
             bool(additivity.max() <= 1e-12),
         ),
-        Check("agrees with −log p computed by numpy (relative error ≤ 1e-15)", f"worst = {reference.max():.2e}",
-              bool(reference.max() <= 1e-15)),
+        Check(
+            "agrees with −log p computed by numpy (relative error ≤ 1e-15)",
+            f"worst = {reference.max():.2e}",
+            bool(reference.max() <= 1e-15),
+        ),
     ]
 
     grid = np.linspace(1e-3, 1.0, 400)
@@ -42,10 +46,19 @@ def run(ctx: LabContext) -> SectionResult:
     ax.plot(grid, klkit.surprise(grid, base=2), color="C0")
     ax.scatter([0.5, 0.25, 0.125], [1, 2, 3], color="C3", zorder=3)
     for pp, bits in [(0.5, 1), (0.25, 2), (0.125, 3)]:
-        ax.annotate(f"p={pp:g}: {bits} bit{'s' if bits > 1 else ''}", (pp, bits), textcoords="offset points",
-                    xytext=(8, 4), fontsize=8)
-    ax.set(xlabel="probability p", ylabel="surprise −log₂ p (bits)", title="Surprise: rare events are informative",
-           ylim=(0, 10))
+        ax.annotate(
+            f"p={pp:g}: {bits} bit{'s' if bits > 1 else ''}",
+            (pp, bits),
+            textcoords="offset points",
+            xytext=(8, 4),
+            fontsize=8,
+        )
+    ax.set(
+        xlabel="probability p",
+        ylabel="surprise −log₂ p (bits)",
+        title="Surprise: rare events are informative",
+        ylim=(0, 10),
+    )
     ax.grid(alpha=0.3)
     fig_path = save_figure(ctx, fig, "surprise")
 
@@ -53,11 +66,15 @@ def run(ctx: LabContext) -> SectionResult:
         key="surprise",
         title="Surprise is non-negative, zero for a certain event, additive over independent events",
         claim="The surprise (self-information) of an event of probability p is I(p) = −log p: it is ≥ 0, it is 0 "
-              "exactly when p = 1, and for independent events it adds up, I(p·q) = I(p) + I(q).",
+        "exactly when p = 1, and for independent events it adds up, I(p·q) = I(p) + I(q).",
         how=f"klkit.surprise on {n:,} random probabilities spread log-uniformly over [1e-12, 1] and on as many "
-            "independent pairs; compared with numpy's −log p.",
+        "independent pairs; compared with numpy's −log p.",
         checks=checks,
         figures=[fig_path],
-        numbers={"n": n, "min_surprise": float(s_p.min()), "surprise_of_1": certain,
-                 "max_additivity_relative_error": float(additivity.max())},
+        numbers={
+            "n": n,
+            "min_surprise": float(s_p.min()),
+            "surprise_of_1": certain,
+            "max_additivity_relative_error": float(additivity.max()),
+        },
     )

@@ -25,8 +25,15 @@ from klkit.train.data import load_images
 # time_limit is only a safety cap on a loaded machine: the checks hold after any number of epochs.
 # eval_every=1: metrics.jsonl then holds the test ELBO of every epoch, the first one included.
 QUICK = {"data": "digits", "hidden": (64,), "latent": 4, "epochs": 10, "time_limit": 20.0, "warmup": 3, "threads": 1}
-FULL = {"data": "mnist5k", "hidden": (512, 256), "latent": 32, "epochs": 25, "time_limit": 100.0, "warmup": 10,
-        "threads": 1}
+FULL = {
+    "data": "mnist5k",
+    "hidden": (512, 256),
+    "latent": 32,
+    "epochs": 25,
+    "time_limit": 100.0,
+    "warmup": 10,
+    "threads": 1,
+}
 REGISTRY_IMAGES = 256  # test images on which the training KL is compared with the registry's
 
 
@@ -59,12 +66,22 @@ def _train_and_evaluate(ctx: LabContext, cfg: vae.Config, k: int) -> dict[str, A
         ctx.progress(f"training a VAE on {cfg.data} (≤ {cfg.time_limit:.0f} s)")
         trained = vae.train(cfg, run_dir)
         ctx.progress(f"evaluating: importance-weighted log p(x) with k = {k}, closed-form KL vs Monte Carlo")
-        evaluation = vae.evaluate(run_dir, k=k, kl_check_samples=1000 if ctx.quick else 4000, figures=False,
-                                  seed=ctx.seed, threads=cfg.threads)
+        evaluation = vae.evaluate(
+            run_dir,
+            k=k,
+            kl_check_samples=1000 if ctx.quick else 4000,
+            figures=False,
+            seed=ctx.seed,
+            threads=cfg.threads,
+        )
         model, _ = vae.load_model(run_dir)
-        return {"trained": trained, "records": read_metrics(run_dir), "eval": evaluation,
-                "registry_gap": _registry_gap(model, _test_batch(cfg, ctx.seed)),
-                "figures": _figures(ctx, run_dir, evaluation["kl_per_dim"])}
+        return {
+            "trained": trained,
+            "records": read_metrics(run_dir),
+            "eval": evaluation,
+            "registry_gap": _registry_gap(model, _test_batch(cfg, ctx.seed)),
+            "figures": _figures(ctx, run_dir, evaluation["kl_per_dim"]),
+        }
 
 
 def _figures(ctx: LabContext, run_dir: str, kl_per_dim: list[float]) -> list[Any]:
@@ -80,22 +97,37 @@ def _checks(cfg: vae.Config, out: dict[str, Any], k: int) -> list[Check]:
     (first_epoch, first), (last_epoch, last) = test[0], test[-1]
     gap = out["registry_gap"]
     return [
-        Check("closed-form KL of a test batch = Monte Carlo estimate (within 4 standard errors)",
-              f"closed {check['closed_form']:.4f}, MC {check['monte_carlo']:.4f} ± {check['standard_error']:.4f} "
-              f"nats (z = {check['z_score']:+.2f})", abs(check["z_score"]) < 4),
-        Check("the VAE's per-dimension KL = the registry's Normal‖Normal closed form",
-              f"max |difference| = {gap:.1e} nats", gap < 1e-4),
-        Check("training raises the test ELBO (metrics.jsonl, first epoch → last)",
-              f"{first:.2f} (epoch {first_epoch}) → {last:.2f} nats (epoch {last_epoch})",
-              last_epoch > first_epoch and last > first),
-        Check("the importance-weighted bound is tighter than the ELBO (NLL ≤ −ELBO)",
-              f"NLL {ev['nll']:.2f} ≤ −ELBO {-ev['elbo']:.2f} nats (k = {k}, {ev['test_images']} test images)",
-              ev["nll"] <= -ev["elbo"] + 0.05),
-        Check("the KL per dimension sums to the total KL",
-              f"Σ_d KL_d = {sum(ev['kl_per_dim']):.4f}, total {ev['kl']:.4f}",
-              math.isclose(sum(ev["kl_per_dim"]), ev["kl"], rel_tol=1e-6)),
-        Check("some latent units are active (Var_x E[z_i|x] > 0.01)", f"{ev['active_units']} of {cfg.latent}",
-              ev["active_units"] > 0),
+        Check(
+            "closed-form KL of a test batch = Monte Carlo estimate (within 4 standard errors)",
+            f"closed {check['closed_form']:.4f}, MC {check['monte_carlo']:.4f} ± {check['standard_error']:.4f} "
+            f"nats (z = {check['z_score']:+.2f})",
+            abs(check["z_score"]) < 4,
+        ),
+        Check(
+            "the VAE's per-dimension KL = the registry's Normal‖Normal closed form",
+            f"max |difference| = {gap:.1e} nats",
+            gap < 1e-4,
+        ),
+        Check(
+            "training raises the test ELBO (metrics.jsonl, first epoch → last)",
+            f"{first:.2f} (epoch {first_epoch}) → {last:.2f} nats (epoch {last_epoch})",
+            last_epoch > first_epoch and last > first,
+        ),
+        Check(
+            "the importance-weighted bound is tighter than the ELBO (NLL ≤ −ELBO)",
+            f"NLL {ev['nll']:.2f} ≤ −ELBO {-ev['elbo']:.2f} nats (k = {k}, {ev['test_images']} test images)",
+            ev["nll"] <= -ev["elbo"] + 0.05,
+        ),
+        Check(
+            "the KL per dimension sums to the total KL",
+            f"Σ_d KL_d = {sum(ev['kl_per_dim']):.4f}, total {ev['kl']:.4f}",
+            math.isclose(sum(ev["kl_per_dim"]), ev["kl"], rel_tol=1e-6),
+        ),
+        Check(
+            "some latent units are active (Var_x E[z_i|x] > 0.01)",
+            f"{ev['active_units']} of {cfg.latent}",
+            ev["active_units"] > 0,
+        ),
     ]
 
 
@@ -123,18 +155,24 @@ def run(ctx: LabContext) -> SectionResult:
         key="vae",
         title="The VAE's KL term: closed form = Monte Carlo",
         claim="In the ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ N(0, I)) the KL of a diagonal Gaussian has a closed "
-              "form, ½ Σ_d (μ_d² + σ_d² − 1 − log σ_d²); training with it optimises the same bound a sampled "
-              "KL would, with less noise.",
+        "form, ½ Σ_d (μ_d² + σ_d² − 1 − log σ_d²); training with it optimises the same bound a sampled "
+        "KL would, with less noise.",
         how=f"Train klkit.train.vae on {cfg.data} for at most {cfg.time_limit:.0f} s (KL from "
-            "klkit.distributions.gaussian_kl_standard_normal), then klkit.train.vae.evaluate on the fixed-binarised "
-            "test images: the closed-form KL of 256 of them against klkit.estimators.mc_kl "
-            f"(k1, {ev['kl_check']['samples']} samples per image) and the ELBO against the importance-weighted "
-            f"bound (k = {k}); the saved model's KL per dimension against klkit.kl_divergence on torch Normal "
-            "distributions; the test ELBO per epoch from the run's metrics.jsonl.",
+        "klkit.distributions.gaussian_kl_standard_normal), then klkit.train.vae.evaluate on the fixed-binarised "
+        "test images: the closed-form KL of 256 of them against klkit.estimators.mc_kl "
+        f"(k1, {ev['kl_check']['samples']} samples per image) and the ELBO against the importance-weighted "
+        f"bound (k = {k}); the saved model's KL per dimension against klkit.kl_divergence on torch Normal "
+        "distributions; the test ELBO per epoch from the run's metrics.jsonl.",
         checks=_checks(cfg, out, k),
         figures=out["figures"],
         tables_html=[_table(cfg, out, k)],
-        numbers={"kl_check": ev["kl_check"], "registry_max_abs_difference": out["registry_gap"], "nll": ev["nll"],
-                 "elbo": ev["elbo"], "active_units": ev["active_units"], "epochs": trained["epochs"],
-                 "seconds": trained["seconds"]},
+        numbers={
+            "kl_check": ev["kl_check"],
+            "registry_max_abs_difference": out["registry_gap"],
+            "nll": ev["nll"],
+            "elbo": ev["elbo"],
+            "active_units": ev["active_units"],
+            "epochs": trained["epochs"],
+            "seconds": trained["seconds"],
+        },
     )

@@ -106,8 +106,16 @@ class Normalizer:
         Bound on the normalised values.
     """
 
-    def __init__(self, obs_shape: tuple[int, ...], n_envs: int, gamma: float, *, observations: bool,
-                 rewards: bool, clip: float = 10.0) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        n_envs: int,
+        gamma: float,
+        *,
+        observations: bool,
+        rewards: bool,
+        clip: float = 10.0,
+    ) -> None:
         self.observations, self.rewards, self.gamma, self.clip = observations, rewards, gamma, clip
         self.obs_rms = RunningMeanStd(obs_shape)
         self.ret_rms = RunningMeanStd(())
@@ -132,8 +140,11 @@ class Normalizer:
         return np.clip(reward / np.sqrt(self.ret_rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
-                "discounted": torch.as_tensor(self.discounted)}
+        return {
+            "obs_rms": self.obs_rms.state_dict(),
+            "ret_rms": self.ret_rms.state_dict(),
+            "discounted": torch.as_tensor(self.discounted),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.obs_rms.load_state_dict(state["obs_rms"])

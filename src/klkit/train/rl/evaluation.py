@@ -21,8 +21,14 @@ from klkit.train.rl.runs import CHECKPOINT, read_config
 __all__ = ["evaluate_run"]
 
 
-def evaluate_run(run_dir: str | os.PathLike[str], build: Callable[[dict[str, Any]], ActorCritic], *,
-                 episodes: int = 10, deterministic: bool = True, seed: int = 10_000) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    build: Callable[[dict[str, Any]], ActorCritic],
+    *,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int = 10_000,
+) -> dict[str, Any]:
     """Mean raw return of the saved policy over ``episodes`` fresh episodes.
 
     The policy acts with its mode (argmax / mean) unless ``deterministic=False``;
@@ -37,18 +43,25 @@ def evaluate_run(run_dir: str | os.PathLike[str], build: Callable[[dict[str, Any
     if not ckpt_path.is_file():
         raise RunDirectoryError(f"`run_dir` must hold {CHECKPOINT}; none in {run_dir}. Train first.")
     with isolated_rng():  # building the policy initialises (then overwrites) weights from torch's generator
-        return _evaluate_policy(cfg, load(ckpt_path), build, episodes=episodes, deterministic=deterministic,
-                                seed=seed)
+        return _evaluate_policy(cfg, load(ckpt_path), build, episodes=episodes, deterministic=deterministic, seed=seed)
 
 
-def _evaluate_policy(cfg: dict[str, Any], state: dict[str, Any], build: Callable[[dict[str, Any]], ActorCritic], *,
-                     episodes: int, deterministic: bool, seed: int) -> dict[str, Any]:
+def _evaluate_policy(
+    cfg: dict[str, Any],
+    state: dict[str, Any],
+    build: Callable[[dict[str, Any]], ActorCritic],
+    *,
+    episodes: int,
+    deterministic: bool,
+    seed: int,
+) -> dict[str, Any]:
     policy = build(cfg)
     policy.load_state_dict(state["policy"])
     policy.eval()
     env = gym.make(cfg["env_id"])
-    normalizer = Normalizer(env.observation_space.shape, 1, cfg["gamma"],
-                            observations=cfg["normalize_observations"], rewards=False)
+    normalizer = Normalizer(
+        env.observation_space.shape, 1, cfg["gamma"], observations=cfg["normalize_observations"], rewards=False
+    )
     normalizer.load_state_dict(state["normalizer"])
     box = isinstance(env.action_space, gym.spaces.Box)
     returns = []
@@ -66,5 +79,11 @@ def _evaluate_policy(cfg: dict[str, Any], state: dict[str, Any], build: Callable
                 done = terminated or truncated
             returns.append(total)
     env.close()
-    return {"algorithm": cfg["algorithm"], "env_id": cfg["env_id"], "episodes": episodes,
-            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+    return {
+        "algorithm": cfg["algorithm"],
+        "env_id": cfg["env_id"],
+        "episodes": episodes,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "returns": returns,
+    }

@@ -37,8 +37,15 @@ from klkit.estimators import mc_kl
 from klkit.train._checkpoint import write_text_atomic
 from klkit.train.rl.policies import ActorCritic
 
-__all__ = ["METRICS", "EpisodeTracker", "MetricsLog", "measure_update", "policy_kl", "read_metrics",
-           "steps_to_threshold"]
+__all__ = [
+    "METRICS",
+    "EpisodeTracker",
+    "MetricsLog",
+    "measure_update",
+    "policy_kl",
+    "read_metrics",
+    "steps_to_threshold",
+]
 
 METRICS = "metrics.jsonl"
 
@@ -107,8 +114,9 @@ def steps_to_threshold(episodes: Sequence[tuple[int, float]], threshold: float, 
     return None if hits.size == 0 else int(episodes[hits[0] + window - 1][0])
 
 
-def policy_kl(old: Distribution, new: Distribution, old_log_probs: torch.Tensor,
-              new_log_probs: torch.Tensor) -> dict[str, float]:
+def policy_kl(
+    old: Distribution, new: Distribution, old_log_probs: torch.Tensor, new_log_probs: torch.Tensor
+) -> dict[str, float]:
     r"""Mean KL(π_old(·∣s) ‖ π_new(·∣s)) over a batch of states, three ways, all from klkit.
 
     - ``kl_exact``: :func:`klkit.kl_divergence` of the two policy distributions
@@ -128,8 +136,13 @@ def policy_kl(old: Distribution, new: Distribution, old_log_probs: torch.Tensor,
         exact = klkit.kl_divergence(old, new).mean()
         k1 = mc_kl(old_log_probs, new_log_probs, estimator="k1")
         k3 = mc_kl(old_log_probs, new_log_probs, estimator="k3")
-    return {"kl_exact": float(exact), "kl_k1": float(k1.value), "kl_k1_se": float(k1.standard_error),
-            "kl_k3": float(k3.value), "kl_k3_se": float(k3.standard_error)}
+    return {
+        "kl_exact": float(exact),
+        "kl_k1": float(k1.value),
+        "kl_k1_se": float(k1.standard_error),
+        "kl_k3": float(k3.value),
+        "kl_k3_se": float(k3.standard_error),
+    }
 
 
 class MetricsLog:

@@ -44,8 +44,11 @@ def _mlp(sizes: Sequence[int], activation: type[nn.Module], out_gain: float) -> 
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-_FUNCTIONAL = {nn.Linear: lambda layer, x: torch.nn.functional.linear(x, layer.weight, layer.bias),
-               nn.Tanh: lambda layer, x: torch.tanh(x), nn.ReLU: lambda layer, x: torch.relu(x)}
+_FUNCTIONAL = {
+    nn.Linear: lambda layer, x: torch.nn.functional.linear(x, layer.weight, layer.bias),
+    nn.Tanh: lambda layer, x: torch.tanh(x),
+    nn.ReLU: lambda layer, x: torch.relu(x),
+}
 
 
 def _forward(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -93,8 +96,16 @@ class ActorCritic(nn.Module):
     (torch.Size([3, 2]), torch.Size([3]))
     """
 
-    def __init__(self, obs_dim: int, action_space: gym.Space, *, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", std: StdKind = "state-independent", log_std_init: float = 0.0) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_space: gym.Space,
+        *,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        std: StdKind = "state-independent",
+        log_std_init: float = 0.0,
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {sorted(ACTIVATIONS)}; found {activation!r}.")
@@ -193,8 +204,13 @@ def build_policy(cfg: dict[str, Any] | CommonConfig) -> ActorCritic:
     """The :class:`ActorCritic` a config describes (from a dataclass or a saved ``config.json``)."""
     c = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
     env = gym.make(c["env_id"])
-    policy = ActorCritic(int(np.prod(env.observation_space.shape)), env.action_space,
-                         hidden=tuple(c["hidden_sizes"]), activation=c["activation"], std=c["std"],
-                         log_std_init=c["log_std_init"])
+    policy = ActorCritic(
+        int(np.prod(env.observation_space.shape)),
+        env.action_space,
+        hidden=tuple(c["hidden_sizes"]),
+        activation=c["activation"],
+        std=c["std"],
+        log_std_init=c["log_std_init"],
+    )
     env.close()
     return policy

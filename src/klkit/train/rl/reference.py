@@ -79,14 +79,18 @@ def reference_policy(cfg: Any, policy: ActorCritic) -> ActorCritic:
     else:
         ref_dir = Path(cfg.kl_ref)
         if not (ref_dir / CHECKPOINT).is_file():
-            raise ValueError(f"`kl_ref` must be a run directory holding {CHECKPOINT}; none in {ref_dir}. "
-                             "Train the reference first, or leave kl_ref None for the initial policy.")
+            raise ValueError(
+                f"`kl_ref` must be a run directory holding {CHECKPOINT}; none in {ref_dir}. "
+                "Train the reference first, or leave kl_ref None for the initial policy."
+            )
         ref_cfg = read_config(ref_dir)
         if ref_cfg.get("env_id") != cfg.env_id or ref_cfg.get("normalize_observations"):
             found = f"{ref_cfg.get('env_id')!r} with normalize_observations={ref_cfg.get('normalize_observations')}"
-            raise ValueError(f"`kl_ref` must be a run on {cfg.env_id} without observation normalisation; found "
-                             f"{found}. Point kl_ref at such a run: the reference must read the observations this "
-                             "run stores.")
+            raise ValueError(
+                f"`kl_ref` must be a run on {cfg.env_id} without observation normalisation; found "
+                f"{found}. Point kl_ref at such a run: the reference must read the observations this "
+                "run stores."
+            )
         with isolated_rng():  # building initialises weights from torch's generator; the run's stream stays as is
             reference = build_policy(ref_cfg)
         reference.load_state_dict(load(ref_dir / CHECKPOINT)["policy"])
@@ -136,8 +140,9 @@ def pin_reference(reference: ActorCritic | None, extra: dict[str, Any]) -> None:
         reference.load_state_dict(saved)
 
 
-def reference_kl(reference: ActorCritic, buffer: RolloutBuffer, cfg: Any,
-                 device: torch.device | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def reference_kl(
+    reference: ActorCritic, buffer: RolloutBuffer, cfg: Any, device: torch.device | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
     r"""log π_ref at the rollout's actions, and the KL to the reference at the rollout policy π_old.
 
     With :math:`\ell_t = \log\pi_{\mathrm{old}}(a_t|s_t) - \log\pi_{\mathrm{ref}}(a_t|s_t)` and
@@ -202,9 +207,11 @@ def reference_kl(reference: ActorCritic, buffer: RolloutBuffer, cfg: Any,
         old = reference.make_distribution(torch.from_numpy(buffer.dist_params.reshape(n, -1)).to(device))
         ref_log_probs = ref.log_prob(actions).to(old_log_probs.dtype)
         estimate = kl_penalty(old_log_probs, ref_log_probs, estimator=cfg.kl_estimator).value
-        record = {"kl_ref_reverse": float(klkit.kl_divergence(old, ref).mean()),
-                  "kl_ref_forward": float(klkit.kl_divergence(ref, old).mean()),
-                  "kl_ref_estimate": float(estimate.mean())}
+        record = {
+            "kl_ref_reverse": float(klkit.kl_divergence(old, ref).mean()),
+            "kl_ref_forward": float(klkit.kl_divergence(ref, old).mean()),
+            "kl_ref_estimate": float(estimate.mean()),
+        }
     if cfg.kl_placement == "reward":
         buffer.rewards -= cfg.kl_ref_coef * estimate.cpu().numpy().reshape(buffer.rewards.shape)
     return ref_log_probs, record
@@ -241,18 +248,23 @@ def validate_reference_kl(cfg: Any) -> None:
     """
     coef = cfg.kl_ref_coef
     if isinstance(coef, bool) or not isinstance(coef, (int, float)) or not 0 <= coef < math.inf:
-        raise InvalidArgumentError(f"`kl_ref_coef` must be a finite number >= 0; found {coef!r}. Pass 0 to turn the "
-                                   "penalty off, or a small β such as 0.05.")
+        raise InvalidArgumentError(
+            f"`kl_ref_coef` must be a finite number >= 0; found {coef!r}. Pass 0 to turn the "
+            "penalty off, or a small β such as 0.05."
+        )
     for name, allowed in (("kl_estimator", ESTIMATORS), ("kl_placement", PLACEMENTS), ("kl_gradient", GRADIENTS)):
         if getattr(cfg, name) not in allowed:
-            raise InvalidArgumentError(f"`{name}` must be one of {', '.join(map(repr, allowed))}; found "
-                                       f"{getattr(cfg, name)!r}. {_FIXES[name]}")
+            raise InvalidArgumentError(
+                f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {getattr(cfg, name)!r}. {_FIXES[name]}"
+            )
     if cfg.kl_placement == "reward" and cfg.kl_gradient != "native":
         raise InvalidArgumentError(
             f"`kl_gradient` must be 'native' with kl_placement='reward'; found {cfg.kl_gradient!r}. In the reward "
-            "only the estimate is used; use kl_placement='loss' for another gradient.")
+            "only the estimate is used; use kl_placement='loss' for another gradient."
+        )
     if cfg.kl_ref is not None and cfg.normalize_observations:
         raise InvalidArgumentError(
             "`kl_ref` needs normalize_observations=False: the reference reads the observations as this run stores "
             "them, normalised by this run's moving statistics; found normalize_observations=True. Turn it off or "
-            "drop kl_ref.")
+            "drop kl_ref."
+        )

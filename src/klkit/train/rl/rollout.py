@@ -44,8 +44,9 @@ class RolloutBuffer:
     dones: np.ndarray
 
     @classmethod
-    def empty(cls, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], n_params: int,
-              discrete: bool) -> RolloutBuffer:
+    def empty(
+        cls, n_steps: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], n_params: int, discrete: bool
+    ) -> RolloutBuffer:
         """A zero-filled buffer; ``n_params`` is the width of the distribution parameters (logits, or 2·act_dim)."""
         z, f = np.zeros, np.float32
         return cls(
@@ -59,10 +60,18 @@ class RolloutBuffer:
         )
 
 
-def collect_rollout(env: gym.vector.VectorEnv, policy: ActorCritic, normalizer: Normalizer, buffer: RolloutBuffer,
-                    obs: np.ndarray, tracker: EpisodeTracker, global_step: int, gamma: float,
-                    action_low: np.ndarray | None = None,
-                    action_high: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def collect_rollout(
+    env: gym.vector.VectorEnv,
+    policy: ActorCritic,
+    normalizer: Normalizer,
+    buffer: RolloutBuffer,
+    obs: np.ndarray,
+    tracker: EpisodeTracker,
+    global_step: int,
+    gamma: float,
+    action_low: np.ndarray | None = None,
+    action_high: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Fill ``buffer`` with one rollout from the current policy; no autograd.
 
     Truncated episodes (time limits) are bootstrapped: γ·V(final observation) is
@@ -132,8 +141,9 @@ def collect_rollout(env: gym.vector.VectorEnv, policy: ActorCritic, normalizer: 
     return obs, last_value, global_step
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: np.ndarray,
-        gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+def gae(
+    rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: np.ndarray, gamma: float, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Generalised advantage estimation, GAE(γ, λ) (Schulman et al., 2016, eq. 16).
 
     .. math::
@@ -177,8 +187,9 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
     return advantages, advantages + values
 
 
-def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.ndarray,
-                    device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def flatten_rollout(
+    buffer: RolloutBuffer, advantages: np.ndarray, returns: np.ndarray, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """The rollout as one batch of ``n_steps * n_envs`` transitions, as torch tensors on ``device`` (copies).
 
     Parameters
@@ -199,9 +210,13 @@ def flatten_rollout(buffer: RolloutBuffer, advantages: np.ndarray, returns: np.n
     b = buffer
     n = b.rewards.shape[0] * b.rewards.shape[1]
     arrays = {
-        "obs": b.obs.reshape(n, -1), "actions": b.actions.reshape(n, *b.actions.shape[2:]),
-        "log_probs": b.log_probs.reshape(n), "dist_params": b.dist_params.reshape(n, -1),
-        "values": b.values.reshape(n), "advantages": advantages.reshape(n), "returns": returns.reshape(n),
+        "obs": b.obs.reshape(n, -1),
+        "actions": b.actions.reshape(n, *b.actions.shape[2:]),
+        "log_probs": b.log_probs.reshape(n),
+        "dist_params": b.dist_params.reshape(n, -1),
+        "values": b.values.reshape(n),
+        "advantages": advantages.reshape(n),
+        "returns": returns.reshape(n),
     }
     return {k: torch.from_numpy(v.copy()).to(device) for k, v in arrays.items()}
 
@@ -210,4 +225,4 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[n
     """Shuffled index sets of size ``batch_size`` covering ``range(n)`` (the last may be smaller)."""
     perm = rng.permutation(n)
     for start in range(0, n, batch_size):
-        yield perm[start:start + batch_size]
+        yield perm[start : start + batch_size]

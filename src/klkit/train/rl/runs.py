@@ -35,9 +35,18 @@ from klkit.train.rl.metrics import METRICS, EpisodeTracker, MetricsLog
 from klkit.train.rl.policies import build_policy
 from klkit.train.rl.rollout import RolloutBuffer, collect_rollout
 
-__all__ = ["CHECKPOINT", "CONFIG", "Run", "progress_bar", "read_config", "restore_rng", "rng_state", "run_scope",
-           "seed_everything",
-           "write_config"]
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "Run",
+    "progress_bar",
+    "read_config",
+    "restore_rng",
+    "rng_state",
+    "run_scope",
+    "seed_everything",
+    "write_config",
+]
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -110,8 +119,11 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """Torch and numpy RNG state in a ``weights_only``-loadable form."""
     state = rng.bit_generator.state
-    return {"torch": torch.get_rng_state(), "numpy_state": str(state["state"]["state"]),
-            "numpy_inc": str(state["state"]["inc"])}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_state": str(state["state"]["state"]),
+        "numpy_inc": str(state["state"]["inc"]),
+    }
 
 
 def restore_rng(rng: np.random.Generator, saved: dict[str, Any]) -> None:
@@ -169,8 +181,12 @@ class Run:
         self.run_dir = Path(run_dir)
         if (self.run_dir / CHECKPOINT).is_file():  # before anything is written
             defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
-            refuse_changed_config(self.run_dir, {"algorithm": algorithm, **dataclasses.asdict(cfg)},
-                                  resumable=RESUMABLE, defaults=json.loads(json.dumps(defaults)))
+            refuse_changed_config(
+                self.run_dir,
+                {"algorithm": algorithm, **dataclasses.asdict(cfg)},
+                resumable=RESUMABLE,
+                defaults=json.loads(json.dumps(defaults)),
+            )
         self.device = resolve_device(cfg.device)
         self.rng = seed_everything(cfg.seed)
         self.env = make_vector_env(cfg.env_id, cfg.n_envs)  # checks env_id before anything is written
@@ -181,12 +197,19 @@ class Run:
         self.action_high = space.high if self.box else None
         obs_shape = self.env.single_observation_space.shape
         self.policy = build_policy(cfg).to(self.device)  # initialised on the CPU: the same weights on any device
-        self.normalizer = Normalizer(obs_shape, cfg.n_envs, cfg.gamma, observations=cfg.normalize_observations,
-                                     rewards=cfg.normalize_rewards)
+        self.normalizer = Normalizer(
+            obs_shape, cfg.n_envs, cfg.gamma, observations=cfg.normalize_observations, rewards=cfg.normalize_rewards
+        )
         self.tracker = EpisodeTracker(cfg.n_envs)
         n_params = 2 * int(np.prod(space.shape)) if self.box else int(space.n)
-        self.buffer = RolloutBuffer.empty(cfg.n_steps, cfg.n_envs, int(np.prod(obs_shape)),
-                                          tuple(space.shape) if self.box else (), n_params, not self.box)
+        self.buffer = RolloutBuffer.empty(
+            cfg.n_steps,
+            cfg.n_envs,
+            int(np.prod(obs_shape)),
+            tuple(space.shape) if self.box else (),
+            n_params,
+            not self.box,
+        )
         self.batch_steps = cfg.n_steps * cfg.n_envs
         self.n_updates = math.ceil(cfg.total_steps / self.batch_steps)
         self.update, self.global_step, self.seconds, self.cpu_seconds = 0, 0, 0.0, 0.0
@@ -224,8 +247,12 @@ class Run:
         self.metrics = MetricsLog(self.run_dir / METRICS, keep_updates=self.update if resumed else None)
         raw, _ = self.env.reset(seed=self._reset_seed)
         self.obs = self.normalizer.obs(raw, update=not resumed)
-        self.bar = progress_bar(self.n_updates * self.batch_steps, self.global_step,
-                                f"{self.algorithm} {self.cfg.env_id}", self.cfg.progress)
+        self.bar = progress_bar(
+            self.n_updates * self.batch_steps,
+            self.global_step,
+            f"{self.algorithm} {self.cfg.env_id}",
+            self.cfg.progress,
+        )
         self._clock, self._cpu_clock = _now(), time.process_time()
         return resumed
 
@@ -249,8 +276,17 @@ class Run:
         """
         self.policy.eval()
         self.obs, last_value, self.global_step = collect_rollout(
-            self.env, self.policy, self.normalizer, self.buffer, self.obs, self.tracker, self.global_step,
-            self.cfg.gamma, self.action_low, self.action_high)
+            self.env,
+            self.policy,
+            self.normalizer,
+            self.buffer,
+            self.obs,
+            self.tracker,
+            self.global_step,
+            self.cfg.gamma,
+            self.action_low,
+            self.action_high,
+        )
         self.policy.train()
         return last_value
 
@@ -267,10 +303,12 @@ class Run:
         cpu_now = time.process_time()
         self.cpu_seconds += cpu_now - self._cpu_clock
         self._cpu_clock = cpu_now
-        new_episodes = self.tracker.finished[self._episodes_logged:]
+        new_episodes = self.tracker.finished[self._episodes_logged :]
         self._episodes_logged = len(self.tracker.finished)
         full = {
-            "update": self.update, "global_step": self.global_step, "seconds": round(self.seconds, 3),
+            "update": self.update,
+            "global_step": self.global_step,
+            "seconds": round(self.seconds, 3),
             "steps_per_second": round(self.global_step / max(self.seconds, 1e-9), 1),
             "return_mean10": self.tracker.mean_last(),
             "episodes": [[s, r] for s, r in new_episodes],
@@ -289,15 +327,21 @@ class Run:
 
     def save_checkpoint(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
         """Write ``checkpoint.pt`` atomically: weights, optimisers, normalisation, episodes, RNGs, counters."""
-        save_atomic({
-            "policy": self.policy.state_dict(),
-            "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-            "normalizer": self.normalizer.state_dict(),
-            "tracker": self.tracker.state_dict(),
-            "rng": rng_state(self.rng),
-            "update": self.update, "global_step": self.global_step, "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds, "extra": self.extra,
-        }, self.run_dir / CHECKPOINT)
+        save_atomic(
+            {
+                "policy": self.policy.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+                "normalizer": self.normalizer.state_dict(),
+                "tracker": self.tracker.state_dict(),
+                "rng": rng_state(self.rng),
+                "update": self.update,
+                "global_step": self.global_step,
+                "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds,
+                "extra": self.extra,
+            },
+            self.run_dir / CHECKPOINT,
+        )
 
     def finish(self) -> dict[str, Any]:
         """Close the environments and the bar; the run's summary."""
@@ -305,11 +349,17 @@ class Run:
         self.env.close()
         finished = self.tracker.finished
         return {
-            "algorithm": self.algorithm, "env_id": self.cfg.env_id, "seed": self.cfg.seed,
-            "run_dir": str(self.run_dir), "updates": self.update, "global_step": self.global_step,
-            "seconds": self.seconds, "steps_per_second": self.global_step / max(self.seconds, 1e-9),
+            "algorithm": self.algorithm,
+            "env_id": self.cfg.env_id,
+            "seed": self.cfg.seed,
+            "run_dir": str(self.run_dir),
+            "updates": self.update,
+            "global_step": self.global_step,
+            "seconds": self.seconds,
+            "steps_per_second": self.global_step / max(self.seconds, 1e-9),
             "cpu_seconds": self.cpu_seconds,
-            "episodes": len(finished), "return_mean10": self.tracker.mean_last(),
+            "episodes": len(finished),
+            "return_mean10": self.tracker.mean_last(),
         }
 
 

@@ -51,8 +51,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["VAE", "Config", "Terms", "TrainingDivergedError", "evaluate", "load_model", "objective",
-           "plot_kl_per_dim", "plot_training_curve", "train", "train_step"]
+__all__ = [
+    "VAE",
+    "Config",
+    "Terms",
+    "TrainingDivergedError",
+    "evaluate",
+    "load_model",
+    "objective",
+    "plot_kl_per_dim",
+    "plot_training_curve",
+    "train",
+    "train_step",
+]
 
 # Each public name and the module that defines it.
 _HOMES = {
@@ -63,8 +74,16 @@ _HOMES = {
     "step": ["train_step"],
     "loop": ["TrainingDivergedError", "train"],
     "rundir": ["CHECKPOINT", "MODEL", "load_model", "weights_digest"],
-    "evaluation": ["ACTIVE_UNIT_THRESHOLD", "active_units", "batch_statistics", "evaluate", "kl_closed_vs_monte_carlo",
-                   "log_likelihood_bound", "posterior_mean_variance", "statistics_sums"],
+    "evaluation": [
+        "ACTIVE_UNIT_THRESHOLD",
+        "active_units",
+        "batch_statistics",
+        "evaluate",
+        "kl_closed_vs_monte_carlo",
+        "log_likelihood_bound",
+        "posterior_mean_variance",
+        "statistics_sums",
+    ],
     "figures": ["plot_kl_per_dim", "plot_training_curve", "write_figures"],
 }
 _HOME = {name: module for module, names in _HOMES.items() for name in names}

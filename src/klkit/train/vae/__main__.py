@@ -50,9 +50,11 @@ def main(argv: list[str]) -> int:
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         final = result["final"]
-        print(f"trained {result['epochs']} epochs in {result['seconds']:.1f} s; selected epoch "
-              f"{result['best_epoch']}; last train ELBO {final.get('train_elbo', float('nan')):.2f} nats, "
-              f"active units {result['active_units']} of {cfg.latent}. Next: klkit eval vae {run_dir}")
+        print(
+            f"trained {result['epochs']} epochs in {result['seconds']:.1f} s; selected epoch "
+            f"{result['best_epoch']}; last train ELBO {final.get('train_elbo', float('nan')):.2f} nats, "
+            f"active units {result['active_units']} of {cfg.latent}. Next: klkit eval vae {run_dir}"
+        )
     return 0
 
 
@@ -73,8 +75,9 @@ def _users_mistake(exc: Exception) -> bool:
 def _parser() -> argparse.ArgumentParser:
     """``--run-dir`` and one option per Config field (``--name-with-dashes``; unset: the field's default)."""
     parser = argparse.ArgumentParser(prog="python -m klkit.train.vae", description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True,
-                        help="directory for config, metrics, checkpoints (resumed)")
+    parser.add_argument(
+        "--run-dir", type=Path, required=True, help="directory for config, metrics, checkpoints (resumed)"
+    )
     hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
@@ -109,7 +112,8 @@ def _widths(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be comma-separated layer widths such as 512,256; found {text!r}") from None
+            f"must be comma-separated layer widths such as 512,256; found {text!r}"
+        ) from None
 
 
 if __name__ == "__main__":

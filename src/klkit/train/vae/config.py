@@ -123,6 +123,7 @@ def _check_config(cfg: Config) -> None:
         raise bad("time_limit", "None or a positive number of seconds", "Pass None for no limit.")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise bad("device", "'auto', 'cpu' or 'cuda'", "Use 'auto'.")
-    if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
-                                    or cfg.threads < 1):
+    if cfg.threads is not None and (
+        isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 1
+    ):
         raise bad("threads", "None or a positive integer", "Pass None to leave torch's setting alone.")

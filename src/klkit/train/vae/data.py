@@ -12,8 +12,16 @@ import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from klkit.train.data import Images
 from klkit.train.vae.config import Config
 
-__all__ = ["TEST_BINARIZATION_SEED", "augment", "binarize", "fixed_binarization", "fixed_test_images",
-           "random_shift", "split", "standard_normal"]
+__all__ = [
+    "TEST_BINARIZATION_SEED",
+    "augment",
+    "binarize",
+    "fixed_binarization",
+    "fixed_test_images",
+    "random_shift",
+    "split",
+    "standard_normal",
+]
 
 TEST_BINARIZATION_SEED = 1234  # the fixed test binarisation every run is compared on
 
@@ -30,8 +38,9 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return torch.bernoulli(x, generator=generator)
 
 
-def random_shift(x: torch.Tensor, shape: tuple[int, int], max_shift: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, shape: tuple[int, int], max_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Translate each image by a random offset in ``[-max_shift, max_shift]²``, filling with zeros.
 
     Examples
@@ -53,8 +62,9 @@ def random_shift(x: torch.Tensor, shape: tuple[int, int], max_shift: int,
     return moved.reshape(n, h * w)
 
 
-def augment(x: torch.Tensor, image_shape: tuple[int, int], cfg: Config,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, image_shape: tuple[int, int], cfg: Config, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A training batch as the model sees it: binarised afresh (Bernoulli decoder), then randomly shifted.
 
     Dynamic binarisation draws new binary pixels every time an image is used, which regularises
@@ -73,8 +83,9 @@ def augment(x: torch.Tensor, image_shape: tuple[int, int], cfg: Config,
     return random_shift(x, image_shape, cfg.shift, generator)
 
 
-def standard_normal(shape: tuple[int, ...], like: torch.Tensor,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def standard_normal(
+    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """N(0, 1) noise of ``shape`` with ``like``'s dtype and device, drawn from ``generator`` when given.
 
     The draw happens on the generator's own device and is then moved, so a CPU generator serves a

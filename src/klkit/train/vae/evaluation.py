@@ -25,13 +25,22 @@ from klkit.train.vae.figures import write_figures
 from klkit.train.vae.model import VAE
 from klkit.train.vae.rundir import load_model
 
-__all__ = ["ACTIVE_UNIT_THRESHOLD", "active_units", "batch_statistics", "evaluate", "kl_closed_vs_monte_carlo",
-           "log_likelihood_bound", "posterior_mean_variance", "statistics_sums"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "active_units",
+    "batch_statistics",
+    "evaluate",
+    "kl_closed_vs_monte_carlo",
+    "log_likelihood_bound",
+    "posterior_mean_variance",
+    "statistics_sums",
+]
 
 
 @torch.no_grad()
-def log_likelihood_bound(model: VAE, x: torch.Tensor, *, k: int = 1000, chunk: int = 50_000,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+def log_likelihood_bound(
+    model: VAE, x: torch.Tensor, *, k: int = 1000, chunk: int = 50_000, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r"""Importance-weighted estimate of :math:`\log p(x)` per image (the IWAE bound :math:`\mathcal{L}_k`).
 
     .. math::
@@ -94,8 +103,9 @@ def active_units(model: VAE, x: torch.Tensor, *, threshold: float = ACTIVE_UNIT_
 
 
 @torch.no_grad()
-def statistics_sums(model: VAE, x: torch.Tensor, *, generator: torch.Generator | None = None,
-                    chunk: int = 1000) -> torch.Tensor:
+def statistics_sums(
+    model: VAE, x: torch.Tensor, *, generator: torch.Generator | None = None, chunk: int = 1000
+) -> torch.Tensor:
     """Sums over ``x`` of [reconstruction, KL, KL per dimension...], shape ``(2 + latent,)``, on ``x``'s device.
 
     One reparameterised sample per image, drawn from ``generator`` (see :func:`standard_normal`).
@@ -149,12 +159,26 @@ def kl_closed_vs_monte_carlo(model: VAE, x: torch.Tensor, *, samples: int = 2000
     mc = float(estimate.value.mean())
     se = float(torch.sqrt((torch.as_tensor(estimate.standard_error) ** 2).sum())) / n
     closed_mean = float(closed.mean())
-    return {"closed_form": closed_mean, "monte_carlo": mc, "standard_error": se,
-            "z_score": (mc - closed_mean) / se if se > 0 else 0.0, "images": n, "samples": samples}
+    return {
+        "closed_form": closed_mean,
+        "monte_carlo": mc,
+        "standard_error": se,
+        "z_score": (mc - closed_mean) / se if se > 0 else 0.0,
+        "images": n,
+        "samples": samples,
+    }
 
 
-def evaluate(run_dir: str | Path, *, k: int = 1000, kl_check_samples: int = 2000, figures: bool = True,
-             seed: int = 0, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+def evaluate(
+    run_dir: str | Path,
+    *,
+    k: int = 1000,
+    kl_check_samples: int = 2000,
+    figures: bool = True,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Evaluate a trained run on its fixed test images; write ``eval.json`` and figures into ``run_dir``.
 
     Reports the importance-weighted test NLL (``k`` samples per image; nats per image and bits
@@ -188,12 +212,14 @@ def evaluate(run_dir: str | Path, *, k: int = 1000, kl_check_samples: int = 2000
         raise ValueError(f"`k` must be a positive integer; found {k!r}. Use k=1000 for the reported NLL.")
     where = resolve_device(device)
     with torch_threads(threads):
-        return _evaluate(Path(run_dir), k=k, kl_check_samples=kl_check_samples, figures=figures, seed=seed,
-                         device=where)
+        return _evaluate(
+            Path(run_dir), k=k, kl_check_samples=kl_check_samples, figures=figures, seed=seed, device=where
+        )
 
 
-def _evaluate(run_dir: Path, *, k: int, kl_check_samples: int, figures: bool, seed: int,
-              device: torch.device) -> dict[str, Any]:
+def _evaluate(
+    run_dir: Path, *, k: int, kl_check_samples: int, figures: bool, seed: int, device: torch.device
+) -> dict[str, Any]:
     model, cfg = load_model(run_dir, device=device)
     images = load_images(cfg.data)
     x_test = fixed_test_images(images, cfg.decoder).to(device)
@@ -204,12 +230,21 @@ def _evaluate(run_dir: Path, *, k: int, kl_check_samples: int, figures: bool, se
     units, variances = active_units(model, x_test)
     check = kl_closed_vs_monte_carlo(model, x_test[:256], samples=kl_check_samples, seed=seed)
     result = {
-        "algorithm": "vae", "data": cfg.data, "test_images": len(x_test), "k": k,
-        "nll": nll, "nll_standard_error": float(log_px.std(correction=1)) / math.sqrt(len(log_px)),
+        "algorithm": "vae",
+        "data": cfg.data,
+        "test_images": len(x_test),
+        "k": k,
+        "nll": nll,
+        "nll_standard_error": float(log_px.std(correction=1)) / math.sqrt(len(log_px)),
         "bits_per_dim": nll / (images.dim * math.log(2)),
-        "elbo": stats["elbo"], "reconstruction": stats["reconstruction"], "kl": stats["kl"],
-        "kl_per_dim": stats["kl_per_dim"], "active_units": units, "latent": cfg.latent,
-        "posterior_mean_variance": variances.tolist(), "kl_check": check,
+        "elbo": stats["elbo"],
+        "reconstruction": stats["reconstruction"],
+        "kl": stats["kl"],
+        "kl_per_dim": stats["kl_per_dim"],
+        "active_units": units,
+        "latent": cfg.latent,
+        "posterior_mean_variance": variances.tolist(),
+        "kl_check": check,
     }
     if cfg.decoder == "gaussian":
         result["note"] = "Gaussian decoder: NLL and bits/dim are of a density on continuous pixels."

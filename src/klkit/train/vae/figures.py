@@ -17,8 +17,9 @@ from klkit.train.vae.model import VAE
 __all__ = ["plot_kl_per_dim", "plot_training_curve", "write_figures"]
 
 
-def write_figures(model: VAE, x_test: torch.Tensor, run_dir: Path, kl_per_dim: list[float], *,
-                  seed: int = 0) -> list[Path]:
+def write_figures(
+    model: VAE, x_test: torch.Tensor, run_dir: Path, kl_per_dim: list[float], *, seed: int = 0
+) -> list[Path]:
     """Reconstructions, prior samples, a latent traversal (or 2-D map), KL per dimension, training curve.
 
     Returns the paths written into ``run_dir``; the prior samples draw from a CPU generator seeded
@@ -27,9 +28,11 @@ def write_figures(model: VAE, x_test: torch.Tensor, run_dir: Path, kl_per_dim: l
     plt = _pyplot()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        figures = [("reconstructions.png", _reconstructions(plt, model, x_test[:10])),
-                   ("samples.png", _prior_samples(plt, model, x_test, generator)),
-                   _latent_figure(plt, model, x_test, kl_per_dim)]
+        figures = [
+            ("reconstructions.png", _reconstructions(plt, model, x_test[:10])),
+            ("samples.png", _prior_samples(plt, model, x_test, generator)),
+            _latent_figure(plt, model, x_test, kl_per_dim),
+        ]
     paths = [_save(plt, fig, run_dir / name) for name, fig in figures]
     paths.append(plot_kl_per_dim(kl_per_dim, run_dir / "kl_per_dim.png"))
     curve = plot_training_curve(run_dir / "metrics.jsonl", run_dir / "training_curve.png")
@@ -61,8 +64,9 @@ def _grid(model: VAE, images: torch.Tensor, rows: int, cols: int) -> np.ndarray:
     return tiles.detach().cpu().numpy()
 
 
-def _show(plt: Any, model: VAE, images: torch.Tensor, rows: int, cols: int, title: str,
-          figsize: tuple[float, float]) -> Any:
+def _show(
+    plt: Any, model: VAE, images: torch.Tensor, rows: int, cols: int, title: str, figsize: tuple[float, float]
+) -> Any:
     """A figure showing ``images`` as a grid, without axes."""
     fig, ax = plt.subplots(figsize=figsize)
     ax.imshow(_grid(model, images, rows, cols), cmap="gray", vmin=0, vmax=1)
@@ -74,8 +78,9 @@ def _show(plt: Any, model: VAE, images: torch.Tensor, rows: int, cols: int, titl
 def _reconstructions(plt: Any, model: VAE, x: torch.Tensor) -> Any:
     """Ten test images above their reconstructions from the posterior mean."""
     recon = model.mean_image(model.decode(model.encode(x)[0]))  # (10, pixels)
-    return _show(plt, model, torch.cat([x, recon]), 2, 10,
-                 "test images (top) and reconstructions from E[z|x] (bottom)", (8, 1.8))
+    return _show(
+        plt, model, torch.cat([x, recon]), 2, 10, "test images (top) and reconstructions from E[z|x] (bottom)", (8, 1.8)
+    )
 
 
 def _prior_samples(plt: Any, model: VAE, x_test: torch.Tensor, generator: torch.Generator) -> Any:
@@ -89,8 +94,15 @@ def _latent_figure(plt: Any, model: VAE, x_test: torch.Tensor, kl_per_dim: list[
     steps = torch.linspace(-3, 3, 9, dtype=x_test.dtype, device=x_test.device)  # (9,)
     if model.latent == 2:
         zz = torch.cartesian_prod(steps, steps.flip(0))[:, [1, 0]]  # (81, 2); rows: z2 high → low; columns: z1
-        return "latent_map.png", _show(plt, model, model.mean_image(model.decode(zz)), 9, 9,
-                                       "2-D latent map: z1 left → right, z2 top → bottom, in [−3, 3]", (6, 6))
+        return "latent_map.png", _show(
+            plt,
+            model,
+            model.mean_image(model.decode(zz)),
+            9,
+            9,
+            "2-D latent map: z1 left → right, z2 top → bottom, in [−3, 3]",
+            (6, 6),
+        )
     return "traversal.png", _traversal(plt, model, x_test[:1], kl_per_dim, steps)
 
 

@@ -144,22 +144,29 @@ def _load_data(cfg: Config, device: torch.device) -> _Data:
     """Training, validation and fixed test images, moved to ``device`` once."""
     images = load_images(cfg.data)
     x_train, x_val = split(images, cfg)
-    return _Data(images, x_train.to(device), fixed_binarization(x_val, cfg.decoder).to(device),
-                 fixed_test_images(images, cfg.decoder).to(device))
+    return _Data(
+        images,
+        x_train.to(device),
+        fixed_binarization(x_val, cfg.decoder).to(device),
+        fixed_test_images(images, cfg.decoder).to(device),
+    )
 
 
-def _build_model(cfg: Config, image_shape: tuple[int, int],
-                 device: torch.device) -> tuple[VAE, torch.optim.Optimizer]:
+def _build_model(cfg: Config, image_shape: tuple[int, int], device: torch.device) -> tuple[VAE, torch.optim.Optimizer]:
     """The model with its seeded initial weights, and Adam (AdamW with weight decay)."""
     torch.manual_seed(cfg.seed)  # same initial weights on every process
     model = VAE(image_shape, cfg).to(device)
-    optimizer = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-                 if cfg.weight_decay else torch.optim.Adam(model.parameters(), lr=cfg.lr))
+    optimizer = (
+        torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.weight_decay
+        else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    )
     return model, optimizer
 
 
-def _start_or_resume(cfg: Config, run_dir: Path, images: Images, model: VAE, optimizer: torch.optim.Optimizer,
-                     proc: _Process) -> Progress:
+def _start_or_resume(
+    cfg: Config, run_dir: Path, images: Images, model: VAE, optimizer: torch.optim.Optimizer, proc: _Process
+) -> Progress:
     """Check (every process, so all raise together instead of hanging) and write config.json, then resume."""
     check_and_write_config(cfg, run_dir, images.shape, write=False)
     if proc.rank == 0:
@@ -180,13 +187,20 @@ def _wrap_for_ddp(step_fn: nn.Module, proc: _Process) -> nn.Module:
     """``step_fn`` itself in one process; with several, DDP (it averages gradients inside ``backward()``)."""
     if proc.world == 1:
         return step_fn
-    return nn.parallel.DistributedDataParallel(step_fn, device_ids=None if proc.device.type == "cpu"
-                                               else [proc.device])
+    return nn.parallel.DistributedDataParallel(step_fn, device_ids=None if proc.device.type == "cpu" else [proc.device])
 
 
 # ---------------------------------------------------------------------------- one epoch
-def _train_epoch(step_fn: nn.Module, optimizer: torch.optim.Optimizer, model: VAE, data: _Data, cfg: Config,
-                 epoch: int, proc: _Process, run_dir: Path) -> dict[str, Any]:
+def _train_epoch(
+    step_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    model: VAE,
+    data: _Data,
+    cfg: Config,
+    epoch: int,
+    proc: _Process,
+    run_dir: Path,
+) -> dict[str, Any]:
     """One pass over the training images; the epoch's record of training metrics (summed over processes)."""
     # This epoch's randomness is a function of (seed, epoch, process): a resumed run redraws it exactly.
     torch.manual_seed(_seed(cfg.seed, epoch, proc.rank))  # reparameterisation noise, dropout
@@ -202,8 +216,17 @@ def _train_epoch(step_fn: nn.Module, optimizer: torch.optim.Optimizer, model: VA
     order = torch.randperm(len(data.train), generator=shuffle).to(proc.device)  # host: CPU generator, any device
     for step in range(math.ceil(len(data.train) / cfg.batch_size)):
         batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size][proc.rank :: proc.world]  # this shard
-        terms = train_batch(step_fn, optimizer, data.train[batch], sums, cfg, image_shape=data.images.shape,
-                            kl_weight=weight, generator=augmentation, world=proc.world)
+        terms = train_batch(
+            step_fn,
+            optimizer,
+            data.train[batch],
+            sums,
+            cfg,
+            image_shape=data.images.shape,
+            kl_weight=weight,
+            generator=augmentation,
+            world=proc.world,
+        )
         if terms is None:
             _diverged(epoch, step, cfg, run_dir)
     if proc.world > 1:
@@ -225,8 +248,11 @@ def _lr_at(epoch: int, cfg: Config) -> float:
 
 def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
     """Raise :class:`TrainingDivergedError`, saying which checkpoint survives and how to resume."""
-    kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}" if epoch > 1
-            else "no checkpoint was written yet")
+    kept = (
+        f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir / CHECKPOINT}"
+        if epoch > 1
+        else "no checkpoint was written yet"
+    )
     raise TrainingDivergedError(
         f"VAE training stopped: the loss became NaN or infinite at epoch {epoch}, step {step + 1} "
         f"(lr={cfg.lr:g}, beta={cfg.beta:g}); {kept}. Lower --lr (or raise --warmup) and run the "
@@ -235,8 +261,9 @@ def _diverged(epoch: int, step: int, cfg: Config, run_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- validation
-def _held_out_metrics(model: VAE, data: _Data, cfg: Config, epoch: int, proc: _Process, progress: Progress,
-                      record: dict[str, Any]) -> bool:
+def _held_out_metrics(
+    model: VAE, data: _Data, cfg: Config, epoch: int, proc: _Process, progress: Progress, record: dict[str, Any]
+) -> bool:
     """Every ``eval_every`` epochs (and the last): test ELBO and active units, validation NLL and selection.
 
     Adds the measurements to ``record``, keeps the weights of a new best validation epoch in
@@ -245,8 +272,14 @@ def _held_out_metrics(model: VAE, data: _Data, cfg: Config, epoch: int, proc: _P
     if not (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
         return False
     test = batch_statistics(model, data.test, seed=cfg.seed)
-    record.update({"test_elbo": test["elbo"], "test_reconstruction": test["reconstruction"],
-                   "test_kl": test["kl"], "active_units": active_units(model, data.test)[0]})
+    record.update(
+        {
+            "test_elbo": test["elbo"],
+            "test_reconstruction": test["reconstruction"],
+            "test_kl": test["kl"],
+            "active_units": active_units(model, data.test)[0],
+        }
+    )
     if not cfg.validation:
         return False
     nll = _validation_nll(model, data.validation, cfg, epoch, proc.world)
@@ -277,8 +310,9 @@ def _agree(stop: bool, proc: _Process) -> bool:
 
 
 # ---------------------------------------------------------------------------- the result
-def _finish(model: VAE, data: _Data, progress: Progress, record: dict[str, Any], run_dir: Path,
-            proc: _Process) -> dict[str, Any]:
+def _finish(
+    model: VAE, data: _Data, progress: Progress, record: dict[str, Any], run_dir: Path, proc: _Process
+) -> dict[str, Any]:
     """Save the selected weights (best validation epoch, else the last one) to model.pt; the result of train()."""
     last_epoch = record.get("epoch", progress.next_epoch - 1)
     best_epoch = progress.best["epoch"] or last_epoch
@@ -291,8 +325,14 @@ def _finish(model: VAE, data: _Data, progress: Progress, record: dict[str, Any],
     if not record:  # resumed a run that had already finished
         records = ckpt.read_jsonl(run_dir / "metrics.jsonl")
         record = records[-1] if records else {}
-    return {"epochs": last_epoch, "best_epoch": best_epoch, "final": record, "seconds": progress.seconds,
-            "weights_sha256": weights_digest(model), "active_units": active_units(model, data.test)[0]}
+    return {
+        "epochs": last_epoch,
+        "best_epoch": best_epoch,
+        "final": record,
+        "seconds": progress.seconds,
+        "weights_sha256": weights_digest(model),
+        "active_units": active_units(model, data.test)[0],
+    }
 
 
 # ---------------------------------------------------------------------------- processes and progress bar
@@ -333,5 +373,6 @@ def _progress_bar(epochs: range, cfg: Config, rank: int, start: int) -> Any:
 def _show(bar: Any, record: dict[str, Any]) -> None:
     """The epoch's ELBO, KL and (when measured) active units next to the progress bar."""
     if hasattr(bar, "set_postfix"):
-        bar.set_postfix(elbo=f"{record['train_elbo']:.2f}", kl=f"{record['train_kl']:.1f}",
-                        au=record.get("active_units", "-"))  # measured on held-out epochs only
+        bar.set_postfix(
+            elbo=f"{record['train_elbo']:.2f}", kl=f"{record['train_kl']:.1f}", au=record.get("active_units", "-")
+        )  # measured on held-out epochs only

@@ -52,8 +52,9 @@ class Terms:
         return self.reconstruction - self.kl
 
 
-def objective(model: nn.Module, x: torch.Tensor, *, samples: int = 1, kl_weight: float = 1.0,
-              free_bits: float = 0.0) -> Terms:
+def objective(
+    model: nn.Module, x: torch.Tensor, *, samples: int = 1, kl_weight: float = 1.0, free_bits: float = 0.0
+) -> Terms:
     r"""The (importance-weighted) ELBO of a batch, with the closed-form KL term from klkit.
 
     .. math::

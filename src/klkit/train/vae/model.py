@@ -89,14 +89,19 @@ def _conv(shape: tuple[int, int], latent: int) -> tuple[nn.Module, nn.Module]:
         )
     encoder = nn.Sequential(
         nn.Unflatten(1, (1, h, w)),
-        nn.Conv2d(1, 32, 4, stride=2, padding=1), nn.ReLU(),  # (batch, 32, h/2, w/2)
-        nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),  # (batch, 64, h/4, w/4)
-        nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 2 * latent),
+        nn.Conv2d(1, 32, 4, stride=2, padding=1),
+        nn.ReLU(),  # (batch, 32, h/2, w/2)
+        nn.Conv2d(32, 64, 4, stride=2, padding=1),
+        nn.ReLU(),  # (batch, 64, h/4, w/4)
+        nn.Flatten(),
+        nn.Linear(64 * (h // 4) * (w // 4), 2 * latent),
     )
     decoder = nn.Sequential(
-        nn.Linear(latent, 64 * (h // 4) * (w // 4)), nn.ReLU(),
+        nn.Linear(latent, 64 * (h // 4) * (w // 4)),
+        nn.ReLU(),
         nn.Unflatten(1, (64, h // 4, w // 4)),
-        nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),  # (batch, 32, h/2, w/2)
+        nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+        nn.ReLU(),  # (batch, 32, h/2, w/2)
         nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1),  # (batch, 1, h, w)
         nn.Flatten(),
     )

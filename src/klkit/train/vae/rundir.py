@@ -24,8 +24,17 @@ from klkit.train.errors import RunDirectoryError
 from klkit.train.vae.config import RESUMABLE_CHANGES, Config
 from klkit.train.vae.model import VAE
 
-__all__ = ["CHECKPOINT", "MODEL", "Progress", "check_and_write_config", "load_checkpoint", "load_model",
-           "save_checkpoint", "save_model", "weights_digest"]
+__all__ = [
+    "CHECKPOINT",
+    "MODEL",
+    "Progress",
+    "check_and_write_config",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+    "save_model",
+    "weights_digest",
+]
 
 CHECKPOINT = "checkpoint.pt"  # training state, rewritten atomically after every epoch
 MODEL = "model.pt"  # the selected weights (best validation epoch, or the last one)
@@ -81,15 +90,27 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     state = ckpt.load(run_dir / CHECKPOINT)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return Progress(next_epoch=state["epoch"] + 1, best=dict(state["best"]), best_state=state.get("best_model"),
-                    seconds=float(state["seconds"]), cpu_seconds=float(state["cpu_seconds"]))
+    return Progress(
+        next_epoch=state["epoch"] + 1,
+        best=dict(state["best"]),
+        best_state=state.get("best_model"),
+        seconds=float(state["seconds"]),
+        cpu_seconds=float(state["cpu_seconds"]),
+    )
 
 
-def save_checkpoint(run_dir: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    progress: Progress) -> None:
+def save_checkpoint(
+    run_dir: Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, progress: Progress
+) -> None:
     """Write the state after ``epoch`` to ``checkpoint.pt`` atomically (a crash leaves the old or the new file)."""
-    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "best": progress.best, "seconds": progress.seconds, "cpu_seconds": progress.cpu_seconds}
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "best": progress.best,
+        "seconds": progress.seconds,
+        "cpu_seconds": progress.cpu_seconds,
+    }
     if progress.best_state is not None:
         state["best_model"] = progress.best_state
     ckpt.save_atomic(state, run_dir / CHECKPOINT)
@@ -97,8 +118,7 @@ def save_checkpoint(run_dir: Path, epoch: int, model: nn.Module, optimizer: torc
 
 def save_model(run_dir: Path, model: nn.Module, image_shape: tuple[int, int], epoch: int) -> None:
     """Write the selected weights to ``model.pt`` atomically, with what :func:`load_model` needs to rebuild them."""
-    ckpt.save_atomic({"model": model.state_dict(), "image_shape": list(image_shape), "epoch": epoch},
-                     run_dir / MODEL)
+    ckpt.save_atomic({"model": model.state_dict(), "image_shape": list(image_shape), "epoch": epoch}, run_dir / MODEL)
 
 
 def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[VAE, Config]:

@@ -40,8 +40,16 @@ class Objective(nn.Module):
         return objective(self.vae, x, samples=samples, kl_weight=kl_weight, free_bits=free_bits)
 
 
-def train_step(step_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, *, samples: int,
-               kl_weight: float, free_bits: float, world: int = 1) -> Terms | None:
+def train_step(
+    step_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    *,
+    samples: int,
+    kl_weight: float,
+    free_bits: float,
+    world: int = 1,
+) -> Terms | None:
     """One optimiser step on the batch ``x``; None (and no update) if the loss is NaN or infinite.
 
     ``step_fn`` is ``Objective(model)`` or its DDP wrapper; with ``world > 1`` the finiteness
@@ -77,15 +85,17 @@ class EpochSums:
     @classmethod
     def zeros(cls, latent: int, device: torch.device | str = "cpu") -> EpochSums:
         """Empty sums for a model with ``latent`` dimensions."""
-        return cls(torch.zeros(5, dtype=torch.float64, device=device),
-                   torch.zeros(latent, dtype=torch.float64, device=device))
+        return cls(
+            torch.zeros(5, dtype=torch.float64, device=device), torch.zeros(latent, dtype=torch.float64, device=device)
+        )
 
     @torch.no_grad()
     def add(self, terms: Terms, images: int) -> None:
         """Add one batch of ``images`` images (its terms are means over the batch)."""
         m = images
-        self.totals += torch.stack([m * terms.loss, m * terms.reconstruction, m * terms.kl, m * terms.gap,
-                                    terms.loss.new_tensor(m)]).double()
+        self.totals += torch.stack(
+            [m * terms.loss, m * terms.reconstruction, m * terms.kl, m * terms.gap, terms.loss.new_tensor(m)]
+        ).double()
         self.kl_per_dim += terms.kl_per_dim
 
     def all_reduce(self) -> None:
@@ -104,14 +114,28 @@ class EpochSums:
         (-4.0, [1.5, 0.5])
         """
         loss, reconstruction, kl, gap, images = (float(v) for v in self.totals)
-        return {"train_loss": loss / images, "train_elbo": float(self.totals[1] - self.totals[2]) / images,
-                "train_reconstruction": reconstruction / images, "train_kl": kl / images,
-                "train_iw_gap": gap / images, "kl_per_dim": (self.kl_per_dim / images).tolist()}
+        return {
+            "train_loss": loss / images,
+            "train_elbo": float(self.totals[1] - self.totals[2]) / images,
+            "train_reconstruction": reconstruction / images,
+            "train_kl": kl / images,
+            "train_iw_gap": gap / images,
+            "kl_per_dim": (self.kl_per_dim / images).tolist(),
+        }
 
 
-def train_batch(step_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, sums: EpochSums,
-                cfg: Config, *, image_shape: tuple[int, int], kl_weight: float,
-                generator: torch.Generator | None = None, world: int = 1) -> Terms | None:
+def train_batch(
+    step_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    sums: EpochSums,
+    cfg: Config,
+    *,
+    image_shape: tuple[int, int],
+    kl_weight: float,
+    generator: torch.Generator | None = None,
+    world: int = 1,
+) -> Terms | None:
     """The training loop's body for one batch: augment it, :func:`train_step`, add its terms to ``sums``.
 
     Parameters
@@ -140,8 +164,9 @@ def train_batch(step_fn: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
         None if the loss was NaN or infinite (no update, ``sums`` unchanged).
     """
     x = augment(x, image_shape, cfg, generator)  # (batch, pixels)
-    terms = train_step(step_fn, optimizer, x, samples=cfg.samples, kl_weight=kl_weight, free_bits=cfg.free_bits,
-                       world=world)
+    terms = train_step(
+        step_fn, optimizer, x, samples=cfg.samples, kl_weight=kl_weight, free_bits=cfg.free_bits, world=world
+    )
     if terms is not None:
         sums.add(terms, len(x))
     return terms
