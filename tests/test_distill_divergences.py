@@ -269,14 +269,46 @@ def test_half_precision_keeps_dtype_and_computes_in_float32():
         ({"alpha": 0.5}, InvalidArgumentError, "`alpha` is an option of divergence='alpha_beta' only"),
         ({"divergence": "alpha_beta", "alpha": math.inf}, InvalidArgumentError, "`alpha` must be a finite real"),
         ({"temperature": 0}, InvalidArgumentError, "`temperature` must be > 0"),
-        ({"temperature_scaling": 1}, InvalidArgumentError, "`temperature_scaling` must be True or False"),
+        (
+            {"temperature_scaling": 1},
+            InvalidArgumentError,
+            "`temperature_scaling` must be True or False (multiply the loss by T²); found 1. Pass a bool, "
+            "e.g. temperature_scaling=True.",
+        ),
         ({"kind": "prob"}, InvalidArgumentError, "`kind` (of the teacher) must be"),
         ({"reduction": "avg"}, InvalidArgumentError, "`reduction` must be one of"),
-        ({"chunk_size": 0}, InvalidArgumentError, "`chunk_size` must be None"),
-        ({"ignore_index": 1.5}, TypeError, "`ignore_index` must be an integer"),
+        (
+            {"chunk_size": 0},
+            InvalidArgumentError,
+            "`chunk_size` must be None (automatic) or an integer >= 1 (tokens per chunk); found 0. "
+            "Pass e.g. chunk_size=1024, or None to size the chunks automatically.",
+        ),
+        (
+            {"ignore_index": 1.5},
+            TypeError,
+            "`ignore_index` must be an integer (the label of positions to skip); found 1.5. "
+            "Pass the integer your labels use for padding, e.g. ignore_index=-100 (the default).",
+        ),
         ({"reduction": "none", "num_items_in_batch": 3}, InvalidArgumentError, "needs reduction='batchmean' or 'mean'"),
-        ({"num_items_in_batch": -2}, InvalidArgumentError, "`num_items_in_batch` must be a number > 0"),
-        ({"num_items_in_batch": torch.tensor(0.0)}, InvalidArgumentError, "`num_items_in_batch` must be > 0"),
+        (
+            {"num_items_in_batch": -2},
+            InvalidArgumentError,
+            "`num_items_in_batch` must be a number > 0 (the token count of the whole accumulated batch, on all "
+            "ranks); found -2. Pass that count, e.g. (labels != -100).sum(), or None to divide by this call's own "
+            "count.",
+        ),
+        (
+            {"num_items_in_batch": torch.tensor(0.0)},
+            InvalidArgumentError,
+            "`num_items_in_batch` must be > 0 (a count of tokens); found 0.0. Pass the number of kept tokens in "
+            "the whole batch, or None when no token is kept.",
+        ),
+        (
+            {"num_items_in_batch": torch.tensor([1, 2])},
+            ShapeError,
+            "`num_items_in_batch` must be one number (the global token count); found a tensor of shape (2,). "
+            "Pass the total, e.g. counts.sum().",
+        ),
         ({"labels": torch.zeros(5, dtype=torch.long)}, ShapeError, "`labels` must have the shape"),
     ],
 )
@@ -291,8 +323,18 @@ def test_bad_inputs_raise():
     zs, zt = (torch.from_numpy(x) for x in pair(n=4, seed=16))
     with pytest.raises(ShapeError, match=r"`teacher` and `student` must have the same vocabulary size.*slice"):
         divergence_loss(zs, zt[:, :-2])
-    with pytest.raises(ShapeError, match="`teacher` must have the shape of `student`"):
+    with pytest.raises(ShapeError) as info:
         divergence_loss(zs, zt[:2])
+    assert str(info.value) == (
+        "`teacher` must have the shape of `student` (4, 23); found (2, 23). Pass one teacher row per student "
+        "token, in the same order: run both models on the same batch, and shift or slice both logits alike."
+    )
+    with pytest.raises(ShapeError) as info:
+        divergence_loss(zs[:, :0], zt[:, :0])
+    assert str(info.value) == (
+        "`student` must have a non-empty vocabulary axis (the last); found shape (4, 0). "
+        "Pass the model's logits over its vocabulary, of shape (..., V) with V >= 1."
+    )
     with pytest.raises(TypeError, match=r"`teacher` must be a torch\.Tensor or a numpy array"):
         divergence_loss(zs, "teacher")
     with pytest.raises(BackendMismatchError, match="inputs mix numpy"):

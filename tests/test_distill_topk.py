@@ -12,7 +12,7 @@ from scipy.special import log_softmax as np_log_softmax
 from scipy.special import rel_entr
 
 from klkit.distill import TopKTeacher, divergence_loss, topk_teacher
-from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
+from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
 
 SETTINGS = [
     ("forward_kl", {}),
@@ -83,6 +83,32 @@ def test_collapsed_loss_matches_the_collapse_by_hand(divergence, options, k):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-13)
 
 
+@pytest.mark.parametrize("reduction", ["batchmean", "none"])
+def test_numpy_topk_teacher_gives_numpy_equal_to_torch(reduction):
+    zs, zt = logits(n=6, v=12, seed=3)
+    labels = np.array([0, -100, 2, 3, -100, 5])
+    top = topk_teacher(zt, 4, temperature=1.2)
+    assert all(isinstance(x, np.ndarray) for x in top[:3])
+    got = divergence_loss(zs, top, temperature=1.2, labels=labels, reduction=reduction)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    # the collapse by hand (scipy), ignored positions 0
+    s_hat = collapse(np.exp(np_log_softmax(zs / 1.2, -1)), top.indices)
+    t_hat = collapse(np.exp(np_log_softmax(zt / 1.2, -1)), top.indices)
+    per_token = rel_entr(t_hat, s_hat).sum(-1) * (labels != -100)
+    want = per_token if reduction == "none" else per_token.sum() / 4
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    as_torch = divergence_loss(
+        torch.from_numpy(zs),
+        topk_teacher(torch.from_numpy(zt), 4, temperature=1.2),
+        temperature=1.2,
+        labels=torch.from_numpy(labels),
+        reduction=reduction,
+    )
+    np.testing.assert_array_equal(got, as_torch.numpy())
+    single = divergence_loss(zs.astype(np.float32), topk_teacher(zt.astype(np.float32), 4), reduction=reduction)
+    assert single.dtype == np.float32
+
+
 @pytest.mark.parametrize(("divergence", "options"), SETTINGS)
 def test_data_processing_inequality_and_k_equals_v(divergence, options):
     zs, zt = logits(seed=2)
@@ -134,9 +160,11 @@ def test_gradients_of_the_collapsed_loss(divergence, options):
 def test_topk_errors():
     zs, zt = (torch.from_numpy(x) for x in logits(n=4, v=10))
     top = topk_teacher(zt, 3)
-    with pytest.raises(InvalidArgumentError, match=r"`k` must lie in \[1, 10\]"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"`k` must lie in \[1, 10\] \(the vocabulary size\); found 11\. Pass e\.g\. k=min"
+    ):
         topk_teacher(zt, 11)
-    with pytest.raises(TypeError, match="`k` must be an integer"):
+    with pytest.raises(TypeError, match=r"`k` must be an integer \(tokens kept per position\); found 2\.0\. Pass"):
         topk_teacher(zt, 2.0)
     with pytest.raises(InvalidArgumentError, match="`temperature` must be > 0"):
         topk_teacher(zt, 2, temperature=0)
@@ -154,8 +182,18 @@ def test_topk_errors():
         divergence_loss(zs, top._replace(indices=torch.zeros_like(top.indices)))
     with pytest.raises(InvalidDistributionError, match="sum to 1"):
         divergence_loss(zs, top._replace(tail_log_prob=torch.zeros_like(top.tail_log_prob)))
-    with pytest.raises(TypeError, match=r"`teacher\.indices` must be a torch\.Tensor"):
+    with pytest.raises(BackendMismatchError, match=r"inputs mix numpy \(`teacher`\) and torch \(`student`\)"):
         divergence_loss(zs, topk_teacher(zt.numpy(), 3))
-    with pytest.raises(TypeError, match=r"`teacher\.indices` must hold integer token ids"):
+    with pytest.raises(BackendMismatchError, match=r"inputs mix numpy \(`student`\) and torch \(`teacher`\)"):
+        divergence_loss(zs.numpy(), top)
+    with pytest.raises(
+        TypeError,
+        match=r"`teacher\.indices` must be an array of the student's library \(torch\.Tensor or numpy array\); "
+        r"found list\. Build the TopKTeacher with topk_teacher\(teacher_logits, k\)\.",
+    ):
+        divergence_loss(zs, top._replace(indices=top.indices.tolist()))
+    with pytest.raises(
+        TypeError, match=r"`teacher\.indices` must hold integer token ids; found dtype torch\.float64\. Cast them"
+    ):
         divergence_loss(zs, top._replace(indices=top.indices.double()))
     assert isinstance(top, TopKTeacher) and top._fields == ("indices", "log_probs", "tail_log_prob", "temperature")

@@ -23,10 +23,10 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
             arrays = [(n, a) for n, a in zip(names, args, strict=False)] + [
                 (n, kwargs[n]) for n in names[len(args) :] if kwargs.get(n) is not None
             ]
-            as_numpy = [n for n, a in arrays if isinstance(a, np.ndarray | np.generic)]
+            as_numpy = [n for n, a in arrays if any(isinstance(x, np.ndarray | np.generic) for x in _parts(a))]
             if not as_numpy:
                 return fn(*args, **kwargs)
-            as_torch = [n for n, a in arrays if isinstance(a, torch.Tensor)]
+            as_torch = [n for n, a in arrays if any(isinstance(x, torch.Tensor) for x in _parts(a))]
             if as_torch:
                 raise BackendMismatchError(
                     f"inputs mix numpy ({', '.join(f'`{n}`' for n in as_numpy)}) and torch "
@@ -36,6 +36,8 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
             dtype = np.asarray(args[0]).dtype
 
             def convert(a: Any) -> Any:
+                if _is_record(a):  # a TopKTeacher: convert its arrays, keep its temperature
+                    return type(a)(*(convert(x) for x in a))
                 if not isinstance(a, np.ndarray | np.generic):
                     return a
                 a = np.asarray(a)
@@ -56,6 +58,15 @@ def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Calla
     return wrap
 
 
+def _is_record(a: Any) -> bool:
+    """A NamedTuple of arrays (a TopKTeacher), whose fields the numpy bridge converts one by one."""
+    return isinstance(a, tuple) and hasattr(a, "_fields")
+
+
+def _parts(a: Any) -> tuple[Any, ...]:
+    return tuple(a) if _is_record(a) else (a,)
+
+
 def check_logits_tensor(x: Any, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -65,7 +76,10 @@ def check_logits_tensor(x: Any, name: str) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"`{name}` must have a floating dtype; found {x.dtype}. Cast with .float().")
     if x.ndim == 0 or x.shape[-1] == 0:
-        raise ShapeError(f"`{name}` must have a non-empty vocabulary axis (the last); found shape {tuple(x.shape)}.")
+        raise ShapeError(
+            f"`{name}` must have a non-empty vocabulary axis (the last); found shape {tuple(x.shape)}. "
+            "Pass the model's logits over its vocabulary, of shape (..., V) with V >= 1."
+        )
     return x
 
 
@@ -89,7 +103,8 @@ def check_pair(
     if teacher.shape != student.shape:
         raise ShapeError(
             f"`{teacher_name}` must have the shape of `{student_name}` {tuple(student.shape)}; found "
-            f"{tuple(teacher.shape)}."
+            f"{tuple(teacher.shape)}. Pass one teacher row per student token, in the same order: run both models "
+            "on the same batch, and shift or slice both logits alike."
         )
 
 

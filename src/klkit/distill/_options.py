@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from klkit.errors import InvalidArgumentError, ShapeError
+from klkit.measures import _js_bound  # h(β) = −β log β − (1−β) log(1−β), the largest generalized JSD
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl", "tvd", "alpha_beta"]
 Reduction = Literal["batchmean", "sum", "mean", "none"]
@@ -122,7 +123,10 @@ def check_interpolation(interpolation: Any) -> str:
 
 def check_ignore_index(ignore_index: Any) -> int:
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"`ignore_index` must be an integer; found {ignore_index!r}. The default is -100.")
+        raise TypeError(
+            f"`ignore_index` must be an integer (the label of positions to skip); found {ignore_index!r}. "
+            "Pass the integer your labels use for padding, e.g. ignore_index=-100 (the default)."
+        )
     return int(ignore_index)
 
 
@@ -131,7 +135,8 @@ def check_chunk_size(chunk_size: Any) -> int | None:
         return None
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise InvalidArgumentError(
-            f"`chunk_size` must be None (automatic) or an integer >= 1 (tokens per chunk); found {chunk_size!r}."
+            f"`chunk_size` must be None (automatic) or an integer >= 1 (tokens per chunk); found {chunk_size!r}. "
+            "Pass e.g. chunk_size=1024, or None to size the chunks automatically."
         )
     return int(chunk_size)
 
@@ -149,11 +154,12 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> Any:
         if num_items_in_batch.numel() != 1:
             raise ShapeError(
                 f"`num_items_in_batch` must be one number (the global token count); found a tensor "
-                f"of shape {tuple(num_items_in_batch.shape)}."
+                f"of shape {tuple(num_items_in_batch.shape)}. Pass the total, e.g. counts.sum()."
             )
         if num_items_in_batch.device.type == "cpu" and not float(num_items_in_batch) > 0:
             raise InvalidArgumentError(
-                f"`num_items_in_batch` must be > 0 (a count of tokens); found {float(num_items_in_batch)!r}."
+                f"`num_items_in_batch` must be > 0 (a count of tokens); found {float(num_items_in_batch)!r}. "
+                "Pass the number of kept tokens in the whole batch, or None when no token is kept."
             )
         return num_items_in_batch.reshape(())
     if (
@@ -164,14 +170,10 @@ def check_num_items(num_items_in_batch: Any, reduction: str) -> Any:
     ):
         raise InvalidArgumentError(
             f"`num_items_in_batch` must be a number > 0 (the token count of the whole accumulated batch, on all "
-            f"ranks); found {num_items_in_batch!r}."
+            f"ranks); found {num_items_in_batch!r}. Pass that count, e.g. (labels != -100).sum(), or None to "
+            "divide by this call's own count."
         )
     return float(num_items_in_batch)
-
-
-def jsd_bound(beta: float) -> float:
-    """The entropy of the weights, h(β) = −β log β − (1−β) log(1−β): the largest generalized JSD."""
-    return -sum(w * math.log(w) for w in (beta, 1.0 - beta) if w > 0)
 
 
 def divergence_spec(
@@ -188,7 +190,10 @@ def divergence_spec(
     divergence = check_divergence(divergence)
     t = check_temperature(temperature)
     if not isinstance(temperature_scaling, bool):
-        raise InvalidArgumentError(f"`temperature_scaling` must be True or False; found {temperature_scaling!r}.")
+        raise InvalidArgumentError(
+            f"`temperature_scaling` must be True or False (multiply the loss by T²); found {temperature_scaling!r}. "
+            "Pass a bool, e.g. temperature_scaling=True."
+        )
     scale = t * t if temperature_scaling else 1.0
     if divergence != "alpha_beta" and alpha is not None:
         raise InvalidArgumentError(
@@ -203,7 +208,7 @@ def divergence_spec(
             return Spec("reverse_kl", t, scale=scale)
         if interpolation == "continuous":
             scale /= b * (1.0 - b)
-        return Spec("jsd", t, beta=b, scale=scale, bound=jsd_bound(b))
+        return Spec("jsd", t, beta=b, scale=scale, bound=_js_bound((b, 1.0 - b)))
     if divergence in ("skew_forward_kl", "skew_reverse_kl"):
         s = check_skew(skew)
         return Spec(divergence, t, skew=s, scale=scale, bound=-math.log(s) if s > 0 else math.inf)

@@ -88,9 +88,11 @@ def topk_teacher(teacher_logits: Any, k: int, /, *, temperature: float = 1.0) ->
     z = check_logits_tensor(teacher_logits, "teacher_logits")
     vocab = z.shape[-1]
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise TypeError(f"`k` must be an integer; found {k!r}.")
+        raise TypeError(f"`k` must be an integer (tokens kept per position); found {k!r}. Pass e.g. k=int(k).")
     if not 1 <= k <= vocab:
-        raise InvalidArgumentError(f"`k` must lie in [1, {vocab}] (the vocabulary size); found {k}.")
+        raise InvalidArgumentError(
+            f"`k` must lie in [1, {vocab}] (the vocabulary size); found {k}. Pass e.g. k=min(k, {vocab})."
+        )
     t = check_temperature(temperature)
     dtype = compute_dtype(z.dtype)
     rows = z.detach().reshape(-1, vocab)
@@ -119,8 +121,8 @@ def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) 
     for name, x in (("indices", index), ("log_probs", top), ("tail_log_prob", tail)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(
-                f"`teacher.{name}` must be a torch.Tensor like the student; found {type(x).__name__}. "
-                "Build the TopKTeacher from tensors (topk_teacher(torch.as_tensor(...), k))."
+                f"`teacher.{name}` must be an array of the student's library (torch.Tensor or numpy array); "
+                f"found {type(x).__name__}. Build the TopKTeacher with topk_teacher(teacher_logits, k)."
             )
     lead = tuple(student.shape[:-1])
     if (
@@ -135,7 +137,10 @@ def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) 
             f"{tuple(index.shape)}, {tuple(top.shape)} and {tuple(tail.shape)}."
         )
     if index.is_floating_point() or index.dtype == torch.bool:
-        raise TypeError(f"`teacher.indices` must hold integer token ids; found dtype {index.dtype}.")
+        raise TypeError(
+            f"`teacher.indices` must hold integer token ids; found dtype {index.dtype}. "
+            "Cast them with .long(), or build the teacher with topk_teacher()."
+        )
     if float(teacher.temperature) != temperature:
         raise InvalidArgumentError(
             f"`temperature` ({temperature}) must equal the temperature the TopKTeacher was built with "
