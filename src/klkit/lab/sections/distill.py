@@ -104,7 +104,10 @@ QUICK = Budget(
 
 
 def corpus() -> str:
-    """The docstrings of :data:`MODULES` and their public members, lower-cased, on :data:`CHARS`."""
+    """The docstrings of :data:`MODULES` and their public members, lower-cased, on :data:`CHARS`.
+
+    Deterministic within one Python version; the docstrings, and so the text, change a little between versions.
+    """
     docs = []
     with warnings.catch_warnings():  # deprecated aliases (typing.io, typing.re) warn when looked up
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -464,7 +467,8 @@ def _run(ctx: LabContext) -> SectionResult:
         "the teacher finds most likely, with less variety; the JSD lies between. Soft targets at a "
         "temperature (Hinton) teach a small classifier more than the labels alone.",
         how=f"(a) {lm['characters']:,} characters of standard-library docstrings ({len(MODULES)} modules, "
-        f"{len(CHARS)} symbols); the last 10% held out. Teacher: MLP over {TEACHER_CONTEXT} characters "
+        f"{len(CHARS)} symbols; the text, and so the figures, vary a little between Python versions); the last "
+        f"10% held out. Teacher: MLP over {TEACHER_CONTEXT} characters "
         f"({lm['parameters']['teacher']:,} parameters, {budget.teacher_steps} Adam steps of cross-entropy). "
         f"Students: MLP over {STUDENT_CONTEXT} characters ({lm['parameters']['student']:,} parameters), "
         f"{budget.student_steps} steps each of klkit.distill.divergence_loss: forward KL on text windows, "
