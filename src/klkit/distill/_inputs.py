@@ -13,7 +13,8 @@ from klkit.errors import BackendMismatchError, ShapeError
 
 
 def numpy_bridge(names: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """numpy in → numpy out: numpy arrays among the positional/keyword arrays ``names`` are computed as
+    """numpy in → numpy out: numpy arrays among the positional/keyword arrays ``names`` (and the arrays of a
+    TopKTeacher among them) are computed as
     float64 CPU tensors without autograd, and the result comes back as numpy in the students' dtype
     (0-d arrays for reductions). Mixing numpy and torch among ``names`` raises; labels may be either."""
 
