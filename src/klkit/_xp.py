@@ -27,6 +27,7 @@ from klkit.errors import BackendMismatchError
 
 __all__ = [
     "asarray",
+    "clamp_keep_gradient",
     "compute_dtype",
     "errstate",
     "is_numpy",
@@ -204,3 +205,24 @@ def errstate(xp: Any) -> Any:
 def log_of_base(base: float | None) -> float:
     """``log(base)``, or 1.0 for nats; ``base`` is validated by the caller."""
     return 1.0 if base is None else math.log(base)
+
+
+def clamp_keep_gradient(value: Any, lower: float, upper: float | None = None) -> Any:
+    """A torch tensor's values clamped to [lower, upper] (NaN stays NaN), its gradient left as unclamped.
+
+    For measures that rounding can push a hair outside their range (KL ≥ 0 near p = q): the value
+    is clamped, but derivatives of every order are those of the unclamped expression, so a Hessian
+    at p = q (TRPO's Fisher matrix) is not zeroed on the rows where rounding went negative.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([-0.5, 0.5], requires_grad=True)
+    >>> y = clamp_keep_gradient(x * x * x, 0.0)  # -0.125 clamped to 0; d(x³)/dx = 3x² = 0.75 on both
+    >>> y.detach().tolist(), torch.autograd.grad(y.sum(), x)[0].tolist()
+    ([0.0, 0.125], [0.75, 0.75])
+    """
+    torch = _torch_namespace()
+    shift = value - value.detach()  # zero, with value's derivatives
+    out = torch.where(value < lower, shift + lower, value)
+    return out if upper is None else torch.where(value > upper, shift + upper, out)

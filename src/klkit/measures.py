@@ -41,6 +41,7 @@ from klkit._validation import (
 from klkit._xp import (
     NUMPY,
     asarray,
+    clamp_keep_gradient,
     compute_dtype,
     errstate,
     is_numpy,
@@ -566,8 +567,8 @@ def _clamp(value: Any, upper: float | None, xp: Any) -> Any:
     if is_numpy(xp):  # in place: the value array is ours (the kernels' output or a reduction)
         value = np.maximum(value, 0.0, out=value if isinstance(value, np.ndarray) else None)
         return value if upper is None else np.minimum(value, upper)
-    if is_torch(xp):
-        return value.clamp(0.0, upper)
+    if is_torch(xp):  # gradients (and Hessians) as unclamped: rounding below 0 must not zero them
+        return clamp_keep_gradient(value, 0.0, upper)
     return xp.clip(value, 0.0, upper)
 
 

@@ -39,6 +39,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from klkit._xp import clamp_keep_gradient
 from klkit.distributions import families as fam
 from klkit.distributions._ops import (
     EULER_GAMMA,
@@ -390,8 +391,8 @@ def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
         d = lp - lq  # −inf or NaN where p_i = 0 (the term is 0), +inf where p_i > 0 = q_i (the KL is +inf)
         # the finite terms carry the value and the gradient (no inf reaches backward); rows with a +inf
         # term are +inf. (nan_to_num and amax: boolean tensors cost several times more here.)
-        # KL ≥ 0: rounding can leave −1e-10 where p ≈ q (the array path clamps the same way)
-        value = (torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1).clamp_min(0.0)
+        # KL ≥ 0: rounding can leave −1e-10 where p ≈ q; clamped as the array path is, derivatives kept
+        value = clamp_keep_gradient((torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1), 0.0)
         top = d.detach().nan_to_num(nan=0.0, posinf=math.inf).amax(-1)
         return value + (top - top.clamp(max=torch.finfo(top.dtype).max))  # + inf where top is +inf, else + 0
     from klkit.measures import kl_divergence
