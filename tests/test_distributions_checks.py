@@ -293,3 +293,27 @@ def test_categorical_kl_is_never_negative_in_float32():
     assert kl.dtype == torch.float32 and bool((kl >= 0).all())
     # p ≈ q: the KL is ~1e-12; what is left is float32 rounding of log-probabilities of size ~4 (ε·4 ≈ 5e-7)
     assert float(kl.max()) < 50 * 4 * torch.finfo(torch.float32).eps
+
+
+@pytest.mark.parametrize("path", ["distribution", "array"])
+def test_the_kl_hessian_at_p_equal_q_is_the_fisher_matrix_on_every_row(path):
+    """TRPO's Fisher-vector product: ∇²_θ KL(π_θ0 ‖ π_θ) at θ = θ0 is diag(p) − ppᵀ (on logits), even on
+    rows where float32 rounding puts the KL itself a hair below 0 (a clamp must keep the derivatives)."""
+    g = torch.Generator().manual_seed(1)
+    logits0 = torch.randn(4000, 12, generator=g)
+    v = torch.randn(4000, 12, generator=g)
+    # θ a rounding away from θ0, as a policy re-evaluated on the rollout's states is: KL ≈ 1e-13, and
+    # rounding leaves some rows below 0
+    theta = (logits0 + 1e-6 * torch.randn(4000, 12, generator=g)).requires_grad_(True)
+    if path == "distribution":
+        kl = klkit.kl_divergence(
+            torch.distributions.Categorical(logits=logits0), torch.distributions.Categorical(logits=theta)
+        )
+    else:
+        kl = klkit.kl_divergence(logits0, theta, kind="logits")
+    assert int((kl.detach() == 0).sum()) > 0  # the clamped rows this test is about
+    (grad,) = torch.autograd.grad(kl.sum(), theta, create_graph=True)
+    (hvp,) = torch.autograd.grad((grad * v).sum(), theta)
+    p = torch.softmax(logits0.double(), -1)
+    fisher_v = p * v.double() - p * (p * v.double()).sum(-1, keepdim=True)  # (diag(p) − ppᵀ) v per row
+    assert torch.allclose(hvp.double(), fisher_v, rtol=1e-4, atol=1e-6)
