@@ -212,10 +212,21 @@ def _fmt_steps(x: int | None) -> str:
     return "—" if x is None else f"{x / 1000:.1f}k"
 
 
+def _when(rows: list[dict[str, Any]]) -> str:
+    """The UTC date and time span in which these cached runs were written."""
+    import datetime as dt
+
+    times = sorted(dt.datetime.fromtimestamp(r["written"], dt.UTC) for r in rows)
+    first, last = times[0], times[-1]
+    return (
+        f"{first:%Y-%m-%d %H:%M}–{last:%H:%M}" if first.date() == last.date() else f"{first:%Y-%m-%d}–{last:%Y-%m-%d}"
+    )
+
+
 def report(steps: int) -> str:
     from _report import machine_description
 
-    rows = [json.loads(p.read_text()) for p in sorted(CACHE.glob("*.json"))]
+    rows = [{**json.loads(p.read_text()), "written": p.stat().st_mtime} for p in sorted(CACHE.glob("*.json"))]
     rows = [r for r in rows if r["steps"] == steps]
     lines = [
         f"PPO/TRPO against SB3 2.x / sb3-contrib with the rl-baselines3-zoo hyperparameters, {steps:,} steps, "
@@ -227,13 +238,15 @@ def report(steps: int) -> str:
         f"and seed (environment seeds {EVAL_SEED:,} + i). "
         "Speed counts training only (no imports or setup): steps per wall-clock second, "
         "and steps per CPU-second of the process, which is less sensitive to other jobs on a shared machine. "
-        "Compare agents *within* a table, not across runs.",
+        "Rows are cached runs, written when the *measured* column says (some with other jobs or parallel runs "
+        "on the machine): compare speeds between rows measured in the same span, or by steps per CPU-second.",
         "",
         f"Machine: {machine_description()}",
         "",
         "| env | agent | seeds | steps to threshold (per seed) | median | reached | final mean-10 (per seed) "
-        "| ended ≥ thr | greedy (per seed) | greedy ≥ thr | steps/s (median) | steps/CPU-s (median) | max KL (klkit) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ended ≥ thr | greedy (per seed) | greedy ≥ thr | steps/s (median) | steps/CPU-s (median) | max KL (klkit) "
+        "| measured (UTC) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[tuple[str, str], dict[str, Any]] = {}
     for env_id in THRESHOLDS:
@@ -270,7 +283,7 @@ def report(steps: int) -> str:
                 f"| {'—' if med == float('inf') else _fmt_steps(int(med))} | {len(hit)}/{len(rs)} "
                 f"| {' / '.join('—' if f is None else f'{f:.0f}' for f in finals)} | {ended}/{len(rs)} "
                 f"| {' / '.join('—' if g is None else f'{g:.0f}' for g in greedy)} | {greedy_ok}/{len(rs)} "
-                f"| {sps:,.0f} | {cps:,.0f} | {kl_text} |"
+                f"| {sps:,.0f} | {cps:,.0f} | {kl_text} | {_when(rs)} |"
             )
     lines += [
         "",
