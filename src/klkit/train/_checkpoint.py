@@ -94,7 +94,7 @@ def rng_state() -> dict[str, Any]:
         "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
         "numpy_rest": [int(pos), int(has_gauss), float(cached)],
         # Python's Mersenne Twister: 625 unsigned 32-bit words, stored as int64
-        "python": torch.tensor(random.getstate()[1], dtype=torch.int64),
+        "python": torch.tensor(random.getstate()[1], dtype=torch.int64),  # host: RNG state, saved to disk
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
