@@ -185,7 +185,7 @@ class Run:
                 self.run_dir,
                 {"algorithm": algorithm, **dataclasses.asdict(cfg)},
                 resumable=RESUMABLE,
-                defaults=json.loads(json.dumps(defaults)),
+                defaults=defaults,  # compared as JSON there, like the rest of the config
             )
         self.device = resolve_device(cfg.device)
         self.rng = seed_everything(cfg.seed)
