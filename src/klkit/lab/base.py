@@ -84,6 +84,17 @@ class SectionResult:
         HTML fragments (``<table>...</table>``) shown under the checks; escape any text you insert.
     numbers : dict
         JSON-serialisable numbers written to ``results.json`` under the section's key.
+    intuition : str
+        Two or three plain sentences that give the idea before any check (plain text; the report escapes it).
+    example : str
+        One worked numeric example a student can check by hand, e.g. "a fair coin: H = ln 2 = 0.693 nats = 1 bit"
+        (plain text).
+    captions : dict of str to str
+        For each figure file name (``path.name``), what to notice in it: shown under the figure. A figure without a
+        caption is a report error.
+    interactive_html : list of str
+        Self-contained HTML fragments of explorable figures (sliders whose numbers were computed by klkit when the
+        report was built); shown after the static figures.
     """
 
     key: str
@@ -94,6 +105,10 @@ class SectionResult:
     figures: list[Path] = field(default_factory=list)
     tables_html: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+    intuition: str = ""
+    example: str = ""
+    captions: dict[str, str] = field(default_factory=dict)
+    interactive_html: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
