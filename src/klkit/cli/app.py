@@ -6,11 +6,15 @@ commands. Heavy imports (torch, matplotlib) happen inside the commands, so ``--h
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from klkit.cli import evaluate, lab, measure, pairs, rl, vae
+from klkit.cli._errors import OneLineErrorsGroup
 
 app = typer.Typer(
+    cls=OneLineErrorsGroup,
     help="klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -21,6 +25,24 @@ for command in (evaluate, lab, measure, pairs):  # the order of `klkit --help`
     command.register(app)
 for command in (rl, vae):
     command.register(train_app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from klkit import __version__
+
+        typer.echo(f"klkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print klkit's version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop."""
 
 
 def main() -> None:
