@@ -17,6 +17,7 @@ from scipy import stats
 
 from klkit.errors import BackendMismatchError
 from klkit.estimators import Estimate, knn_entropy, knn_kl_divergence
+from klkit.estimators.samples import grid_steps, jittered
 
 
 def gauss_kl(mu: float, s: float, d: int) -> float:
@@ -96,12 +97,37 @@ def test_standard_error_and_bootstrap_interval_are_calibrated():
     assert "95% CI" in str(e)
 
 
-def test_duplicates_raise_and_jitter_dequantises():
+def test_rounded_data_are_dequantised_by_default_and_duplicates_raise_without_jitter():
     x = np.round(np.random.default_rng(2).normal(size=(3000, 1)), 2)  # rounded to 0.01: many ties
-    with pytest.raises(ValueError, match=r"`x` must hold distinct points.*duplicate.*jitter"):
-        knn_entropy(x)
-    e = knn_entropy(x, jitter=0.01, seed=0)
-    assert close(e, 0.5 * math.log(2 * math.pi * math.e), 0.01)
+    with pytest.raises(ValueError, match=r"`x` must hold distinct points.*duplicate.*`jitter` at its default"):
+        knn_entropy(x, jitter=0)
+    truth = 0.5 * math.log(2 * math.pi * math.e)
+    for e in (knn_entropy(x), knn_entropy(x, jitter=0.01, seed=3)):
+        assert close(e, truth, 0.01)
+    assert knn_entropy(x).method.endswith("ties jittered") and float(knn_entropy(x)) == float(knn_entropy(x))
+
+
+@pytest.mark.parametrize("decimals", [1, 2])
+def test_rounded_two_dimensional_entropy_and_kl_match_the_closed_forms(decimals):
+    """Ties within a coordinate (few exact duplicates in 2-D) bias the k-NN distances; de-quantised, they do not."""
+    rng = np.random.default_rng(10 + decimals)
+    x, y = rng.normal(0, 1, (4000, 2)), rng.normal([1.0, 0.0], [1.0, 2.0], (4000, 2))
+    xr, yr = np.round(x, decimals), np.round(y, decimals)
+    assert close(knn_entropy(xr), math.log(2 * math.pi * math.e), 0.01)
+    kl = 0.5 * ((1 + 1 / 4) + 1 - 2 + math.log(4.0))  # KL(N(0, I) ‖ N((1, 0), diag(1, 4))): ½(tr + μ'Σ⁻¹μ − d + log|Σ|)
+    assert close(knn_kl_divergence(xr, yr), kl, 0.02)
+
+
+def test_only_tied_coordinates_get_noise():
+    rng = np.random.default_rng(4)
+    x = np.c_[rng.normal(size=500), np.round(rng.normal(size=500), 1)]
+    steps = grid_steps([x])
+    assert steps[0] == 0.0 and steps[1] == pytest.approx(0.1)
+    (same,), tied = jittered([x[:, :1]], None, np.random.default_rng(0))
+    assert not tied and np.array_equal(same, x[:, :1])  # continuous data are never changed
+    (moved,), tied = jittered([x], None, np.random.default_rng(0))
+    assert tied and np.array_equal(moved[:, 0], x[:, 0])
+    assert 0 < np.abs(moved[:, 1] - x[:, 1]).max() <= 0.05 + 1e-12 and len(np.unique(moved[:, 1])) == 500
 
 
 def test_torch_input_gives_torch_output():
@@ -185,7 +211,7 @@ def test_kl_bootstrap_and_torch():
         ({"metric": "manhattan"}, r"`metric` must be 'euclidean' or 'chebyshev'; found 'manhattan'"),
         ({"bootstrap": 1}, r"`bootstrap` must be None or an integer >= 2"),
         ({"bootstrap": 10, "confidence": 1.5}, r"`confidence` must be in \(0, 1\)"),
-        ({"jitter": -1.0}, r"`jitter` must be None or a finite width > 0"),
+        ({"jitter": -1.0}, r"`jitter` must be None \(de-quantise tied coordinates\), 0 \(no noise\) or a finite width"),
         ({"base": -2}, r"`base`"),
     ],
 )
@@ -214,8 +240,8 @@ def test_sample_errors():
         knn_kl_divergence(x, y[:2, :2])
     triple = np.repeat(x, 3, axis=0)  # every x has 3 copies among the y's: its 3rd y-neighbour is at distance 0
     with pytest.raises(ValueError, match=r"`x` and `y` share points.*method='adaptive'"):
-        knn_kl_divergence(x, triple)
-    assert math.isfinite(float(knn_kl_divergence(x, triple, method="adaptive")))
+        knn_kl_divergence(x, triple, jitter=0)
+    assert math.isfinite(float(knn_kl_divergence(x, triple, method="adaptive", jitter=0)))
     with pytest.raises(BackendMismatchError, match="mix torch"):
         knn_kl_divergence(torch.as_tensor(x), x)
 
@@ -224,7 +250,7 @@ def test_sample_errors():
 def test_brute_force_kernel_matches_the_kd_tree(metric):
     from scipy.spatial import cKDTree
 
-    from klkit.estimators._neighbours import _brute
+    from klkit.estimators.neighbours import _brute
 
     p_norm = 2.0 if metric == "euclidean" else math.inf
     rng = np.random.default_rng(8)
