@@ -257,3 +257,28 @@ def test_brute_force_kernel_matches_the_kd_tree(metric):
     x, y = rng.normal(size=(1500, 9)) + 100.0, rng.normal(size=(1200, 9)) + 100.5  # offset: float32 centring
     np.testing.assert_allclose(_brute(x, x, 3, p_norm, True), cKDTree(x).query(x, k=[2, 4], p=p_norm)[0], rtol=1e-12)
     np.testing.assert_allclose(_brute(x, y, 3, p_norm, False), cKDTree(y).query(x, k=[1, 3], p=p_norm)[0], rtol=1e-12)
+
+
+def test_thread_count_changes_nothing_but_speed():
+    """The neighbour searches use klkit.get_num_threads() threads; the estimates do not depend on it."""
+    import klkit
+    from klkit.estimators import mutual_information
+
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    high = rng.normal(size=(2000, 9))  # d >= 8: the fused brute-force kernel
+    a = rng.normal(size=3000)
+    calls = [
+        lambda: knn_entropy(x),
+        lambda: knn_kl_divergence(x, y, method="adaptive"),
+        lambda: knn_entropy(high),
+        lambda: mutual_information(a, np.sin(a) + 0.3 * x[:, 0], method="ksg"),
+        lambda: mutual_information(x, y[:, :2], method="ksg"),
+    ]
+    default = [float(f()) for f in calls]
+    try:
+        klkit.set_num_threads(1)
+        single = [float(f()) for f in calls]
+    finally:
+        klkit.set_num_threads(None)
+    assert single == default

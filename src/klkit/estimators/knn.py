@@ -1,9 +1,8 @@
 r"""k-nearest-neighbour estimates of differential entropy and KL divergence from continuous samples.
 
-Neighbours come from :class:`scipy.spatial.cKDTree` with all cores
-(``workers=-1``), or from a fused brute-force kernel (numba, all cores) in
-dimension >= 8 for up to 3e9 pairs, where k-d trees barely prune
-(:mod:`klkit.estimators.neighbours`).
+Neighbours come from :class:`scipy.spatial.cKDTree`, or from a fused brute-force kernel
+(numba) in dimension >= 8 for up to 3e9 pairs, where k-d trees barely prune
+(:mod:`klkit.estimators.neighbours`); both use :func:`klkit.get_num_threads` threads.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from scipy.spatial import cKDTree
 from klkit._validation import check_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
-from klkit.estimators.neighbours import kth_distances, self_and_cross_distances
 from klkit.estimators.checks import check_bootstrap, check_k, check_metric, check_size
+from klkit.estimators.neighbours import kth_distances, self_and_cross_distances, workers
 from klkit.estimators.samples import jittered, real_samples, whiten, whiten_by
 from klkit.estimators.terms import estimate_from_terms
 
@@ -329,11 +328,11 @@ def _adaptive_terms(
     terms = np.empty_like(rho)
     x_sets = rho >= nu  # the x-ball (radius rho_k) is the larger: count y's inside it
     if np.any(x_sets):
-        c = tree_y.query_ball_point(xs[x_sets], r=rho[x_sets], p=p_norm, return_length=True, workers=-1)
+        c = tree_y.query_ball_point(xs[x_sets], r=rho[x_sets], p=p_norm, return_length=True, workers=workers())
         terms[x_sets] = special.digamma(k) - special.digamma(np.maximum(c, k) + 1)
     y_sets = ~x_sets
     if np.any(y_sets):
-        c = tree_x.query_ball_point(xs[y_sets], r=nu[y_sets], p=p_norm, return_length=True, workers=-1) - 1
+        c = tree_x.query_ball_point(xs[y_sets], r=nu[y_sets], p=p_norm, return_length=True, workers=workers()) - 1
         terms[y_sets] = special.digamma(np.maximum(c, k) + 1) - special.digamma(k)
     return terms
 

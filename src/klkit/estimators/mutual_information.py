@@ -26,9 +26,9 @@ from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
-from klkit.estimators.neighbours import build_tree, kth_distances
 from klkit.estimators.checks import check_bootstrap, check_counts, check_k
 from klkit.estimators.counts import METHOD_LABELS, chao_shen_entropy
+from klkit.estimators.neighbours import build_tree, kth_distances, workers
 from klkit.estimators.samples import jittered, real_samples, whiten
 from klkit.estimators.terms import estimate_from_terms
 
@@ -380,7 +380,7 @@ def _count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
 
     The radius is shrunk by a few units in the last place of the coordinates, so that the point that
     set it (at exactly that distance, up to the rounding of the subtraction) is not counted. One
-    dimension: two binary searches in the sorted values; more: a k-d tree ball count on all cores.
+    dimension: two binary searches in the sorted values; more: a k-d tree ball count (klkit.get_num_threads() threads).
     """
     scale = np.abs(values).max(axis=1) if values.shape[1] > 1 else np.abs(values[:, 0])
     r = np.maximum(radius - 4.0 * np.spacing(scale + radius), 0.0)
@@ -393,5 +393,5 @@ def _count_within(values: np.ndarray, radius: np.ndarray) -> np.ndarray:
     tree = build_tree(values)
     order = tree.indices  # queries in the tree's leaf order keep its nodes in cache
     out = np.empty(values.shape[0])
-    out[order] = tree.query_ball_point(values[order], r=r[order], p=math.inf, return_length=True, workers=-1) - 1
+    out[order] = tree.query_ball_point(values[order], r=r[order], p=math.inf, return_length=True, workers=workers()) - 1
     return out
