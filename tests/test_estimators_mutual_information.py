@@ -209,6 +209,10 @@ def test_sparse_contingency_tables_match_sklearn() -> None:
         ours = mutual_information(counts=kind(table))
         assert float(ours) == pytest.approx(metrics.mutual_info_score(None, None, contingency=kind(table)), rel=1e-12)
         assert float(ours) == pytest.approx(float(mutual_information(counts=table)), rel=1e-14)
+    as_torch = torch.as_tensor(table).to_sparse()
+    assert float(mutual_information(counts=as_torch)) == pytest.approx(
+        float(mutual_information(counts=table)), rel=1e-14
+    )
     repeated = sparse.coo_matrix(([2, 3, 4], ([0, 0, 1], [1, 1, 0])), shape=(2, 2))  # (0, 1) stored twice: 5
     assert float(mutual_information(counts=repeated)) == pytest.approx(
         float(mutual_information(counts=[[0, 5], [4, 0]])), rel=1e-14

@@ -108,7 +108,7 @@ def mutual_information(
     counts : array_like or scipy.sparse matrix/array, optional
         A 2-D contingency table of non-negative integer counts, instead of ``x`` and ``y``; a
         ``scipy.sparse`` table (any format, as ``sklearn.metrics.mutual_info_score`` takes) is read
-        without densifying.
+        without densifying; a torch sparse tensor is densified.
     method : {'plugin', 'miller_madow', 'chao_shen', 'ksg'}, default 'plugin'
     k : int, default 3
         Neighbour order for ``"ksg"`` (``k < n``).
@@ -205,6 +205,8 @@ class _Cells:
 def _table(counts: Any) -> _Cells:
     if sparse.issparse(counts):
         return _sparse_table(counts)
+    if is_torch_array(counts) and str(counts.layout) != "torch.strided":  # a torch sparse table
+        counts = counts.to_dense()
     c = counts.detach().cpu().numpy() if is_torch_array(counts) else np.asarray(counts)
     if c.ndim != 2 or 0 in c.shape:
         raise ShapeError(
