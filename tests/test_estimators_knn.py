@@ -118,6 +118,14 @@ def test_rounded_two_dimensional_entropy_and_kl_match_the_closed_forms(decimals)
     assert close(knn_kl_divergence(xr, yr), kl, 0.02)
 
 
+def test_samples_rounded_to_different_grids_are_each_dequantised():
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(0, 1, 5000), np.round(rng.normal(1, 1, 5000), 1)  # only Q's sample is rounded, to 0.1
+    assert close(knn_kl_divergence(x, y), 0.5, 0.02)  # KL(N(0, 1) ‖ N(1, 1)) = ½
+    (_, moved), tied = jittered([x[:, None], y[:, None]], None, np.random.default_rng(0))
+    assert tied and np.abs(moved[:, 0] - y).max() > 0.04  # y gets its own step, 0.1, not x's tiny gaps
+
+
 def test_only_tied_coordinates_get_noise():
     rng = np.random.default_rng(4)
     x = np.c_[rng.normal(size=500), np.round(rng.normal(size=500), 1)]

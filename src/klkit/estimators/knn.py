@@ -214,8 +214,9 @@ def knn_kl_divergence(
     p, q Laplace, q scale 0.7    −0.054 / −0.046 / +0.208    −0.83 /   —   / +1.16
     ===========================  =========================  ==========================
 
-    Ties are de-quantised as in :func:`knn_entropy`, with each coordinate's grid step
-    taken over both samples together (they share coordinates). With ``jitter=0``,
+    Ties are de-quantised as in :func:`knn_entropy`, each sample with its own grid
+    step (x and y may be rounded differently), or the pooled one in a coordinate where
+    only values of x equal values of y. With ``jitter=0``,
     duplicates among the x's raise, and an x equal to a y is allowed only for
     ``method="adaptive"`` (the other forms would take the log of 0 and raise). The
     standard error treats the per-point terms as independent.

@@ -77,8 +77,10 @@ def jittered(
     """The samples with uniform noise added, and whether any was added.
 
     ``jitter=None``: noise :math:`U(-w_c/2, w_c/2)` in each coordinate c with tied values, ``w_c``
-    its grid step (:func:`grid_steps`, pooled over ``samples``, which share coordinates); ``0``:
-    none; ``w > 0``: :math:`U(-w/2, w/2)` in every coordinate.
+    its grid step (:func:`grid_steps`): a sample's own where it has ties in c (each sample may have
+    been rounded to its own grid), else that of the samples pooled (they share coordinates, and a
+    value of one may equal a value of another); ``0``: none; ``w > 0``: :math:`U(-w/2, w/2)` in
+    every coordinate.
     """
     if jitter is not None and (
         isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (math.isfinite(jitter) and jitter >= 0)
@@ -87,10 +89,16 @@ def jittered(
             f"`jitter` must be None (de-quantise tied coordinates), 0 (no noise) or a finite width > 0; found "
             f"{jitter!r}. Use the rounding step of the data, or leave the default."
         )
-    width = grid_steps(samples) if jitter is None else np.full(samples[0].shape[1], float(jitter))
-    if not np.any(width > 0):
+    if jitter is not None:
+        widths = [np.full(s.shape[1], float(jitter)) for s in samples]
+    else:
+        pooled = grid_steps(samples)
+        widths = (
+            [pooled] if len(samples) == 1 else [np.where((own := grid_steps([s])) > 0, own, pooled) for s in samples]
+        )
+    if not any(np.any(w > 0) for w in widths):
         return list(samples), False
-    return [s + rng.uniform(-0.5, 0.5, s.shape) * width for s in samples], True
+    return [s + rng.uniform(-0.5, 0.5, s.shape) * w for s, w in zip(samples, widths, strict=True)], True
 
 
 def whitening(ys: np.ndarray, name: str, fix: str) -> tuple[np.ndarray, np.ndarray, float]:
