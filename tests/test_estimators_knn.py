@@ -290,3 +290,12 @@ def test_thread_count_changes_nothing_but_speed():
     finally:
         klkit.set_num_threads(None)
     assert single == default
+
+
+def test_tiny_tie_breaking_noise_would_not_do_for_entropy():
+    """Why the default noise is a grid step wide: noise of 1e-10 (sklearn's) keeps duplicates 1e-10 apart."""
+    x = np.round(np.random.default_rng(2).normal(size=(3000, 1)), 2)
+    tiny = x + 1e-10 * x.std() * np.random.default_rng(0).standard_normal(x.shape)
+    truth = 0.5 * math.log(2 * math.pi * math.e)
+    assert float(knn_entropy(tiny, jitter=0)) < truth - 10
+    assert close(knn_entropy(x), truth, 0.01)

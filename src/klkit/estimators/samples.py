@@ -10,6 +10,11 @@ in every coordinate that has tied values it adds uniform noise :math:`U(-w/2, w/
 0.01 for data rounded to 2 decimals), i.e. it replaces each rounded value by a point drawn
 uniformly from its rounding cell. Coordinates without ties are left as they are, so continuous
 data are never changed. The noise is seeded, so an input always gives the same estimate.
+
+sklearn's ``mutual_info_regression`` instead adds noise of 1e-10 times each feature's scale. That
+breaks ties for KSG's counts, but it leaves duplicate points 1e-10 apart, which a distance-based
+entropy or KL takes at face value: N(0, 1) samples (n = 3000) rounded to 2 decimals have
+Kozachenko–Leonenko entropy −13.7 with such noise, 1.402 de-quantised (truth 1.419).
 """
 
 from __future__ import annotations
