@@ -20,13 +20,14 @@ import math
 from typing import Any, Literal
 
 import numpy as np
-from scipy import sparse, special
+from scipy import special
 
 from klkit._validation import check_base
-from klkit._xp import is_torch_array, log_of_base
+from klkit._xp import log_of_base
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
-from klkit.estimators.checks import check_bootstrap, check_counts, check_k
+from klkit.estimators.checks import check_bootstrap, check_k
+from klkit.estimators.contingency import Cells, paired_cells, table_cells
 from klkit.estimators.counts import METHOD_LABELS, chao_shen_entropy
 from klkit.estimators.neighbours import build_tree, kth_distances, workers
 from klkit.estimators.samples import jittered, real_samples, whiten
@@ -181,7 +182,7 @@ def mutual_information(
                 "`method='ksg'` needs paired real-valued samples `x, y`; found a contingency "
                 "table `counts`. Use a discrete method ('plugin', 'miller_madow', 'chao_shen')."
             )
-        return _discrete(_table(counts), method, base, bootstrap, confidence, seed)
+        return _discrete(table_cells(counts), method, base, bootstrap, confidence, seed)
     if x is None or y is None:
         raise InvalidArgumentError(
             "pass paired samples `x` and `y` (one pair per row), or a contingency table "
@@ -189,83 +190,12 @@ def mutual_information(
         )
     if method == "ksg":
         return _ksg(x, y, k, base, bootstrap, confidence, seed, jitter, standardize)
-    return _discrete(_joint_cells(x, y), method, base, bootstrap, confidence, seed)
+    return _discrete(paired_cells(x, y), method, base, bootstrap, confidence, seed)
 
 
 # ---------------------------------------------------------------------------
-# Discrete: the non-empty cells of the table, their row and column
+# Discrete: plug-in, Miller–Madow and Chao–Shen on the non-empty cells
 # ---------------------------------------------------------------------------
-class _Cells:
-    """Non-empty cells of a contingency table: counts, row index, column index (and whether from real data)."""
-
-    def __init__(self, count: np.ndarray, row: np.ndarray, column: np.ndarray, real_valued: bool = False) -> None:
-        self.count, self.row, self.column, self.real_valued = count, row, column, real_valued
-
-
-def _table(counts: Any) -> _Cells:
-    if sparse.issparse(counts):
-        return _sparse_table(counts)
-    if is_torch_array(counts) and str(counts.layout) != "torch.strided":  # a torch sparse table
-        counts = counts.to_dense()
-    c = counts.detach().cpu().numpy() if is_torch_array(counts) else np.asarray(counts)
-    if c.ndim != 2 or 0 in c.shape:
-        raise ShapeError(
-            f"`counts` must be a non-empty 2-D contingency table (rows: values of X, columns: values "
-            f"of Y); found shape {c.shape}. For paired samples pass them as x, y."
-        )
-    flat = check_counts(c.reshape(-1), "counts")
-    table = flat.reshape(c.shape)
-    row, column = np.nonzero(table)
-    return _Cells(table[row, column], row, column)
-
-
-def _sparse_table(counts: Any) -> _Cells:
-    """The non-empty cells of a scipy.sparse contingency table (any format; repeated entries add up)."""
-    if len(counts.shape) != 2 or 0 in counts.shape:
-        raise ShapeError(
-            f"`counts` must be a non-empty 2-D contingency table (rows: values of X, columns: values "
-            f"of Y); found a sparse matrix of shape {counts.shape}. For paired samples pass them as x, y."
-        )
-    coo = sparse.coo_array(counts)
-    coo.sum_duplicates()
-    if coo.nnz == 0:
-        raise InvalidDistributionError(
-            "`counts` must have a positive total; found a sparse table with no stored counts. Count some samples."
-        )
-    data = check_counts(coo.data, "counts")
-    keep = data > 0
-    return _Cells(data[keep], coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64))
-
-
-def _codes(values: Any, name: str, n_expected: int | None) -> tuple[np.ndarray, bool]:
-    """Integer codes of the symbols (rows of a 2-D array are symbols) and whether they are real numbers."""
-    v = values.detach().cpu().numpy() if is_torch_array(values) else np.asarray(values)
-    if v.ndim == 0 or v.ndim > 2 or v.shape[0] == 0:
-        raise ShapeError(
-            f"`{name}` must be a non-empty 1-D array of symbols (or 2-D, one symbol per row); found "
-            f"shape {v.shape}. Reshape it, or pass a contingency table as counts=."
-        )
-    if n_expected is not None and v.shape[0] != n_expected:
-        raise ShapeError(
-            f"`x` and `y` must be paired, with the same number of rows; found {n_expected} and "
-            f"{v.shape[0]}. Pass one (x, y) pair per row."
-        )
-    if v.dtype.kind == "f" and np.isnan(v).any():
-        raise InvalidDistributionError(
-            f"`{name}` must not contain NaN (NaN is not a symbol: NaN != NaN); found "
-            f"{int(np.isnan(v).sum())}. Drop those pairs or map NaN to a symbol."
-        )
-    _, inverse = np.unique(v, axis=0 if v.ndim == 2 else None, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64), v.dtype.kind in "fc"
-
-
-def _joint_cells(x: Any, y: Any) -> _Cells:
-    cx, real_x = _codes(x, "x", None)
-    cy, real_y = _codes(y, "y", cx.size)
-    joint, count = np.unique(cx * (int(cy.max()) + 1) + cy, return_counts=True)
-    return _Cells(count, joint // (int(cy.max()) + 1), joint % (int(cy.max()) + 1), real_x or real_y)
-
-
 def _discrete_mi(count: np.ndarray, row: np.ndarray, column: np.ndarray, method: str) -> tuple[float, float]:
     """(estimate, delta-method variance of the plug-in) in nats from the non-empty cells."""
     n = int(count.sum())
@@ -284,7 +214,7 @@ def _discrete_mi(count: np.ndarray, row: np.ndarray, column: np.ndarray, method:
 
 
 def _discrete(
-    cells: _Cells, method: str, base: float | None, bootstrap: int | None, confidence: float, seed: int | None
+    cells: Cells, method: str, base: float | None, bootstrap: int | None, confidence: float, seed: int | None
 ) -> Estimate:
     n = int(cells.count.sum())
     if cells.real_valued and cells.count.size == n and n >= 20:
