@@ -6,7 +6,6 @@ import math
 from typing import Any, Literal, NamedTuple, get_args
 
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators.sampled_kl import SAMPLED_KL
 from klkit.rlhf.presets import FORMULAS, PRESETS, Clamp, Estimator, Gradient
 
 __all__ = ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "KLPenalty", "kl_penalty"]
@@ -241,7 +240,7 @@ def _estimate(ell: Any, d: Any, estimator: str, clamp: Clamp | None, formula: st
         return FORMULAS[formula](d)
     if bound is not None:
         ell = torch.clamp(ell, min=-bound, max=bound)
-    return ell.abs() if estimator == "abs" else SAMPLED_KL[estimator](-ell)  # k1(d) = ell, k2(d) = ell²/2
+    return ell if estimator == "k1" else 0.5 * ell.square() if estimator == "k2" else ell.abs()
 
 
 def _unclamped(ell: Any, raw: Any, clamp: Clamp | None) -> Any:
