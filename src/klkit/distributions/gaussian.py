@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.estimators.sampled_kl import k3
 
 __all__ = ["gaussian_kl_standard_normal"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 
 __all__ = ["METRICS", "check_bootstrap", "check_choice", "check_counts", "check_k", "check_metric", "check_size"]

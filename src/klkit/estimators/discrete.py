@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_base
-from klkit._xp import log_of_base
+from klkit._engine import check_base, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 from klkit.estimators.checks import check_choice

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import special
 from scipy.spatial import cKDTree
 
-from klkit._validation import check_base
+from klkit._engine import check_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 from klkit.estimators.checks import check_bootstrap, check_k, check_metric, check_size

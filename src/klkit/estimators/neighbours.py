@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-from klkit._threads import get_num_threads
+from klkit._engine import get_num_threads
 
 __all__ = [
     "BRUTE_FORCE_MAX_PAIRS",

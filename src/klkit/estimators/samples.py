@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 
 __all__ = ["affine", "grid_steps", "jittered", "real_samples", "whiten", "whiten_by", "whitening"]

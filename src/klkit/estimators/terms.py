@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import log_of_base
+from klkit._engine import log_of_base
 from klkit.estimators._estimate import Estimate
 from klkit.estimators.checks import check_bootstrap
 
