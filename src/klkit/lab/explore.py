@@ -169,7 +169,7 @@ class Explorable:
         payload = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
         sliders = "".join(
             f'<label class="klkit-slider" style="display:inline-block;margin:0.2em 1.4em 0.2em 0">'
-            f"{html.escape(c.label)} '
+            f"{html.escape(c.label)} "
             f'<input class="klkit-control" type="range" name="{html.escape(c.name)}" min="0" '
             f'max="{len(c.steps) - 1}" step="1" value="{c.start}"> '
             f'<output data-for="{html.escape(c.name)}">{html.escape(c.steps[c.start])}</output></label>'
