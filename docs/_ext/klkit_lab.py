@@ -329,7 +329,7 @@ class LabSection(SphinxDirective):
         for fragment in s["tables_html"]:
             out.append(nodes.raw("", f'<div class="klkit-lab-table">{fragment}</div>', format="html"))
         checks = nodes.section(ids=[f"checks-{s['key']}"])
-        checks += nodes.title(text="Verification")
+        checks += nodes.title(text="Checks: how the claim is verified")
         if s["how"]:
             checks += _para("How it is checked.", s["how"])
         rows = [[c["name"], c["measured"], "pass" if c["passed"] else "FAIL"] for c in s["checks"]]
