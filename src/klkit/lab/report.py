@@ -18,7 +18,7 @@ from typing import Any
 
 from klkit.lab.base import SectionResult
 from klkit.lab.explore import plotly_script
-from klkit.lab.lesson import OBJECTIVES, Part, report_order
+from klkit.lab.lesson import OBJECTIVES, PARTS, Part, report_order
 from klkit.lab.sections import TITLES
 
 __all__ = ["render_html", "teaching_html", "write_html"]
@@ -164,9 +164,12 @@ def _objective_map(by_key: dict[str, SectionResult]) -> str:
             f'<tr data-section="{html.escape(objective.section)}"><td class="num">{i}</td>'
             f"<td>{html.escape(objective.text)}</td><td>{where}</td><td>{verdict}</td></tr>"
         )
+    beyond = [k for part in PARTS[1:] for k in part.sections if k in by_key]
+    after = ", ".join(f'<a href="#{html.escape(k)}">{html.escape(by_key[k].title)}</a>' for k in beyond)
     return (
         '<table class="map" id="map"><tr><th>#</th><th>The lesson says / asks you to</th><th>Section</th>'
         f"<th>Verdict</th></tr>{''.join(rows)}</table>"
+        + (f'<p class="map-beyond">Beyond the lesson (Part II): {after}.</p>' if after else "")
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import klkit
@@ -59,7 +57,7 @@ def coding_explorable(samples: np.ndarray) -> tuple[Explorable, list[dict[str, f
     start = lams.index(0.0)
     n = samples.size
     h_p = float(klkit.entropy(DYADIC_P, base=2))
-    p_bits = [-math.log2(x) for x in DYADIC_P]
+    p_bits = [float(x) for x in klkit.surprise(DYADIC_P, base=2)]
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -72,7 +70,7 @@ def coding_explorable(samples: np.ndarray) -> tuple[Explorable, list[dict[str, f
     fig.add_bar(
         x=["with Q's code"], y=[h_p], name="H(P): unavoidable", marker_color="#1f77b4", showlegend=False, row=1, col=2
     )
-    fig.add_bar(x=["with Q's code"], y=[0.0], name="KL(P‖Q): wasted", marker_color="#d62728", row=1, col=2, text=[""])
+    fig.add_bar(x=["with Q's code"], y=[0.0], name="KL(P‖Q): wasted", marker_color="#d62728", row=1, col=2)
     fig.add_scatter(
         x=["with Q's code"],
         y=[h_p],
@@ -108,7 +106,7 @@ def coding_explorable(samples: np.ndarray) -> tuple[Explorable, list[dict[str, f
         frames[str(i)] = frame(
             [
                 ({"y": [q_bits, huff]}, [1, 2]),
-                ({"y": [[kl]], "text": [[f"+{kl:.3f}"]]}, [4]),
+                ({"y": [[kl]]}, [4]),
                 ({"y": [[rate]]}, [5]),
             ],
             {

@@ -99,8 +99,8 @@ def _figure(ctx: LabContext, lengths_p: list[int], lengths_q: list[int], rates: 
     right.bar([1], [kl], 0.55, bottom=[h], color="C3", label="KL(P‖Q) = 0.25: wasted")
     right.plot([0, 1], [rates["rate_p"], rates["rate_q"]], "kD", ms=8, label="range coder, measured")
     right.set_xticks([0, 1], ["P's code", "Q's code"])
-    right.set(ylabel="bits per symbol of P", title="Expected cost per symbol", ylim=(0, 2.6))
-    right.legend(fontsize=9, loc="lower right")
+    right.set(ylabel="bits per symbol of P", title="Expected cost per symbol", ylim=(0, 3.1))
+    right.legend(fontsize=8, loc="upper left", ncol=1, framealpha=0.95)
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

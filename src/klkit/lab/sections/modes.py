@@ -167,7 +167,8 @@ def run(ctx: LabContext) -> SectionResult:
         caption="Move q. Forward KL (blue integrand) is paid where p has mass and q has little: a narrow q on one "
         "mode leaves the other mode unpaid-for and the forward KL explodes, so its landscape has one basin, at the "
         "wide q that covers both. Reverse KL (red) is paid where q puts mass and p has little: q sitting on one "
-        "mode costs little, so its landscape has a basin on each mode, plus a shallower one between them.",
+        "mode costs little, so its landscape has a basin on each mode, plus a shallower one between them. In the "
+        "landscapes darker means smaller KL (contours every 0.25 nats; white is 4 nats or more).",
     )
     return SectionResult(
         key="modes",
