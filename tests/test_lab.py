@@ -147,7 +147,7 @@ def test_unknown_section_is_an_error_naming_only(tmp_path):
     with pytest.raises(ValueError, match="`only` must name lab sections; found unknown 'nope'"):
         lab_runner.run_lab(tmp_path, only=["nope"], show_progress=False)
     result = CLI.invoke(app, ["lab", "--out", str(tmp_path), "--only", "nope"])
-    assert result.exit_code == 2 and "`only` must name lab sections" in result.output
+    assert result.exit_code == 2 and "`--only` must name lab sections" in result.output
 
 
 def _fake_section(monkeypatch, key, run):
