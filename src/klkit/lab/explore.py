@@ -75,12 +75,24 @@ def plotly_script() -> str:
 
 
 def rounded(values: Iterable[float], digits: int = 4) -> list[float | None]:
-    """Values rounded to ``digits`` significant digits for a frame (``None`` for a non-finite value: a gap)."""
+    """Values rounded to ``digits`` significant digits for a frame (``None`` for a non-finite value: a gap).
+
+    Examples
+    --------
+    >>> rounded([0.123456, float("inf"), 12345.6])
+    [0.1235, None, 12350.0]
+    """
     return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in map(float, values)]
 
 
 def number(value: float, digits: int = 4) -> str:
-    """A measured number as the page shows it: ``+∞`` for infinity."""
+    """A measured number as the page shows it: ``+∞`` for infinity.
+
+    Examples
+    --------
+    >>> number(0.5108256), number(float("inf"))
+    ('0.5108', '+∞')
+    """
     value = float(value)
     if math.isinf(value):
         return "+∞" if value > 0 else "−∞"
@@ -88,7 +100,14 @@ def number(value: float, digits: int = 4) -> str:
 
 
 def fmt_nats(value: float, digits: int = 4) -> str:
-    """A value in nats with its equivalent in bits (1 nat = 1/ln 2 bits), e.g. ``0.6931 nats = 1.0000 bits``."""
+    """A value in nats with its equivalent in bits, 1 nat = 1/ln 2 bits.
+
+    Examples
+    --------
+    >>> import math
+    >>> fmt_nats(math.log(2))
+    '0.6931 nats = 1.0000 bits'
+    """
     value = float(value)
     if math.isinf(value):
         return "+∞ nats = +∞ bits"
@@ -140,6 +159,17 @@ class Explorable:
         What to show for a combination of steps without a frame (e.g. "p₁ + p₂ > 1: not a distribution").
     caption : str
         What to notice (shown under the explorable).
+
+    Examples
+    --------
+    >>> import plotly.graph_objects as go
+    >>> steps = {str(i): frame([({"y": [[p, 1 - p]]}, [0])], {"p": f"({p}, {1 - p})"}) for i, p in enumerate([.5, 1.])}
+    >>> demo = Explorable(
+    ...     "demo", "a coin", go.Figure(go.Bar(y=[0.5, 0.5])), [Control("p", "P(heads)", ["0.5", "1.0"])],
+    ...     [("p", "P")], steps, caption="Move P: the bars follow.")
+    >>> page = demo.html()
+    >>> 'type="range" name="p" min="0" max="1"' in page, 'data-readout="p">(0.5, 0.5)<' in page
+    (True, True)
     """
 
     key: str
@@ -200,7 +230,13 @@ def frame(
     relayout: Mapping[str, Any] | None = None,
     note: str = "",
 ) -> dict[str, Any]:
-    """One frame: trace updates (``Plotly.restyle(update, traces)`` each), layout updates, readout text."""
+    """One frame: trace updates (``Plotly.restyle(update, traces)`` each), layout updates, readout text.
+
+    Examples
+    --------
+    >>> frame([({"y": [[0.5, 0.5]]}, [0])], {"h": "0.6931 nats = 1.0000 bits"})
+    {'restyle': [[{'y': [[0.5, 0.5]]}, [0]]], 'readout': {'h': '0.6931 nats = 1.0000 bits'}}
+    """
     out: dict[str, Any] = {"restyle": [[dict(u), list(t)] for u, t in restyle], "readout": dict(readout)}
     if relayout:
         out["relayout"] = dict(relayout)
