@@ -252,16 +252,29 @@ def test_pq_explorers_show_klkits_values_after_every_move(moves):
     assert missing and all(m["shown"]["kl_pq"] == "—" and "not a distribution" in m["note"] for m in missing)
 
 
-def test_modes_explorer_shows_klkits_values_after_every_move(moves):
-    from klkit.lab.sections._landscape import kl_grid
+def _gaussian_vs_bimodal(mean: float, sigma: float) -> tuple[float, float]:
+    """klkit's forward and reverse KL between N(mean, σ²) and ½N(−3, 1) + ½N(3, 1), from masses on a fine grid
+    (written here from scratch: not the section's code)."""
+    from scipy import stats
+    from scipy.special import logsumexp
 
+    x = np.linspace(-40.0, 40.0, 8001)
+    lp = np.logaddexp(stats.norm.logpdf(x, -3, 1), stats.norm.logpdf(x, 3, 1))
+    lq = stats.norm.logpdf(x, mean, sigma)
+    lp, lq = lp - logsumexp(lp), lq - logsumexp(lq)
+    forward = klkit.kl_divergence(lp, lq, kind="log_probs")
+    reverse = klkit.kl_divergence(lq, lp, kind="log_probs")
+    return float(forward), float(reverse)
+
+
+def test_modes_explorer_shows_klkits_values_after_every_move(moves):
     records = _of(moves, "modes")
     assert len({m["key"] for m in records}) > 20
     for m in records:
         mean, sigma = float(m["steps"]["mean"]), float(m["steps"]["sigma"])
-        forward, reverse = kl_grid(np.array([mean]), np.array([sigma]))
+        forward, reverse = _gaussian_vs_bimodal(mean, sigma)
         assert m["shown"]["q"] == f"N({mean:g}, {sigma:g}²)"
-        assert _close(m["shown"]["forward"], forward[0, 0]) and _close(m["shown"]["reverse"], reverse[0, 0]), m
+        assert _close(m["shown"]["forward"], forward) and _close(m["shown"]["reverse"], reverse), m
         assert m["traces"][6]["x"] == [mean] and m["traces"][6]["y"] == [sigma]  # the marker on the landscape moved
         assert m["traces"][9]["x"] == [mean] and m["traces"][9]["y"] == [sigma]
 
@@ -300,10 +313,19 @@ def test_a_broken_figure_is_detected(tmp_path):
 
 def test_the_network_is_really_cut_off(tmp_path):
     """Negative control for the offline runs: a page that fetches plotly.js from a CDN gets no plotly."""
-    from klkit.lab.explore import RUNTIME_JS
-    from klkit.lab.sections._explore_pq import two_outcomes
+    import plotly.graph_objects as go
 
-    explorable, _ = two_outcomes()
+    from klkit.lab.explore import RUNTIME_JS, Control, Explorable, frame
+
+    explorable = Explorable(
+        "pq2",
+        "a coin",
+        go.Figure(go.Bar(y=[0.5, 0.5])),
+        [Control("p", "P", ["0.5"])],
+        [("h", "H")],
+        {"0": frame([({"y": [[0.5, 0.5]]}, [0])], {"h": "0.6931 nats"})},
+        caption="what to notice",
+    )
     page = tmp_path / "cdn.html"
     page.write_text(
         '<!DOCTYPE html><html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>'
