@@ -27,7 +27,7 @@ def test_rlhf_section_passes_in_quick_mode(tmp_path):
     (section,) = report.sections
     failing = [(c.name, c.measured) for c in section.checks if not c.passed]
     assert section.key == "rlhf" and section.passed, failing
-    assert section.title == TITLES["rlhf"] and section.claim and section.how and len(section.checks) == 6
+    assert section.title == TITLES["rlhf"] and section.claim and section.how and len(section.checks) == 7
     data = json.loads((tmp_path / "results.json").read_text())
     numbers = data["sections"]["rlhf"]["numbers"]
     assert numbers["tv_between_optima"] >= 0.3
