@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,16 @@ def _table(cfg: vae.Config, out: dict[str, Any], k: int) -> str:
 
 
 def run(ctx: LabContext) -> SectionResult:
+    """The section; Python's generator, which the first imports of matplotlib.pyplot and sklearn.datasets
+    draw from, is restored."""
+    python_state = random.getstate()
+    try:
+        return _run(ctx)
+    finally:
+        random.setstate(python_state)
+
+
+def _run(ctx: LabContext) -> SectionResult:
     cfg = _config(ctx)
     k = 100 if ctx.quick else 200
     out = _train_and_evaluate(ctx, cfg, k)
