@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_base
-from klkit._xp import is_torch_array, log_of_base
+from klkit._engine import check_base, is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 

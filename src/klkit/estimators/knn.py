@@ -16,8 +16,7 @@ import numpy as np
 from scipy import special
 from scipy.spatial import cKDTree
 
-from klkit._validation import check_base
-from klkit._xp import is_torch_array, log_of_base
+from klkit._engine import check_base, is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 from klkit.estimators._neighbours import kth_distances, self_and_cross_distances

@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_base
-from klkit._xp import asarray, is_torch_array, log_of_base, namespace, to_numpy
+from klkit._engine import asarray, check_base, is_torch_array, log_of_base, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
 
