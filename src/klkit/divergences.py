@@ -13,16 +13,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from klkit import _inputs
 from klkit._inputs import FName
-from klkit._validation import Kind
-from klkit._xp import errstate, namespace, to_numpy
-from klkit.measures import _for_distributions, js_divergence, kl_divergence
-from klkit.renyi import _divergence as _renyi
+from klkit._relative_terms import chi2_terms, clamp, hellinger_differences, js_terms
+from klkit._validation import Kind, check_base
+from klkit._xp import errstate, log_of_base, to_numpy
+from klkit.measures import _for_distributions, kl_divergence
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
+
+_LOG2 = math.log(2.0)
 
 
 def total_variation(
@@ -154,14 +154,18 @@ def js_distance(
     kind: Kind = "probs",
     q_kind: Kind | None = None,
     validate: bool = True,
+    keepdims: bool = False,
     **distribution_options: Any,
 ) -> Any:
     r"""Jensen–Shannon distance :math:`\sqrt{JS(P, Q)}`, a metric (Endres and Schindelin, 2003).
 
     The square root of :func:`klkit.js_divergence` in the same ``base``: at most 1 with
-    ``base=2``, :math:`\sqrt{\log 2}` in nats. Equals ``scipy.spatial.distance.jensenshannon(p, q,
-    base=base, axis=axis)`` on normalised inputs (scipy renormalises its inputs; klkit
-    validates them instead).
+    ``base=2``, :math:`\sqrt{\log 2}` in nats; exactly 0 where P = Q. Equals
+    ``scipy.spatial.distance.jensenshannon(p, q, base=base, axis=axis, keepdims=keepdims)`` on
+    normalised inputs (scipy renormalises its inputs, klkit validates them instead; scipy's default
+    axis is 0, klkit's −1). Each term is :math:`\tfrac14(p_i+q_i)\,g(x_i)` with
+    :math:`x_i = (p_i-q_i)/(p_i+q_i)` and :math:`g(x) = 2x\,\mathrm{artanh}\,x + \log(1-x^2) \ge 0`
+    where :math:`|x_i| \le \tfrac12`, the log form elsewhere: no cancellation near P = Q.
 
     Parameters
     ----------
@@ -169,17 +173,19 @@ def js_distance(
         Distributions with outcomes along ``axis``; their shapes broadcast.
     axis, base, kind, q_kind, validate
         As in :func:`klkit.js_divergence`.
+    keepdims : bool, default False
+        Keep ``axis`` in the result, with length 1 (as scipy's ``keepdims``).
 
     Returns
     -------
     ndarray or torch.Tensor
-        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable;
-        the gradient at P = Q is 0).
+        The broadcast shape without ``axis`` (with it, length 1, when ``keepdims``), in the inputs'
+        dtype (torch: differentiable; the gradient at P = Q is 0).
 
     Raises
     ------
     ValueError, TypeError
-        As :func:`klkit.js_divergence`.
+        As :func:`klkit.js_divergence`; ``keepdims`` with distribution objects is a ``TypeError``.
 
     References
     ----------
@@ -193,13 +199,24 @@ def js_distance(
     1.0
     >>> round(float(klkit.js_distance([0.5, 0.5], [0.9, 0.1], base=2)), 6)
     0.383136
+    >>> klkit.js_distance([[0.5, 0.5], [0.2, 0.8]], [[0.5, 0.5], [0.2, 0.8]], keepdims=True).tolist()
+    [[0.0], [0.0]]
     """
     if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+        if keepdims:
+            raise TypeError(
+                "`keepdims` applies to arrays only; found distribution objects "
+                f"({type(p).__name__}, {type(q).__name__}). Drop `keepdims`, or evaluate both on a grid as arrays."
+            )
         return _for_distributions("js_distance", (p, q), base, distribution_options)
-    value = js_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
-    if isinstance(value, (np.ndarray, np.generic)):
-        return np.sqrt(value)  # JS is clamped to [0, log 2]: no NaN; numpy has no gradient to guard
-    return _sqrt(value, namespace(value))
+    if not isinstance(keepdims, bool):
+        raise TypeError(f"`keepdims` must be True or False; found {keepdims!r}. Pass keepdims=True to keep `axis`.")
+    base = check_base(base)
+    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
+    value = _inputs.result(_sqrt(_js(x) / log_of_base(base), x.xp), x)
+    if not keepdims:
+        return value
+    return x.xp.expand_dims(x.xp.asarray(value), axis=_out_axis(axis, x.p.ndim))
 
 
 def f_divergence(
@@ -284,15 +301,10 @@ def f_divergence(
             return kl_divergence(
                 q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind, validate=validate
             )
-        if f == "js":
-            return js_divergence(p, q, **opts)
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
-        if f == "tv":
-            return _inputs.result(_total_variation(x), x)
-        if f == "hellinger":
-            return _inputs.result(_hellinger_squared(x), x)
-        with errstate(x.xp):  # χ² = e^{D_2} − 1, from the Rényi divergence of order 2 (no cancellation)
-            return _inputs.result(x.xp.expm1(x.xp.clip(_renyi(x, 2.0, x.xp), 0.0, None)), x)
+        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
+        with errstate(x.xp):
+            value = {"tv": _total_variation, "hellinger": _hellinger_squared, "js": _js, "chi2": _chi2}[f](x)
+        return _inputs.result(value, x)
     x = _inputs.pair(p, q, axis, kind, q_kind, validate)
     return _inputs.result(_callable_f(x, f), x)
 
@@ -304,15 +316,30 @@ def f_divergence(
 
 def _total_variation(x: _inputs.Inputs) -> Any:
     xp = x.xp
-    return xp.clip(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0)
+    return clamp(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0, xp)
 
 
 def _hellinger_squared(x: _inputs.Inputs) -> Any:
-    """½ Σ (√p − √q)², with √p = exp(½ log p): a zero (not infinite) gradient at p = 0."""
+    """½ Σ (√p − √q)², each difference as (p − q)/(√p + √q): no cancellation near P = Q."""
     xp = x.xp
     with errstate(xp):
-        root_p, root_q = xp.exp(0.5 * x.logp), xp.exp(0.5 * x.logq)
-    return xp.clip(0.5 * xp.sum((root_p - root_q) ** 2, axis=-1), 0.0, 1.0)
+        d = hellinger_differences(x.p, x.q, xp)
+    return clamp(0.5 * xp.sum(d * d, axis=-1), 0.0, 1.0, xp)
+
+
+def _js(x: _inputs.Inputs) -> Any:
+    """JS in nats, from terms that are ≥ 0 and exactly 0 where p = q."""
+    xp = x.xp
+    with errstate(xp):
+        value = xp.sum(js_terms(x.logp, x.p, x.logq, x.q, xp), axis=-1)
+    return clamp(value, 0.0, _LOG2, xp)
+
+
+def _chi2(x: _inputs.Inputs) -> Any:
+    """Pearson χ² = Σ (p − q)²/q, a sum of terms ≥ 0 (+inf where p > 0 = q)."""
+    xp = x.xp
+    with errstate(xp):
+        return xp.sum(chi2_terms(x.logp, x.p, x.logq, x.q, xp), axis=-1)
 
 
 def _sqrt(value: Any, xp: Any) -> Any:
@@ -321,17 +348,27 @@ def _sqrt(value: Any, xp: Any) -> Any:
     return xp.where(positive, xp.sqrt(xp.where(positive, value, 1.0)), 0.0 * value)
 
 
+def _out_axis(axis: int, ndim: int) -> int:
+    """Where ``keepdims`` puts the outcome axis back (``axis`` was checked against ``ndim``)."""
+    return int(axis) % ndim
+
+
 def _callable_f(x: _inputs.Inputs, f: Callable[[Any], Any]) -> Any:
     """Σ_{q > 0} q f(p/q) for a user's generator f (checked: f(1) = 0, no NaN, elementwise)."""
     xp = x.xp
     _inputs.check_f_at_one(f, xp, x.p)
     qpos = x.logq > -math.inf
-    escape = (x.logp > -math.inf) & ~qpos
+    ppos = x.p > 0  # the support rule: an underflowed p is outside P's support (ratio 0)
+    escape = ppos & ~qpos
     if bool(xp.any(escape)):
         raise _inputs.unknown_slope(
             f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i"
         )
     with errstate(xp):
-        ratio = xp.where(qpos, xp.exp(xp.where(qpos, x.logp - x.logq, 0.0)), 1.0)
+        ratio = xp.where(
+            qpos & ppos,
+            xp.exp(xp.where(qpos & ppos, x.logp - x.logq, 0.0)),
+            xp.where(qpos, xp.zeros_like(x.p), xp.ones_like(x.p)),
+        )
         values = _inputs.f_values(f, ratio, xp)
     return xp.sum(xp.where(qpos, x.q * values, 0.0), axis=-1)

@@ -13,6 +13,7 @@ import numbers
 from typing import Any, NamedTuple
 
 from klkit import _inputs
+from klkit._relative_terms import clamp
 from klkit._validation import (
     Kind,
     check_base,
@@ -94,7 +95,7 @@ def mutual_information(
         logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
         logpy = _safe_log(xp.sum(t.p, axis=-2, keepdims=True), xp)
         terms = t.p * xp.where(positive, t.logp - logpx - logpy, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
     return _inputs.result(value, t.inputs, base)
 
 
@@ -155,7 +156,7 @@ def conditional_entropy(
         positive = t.p > 0
         logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
         terms = -t.p * xp.where(positive, t.logp - logpx, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
     return _inputs.result(value, t.inputs, base)
 
 

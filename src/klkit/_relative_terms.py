@@ -1,0 +1,140 @@
+"""Per-outcome terms of KL's relatives, written so that P ≈ Q costs no accuracy, and their clamp.
+
+Near P = Q every divergence is a sum of O(ε) quantities whose first-order parts cancel (they sum
+to Σ p − Σ q = 0). Each term here is rewritten so that it is of one sign and of the size of the
+result (second order), and so that no large numbers are subtracted:
+
+* :func:`log_ratio`: :math:`u = \\log(p/q)` as ``log1p((p - q)/q)`` where p and q are close
+  (``p - q`` of the stored values is exact or correctly rounded), ``log p - log q`` elsewhere.
+* :func:`renyi_terms`: :math:`T = p^\\alpha q^{1-\\alpha} - \\alpha p - (1-\\alpha) q`, with
+  :math:`\\sum_i T_i = \\sum_i p_i^\\alpha q_i^{1-\\alpha} - 1` when both sum to 1; each
+  :math:`T_i` has the sign of :math:`\\alpha(\\alpha-1)`. Evaluated as
+  :math:`p\\,E(su) + s\\,q\\,K(u)` with :math:`s = \\alpha - 1`, :math:`E(x) = e^x - 1 - x` and
+  :math:`K(u) = u e^u - e^u + 1` (so :math:`qK(u) = p\\log(p/q) - p + q`, the KL term), both by
+  their Taylor series for small arguments.
+* :func:`js_terms`: :math:`\\tfrac14 (p+q)\\,g(x)` with :math:`x = (p-q)/(p+q)` and
+  :math:`g(x) = (1+x)\\log(1+x) + (1-x)\\log(1-x) = 2x\\,\\mathrm{artanh}\\,x + \\log(1-x^2) \\ge 0`.
+* :func:`chi2_terms`: :math:`(p-q)^2/q` as ``(p - q) * ((p - q) / q)``.
+* :func:`hellinger_differences`: :math:`\\sqrt p - \\sqrt q = (p-q)/(\\sqrt p + \\sqrt q)`.
+
+Support rule (the one KL uses): outcome i is in the support of P where ``p_i > 0`` as computed in
+the working dtype (a probability that underflowed to 0 is outside it); Q is 0 at i where
+``log q_i = -inf``. Terms with ``p_i = 0`` contribute what the formula gives at p = 0
+(:math:`0 \\log 0 = 0`, :math:`0^\\alpha = 0`), also where ``q_i = 0``.
+
+Every ``where`` feeds finite stand-ins to the branch it leaves out, so torch gradients stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from klkit._xp import clamp_keep_gradient, is_torch
+
+__all__ = ["chi2_terms", "clamp", "hellinger_differences", "js_terms", "log_ratio", "renyi_terms"]
+
+_SERIES = 0.125  # |argument| below this takes the Taylor series (12 terms: truncation < 1e-19 relative)
+_ORDERS = range(13, 1, -1)
+_E_COEFFICIENTS = [1.0 / math.factorial(k) for k in _ORDERS]  # E(x) = Σ_{k≥2} x^k / k!
+_K_COEFFICIENTS = [(k - 1) / math.factorial(k) for k in _ORDERS]  # K(u) = Σ_{k≥2} (k−1) u^k / k!
+_LOG2 = math.log(2.0)
+
+
+def clamp(value: Any, lower: float, upper: float | None, xp: Any) -> Any:
+    """``value`` clamped to [lower, upper]; torch keeps the derivatives of the unclamped value.
+
+    A plain clamp zeroes the gradient (and the Hessian) of every row rounding pushed outside the
+    range, which near P = Q is about half of them.
+    """
+    if is_torch(xp):
+        return clamp_keep_gradient(value, lower, upper)
+    return xp.clip(value, lower, upper)
+
+
+def _series(x: Any, coefficients: list[float]) -> Any:
+    """Σ_k c_k x^k for k = 13 … 2 (Horner), the coefficients listed from k = 13 down."""
+    acc = coefficients[0]
+    for c in coefficients[1:]:
+        acc = acc * x + c
+    return acc * x * x
+
+
+def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
+    """log(p/q), accurate when p ≈ q: ``log1p((p − q)/q)`` for normal p, q within a factor 1.5."""
+    tiny = float(xp.finfo(p.dtype).smallest_normal)
+    close = (q >= tiny) & (p >= tiny) & (xp.abs(p - q) <= 0.5 * q)
+    near = xp.log1p(xp.where(close, p - q, 0.0) / xp.where(close, q, 1.0))
+    return xp.where(close, near, logp - logq)
+
+
+def renyi_terms(logp: Any, p: Any, q: Any, u: Any, both: Any, pos: Any, s: float, xp: Any) -> Any:
+    """T_i = p^α q^{1−α} − αp − (1−α)q per outcome, α = 1 + s (s ≠ 0), one sign (that of α(α−1)).
+
+    ``u`` = log(p/q) on ``both`` (p > 0 and q > 0; any finite stand-in elsewhere); ``pos``: p > 0.
+    Where p > 0 = q (α < 1 only; α > 1 makes the slice infinite) T = −αp; where p = 0 < q, T = sq.
+    """
+    cap = math.log(float(xp.finfo(p.dtype).max)) - 2.0
+    u = xp.where(both, u, 0.0)
+    x = s * u
+    small_x = xp.abs(x) < _SERIES
+    grows = x > 1.0
+    # p·E(su) = p^α q^{1−α} − p − p·su
+    e_small = p * _series(xp.where(small_x, x, 0.0), _E_COEFFICIENTS)
+    e_grow = xp.exp(xp.clip(logp + xp.where(grows, x, 1.0), None, cap)) - p - p * x
+    e_mid = p * (xp.expm1(xp.where(grows, 0.0, x)) - x)
+    pe = xp.where(small_x, e_small, xp.where(grows, e_grow, e_mid))
+    # q·K(u) = p log(p/q) − p + q ≥ 0
+    small_u = xp.abs(u) < _SERIES
+    k_small = q * _series(xp.where(small_u, u, 0.0), _K_COEFFICIENTS)
+    qk = xp.where(small_u, k_small, p * u - (p - q))
+    t = xp.where(both, pe + s * qk, xp.where(pos, -(1.0 + s) * p, s * q))
+    return t
+
+
+def js_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
+    """½ p log(2p/(p+q)) + ½ q log(2q/(p+q)) per outcome, ≥ 0 and exactly 0 where p = q.
+
+    Where |x| = |p − q|/(p + q) ≤ ½: ¼ (p + q) (2x artanh x + log1p(−x²)), whose two parts differ
+    by a factor of about 2 (no cancellation); elsewhere the log form with log m = logaddexp − log 2.
+    """
+    total = p + q
+    near = (total > 0) & (xp.abs(p - q) <= 0.5 * total)
+    x = xp.where(near, p - q, 0.0) / xp.where(near, total, 1.0)
+    small = 0.25 * total * (2.0 * x * xp.atanh(x) + xp.log1p(-x * x))
+    ppos, qpos = p > 0, q > 0
+    either = ppos | qpos
+    logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - _LOG2
+    tp = p * xp.where(ppos, logp - logm, 0.0)
+    tq = q * xp.where(qpos, logq - logm, 0.0)
+    return xp.where(near, small, 0.5 * (tp + tq))
+
+
+def chi2_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
+    """(p − q)²/q per outcome: 0 where p = q = 0, q where p = 0 < q, +inf where p > 0 = q.
+
+    ``(p − q)·((p − q)/q)``, which neither cancels nor underflows in the square; where q underflowed
+    to 0 but log q is finite (logits), p²/q from the logs.
+    """
+    pos = p > 0
+    qzero = ~(logq > -math.inf)
+    qpos = q > 0
+    d = p - q
+    direct = d * (xp.where(qpos, d, 0.0) / xp.where(qpos, q, 1.0))
+    underflowed = pos & ~qpos & ~qzero
+    from_logs = xp.exp(xp.where(underflowed, 2.0 * logp - logq, 0.0))
+    finite = xp.where(qpos, direct, xp.where(underflowed, from_logs, 0.0))
+    return xp.where(pos & qzero, math.inf, finite)
+
+
+def hellinger_differences(p: Any, q: Any, xp: Any) -> Any:
+    """√p − √q per outcome, as (p − q)/(√p + √q) where both are positive (no cancellation).
+
+    √ of 0 is 0 with a zero (not infinite) gradient.
+    """
+    ppos, qpos = p > 0, q > 0
+    root_p = xp.where(ppos, xp.sqrt(xp.where(ppos, p, 1.0)), 0.0)
+    root_q = xp.where(qpos, xp.sqrt(xp.where(qpos, q, 1.0)), 0.0)
+    both = ppos & qpos
+    ratio = xp.where(both, p - q, 0.0) / xp.where(both, root_p + root_q, 1.0)
+    return xp.where(both, ratio, root_p - root_q)
