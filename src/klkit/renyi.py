@@ -203,9 +203,11 @@ def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     keep = (both & ~dead) | (dead & pos)  # infinite slices: harmless finite stand-ins, replaced below
     ratio = log_ratio(xp.where(both, logp, 0.0), x.p, xp.where(both, logq, 0.0), x.q, xp)
     u = xp.where(both & ~dead, ratio, 0.0)  # log p/q on the common support
-    if alpha == 0.0:  # −log Q(supp P)
-        value = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
-        value = _keep_graph(value, x.p, xp)
+    if alpha == 0.0:  # −log Q(supp P) = −log1p(−Q(outside supp P)): exactly 0 where the supports agree
+        inside = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
+        outside = xp.sum(xp.where(~pos, x.q, 0.0), axis=-1)
+        few = outside < 0.5
+        value = _keep_graph(xp.where(few, -xp.log1p(-xp.where(few, outside, 0.0)), inside), x.p, xp)
     elif alpha == math.inf:  # log max p/q
         value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
     else:
