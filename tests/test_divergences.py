@@ -472,6 +472,7 @@ def test_readme_scipy_sklearn_table_holds():
         "sklearn": sklearn,
         "klkit": klkit,
         "b": 2.0,
+        "k": True,  # keepdims
         "p": rng.dirichlet(np.ones(7)),
         "q": rng.dirichlet(np.ones(7)),
         "C": rng.integers(0, 30, size=(4, 6)),

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 DIGITS = 50
 SCALE = 2**52
-ORDERS = [0.25, 0.5, 2.0, 3.0, 1 - 1e-7, 1 + 1e-7]
+ORDERS = [1e-6, 0.01, 0.25, 0.5, 2.0, 3.0, 10.0, 50.0, 1 - 1e-7, 1 + 1e-7]
 
 
 def exact_pair(rng: np.random.Generator, n: int, eps: float) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ result (second order), and so that no large numbers are subtracted:
 * :func:`renyi_terms`: :math:`T = p^\\alpha q^{1-\\alpha} - \\alpha p - (1-\\alpha) q`, with
   :math:`\\sum_i T_i = \\sum_i p_i^\\alpha q_i^{1-\\alpha} - 1` when both sum to 1; each
   :math:`T_i` has the sign of :math:`\\alpha(\\alpha-1)`. Evaluated as
-  :math:`p\\,E(su) + s\\,q\\,K(u)` with :math:`s = \\alpha - 1`, :math:`E(x) = e^x - 1 - x` and
-  :math:`K(u) = u e^u - e^u + 1` (so :math:`qK(u) = p\\log(p/q) - p + q`, the KL term), both by
-  their Taylor series for small arguments.
+  :math:`p\\,E(su) + s\\,q\\,K(u)` for α ≥ ½ and as :math:`q\\,E(\\alpha u) - \\alpha\\,q\\,E(u)` below,
+  with :math:`s = \\alpha - 1`, :math:`E(x) = e^x - 1 - x` and :math:`K(u) = u e^u - e^u + 1` (so
+  :math:`qK(u) = p\\log(p/q) - p + q`, the KL term), both by their Taylor series for small arguments.
 * :func:`js_terms`: :math:`\\tfrac14 (p+q)\\,g(x)` with :math:`x = (p-q)/(p+q)` and
   :math:`g(x) = (1+x)\\log(1+x) + (1-x)\\log(1-x) = 2x\\,\\mathrm{artanh}\\,x + \\log(1-x^2) \\ge 0`.
 * :func:`chi2_terms`: :math:`(p-q)^2/q` as ``(p - q) * ((p - q) / q)``.
@@ -68,28 +68,39 @@ def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
     return xp.where(close, near, logp - logq)
 
 
-def renyi_terms(logp: Any, p: Any, q: Any, u: Any, both: Any, pos: Any, s: float, xp: Any) -> Any:
-    """T_i = p^α q^{1−α} − αp − (1−α)q per outcome, α = 1 + s (s ≠ 0), one sign (that of α(α−1)).
+def renyi_terms(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: Any, alpha: float, xp: Any) -> Any:
+    """T_i = p^α q^{1−α} − αp − (1−α)q per outcome (α ≠ 1 finite, > 0), one sign (that of α(α−1)).
 
     ``u`` = log(p/q) on ``both`` (p > 0 and q > 0; any finite stand-in elsewhere); ``pos``: p > 0.
     Where p > 0 = q (α < 1 only; α > 1 makes the slice infinite) T = −αp; where p = 0 < q, T = sq.
+    On ``both``, two exact rewritings whose parts differ in size by a factor of at most 2:
+    α ≥ ½: p·E(su) + s·qK(u); α < ½: q·E(αu) − α·q·E(u), with qE(u) = p − q − qu.
     """
-    cap = math.log(float(xp.finfo(p.dtype).max)) - 2.0
     u = xp.where(both, u, 0.0)
-    x = s * u
-    small_x = xp.abs(x) < _SERIES
+    s = alpha - 1.0  # (not α = 1 + s: that loses α's low bits when α is small)
+    if alpha >= 0.5:
+        first = _weighted_e(logp, p, s * u, xp)  # p·E(su) = p^α q^{1−α} − p − p·su
+        small_u = xp.abs(u) < _SERIES
+        k_small = q * _series(xp.where(small_u, u, 0.0), _K_COEFFICIENTS)
+        second = s * xp.where(small_u, k_small, p * u - (p - q))  # s·(p log(p/q) − p + q)
+    else:
+        first = _weighted_e(logq, q, alpha * u, xp)  # q·E(αu) = p^α q^{1−α} − q − αqu
+        small_u = xp.abs(u) < _SERIES
+        e_small = q * _series(xp.where(small_u, u, 0.0), _E_COEFFICIENTS)
+        second = -alpha * xp.where(small_u, e_small, (p - q) - q * u)  # −α·(p − q − qu)
+    return xp.where(both, first + second, xp.where(pos, -alpha * p, s * q))
+
+
+def _weighted_e(logw: Any, w: Any, x: Any, xp: Any) -> Any:
+    """w·E(x) = w (e^x − 1 − x): the series for small |x|, e^{log w + x} − w − w x for x > 1 (no overflow
+    of e^x alone), ``expm1`` between."""
+    cap = math.log(float(xp.finfo(w.dtype).max)) - 2.0
+    small = xp.abs(x) < _SERIES
     grows = x > 1.0
-    # p·E(su) = p^α q^{1−α} − p − p·su
-    e_small = p * _series(xp.where(small_x, x, 0.0), _E_COEFFICIENTS)
-    e_grow = xp.exp(xp.clip(logp + xp.where(grows, x, 1.0), None, cap)) - p - p * x
-    e_mid = p * (xp.expm1(xp.where(grows, 0.0, x)) - x)
-    pe = xp.where(small_x, e_small, xp.where(grows, e_grow, e_mid))
-    # q·K(u) = p log(p/q) − p + q ≥ 0
-    small_u = xp.abs(u) < _SERIES
-    k_small = q * _series(xp.where(small_u, u, 0.0), _K_COEFFICIENTS)
-    qk = xp.where(small_u, k_small, p * u - (p - q))
-    t = xp.where(both, pe + s * qk, xp.where(pos, -(1.0 + s) * p, s * q))
-    return t
+    e_small = w * _series(xp.where(small, x, 0.0), _E_COEFFICIENTS)
+    e_grow = xp.exp(xp.clip(logw + xp.where(grows, x, 1.0), None, cap)) - w - w * x
+    e_mid = w * (xp.expm1(xp.where(grows, 0.0, x)) - x)
+    return xp.where(small, e_small, xp.where(grows, e_grow, e_mid))
 
 
 def js_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:

@@ -1,6 +1,6 @@
 """Rényi divergence and Rényi entropy of order α on arrays, with the limits α = 0, 1, ∞ in closed form.
 
-Both rest on :math:`L = \log \sum_i w_i e^{s u_i}` with :math:`s = \alpha - 1`, evaluated two ways:
+Both rest on :math:`L = \\log \\sum_i w_i e^{s u_i}` with :math:`s = \alpha - 1`, evaluated two ways:
 a log-sum-exp shifted by the largest :math:`u` (no overflow at any α) and, where :math:`|L| < ½`
 (α near 1, or P near Q), ``log1p`` of a sum of small terms, so that the value is continuous into
 α = 1, which dispatches to :func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly. For the
@@ -8,7 +8,7 @@ divergence those terms are :math:`T_i = p_i^\alpha q_i^{1-\alpha} - \alpha p_i -
 (:func:`klkit._relative_terms.renyi_terms`), all of the sign of :math:`\alpha(\alpha-1)`: near
 P = Q nothing cancels, and the result is ≥ 0 by construction.
 
-Inputs are never renormalised. The ``log1p`` form uses :math:`\sum_i p_i = \sum_i q_i = 1` as an
+Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
 identity, so it stays continuous into α = 1 on inputs that sum to 1 within
 :func:`klkit._validation.sum_tolerance`; with ``validate=False``, a slice of ``p`` or ``q`` whose
 total is off 1 by more than that is NaN (the formula has no meaning there), as is a slice with an
@@ -213,7 +213,7 @@ def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     else:
         s = alpha - 1.0
         big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
-        total = xp.sum(renyi_terms(logp, x.p, x.q, u, both & ~dead, pos, s, xp), axis=-1)
+        total = xp.sum(renyi_terms(logp, x.p, xp.where(both, logq, 0.0), x.q, u, both & ~dead, pos, alpha, xp), axis=-1)
         small = (xp.abs(s * big) < _SWITCH) & ~infinite  # infinite slices: Σ T = −1 (log1p(−1) = −inf)
         value = xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s + 0.0, big)  # + 0.0: no −0
     return xp.where(infinite, math.inf, value)
