@@ -302,6 +302,7 @@ def test_hessian_at_p_equal_q_is_the_fisher_form(name, factor, dtype):
 # The support rule: an outcome is in P's support where p > 0 in the working dtype
 # ---------------------------------------------------------------------------
 
+
 def _underflow_case(rng, dtype, library, k=5):
     """Logits a (p), b (q) whose last outcome is exp(−1000) = 0.0 in p and −inf (masked) in q: the family
     must equal the divergence of the first k − 1 outcomes (computed independently, with mpmath)."""
