@@ -1,11 +1,11 @@
 """Rényi divergence and Rényi entropy of order α on arrays, with the limits α = 0, 1, ∞ in closed form.
 
-Both rest on :math:`L = \\log \\sum_i w_i e^{s u_i}` with :math:`s = \alpha - 1`, evaluated two ways:
+Both rest on :math:`L = \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`, evaluated two ways:
 a log-sum-exp shifted by the largest :math:`u` (no overflow at any α) and, where :math:`|L| < ½`
 (α near 1, or P near Q), ``log1p`` of a sum of small terms, so that the value is continuous into
 α = 1, which dispatches to :func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly. For the
-divergence those terms are :math:`T_i = p_i^\alpha q_i^{1-\alpha} - \alpha p_i - (1-\alpha) q_i`
-(:func:`klkit._relative_terms.renyi_terms`), all of the sign of :math:`\alpha(\alpha-1)`: near
+divergence those terms are :math:`T_i = p_i^\\alpha q_i^{1-\\alpha} - \\alpha p_i - (1-\\alpha) q_i`
+(per-outcome terms, ``klkit._relative_terms``), all of the sign of :math:`\\alpha(\\alpha-1)`: near
 P = Q nothing cancels, and the result is ≥ 0 by construction.
 
 Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
@@ -192,7 +192,7 @@ def renyi_entropy(
 
 
 def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
-    """D_α in nats along the last axis, α ≠ 1 (support rule of :mod:`klkit._relative_terms`)."""
+    """D_α in nats along the last axis, α ≠ 1 (the support rule of ``klkit._relative_terms``)."""
     logp, logq = x.logp, x.logq
     pos = x.p > 0  # the support of P: p > 0 in the working dtype (an underflowed p is outside it, as in KL)
     both = pos & (logq > -math.inf)
