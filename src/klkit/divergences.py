@@ -99,8 +99,9 @@ def hellinger_distance(
     Convention: normalised so that :math:`H \in [0, 1]` (1 for disjoint supports);
     :math:`\sum_i\sqrt{p_i q_i}` is the Bhattacharyya coefficient BC. Some texts drop the
     :math:`1/\sqrt2` (then :math:`H \in [0, \sqrt2]`): multiply by :math:`\sqrt2` to convert.
-    :math:`H^2` is computed as :math:`\tfrac12\sum_i(\sqrt{p_i} - \sqrt{q_i})^2`, never as
-    :math:`1 - BC` (which cancels when P ≈ Q). Relations, KL in nats:
+    :math:`H^2` is computed as :math:`\tfrac12\sum_i(\sqrt{p_i} - \sqrt{q_i})^2`, each difference as
+    :math:`(p_i - q_i)/(\sqrt{p_i} + \sqrt{q_i})`, never as :math:`1 - BC` (both cancel when P ≈ Q);
+    exactly 0 where P = Q. Relations, KL in nats:
     :math:`H^2 \le TV \le H\sqrt{2 - H^2}` and :math:`2H^2 \le -2\log(1 - H^2) = D_{1/2} \le KL`.
     ``f_divergence(p, q, "hellinger")`` is :math:`H^2`.
 
@@ -234,7 +235,10 @@ def f_divergence(
     r"""f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i / q_i)`, f convex with :math:`f(1) = 0`.
 
     Terms with :math:`q_i = 0 < p_i` are :math:`p_i f'(\infty)`, :math:`f'(\infty) = \lim_{t\to\infty}
-    f(t)/t`. In nats. Named generators run the dedicated log-space code:
+    f(t)/t`. In nats. Support rule (KL's): :math:`p_i > 0` means positive in the working dtype, so a
+    probability that underflowed to 0 (logits far below the others) contributes :math:`q_i f(0)`.
+    Named generators run dedicated code: "chi2", "js" and "hellinger" as sums of per-outcome terms of
+    one sign that do not cancel near P = Q (exactly 0 where P = Q), "kl" and "reverse_kl" as KL:
 
     ============  ===========================================================  ====================================
     ``f``         :math:`f(t)`                                                 equals
