@@ -133,7 +133,7 @@ def chi2_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
     d = p - q
     direct = d * (xp.where(qpos, d, 0.0) / xp.where(qpos, q, 1.0))
     underflowed = pos & ~qpos & ~qzero
-    from_logs = xp.exp(xp.where(underflowed, 2.0 * logp - logq, 0.0))
+    from_logs = xp.exp(2.0 * xp.where(underflowed, logp, 0.0) - xp.where(underflowed, logq, 0.0))
     finite = xp.where(qpos, direct, xp.where(underflowed, from_logs, 0.0))
     return xp.where(pos & qzero, math.inf, finite)
 
