@@ -193,6 +193,33 @@ def test_near_equal_rows_match_mpmath_to_1e_12(eps, library):
     # the JS distance squared: sqrt then square costs ≤ 2 ulp; everything else is its own evaluation
 
 
+def _mp_mutual_information(table: np.ndarray) -> float:
+    with mpmath.workdps(DIGITS):
+        t = [[mpmath.mpf(float(v)) for v in row] for row in table]
+        px = [sum(row) for row in t]
+        py = [sum(row[j] for row in t) for j in range(len(t[0]))]
+        return float(
+            sum(v * mpmath.log(v / (px[i] * py[j])) for i, row in enumerate(t) for j, v in enumerate(row) if v)
+        )
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("eps", [1e-1, 1e-4, 1e-7], ids=lambda e: f"eps{e:g}")
+def test_mutual_information_near_independence_matches_mpmath_to_1e_12(eps, library):
+    # tables p(x)p(y)(1 + εz) as integers over 2^52 (exact, summing to 1): I ~ ε², and the marginals' own
+    # rounding (~1e-16) is far larger than the log-ratios for small ε; a sum of log p − log p(x) − log p(y)
+    # terms is off by up to 10% at ε = 1e-7
+    rng = np.random.default_rng(int(-math.log10(eps)))
+    for shape in ((2, 3), (4, 5), (7, 3)):
+        t = np.outer(rng.dirichlet(np.ones(shape[0])), rng.dirichlet(np.ones(shape[1])))
+        t *= 1 + eps * rng.standard_normal(shape)
+        k = np.floor(t / t.sum() * SCALE).astype(np.int64)
+        k[0, 0] += SCALE - k.sum()
+        table = k / SCALE
+        got = float(klkit.mutual_information(torch.tensor(table) if library == "torch" else table))
+        assert got == pytest.approx(_mp_mutual_information(table), rel=1e-12, abs=0)
+
+
 @pytest.mark.parametrize("library", ["numpy", "torch"])
 def test_ratios_near_the_float64_limit(library):
     tiny = 2.2250738585072014e-308
@@ -205,11 +232,11 @@ def test_ratios_near_the_float64_limit(library):
         )
         for alpha in (0.5, 2.0, 3.0):
             ref = mp_reference("renyi", p, q, alpha)
-            assert float(klkit.renyi_divergence(tp, tq, alpha)) == pytest.approx(ref, rel=1e-12)
-        assert float(klkit.f_divergence(tp, tq, "chi2")) == pytest.approx(mp_reference("chi2", p, q), rel=1e-12)
-        assert float(klkit.js_distance(tp, tq)) ** 2 == pytest.approx(mp_reference("js", p, q), rel=1e-12)
+            assert float(klkit.renyi_divergence(tp, tq, alpha)) == pytest.approx(ref, rel=1e-12, abs=0)
+        assert float(klkit.f_divergence(tp, tq, "chi2")) == pytest.approx(mp_reference("chi2", p, q), rel=1e-12, abs=0)
+        assert float(klkit.js_distance(tp, tq)) ** 2 == pytest.approx(mp_reference("js", p, q), rel=1e-12, abs=0)
         h2 = float(klkit.hellinger_distance(tp, tq)) ** 2
-        assert h2 == pytest.approx(mp_reference("hellinger2", p, q), rel=1e-12)
+        assert h2 == pytest.approx(mp_reference("hellinger2", p, q), rel=1e-12, abs=0)
 
 
 # ---------------------------------------------------------------------------
@@ -357,11 +384,13 @@ def test_underflowing_p_against_masked_q_is_outside_the_support(dtype, library):
             got = float(klkit.f_divergence(ta, tb, f, kind="logits"))
             assert got == pytest.approx(value, rel=rtol, abs=1e-300), f
         got = float(klkit.f_divergence(ta, tb, lambda t: (t - 1) ** 2, kind="logits"))
-        assert got == pytest.approx(ref["chi2"], rel=max(rtol, 1e-10))
-        assert float(klkit.kl_divergence(ta, tb, kind="logits")) == pytest.approx(ref["kl"], rel=rtol)
-        assert float(klkit.js_distance(ta, tb, kind="logits")) ** 2 == pytest.approx(ref["js"], rel=rtol)
-        assert float(klkit.hellinger_distance(ta, tb, kind="logits")) ** 2 == pytest.approx(ref["hellinger"], rel=rtol)
-        assert float(klkit.total_variation(ta, tb, kind="logits")) == pytest.approx(ref["tv"], rel=rtol)
+        assert got == pytest.approx(ref["chi2"], rel=max(rtol, 1e-10), abs=0)
+        assert float(klkit.kl_divergence(ta, tb, kind="logits")) == pytest.approx(ref["kl"], rel=rtol, abs=0)
+        assert float(klkit.js_distance(ta, tb, kind="logits")) ** 2 == pytest.approx(ref["js"], rel=rtol, abs=0)
+        assert float(klkit.hellinger_distance(ta, tb, kind="logits")) ** 2 == pytest.approx(
+            ref["hellinger"], rel=rtol, abs=0
+        )
+        assert float(klkit.total_variation(ta, tb, kind="logits")) == pytest.approx(ref["tv"], rel=rtol, abs=0)
         for alpha in (0.0, 0.5, 1 - 1e-9, 1.0, 1 + 1e-9, 2.0, 5.0, math.inf):
             got = float(klkit.renyi_divergence(ta, tb, alpha, kind="logits"))
             if alpha == 0.0:
@@ -376,7 +405,7 @@ def test_underflowing_p_against_masked_q_is_outside_the_support(dtype, library):
         for alpha in (0.0, 0.5, 2.0, math.inf):  # Rényi entropy: the underflowed outcome is not counted either
             got = float(klkit.renyi_entropy(ta, alpha, kind="logits"))
             want = float(klkit.renyi_entropy(pr, alpha)) if alpha else math.log(len(pr))
-            assert got == pytest.approx(want, rel=max(rtol, 1e-12)), alpha
+            assert got == pytest.approx(want, rel=max(rtol, 1e-12), abs=0), alpha
 
 
 def test_the_documented_example_and_continuity_at_alpha_one():

@@ -32,7 +32,19 @@ from typing import Any
 
 from klkit._xp import clamp_keep_gradient, is_torch
 
-__all__ = ["chi2_terms", "clamp", "hellinger_differences", "js_terms", "log_ratio", "renyi_terms"]
+__all__ = [
+    "chi2_terms",
+    "clamp",
+    "divide_twice",
+    "hellinger_differences",
+    "js_terms",
+    "kl_terms",
+    "log_ratio",
+    "product_twice",
+    "renyi_terms",
+    "sum_twice",
+    "two_sum",
+]
 
 _SERIES = 0.125  # |argument| below this takes the Taylor series (12 terms: truncation < 1e-19 relative)
 _ORDERS = range(13, 1, -1)
@@ -149,3 +161,63 @@ def hellinger_differences(p: Any, q: Any, xp: Any) -> Any:
     both = ppos & qpos
     ratio = xp.where(both, p - q, 0.0) / xp.where(both, root_p + root_q, 1.0)
     return xp.where(both, ratio, root_p - root_q)
+
+
+def kl_terms(logp: Any, p: Any, q_hi: Any, q_lo: Any, logq: Any, xp: Any) -> Any:
+    """p log(p/q) − p + q per outcome (≥ 0; q where p = 0), for q = q_hi + q_lo given to twice the precision.
+
+    Where p and q are close, p − q = (p − q_hi) − q_lo and log(p/q) = log1p((p − q)/q) keep their relative
+    accuracy however small they are, and the term is q·K(u) by its series; elsewhere p log(p/q) − (p − q).
+    """
+    tiny = float(xp.finfo(p.dtype).smallest_normal)
+    pos = p > 0
+    d = (p - q_hi) - q_lo
+    close = pos & (q_hi >= tiny) & (xp.abs(d) <= 0.5 * q_hi)
+    near = xp.log1p(xp.where(close, d, 0.0) / xp.where(close, q_hi, 1.0))
+    u = xp.where(close, near, xp.where(pos, logp, 0.0) - xp.where(pos, logq, 0.0))
+    small = close & (xp.abs(u) < _SERIES)
+    series = q_hi * _series(xp.where(small, u, 0.0), _K_COEFFICIENTS)
+    return xp.where(pos, xp.where(small, series, p * u - d), q_hi)
+
+
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """(s, e) with s = fl(a + b) and a + b = s + e exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def sum_twice(x: Any, axis: int, xp: Any) -> tuple[Any, Any]:
+    """Σ x along ``axis`` (−1 or −2, kept) as hi + lo, to about twice the working precision (cascaded
+    TwoSum, one pass per entry of the axis)."""
+    x = x if axis == -1 else xp.moveaxis(x, -2, -1)
+    hi, lo = x[..., :1], xp.zeros_like(x[..., :1])
+    for j in range(1, x.shape[-1]):
+        hi, e = two_sum(hi, x[..., j : j + 1])
+        lo = lo + e
+    hi, lo = two_sum(hi, lo)
+    return (hi, lo) if axis == -1 else (xp.moveaxis(hi, -1, -2), xp.moveaxis(lo, -1, -2))
+
+
+def product_twice(a_hi: Any, a_lo: Any, b_hi: Any, b_lo: Any, xp: Any) -> tuple[Any, Any]:
+    """(a_hi + a_lo)(b_hi + b_lo) as hi + lo (Dekker's TwoProduct; |a|, |b| ≤ 1: the split cannot overflow)."""
+    split = 134217729.0 if xp.finfo(a_hi.dtype).bits == 64 else 4097.0  # 2^27 + 1, 2^12 + 1
+
+    def halves(v: Any) -> tuple[Any, Any]:
+        c = split * v
+        big = c - (c - v)
+        return big, v - big
+
+    ah, al = halves(a_hi)
+    bh, bl = halves(b_hi)
+    p = a_hi * b_hi
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return two_sum(p, e + (a_hi * b_lo + a_lo * b_hi))
+
+
+def divide_twice(a_hi: Any, a_lo: Any, b_hi: Any, b_lo: Any, xp: Any) -> tuple[Any, Any]:
+    """(a_hi + a_lo)/(b_hi + b_lo) as hi + lo (one correction step of long division), b > 0, |a|, |b| ≤ 1."""
+    q1 = a_hi / b_hi
+    m_hi, m_lo = product_twice(q1, xp.zeros_like(q1), b_hi, b_lo, xp)
+    rest = ((a_hi - m_hi) + a_lo) - m_lo
+    return two_sum(q1, rest / b_hi)
