@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit._xp import clamp_keep_gradient, is_torch
+from klkit._engine import clamp_keep_gradient, is_torch
 
 __all__ = [
     "chi2_terms",

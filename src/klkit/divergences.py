@@ -13,12 +13,25 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from klkit import _inputs
-from klkit._inputs import FName
+from klkit._engine import (
+    FName,
+    Inputs,
+    Kind,
+    check_base,
+    check_f,
+    check_f_at_one,
+    errstate,
+    f_values,
+    finish_result,
+    is_measure_object,
+    log_of_base,
+    measure_objects,
+    prepare_pair,
+    to_numpy,
+    unknown_slope,
+)
 from klkit._relative_terms import chi2_terms, clamp, hellinger_differences, js_terms
-from klkit._validation import Kind, check_base
-from klkit._xp import errstate, log_of_base, to_numpy
-from klkit.measures import _for_distributions, kl_divergence
+from klkit.measures import kl_divergence
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
 
@@ -77,10 +90,16 @@ def total_variation(
     >>> float(klkit.total_variation([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
     1.0
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("total_variation", (p, q), None, distribution_options)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False)
-    return _inputs.result(_total_variation(x), x)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "total_variation",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
+    return finish_result(_total_variation(x), x)
 
 
 def hellinger_distance(
@@ -139,10 +158,16 @@ def hellinger_distance(
     >>> float(klkit.hellinger_distance([1.0, 0.0], [0.0, 1.0]))
     1.0
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("hellinger_distance", (p, q), None, distribution_options)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
-    return _inputs.result(_sqrt(_hellinger_squared(x), x.xp), x)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "hellinger_distance",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    return finish_result(_sqrt(_hellinger_squared(x), x.xp), x)
 
 
 def js_distance(
@@ -203,18 +228,24 @@ def js_distance(
     >>> klkit.js_distance([[0.5, 0.5], [0.2, 0.8]], [[0.5, 0.5], [0.2, 0.8]], keepdims=True).tolist()
     [[0.0], [0.0]]
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
         if keepdims:
             raise TypeError(
                 "`keepdims` applies to arrays only; found distribution objects "
                 f"({type(p).__name__}, {type(q).__name__}). Drop `keepdims`, or evaluate both on a grid as arrays."
             )
-        return _for_distributions("js_distance", (p, q), base, distribution_options)
+        return measure_objects(
+            "js_distance",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     if not isinstance(keepdims, bool):
         raise TypeError(f"`keepdims` must be True or False; found {keepdims!r}. Pass keepdims=True to keep `axis`.")
     base = check_base(base)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
-    value = _inputs.result(_sqrt(_js(x) / log_of_base(base), x.xp), x)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    value = finish_result(_sqrt(_js(x) / log_of_base(base), x.xp), x)
     if not keepdims:
         return value
     return x.xp.expand_dims(x.xp.asarray(value), axis=_out_axis(axis, x.p.ndim))
@@ -294,10 +325,17 @@ def f_divergence(
     >>> round(float(klkit.f_divergence([0.5, 0.5], [0.9, 0.1], lambda t: (t - 1) ** 2)), 6)
     1.777778
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("f_divergence", (p, q), None, distribution_options, args=(f,))
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "f_divergence",
+            (p, q),
+            None,
+            distribution_options,
+            args=(f,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     opts = {"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate}
-    _inputs.check_f(f)
+    check_f(f)
     if isinstance(f, str):
         if f == "kl":
             return kl_divergence(p, q, **opts)
@@ -305,12 +343,12 @@ def f_divergence(
             return kl_divergence(
                 q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind, validate=validate
             )
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
         with errstate(x.xp):
             value = {"tv": _total_variation, "hellinger": _hellinger_squared, "js": _js, "chi2": _chi2}[f](x)
-        return _inputs.result(value, x)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
-    return _inputs.result(_callable_f(x, f), x)
+        return finish_result(value, x)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    return finish_result(_callable_f(x, f), x)
 
 
 # ---------------------------------------------------------------------------
@@ -318,12 +356,12 @@ def f_divergence(
 # ---------------------------------------------------------------------------
 
 
-def _total_variation(x: _inputs.Inputs) -> Any:
+def _total_variation(x: Inputs) -> Any:
     xp = x.xp
     return clamp(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0, xp)
 
 
-def _hellinger_squared(x: _inputs.Inputs) -> Any:
+def _hellinger_squared(x: Inputs) -> Any:
     """½ Σ (√p − √q)², each difference as (p − q)/(√p + √q): no cancellation near P = Q."""
     xp = x.xp
     with errstate(xp):
@@ -331,7 +369,7 @@ def _hellinger_squared(x: _inputs.Inputs) -> Any:
     return clamp(0.5 * xp.sum(d * d, axis=-1), 0.0, 1.0, xp)
 
 
-def _js(x: _inputs.Inputs) -> Any:
+def _js(x: Inputs) -> Any:
     """JS in nats, from terms that are ≥ 0 and exactly 0 where p = q."""
     xp = x.xp
     with errstate(xp):
@@ -339,7 +377,7 @@ def _js(x: _inputs.Inputs) -> Any:
     return clamp(value, 0.0, _LOG2, xp)
 
 
-def _chi2(x: _inputs.Inputs) -> Any:
+def _chi2(x: Inputs) -> Any:
     """Pearson χ² = Σ (p − q)²/q, a sum of terms ≥ 0 (+inf where p > 0 = q)."""
     xp = x.xp
     with errstate(xp):
@@ -357,22 +395,20 @@ def _out_axis(axis: int, ndim: int) -> int:
     return int(axis) % ndim
 
 
-def _callable_f(x: _inputs.Inputs, f: Callable[[Any], Any]) -> Any:
+def _callable_f(x: Inputs, f: Callable[[Any], Any]) -> Any:
     """Σ_{q > 0} q f(p/q) for a user's generator f (checked: f(1) = 0, no NaN, elementwise)."""
     xp = x.xp
-    _inputs.check_f_at_one(f, xp, x.p)
+    check_f_at_one(f, xp, x.p)
     qpos = x.logq > -math.inf
     ppos = x.p > 0  # the support rule: an underflowed p is outside P's support (ratio 0)
     escape = ppos & ~qpos
     if bool(xp.any(escape)):
-        raise _inputs.unknown_slope(
-            f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i"
-        )
+        raise unknown_slope(f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i")
     with errstate(xp):
         ratio = xp.where(
             qpos & ppos,
             xp.exp(xp.where(qpos & ppos, x.logp - x.logq, 0.0)),
             xp.where(qpos, xp.zeros_like(x.p), xp.ones_like(x.p)),
         )
-        values = _inputs.f_values(f, ratio, xp)
+        values = f_values(f, ratio, xp)
     return xp.sum(xp.where(qpos, x.q * values, 0.0), axis=-1)

@@ -10,7 +10,7 @@ P = Q nothing cancels, and the result is ≥ 0 by construction.
 
 Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
 identity, so it stays continuous into α = 1 on inputs that sum to 1 within
-:func:`klkit._validation.sum_tolerance`; with ``validate=False``, a slice of ``p`` or ``q`` whose
+:func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a slice of ``p`` or ``q`` whose
 total is off 1 by more than that is NaN (the formula has no meaning there), as is a slice with an
 entry outside its kind's domain. Support rule (as KL's): outcome i is in the support of P where
 ``p_i > 0`` in the working dtype (a probability that underflowed to 0 is outside it).
@@ -21,11 +21,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit import _inputs
+from klkit._engine import (
+    Inputs,
+    Kind,
+    check_alpha,
+    check_base,
+    errstate,
+    finish_result,
+    is_measure_object,
+    is_torch,
+    logsumexp,
+    measure_objects,
+    prepare_one,
+    prepare_pair,
+)
 from klkit._relative_terms import clamp, log_ratio, renyi_terms
-from klkit._validation import Kind, check_base
-from klkit._xp import errstate, is_torch, logsumexp
-from klkit.measures import _for_distributions, entropy, kl_divergence
+from klkit.measures import entropy, kl_divergence
 
 __all__ = ["renyi_divergence", "renyi_entropy"]
 
@@ -111,21 +122,28 @@ def renyi_divergence(
     >>> float(klkit.renyi_divergence([0.5, 0.5], [1.0, 0.0], 2))  # ... infinite from α = 1 on
     inf
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("renyi_divergence", (p, q), base, distribution_options, args=(alpha,))
-    alpha = _inputs.check_alpha(alpha)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "renyi_divergence",
+            (p, q),
+            base,
+            distribution_options,
+            args=(alpha,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
         kl = kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
         if validate:
             return kl
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
-        return _inputs.result(kl, x)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate, sums=True)
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
+        return finish_result(kl, x)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = clamp(_divergence(x, alpha, xp), 0.0, None, xp)
-    return _inputs.result(value, x, base)
+    return finish_result(value, x, base)
 
 
 def renyi_entropy(
@@ -174,16 +192,16 @@ def renyi_entropy(
     >>> round(float(klkit.renyi_entropy([0.5, 0.25, 0.25], float("inf"), base=2)), 6)  # -log2 max p
     1.0
     """
-    alpha = _inputs.check_alpha(alpha)
+    alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
         h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
-        return h if validate else _inputs.result(h, _inputs.one(p, axis, kind, validate, sums=True))
-    x = _inputs.one(p, axis, kind, validate, sums=True)
+        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate, sums=True))
+    x = prepare_one(p, axis, kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = clamp(_entropy(x, alpha, xp), 0.0, None, xp)
-    return _inputs.result(value, x, base)
+    return finish_result(value, x, base)
 
 
 # ---------------------------------------------------------------------------
@@ -191,7 +209,7 @@ def renyi_entropy(
 # ---------------------------------------------------------------------------
 
 
-def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
     """D_α in nats along the last axis, α ≠ 1 (the support rule of ``klkit._relative_terms``)."""
     logp, logq = x.logp, x.logq
     pos = x.p > 0  # the support of P: p > 0 in the working dtype (an underflowed p is outside it, as in KL)
@@ -219,7 +237,7 @@ def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     return xp.where(infinite, math.inf, value)
 
 
-def _entropy(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+def _entropy(x: Inputs, alpha: float, xp: Any) -> Any:
     """H_α in nats along the last axis, α ≠ 1."""
     pos = x.p > 0  # the support rule of the divergence: an underflowed p is outside it
     if alpha == 0.0:  # log |supp P|
