@@ -149,19 +149,57 @@ def claims(tests: Path = ROOT / "tests") -> list[Claim]:
     found = []
     for path in sorted(tests.glob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases = {  # claim = pytest.mark.doc_claim
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign) and _is_marker(node.value)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        strings = _string_constants(tree)
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
             for deco in node.decorator_list:
-                if (
+                if not (
                     isinstance(deco, ast.Call)
-                    and isinstance(deco.func, ast.Attribute)
-                    and deco.func.attr == "doc_claim"
-                    and len(deco.args) == 2
-                    and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in deco.args)
+                    and (_is_marker(deco.func) or (isinstance(deco.func, ast.Name) and deco.func.id in aliases))
                 ):
-                    found.append(Claim(f"{path.name}::{node.name}", deco.args[0].value, deco.args[1].value))
+                    continue
+                args = [_string(a, strings) for a in deco.args]
+                if len(args) != 2 or None in args:
+                    raise ValueError(f"{path.name}:{deco.lineno}: doc_claim takes two strings (file, fragment)")
+                found.append(Claim(f"{path.name}::{node.name}", args[0], args[1]))
     return found
+
+
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``NAME = "text"`` and ``A, B = "x", "y"`` assignments."""
+    out: dict[str, str] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = (
+                zip(target.elts, node.value.elts, strict=False)
+                if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                else [(target, node.value)]
+            )
+            for name, value in pairs:
+                if isinstance(name, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    out[name.id] = value.value
+    return out
+
+
+def _string(node: ast.expr, strings: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return strings.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def _is_marker(node: ast.expr) -> bool:
+    """``pytest.mark.doc_claim`` or ``mark.doc_claim``."""
+    return isinstance(node, ast.Attribute) and node.attr == "doc_claim"
 
 
 def sentence_numbers(file: str, fragment: str) -> list[float]:
