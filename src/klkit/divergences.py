@@ -90,7 +90,13 @@ def total_variation(
     1.0
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("total_variation", (p, q), None, distribution_options)
+        return measure_objects(
+            "total_variation",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
     return finish_result(_total_variation(x), x)
 
@@ -151,7 +157,13 @@ def hellinger_distance(
     1.0
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("hellinger_distance", (p, q), None, distribution_options)
+        return measure_objects(
+            "hellinger_distance",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     x = prepare_pair(p, q, axis, kind, q_kind, validate)
     return finish_result(_sqrt(_hellinger_squared(x), x.xp), x)
 
@@ -207,7 +219,13 @@ def js_distance(
     0.383136
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("js_distance", (p, q), base, distribution_options)
+        return measure_objects(
+            "js_distance",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     value = js_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
     if isinstance(value, (np.ndarray, np.generic)):
         return np.sqrt(value)  # JS is clamped to [0, log 2]: no NaN; numpy has no gradient to guard
@@ -286,7 +304,14 @@ def f_divergence(
     1.777778
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("f_divergence", (p, q), None, distribution_options, args=(f,))
+        return measure_objects(
+            "f_divergence",
+            (p, q),
+            None,
+            distribution_options,
+            args=(f,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     opts = {"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate}
     check_f(f)
     if isinstance(f, str):

@@ -116,7 +116,14 @@ def renyi_divergence(
     inf
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("renyi_divergence", (p, q), base, distribution_options, args=(alpha,))
+        return measure_objects(
+            "renyi_divergence",
+            (p, q),
+            base,
+            distribution_options,
+            args=(alpha,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
