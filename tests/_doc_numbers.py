@@ -72,13 +72,18 @@ def doc_files() -> list[Path]:
     return [f for f in files if f.relative_to(ROOT).as_posix() not in EXCLUDED and "_build" not in f.parts]
 
 
-def generated_regions() -> set[str]:
-    """Names of the regions a script in benchmarks/ writes with ``write_section``."""
+def generated_regions(doc: str) -> set[str]:
+    """Names of the regions of ``doc`` (``"docs/rlhf.md"``) that a script in benchmarks/ writes.
+
+    A script counts when it calls ``write_section``, names the region as a string literal, and either
+    names ``doc`` as a string literal or ``doc`` is ``docs/benchmarks.md`` (``write_section``'s default).
+    """
     names: set[str] = set()
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         source = script.read_text(encoding="utf-8")
-        if "write_section(" in source:
-            names.update(re.findall(r"""["']([A-Za-z0-9_.-]+)["']""", source))
+        literals = set(re.findall(r"""["']([A-Za-z0-9_./-]+)["']""", source))
+        if "write_section(" in source and (doc == "docs/benchmarks.md" or doc in literals):
+            names.update(literals)
     return names
 
 
@@ -121,11 +126,11 @@ def _exempt(scrubbed: str, m: re.Match[str]) -> bool:
 
 
 def numbers(path: Path, regions: set[str] | None = None) -> list[Number]:
-    """Every number of ``path``'s prose that is not exempt."""
+    """Every number of ``path``'s prose that is not exempt (``regions``: the generated ones, found if None)."""
     text = path.read_text(encoding="utf-8")
-    scrubbed = scrub(text, generated_regions() if regions is None else regions)
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+    scrubbed = scrub(text, generated_regions(rel) if regions is None else regions)
     lines = text.splitlines()
-    rel = path.relative_to(ROOT).as_posix()
     found = []
     for m in NUMBER.finditer(scrubbed):
         if _exempt(scrubbed, m):

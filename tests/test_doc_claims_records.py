@@ -24,7 +24,7 @@ def test_region_equals_its_rendering(name):
     assert found.group(1) == records.rendered(name), (
         f"{doc}'s {name!r} differs from its record: run benchmarks/records.py"
     )
-    assert name in generated_regions()
+    assert name in generated_regions(doc)
 
 
 def test_trpo_record_summary_matches_an_independent_computation():
