@@ -34,6 +34,7 @@ def loss_options(options: DistillationOptions) -> dict[str, Any]:
         "skew": options.skew,
         "temperature": options.temperature,
         "temperature_scaling": options.temperature_scaling,
+        "chunk_size": options.chunk_size,
     }
     if options.alpha is not None:
         keywords["alpha"] = options.alpha

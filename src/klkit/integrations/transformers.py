@@ -60,6 +60,9 @@ class DistillationOptions:
         (:func:`klkit.distill.fused_linear_divergence`), a chunk of tokens at a time, so that the student's
         and the teacher's ``tokens × V`` logits never exist. Not with ``teacher_top_k``, nor for models whose
         config rescales or soft-caps the logits after the output layer.
+    chunk_size : int, optional
+        Tokens per chunk of the loss (default: :func:`klkit.distill.divergence_loss`'s, or
+        :func:`klkit.distill.fused_linear_divergence`'s when fused): smaller chunks, less extra memory.
 
     Raises
     ------
@@ -87,6 +90,7 @@ class DistillationOptions:
     temperature_scaling: bool = False
     teacher_top_k: int | None = None
     fused: bool = False
+    chunk_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.divergence not in DIVERGENCES:

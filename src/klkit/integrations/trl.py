@@ -48,6 +48,7 @@ class KLKitGKDConfig(GKDConfig):
     temperature_scaling : bool, default False
     teacher_top_k : int, optional
     fused : bool, default False
+    chunk_size : int, optional
         As in :class:`~klkit.integrations.transformers.DistillationOptions`.
 
     Examples
@@ -65,6 +66,7 @@ class KLKitGKDConfig(GKDConfig):
     temperature_scaling: bool = field(default=False, metadata={"help": "Multiply the loss by T²."})
     teacher_top_k: int | None = field(default=None, metadata={"help": "Distil from the teacher's top-k tokens."})
     fused: bool = field(default=False, metadata={"help": "Never materialise the tokens × V logits."})
+    chunk_size: int | None = field(default=None, metadata={"help": "Tokens per chunk of the loss."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,6 +84,7 @@ class KLKitGKDConfig(GKDConfig):
             temperature_scaling=self.temperature_scaling,
             teacher_top_k=self.teacher_top_k,
             fused=self.fused,
+            chunk_size=self.chunk_size,
         )
 
 
