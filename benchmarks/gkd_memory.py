@@ -7,7 +7,8 @@ the loss, backward) of
 - TRL's ``GKDTrainer`` (its generalized JSD on the full logits, autograd);
 - ``klkit.integrations.trl.KLKitGKDTrainer`` unfused (klkit's chunked loss on the full logits);
 - ``KLKitGKDTrainer(fused=True)`` (hidden states and output layers through
-  ``klkit.distill.fused_linear_divergence``: the tokens × V logits never exist).
+  ``klkit.distill.fused_linear_divergence``: the tokens × V logits never exist), with its default chunk
+  (2^24 logits) and with ``chunk_size=256`` tokens.
 
 Each runs in a fresh process (``--child``): *extra peak* is the largest amount torch's CPU allocator held
 during the step beyond what it held before (profiler allocation events, the parameters' gradients
@@ -37,6 +38,7 @@ VARIANTS = {
     "TRL GKDTrainer (unfused, autograd)": "trl",
     "KLKitGKDTrainer, fused=False (chunked loss on the logits)": "klkit",
     "KLKitGKDTrainer, fused=True (hidden states × output layer)": "fused",
+    "KLKitGKDTrainer, fused=True, chunk_size=256": "fused256",
 }
 
 
@@ -74,7 +76,8 @@ def child(variant: str, vocab: int, batch: int, length: int, threads: int) -> di
     if variant == "trl":
         cls, args = GKDTrainer, GKDConfig(**common)
     else:
-        cls, args = KLKitGKDTrainer, KLKitGKDConfig(**common, fused=variant == "fused")
+        chunk = 256 if variant == "fused256" else None
+        cls, args = KLKitGKDTrainer, KLKitGKDConfig(**common, fused=variant.startswith("fused"), chunk_size=chunk)
     trainer = cls(model=lm(0), teacher_model=lm(1), args=args, train_dataset=chat_dataset(), processing_class=tok)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (batch, length), generator=g)
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     vocab, batch, length = (8_192, 2, 128) if args.quick else (args.vocab, 4, 512)
     from _report import machine_description, write_section
 
+    load = os.getloadavg()[0]
     results = {}
     for title, variant in VARIANTS.items():
         command = [sys.executable, __file__, "--child", variant, str(vocab), str(batch), str(length), str(args.threads)]
@@ -146,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             "| trainer | loss, first step | extra peak | peak RSS | time per step |",
             "|---|---|---|---|---|",
             *rows,
+            "",
+            f"1-minute load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the machine is "
+            "shared: the times are indicative, the memory figures are not affected).",
         ]
     )
     print(markdown)

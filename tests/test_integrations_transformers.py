@@ -134,3 +134,15 @@ def test_accumulated_loss_is_the_mean_over_the_accumulated_batch(tmp_path, fused
     expected = reference(*(torch.cat(v) for v in logits.values()), "forward_kl", temperature=2.0)
     assert seen[0] == pytest.approx(expected, rel=1e-5)
     assert seen[-1] < seen[0]
+
+
+def test_import_klkit_never_imports_the_hf_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, klkit, klkit.distill, klkit.integrations; "
+        "print(sorted(m for m in ('transformers', 'trl', 'tokenizers', 'datasets') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
