@@ -3,8 +3,10 @@
 Import the submodule you need; ``import klkit`` (and this package) never imports torch, transformers
 or TRL, each submodule imports them itself (``pip install 'klkit[hf]'``):
 
-- :mod:`klkit.integrations.transformers`: :class:`~klkit.integrations.transformers.DistillationOptions`,
-  :func:`~klkit.integrations.transformers.distillation_loss` for a ``Trainer.compute_loss`` of your own,
+- :mod:`klkit.integrations.options`: :class:`~klkit.integrations.options.DistillationOptions`, the
+  loss's options (divergence, temperature, top-k teacher, fused mode), checked when built;
+- :mod:`klkit.integrations.transformers`: :func:`~klkit.integrations.transformers.distillation_loss`
+  for a ``Trainer.compute_loss`` of your own,
   and :class:`~klkit.integrations.transformers.KLKitDistillationTrainer`, a ``transformers.Trainer``
   that distils from a teacher model;
 - :mod:`klkit.integrations.trl`: :class:`~klkit.integrations.trl.KLKitGKDConfig` and

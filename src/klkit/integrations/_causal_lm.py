@@ -1,20 +1,18 @@
 """The distillation loss of a causal language model batch: student and teacher forward, shift, divergence.
 
 Shared by :mod:`klkit.integrations.transformers` and :mod:`klkit.integrations.trl`; the loss options
-are :class:`~klkit.integrations.transformers.DistillationOptions`.
+are :class:`~klkit.integrations.options.DistillationOptions`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from klkit.distill import divergence_loss, fused_linear_divergence, topk_teacher
 from klkit.errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from klkit.integrations.transformers import DistillationOptions
+from klkit.integrations.options import DistillationOptions
 
 # configuration fields that change the logits after the output layer: the fused path cannot apply them
 _LOGIT_TRANSFORMS = (
@@ -24,21 +22,6 @@ _LOGIT_TRANSFORMS = (
     "lm_head_multiplier",
     "logits_scaling",
 )
-
-
-def loss_options(options: DistillationOptions) -> dict[str, Any]:
-    """Keyword arguments of :func:`klkit.distill.divergence_loss` for ``options`` (not the teacher's form)."""
-    keywords: dict[str, Any] = {
-        "divergence": options.divergence,
-        "beta": options.beta,
-        "skew": options.skew,
-        "temperature": options.temperature,
-        "temperature_scaling": options.temperature_scaling,
-        "chunk_size": options.chunk_size,
-    }
-    if options.alpha is not None:
-        keywords["alpha"] = options.alpha
-    return keywords
 
 
 def continuous_factor(options: DistillationOptions) -> float:
@@ -61,7 +44,7 @@ def logits_divergence(
     if options.teacher_top_k is not None:
         teacher = topk_teacher(teacher_logits, options.teacher_top_k, temperature=options.temperature)
     loss = divergence_loss(
-        student_logits, teacher, labels=labels, num_items_in_batch=num_items_in_batch, **loss_options(options)
+        student_logits, teacher, labels=labels, num_items_in_batch=num_items_in_batch, **options.loss_keywords()
     )
     factor = continuous_factor(options)
     return loss * factor if factor != 1.0 else loss
@@ -127,7 +110,7 @@ def causal_lm_divergence(
         teacher_bias=None if teacher_bias is None else teacher_bias.detach(),
         labels=labels,
         num_items_in_batch=num_items_in_batch,
-        **loss_options(options),
+        **options.loss_keywords(),
     )
     factor = continuous_factor(options)
     return (loss * factor if factor != 1.0 else loss), outputs

@@ -26,14 +26,14 @@ from trl.experimental.gkd import GKDConfig, GKDTrainer
 from trl.models import unwrap_model_for_generation
 
 from klkit.integrations._causal_lm import causal_lm_divergence, count_targets, scale_for_processes
-from klkit.integrations.transformers import DistillationOptions
+from klkit.integrations.options import DistillationOptions
 
 __all__ = ["KLKitGKDConfig", "KLKitGKDTrainer"]
 
 
 @dataclass
 class KLKitGKDConfig(GKDConfig):
-    """``GKDConfig`` plus the loss options of :class:`~klkit.integrations.transformers.DistillationOptions`.
+    """``GKDConfig`` plus the loss options of :class:`~klkit.integrations.options.DistillationOptions`.
 
     ``beta`` and ``temperature`` are GKDConfig's (β of the JSD or of 'alpha_beta'; T for sampling and,
     here, for the loss). The fields below default to TRL's loss: the generalized JSD.
@@ -49,7 +49,7 @@ class KLKitGKDConfig(GKDConfig):
     teacher_top_k : int, optional
     fused : bool, default False
     chunk_size : int, optional
-        As in :class:`~klkit.integrations.transformers.DistillationOptions`.
+        As in :class:`~klkit.integrations.options.DistillationOptions`.
 
     Examples
     --------
