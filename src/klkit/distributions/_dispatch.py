@@ -24,6 +24,7 @@ __all__ = [
     "closed_form",
     "family_note",
     "find_divergence",
+    "find_kl",
     "finish",
     "finite",
     "is_estimate",
@@ -191,6 +192,18 @@ def find_divergence(measure: str, p: Any, q: Any, *, symmetric: bool) -> tuple[A
             if function is not None:
                 return function, x, y
     return None, fp, fq
+
+
+def find_kl(p: Any, q: Any) -> tuple[Any, Any, Any]:
+    """(function, p', q') for KL(p‖q): raw types first (user registrations), then the adapted families."""
+    from klkit.distributions import registry
+    from klkit.distributions.adapters import to_family
+
+    function = registry.lookup_kl(type(p), type(q))
+    if function is not None:
+        return function, p, q
+    fp, fq = to_family(p), to_family(q)
+    return registry.lookup_kl(type(fp), type(fq)), fp, fq
 
 
 _SYMMETRIC = {"total_variation", "hellinger_distance", "js_divergence"}

@@ -53,6 +53,8 @@ from klkit.distributions._dispatch import (
     scale,
 )
 from klkit.distributions.checks import check_pair
+from klkit.distributions.information_api import kl_divergence
+from klkit.distributions.js_api import js_divergence
 from klkit.errors import NotRegisteredError
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "renyi_divergence", "total_variation"]
@@ -212,8 +214,6 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     """
     alpha = check_alpha(alpha, infinite=False)
     if alpha == 1.0:
-        from klkit.distributions.api import kl_divergence
-
         _options("renyi_divergence", options, base, log_units=True)
         return kl_divergence(p, q, base=base, **options)
     method, n, seed = _options("renyi_divergence", options, base, log_units=True)
@@ -286,13 +286,11 @@ def f_divergence(
     1.718282
     """
     check_f(f)
-    from klkit.distributions import api
-
     if f in ("kl", "reverse_kl"):
         a, b = (p, q) if f == "kl" else (q, p)
-        return api.kl_divergence(a, b, base=base, **options)
+        return kl_divergence(a, b, base=base, **options)
     if f == "js":
-        return api.js_divergence(p, q, base=base, **options)
+        return js_divergence(p, q, base=base, **options)
     if f == "tv":
         return total_variation(p, q, base=base, **options)
     label = f"f_divergence with f={f!r}" if isinstance(f, str) else "f_divergence with a callable f"
@@ -348,7 +346,6 @@ def js_distance(p: Any, q: Any, /, *, base: float | None = None, **options: Any)
     >>> float(api.js_distance(p, q, base=2))  # disjoint supports: 1 bit, distance 1
     1.0
     """
-    from klkit.distributions.api import js_divergence
 
     return mc.square_root(js_divergence(p, q, base=base, **options), "MC Jensen–Shannon distance")
 

@@ -49,7 +49,7 @@ import numpy as np
 from klkit._xp import NUMPY, errstate
 from klkit.distributions import _ops
 from klkit.distributions.adapters import is_torch_distribution
-from klkit.distributions.kl_forms import _mvn_kl
+from klkit.distributions.kl import mvn_kl
 from klkit.errors import InvalidArgumentError
 
 __all__ = ["Approximation", "GaussianMixtureParams", "mixture_entropy", "mixture_kl"]
@@ -169,9 +169,9 @@ def mixture_kl(
     P, Q = gaussian_mixture_params(p, "p"), gaussian_mixture_params(q, "q")
     xp = P.xp
     with errstate(NUMPY):
-        kl_fg = _mvn_kl(P.component(1), _pad_left(Q))  # (..., A, B)
+        kl_fg = mvn_kl(P.component(1), _pad_left(Q))  # (..., A, B)
         if method == "variational":
-            kl_ff = _mvn_kl(P.component(1), _pad_left(P))  # (..., A, A')
+            kl_ff = mvn_kl(P.component(1), _pad_left(P))  # (..., A, A')
             num = _logsumexp(xp, P.log_weights[..., None, :] - kl_ff)
             den = _logsumexp(xp, Q.log_weights[..., None, :] - kl_fg)
             value = xp.sum(xp.exp(P.log_weights) * (num - den))
@@ -226,7 +226,7 @@ def mixture_entropy(
             value = xp.sum(w * (-P.log_weights + h_comp))
             name, kind = "Huber et al. 2008 upper bound", "upper bound"
         elif method == "pairwise_upper":
-            kl = _mvn_kl(P.component(1), _pad_left(P))
+            kl = mvn_kl(P.component(1), _pad_left(P))
             value = xp.sum(w * h_comp) - xp.sum(w * _logsumexp(xp, P.log_weights[..., None, :] - kl))
             name, kind = "Kolchinsky-Tracey 2017 pairwise KL upper bound", "upper bound"
         elif method == "pairwise_lower":
