@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from klkit.errors import InvalidArgumentError
-from klkit.estimators import Estimate
+from klkit.estimate import Estimate
 from klkit.measures import kl_divergence
 
 __all__ = ["FitResult", "Restart", "fit", "mass_covered"]

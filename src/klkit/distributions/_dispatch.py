@@ -16,6 +16,7 @@ from klkit.distributions.adapters import backend_of
 from klkit.distributions.checks import check_categories
 from klkit.distributions.montecarlo import batch_shape, log_density
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
+from klkit.estimate import Estimate
 
 __all__ = [
     "DEFAULT_N_SAMPLES",
@@ -160,8 +161,6 @@ def finish(value: Any, like: Any) -> Any:
 
 
 def is_estimate(x: Any) -> bool:
-    from klkit.estimators import Estimate
-
     return isinstance(x, Estimate)
 
 
@@ -170,8 +169,6 @@ def scale(value: Any, base: float | None) -> Any:
         return value
     s = log_of_base(base)
     if is_estimate(value):
-        from klkit.estimators import Estimate
-
         return Estimate(value.value / s, value.standard_error / s, value.n_samples, value.method)
     return value / s
 

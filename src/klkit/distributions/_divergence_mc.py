@@ -24,6 +24,7 @@ from klkit._xp import errstate, namespace, to_numpy
 from klkit.distributions._dispatch import broadcast, finite, is_estimate, log_densities_at, two_seeds
 from klkit.distributions.js_api import mean_of_halves
 from klkit.distributions.montecarlo import _host, draw, mc_mean, warn_if_unreliable
+from klkit.estimate import Estimate
 
 __all__ = [
     "ADVICE",
@@ -84,8 +85,6 @@ def callable_f_mc(p: Any, q: Any, f: Callable[[Any], Any], n: int, seed: int | N
 
 def renyi_mc(p: Any, q: Any, alpha: float, n: int, seed: int | None) -> Any:
     """log(mean of w) / (α − 1), w = (q/p)^(1−α) at samples of p (α ≥ ½) or (p/q)^α at samples of q (α < ½)."""
-    from klkit.estimators import Estimate
-
     if alpha >= 0.5:
         log_a, log_b = log_densities_at(p, q, draw(p, n, seed))
         log_w = (1.0 - alpha) * (log_b - log_a)
@@ -111,8 +110,6 @@ def square_root(value: Any, label: str) -> Any:
     if not is_estimate(value):
         xp = namespace(value)
         return xp.sqrt(xp.clip(value, 0.0, None))
-    from klkit.estimators import Estimate
-
     xp = namespace(value.value)
     root = xp.sqrt(xp.clip(value.value, 0.0, None))
     host_root, host_se = _host(root), _host(value.standard_error)

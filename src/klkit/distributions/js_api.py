@@ -21,6 +21,7 @@ from klkit.distributions._dispatch import (
 from klkit.distributions.checks import check_pair
 from klkit.distributions.montecarlo import draw, mc_mean
 from klkit.errors import NotRegisteredError
+from klkit.estimate import Estimate
 
 __all__ = ["js_divergence", "mean_of_halves"]
 
@@ -142,8 +143,6 @@ def _js_terms(a: Any, b: Any, x: Any) -> Any:
 
 def mean_of_halves(a: Any, b: Any) -> Any:
     """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
-    from klkit.estimators import Estimate
-
     n = int(a.shape[0])
     ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
     value = 0.5 * (ea.value + eb.value)

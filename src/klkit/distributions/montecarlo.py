@@ -18,6 +18,7 @@ import numpy as np
 from klkit._xp import is_torch_array
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.errors import MonteCarloWarning
+from klkit.estimate import Estimate
 
 __all__ = ["batch_shape", "draw", "log_density", "mc_mean", "tail_index", "warn_if_unreliable"]
 
@@ -123,8 +124,6 @@ def _categorical_log_prob(torch: Any, d: Any, x: Any) -> Any:
 
 def mc_mean(values: Any, label: str) -> Any:
     """Mean over axis 0 with its standard error, as an :class:`~klkit.estimators.Estimate`."""
-    from klkit.estimators import Estimate
-
     n = int(values.shape[0])
     if is_torch_tensor(values):
         value = values.mean(0)

@@ -18,7 +18,7 @@ import numpy as np
 from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 
 __all__ = ["discrete_cross_entropy", "discrete_entropy", "discrete_kl_divergence"]
 

@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators._neighbours import kth_distances, self_and_cross_distances
 
 __all__ = ["knn_entropy", "knn_kl_divergence"]

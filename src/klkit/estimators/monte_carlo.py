@@ -10,7 +10,7 @@ import numpy as np
 from klkit._validation import check_base
 from klkit._xp import asarray, is_torch_array, log_of_base, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 
 __all__ = ["mc_kl"]
 

@@ -25,7 +25,7 @@ from scipy import special
 from klkit._validation import check_base
 from klkit._xp import is_torch_array, log_of_base
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators._neighbours import build_tree, kth_distances
 from klkit.estimators.discrete import _LABELS, _chao_shen, _check_counts
 from klkit.estimators.knn import _check_bootstrap, _check_k, _jittered, _result, _samples, _whiten
