@@ -23,7 +23,8 @@ from klkit.distributions._dispatch import (
 )
 from klkit.distributions.adapters import to_family
 from klkit.distributions.checks import check_frozen, check_pair
-from klkit.distributions.montecarlo import draw, log_density, mc_mean, warn_if_unreliable
+from klkit.distributions.mc_stream import TermStream, to_host
+from klkit.distributions.montecarlo import batches, log_density
 from klkit.errors import NotRegisteredError
 
 __all__ = ["cross_entropy", "decompose", "entropy", "kl_divergence"]
@@ -80,12 +81,8 @@ def kl_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
         elif method == "exact":
             check_pair(p, q)
             raise _not_registered_kl(p, q, fp, fq)
-    from klkit.estimators import mc_kl
-
     check_pair(p, q)
-    log_p, log_q = log_densities_at(p, q, draw(p, n, seed))
-    _diagnose_kl(log_p, log_q, estimator)
-    return mc_kl(log_p, log_q, estimator=estimator, base=base)
+    return scale(_mc_kl(p, q, n, seed, estimator), base)
 
 
 def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -124,8 +121,10 @@ def entropy(p: Any, /, *, base: float | None = None, **options: Any) -> Any:
                 f"{family_note(p, fp)}; registered families: {names}. "
                 "Use method='mc' for a Monte Carlo estimate, or register one with register_entropy."
             )
-    x = draw(p, n, seed)
-    return scale(mc_mean(-log_density(p, x), "MC −log p"), base)
+    stream = TermStream(n)
+    for x in batches(p, n, seed):
+        stream.add(-log_density(p, x))
+    return scale(stream.estimate("MC −log p"), base)
 
 
 def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -153,9 +152,12 @@ def cross_entropy(p: Any, q: Any, /, *, base: float | None = None, **options: An
         if not is_estimate(h) and not is_estimate(kl):
             return scale(h + kl, base)
     check_pair(p, q)
-    _, log_q = log_densities_at(p, q, draw(p, n, seed))
-    warn_if_unreliable(-log_q, finite(log_q), "cross-entropy H(p, q)", _ADVICE_CE)
-    return scale(mc_mean(-log_q, "MC −log q"), base)
+    stream = TermStream(n)
+    for x in batches(p, n, seed):
+        _, log_q = log_densities_at(p, q, x)
+        stream.add(-log_q, finite(log_q))
+    stream.warn_if_unreliable("cross-entropy H(p, q)", _ADVICE_CE, stacklevel=5)
+    return scale(stream.estimate("MC −log q"), base)
 
 
 def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -217,17 +219,30 @@ _ADVICE_CE = (
 )
 
 
-def _diagnose_kl(log_p: Any, log_q: Any, estimator: str) -> None:
-    """Warn when the per-sample terms of the chosen estimator are heavy-tailed or overflow."""
+def _mc_kl(p: Any, q: Any, n: int, seed: int | None, estimator: str) -> Any:
+    """Monte Carlo KL(p‖q) over batches of samples of p: :func:`klkit.estimators.mc_kl` per batch, merged."""
+    from klkit.estimators import mc_kl
+
+    stream = TermStream(n)
+    for x in batches(p, n, seed):
+        log_p, log_q = log_densities_at(p, q, x)
+        batch = mc_kl(log_p, log_q, estimator=estimator)
+        stream.add_summary(int(x.shape[0]), batch.value, batch.standard_error)
+        terms, finite_ratio = _kl_terms(log_p, log_q, estimator)
+        stream.track(terms, finite_ratio)
+    advice = (_ADVICE_K1 if estimator != "k1" else "Use ") + _ADVICE_KL
+    stream.warn_if_unreliable(f"KL(p‖q) with estimator={estimator!r}", advice, stacklevel=6)
+    return stream.estimate(f"MC {estimator}")
+
+
+def _kl_terms(log_p: Any, log_q: Any, estimator: str) -> tuple[Any, Any]:
+    """The per-sample terms of the estimator (float64, host) and where log(q/p) is finite."""
     import numpy as np
 
-    from klkit.distributions.montecarlo import _host
-
-    lp, lq = _host(log_p), _host(log_q)
+    lp, lq = to_host(log_p), to_host(log_q)
     with np.errstate(over="ignore", invalid="ignore"):
         log_r = lq - lp
         terms = {"k1": -log_r, "k2": 0.5 * log_r * log_r}.get(estimator)
         if terms is None:
             terms = np.expm1(log_r) - log_r
-    advice = (_ADVICE_K1 if estimator != "k1" else "Use ") + _ADVICE_KL
-    warn_if_unreliable(terms, np.isfinite(log_r), f"KL(p‖q) with estimator={estimator!r}", advice)
+    return terms, np.isfinite(log_r)

@@ -6,7 +6,6 @@ from typing import Any
 
 from klkit._validation import check_base
 from klkit.distributions._dispatch import (
-    broadcast,
     find_divergence,
     find_kl,
     finish,
@@ -19,11 +18,10 @@ from klkit.distributions._dispatch import (
     zeros_of_batch,
 )
 from klkit.distributions.checks import check_pair
-from klkit.distributions.montecarlo import draw, mc_mean
+from klkit.distributions.mc_stream import half_sum, mean_of
 from klkit.errors import NotRegisteredError
-from klkit.estimate import Estimate
 
-__all__ = ["js_divergence", "mean_of_halves"]
+__all__ = ["js_divergence"]
 
 
 def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -93,10 +91,9 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
                 "use method='mc' (or 'auto') for a Monte Carlo estimate."
             )
     seed_p, seed_q = two_seeds(seed)
-    a = _js_terms(p, q, draw(p, n, seed_p))  # log p − log m at x ~ p
-    b = _js_terms(q, p, draw(q, n, seed_q))  # log q − log m at y ~ q
-    a, b = broadcast(a, b)
-    return scale(mean_of_halves(a, b), base)
+    a = mean_of(p, n, seed_p, lambda x: _js_terms(p, q, x))  # log p − log m at x ~ p
+    b = mean_of(q, n, seed_q, lambda y: _js_terms(q, p, y))  # log q − log m at y ~ q
+    return scale(half_sum(a, b, "MC Jensen–Shannon (mixture)"), base)
 
 
 def _js_exact(p: Any, q: Any) -> Any:
@@ -139,12 +136,3 @@ def _js_terms(a: Any, b: Any, x: Any) -> Any:
 
     with np.errstate(invalid="ignore", over="ignore"):
         return _LOG2 - np.logaddexp(0.0, log_b - log_a)
-
-
-def mean_of_halves(a: Any, b: Any) -> Any:
-    """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
-    n = int(a.shape[0])
-    ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
-    value = 0.5 * (ea.value + eb.value)
-    se = 0.5 * (ea.standard_error**2 + eb.standard_error**2) ** 0.5
-    return Estimate(value, se, 2 * n, "MC Jensen–Shannon (mixture)")
