@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from klkit.distributions.adapters import is_torch_distribution
+from klkit.errors import NotRegisteredError
 
-__all__ = ["BATCH_ELEMENTS", "batch_shape", "batch_sizes", "batches", "draw", "log_density"]
+__all__ = ["BATCH_ELEMENTS", "batch_shape", "batch_sizes", "batches", "check_sampler", "draw", "log_density"]
 
 # At most this many array elements (samples × batch × event) per drawn batch: 8 MB of float64.
 BATCH_ELEMENTS = 1 << 20
@@ -169,7 +170,38 @@ def batches(d: Any, n: int, seed: int | None) -> Any:
             yield _draw_scipy(d, size, rng)
 
 
+# scipy's circular laws draw their samples in one fixed period ([−π, π] for vonmises and vonmises_line,
+# [0, 2π] for wrapcauchy) whatever loc and scale, while their densities move and stretch with them.
+_CIRCULAR = {"vonmises": "[−π, π]", "vonmises_line": "[−π, π]", "wrapcauchy": "[0, 2π]"}
+
+
+def check_sampler(d: Any) -> None:
+    """Refuse to sample a scipy law whose samples do not follow its density (scipy's circular laws with loc/scale).
+
+    Raises
+    ------
+    NotRegisteredError
+        For ``vonmises`` with ``scale ≠ 1``, and ``vonmises_line`` or ``wrapcauchy`` with ``loc ≠ 0``
+        or ``scale ≠ 1``: a Monte Carlo estimate from their samples would be confidently wrong.
+    """
+    name = getattr(getattr(d, "dist", None), "name", None)
+    if name not in _CIRCULAR or not hasattr(d, "args"):
+        return
+    _, loc, scale = d.dist._parse_args(*d.args, **d.kwds)
+    periodic = name == "vonmises"  # its density has period 2π·scale: any loc is one period away
+    if np.all(np.asarray(scale) == 1) and (periodic or np.all(np.asarray(loc) == 0)):
+        return
+    raise NotRegisteredError(
+        f"scipy.stats.{name} with loc={np.asarray(loc).tolist()}, scale={np.asarray(scale).tolist()} draws "
+        f"its samples in {_CIRCULAR[name]} while its density is moved and stretched by loc and scale, so a "
+        "Monte Carlo estimate from them would be wrong; klkit refuses to sample it. Closed forms: the entropy "
+        "and the KL (same scale) of vonmises for any loc and scale. Otherwise express the angle in the "
+        f"standard parameterisation ({name}(…, loc=0, scale=1)) and transform the result (entropy: + log scale)."
+    )
+
+
 def _draw_scipy(d: Any, n: int, rng: np.random.Generator) -> Any:
+    check_sampler(d)
     if _is_multivariate_scipy(d):
         return np.asarray(d.rvs(size=n, random_state=rng), dtype=np.float64).reshape(n, -1)
     return np.asarray(d.rvs(size=(n, *batch_shape(d)), random_state=rng))
