@@ -13,7 +13,7 @@ from typing import Any
 
 from klkit._xp import NUMPY, errstate, log_of_base
 from klkit.distributions.adapters import backend_of
-from klkit.distributions.checks import check_categories
+from klkit.distributions.checks import check_categories, check_frozen
 from klkit.distributions.montecarlo import batch_shape, log_density
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
 from klkit.estimate import Estimate
@@ -102,8 +102,11 @@ def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int 
 
 def same_library(p: Any, q: Any) -> None:
     """The cheap checks every measure of two objects runs first, before any closed form: both objects from one
-    library, and Categorical laws over one set of categories (:func:`~klkit.distributions.checks.check_categories`).
+    library, scipy parameters inside their domains (:func:`~klkit.distributions.checks.check_frozen`), and
+    Categorical laws over one set of categories (:func:`~klkit.distributions.checks.check_categories`).
     """
+    check_frozen(p, "p")
+    check_frozen(q, "q")
     check_categories(p, q)
     bp, bq = backend_of(p), backend_of(q)
     if "other" not in (bp, bq) and bp != bq:
