@@ -23,7 +23,11 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def mixture_mc_kl(p: Any, q: Any, P: Any, Q: Any, n: int, seed: int | None) -> Any:
-    """Monte Carlo KL(p‖q) (k1) of two mixtures, ``P`` and ``Q`` their :class:`GaussianMixtureParams`."""
+    """Monte Carlo KL(p‖q) (k1) of two mixtures.
+
+    ``P`` and ``Q`` are their parameters (:class:`~klkit.distributions.mixtures.GaussianMixtureParams`;
+    None for torch mixtures, which torch samples).
+    """
     if is_torch_distribution(p):
         return kl_divergence(p, q, method="mc", n_samples=n, seed=seed, estimator="k1")
     from klkit.estimators import mc_kl
@@ -36,7 +40,10 @@ def mixture_mc_kl(p: Any, q: Any, P: Any, Q: Any, n: int, seed: int | None) -> A
 
 
 def mixture_mc_entropy(p: Any, P: Any, n: int, seed: int | None) -> Any:
-    """Monte Carlo entropy of a mixture, ``P`` its :class:`GaussianMixtureParams`."""
+    """Monte Carlo entropy of a mixture.
+
+    ``P`` are its parameters (:class:`~klkit.distributions.mixtures.GaussianMixtureParams`; None for torch).
+    """
     if is_torch_distribution(p):
         return entropy(p, method="mc", n_samples=n, seed=seed)
     stream = TermStream(n)

@@ -19,10 +19,10 @@ import numpy as np
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.errors import NotRegisteredError
 
-__all__ = ["BATCH_ELEMENTS", "batch_shape", "batch_sizes", "batches", "check_sampler", "draw", "log_density"]
+__all__ = ["BATCH_ELEMENTS", "batch_shape", "batch_sizes", "batches", "check_sampler", "log_density"]
 
-# At most this many array elements (samples × batch × event) per drawn batch: 8 MB of float64.
-BATCH_ELEMENTS = 1 << 20
+# At most this many array elements (samples × batch × event) per drawn batch: 2 MB of float64.
+BATCH_ELEMENTS = 1 << 18
 
 
 def batch_shape(d: Any) -> tuple[int, ...]:
@@ -71,14 +71,6 @@ def _torch_seed(seed: int | None, d: Any = None) -> Any:
         for index in cuda:
             torch.cuda.default_generators[index].manual_seed(seed)
         yield
-
-
-def draw(d: Any, n: int, seed: int | None) -> Any:
-    """``n`` samples of ``d`` along a new leading axis (reparameterised for torch when possible)."""
-    if is_torch_distribution(d):
-        with _torch_seed(seed, d):
-            return d.rsample((n,)) if d.has_rsample else d.sample((n,))
-    return _draw_scipy(d, n, np.random.default_rng(seed))
 
 
 def log_density(d: Any, x: Any) -> Any:

@@ -22,7 +22,7 @@ __all__ = ["bernoulli_kl"]
 def bernoulli_kl(xp: Any, probs_p: Any, logits_p: Any, probs_q: Any, logits_q: Any) -> Any:
     r"""π_p log(π_p/π_q) + (1−π_p) log((1−π_p)/(1−π_q)), to full relative precision also for π_q ≈ π_p.
 
-    Near p ≈ q (|δ| ≤ ½ min(π_p, 1−π_p), δ = π_q − π_p) the first-order terms cancel analytically:
+    Near p ≈ q (``|δ| ≤ ½ min(π_p, 1−π_p)``, ``δ = π_q − π_p``) the first-order terms cancel analytically:
     KL = −π_p (log1p(u) − u) − (1−π_p)(log1p(v) − v), u = δ/π_p, v = −δ/(1−π_p), with a series for
     log1p(u) − u (:func:`~klkit.distributions._precise.log1pmx`); elsewhere the log-space form of the logits
     (softplus), which keeps π near 0 or 1 exact. Measured against 50-digit mpmath at π_p = 0.3 and

@@ -239,7 +239,7 @@ _MOMENTS: dict[str, dict[type, Callable[..., Any]]] = {
 
 
 def moment(name: str, p: Any, *args: Any) -> Any:
-    """An expectation under ``p`` from :data:`_MOMENTS` (nearest base class wins)."""
+    """An expectation under ``p`` from the table ``_MOMENTS`` of this module (nearest base class wins)."""
     table = _MOMENTS[name]
     for cls in type(p).__mro__:
         if cls in table:
