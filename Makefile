@@ -38,6 +38,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The documentation site in docs/_build/html: offline, nitpicky, warnings as errors. The gallery runs the lab
 # (quick mode) while it builds; KLKIT_DOCS_GALLERY=surprise,coin limits it to those sections.

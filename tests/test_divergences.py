@@ -366,7 +366,7 @@ def test_distribution_objects_are_handed_to_the_distributions_api(monkeypatch, n
     assert calls == [((p, q, *args), {"base": base, "n_samples": 100, "seed": 0})]
     with pytest.raises(TypeError, match=rf"`{name}` got an unknown keyword argument `dim`"):
         getattr(klkit, name)(p, q, *args, dim=0)
-    with pytest.raises(TypeError, match=r"these options apply only when every input is a torch\.distributions"):
+    with pytest.raises(TypeError, match=r"got `method`: options for distribution objects \(torch\.distributions"):
         getattr(klkit, name)([0.5, 0.5], [0.5, 0.5], *args, method="exact")
 
 

@@ -15,11 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from klkit import _inputs
-from klkit._inputs import FName
-from klkit._validation import Kind
-from klkit._xp import errstate, namespace, to_numpy
-from klkit.measures import _for_distributions, js_divergence, kl_divergence
+from klkit._engine import (
+    FName,
+    Inputs,
+    Kind,
+    check_f,
+    check_f_at_one,
+    errstate,
+    f_values,
+    finish_result,
+    is_measure_object,
+    measure_objects,
+    namespace,
+    prepare_pair,
+    to_numpy,
+    unknown_slope,
+)
+from klkit.measures import js_divergence, kl_divergence
 from klkit.renyi import _divergence as _renyi
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
@@ -77,10 +89,16 @@ def total_variation(
     >>> float(klkit.total_variation([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
     1.0
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("total_variation", (p, q), None, distribution_options)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False)
-    return _inputs.result(_total_variation(x), x)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "total_variation",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
+    return finish_result(_total_variation(x), x)
 
 
 def hellinger_distance(
@@ -138,10 +156,16 @@ def hellinger_distance(
     >>> float(klkit.hellinger_distance([1.0, 0.0], [0.0, 1.0]))
     1.0
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("hellinger_distance", (p, q), None, distribution_options)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
-    return _inputs.result(_sqrt(_hellinger_squared(x), x.xp), x)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "hellinger_distance",
+            (p, q),
+            None,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    return finish_result(_sqrt(_hellinger_squared(x), x.xp), x)
 
 
 def js_distance(
@@ -194,8 +218,14 @@ def js_distance(
     >>> round(float(klkit.js_distance([0.5, 0.5], [0.9, 0.1], base=2)), 6)
     0.383136
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("js_distance", (p, q), base, distribution_options)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "js_distance",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     value = js_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
     if isinstance(value, (np.ndarray, np.generic)):
         return np.sqrt(value)  # JS is clamped to [0, log 2]: no NaN; numpy has no gradient to guard
@@ -273,10 +303,17 @@ def f_divergence(
     >>> round(float(klkit.f_divergence([0.5, 0.5], [0.9, 0.1], lambda t: (t - 1) ** 2)), 6)
     1.777778
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("f_divergence", (p, q), None, distribution_options, args=(f,))
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "f_divergence",
+            (p, q),
+            None,
+            distribution_options,
+            args=(f,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     opts = {"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate}
-    _inputs.check_f(f)
+    check_f(f)
     if isinstance(f, str):
         if f == "kl":
             return kl_divergence(p, q, **opts)
@@ -286,15 +323,15 @@ def f_divergence(
             )
         if f == "js":
             return js_divergence(p, q, **opts)
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
         if f == "tv":
-            return _inputs.result(_total_variation(x), x)
+            return finish_result(_total_variation(x), x)
         if f == "hellinger":
-            return _inputs.result(_hellinger_squared(x), x)
+            return finish_result(_hellinger_squared(x), x)
         with errstate(x.xp):  # χ² = e^{D_2} − 1, from the Rényi divergence of order 2 (no cancellation)
-            return _inputs.result(x.xp.expm1(x.xp.clip(_renyi(x, 2.0, x.xp), 0.0, None)), x)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate)
-    return _inputs.result(_callable_f(x, f), x)
+            return finish_result(x.xp.expm1(x.xp.clip(_renyi(x, 2.0, x.xp), 0.0, None)), x)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    return finish_result(_callable_f(x, f), x)
 
 
 # ---------------------------------------------------------------------------
@@ -302,12 +339,12 @@ def f_divergence(
 # ---------------------------------------------------------------------------
 
 
-def _total_variation(x: _inputs.Inputs) -> Any:
+def _total_variation(x: Inputs) -> Any:
     xp = x.xp
     return xp.clip(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0)
 
 
-def _hellinger_squared(x: _inputs.Inputs) -> Any:
+def _hellinger_squared(x: Inputs) -> Any:
     """½ Σ (√p − √q)², with √p = exp(½ log p): a zero (not infinite) gradient at p = 0."""
     xp = x.xp
     with errstate(xp):
@@ -321,17 +358,15 @@ def _sqrt(value: Any, xp: Any) -> Any:
     return xp.where(positive, xp.sqrt(xp.where(positive, value, 1.0)), 0.0 * value)
 
 
-def _callable_f(x: _inputs.Inputs, f: Callable[[Any], Any]) -> Any:
+def _callable_f(x: Inputs, f: Callable[[Any], Any]) -> Any:
     """Σ_{q > 0} q f(p/q) for a user's generator f (checked: f(1) = 0, no NaN, elementwise)."""
     xp = x.xp
-    _inputs.check_f_at_one(f, xp, x.p)
+    check_f_at_one(f, xp, x.p)
     qpos = x.logq > -math.inf
     escape = (x.logp > -math.inf) & ~qpos
     if bool(xp.any(escape)):
-        raise _inputs.unknown_slope(
-            f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i"
-        )
+        raise unknown_slope(f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i")
     with errstate(xp):
         ratio = xp.where(qpos, xp.exp(xp.where(qpos, x.logp - x.logq, 0.0)), 1.0)
-        values = _inputs.f_values(f, ratio, xp)
+        values = f_values(f, ratio, xp)
     return xp.sum(xp.where(qpos, x.q * values, 0.0), axis=-1)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numbers
 from typing import Any, NamedTuple
 
-from klkit import _inputs
-from klkit._validation import (
+from klkit._engine import (
+    Inputs,
     Kind,
+    asarray,
     check_base,
     check_entries,
     check_kind,
@@ -22,10 +23,16 @@ from klkit._validation import (
     check_logits,
     check_probs,
     check_validate,
+    compute_dtype,
+    errstate,
+    finish_result,
+    invalid_slices,
+    log_and_prob,
+    namespace,
+    safe_log,
 )
-from klkit._xp import asarray, compute_dtype, errstate, namespace
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.measures import _log_and_prob, _safe_log, entropy
+from klkit.measures import entropy
 
 __all__ = ["conditional_entropy", "joint_entropy", "mutual_information"]
 
@@ -91,11 +98,11 @@ def mutual_information(
     xp = t.xp
     with errstate(xp):
         positive = t.p > 0  # p(x, y) > 0 implies p(x), p(y) > 0: every kept log is finite
-        logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
-        logpy = _safe_log(xp.sum(t.p, axis=-2, keepdims=True), xp)
+        logpx = safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
+        logpy = safe_log(xp.sum(t.p, axis=-2, keepdims=True), xp)
         terms = t.p * xp.where(positive, t.logp - logpx - logpy, 0.0)
         value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
-    return _inputs.result(value, t.inputs, base)
+    return finish_result(value, t.inputs, base)
 
 
 def conditional_entropy(
@@ -153,10 +160,10 @@ def conditional_entropy(
     xp = t.xp
     with errstate(xp):
         positive = t.p > 0
-        logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
+        logpx = safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
         terms = -t.p * xp.where(positive, t.logp - logpx, 0.0)
         value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
-    return _inputs.result(value, t.inputs, base)
+    return finish_result(value, t.inputs, base)
 
 
 def joint_entropy(
@@ -215,7 +222,7 @@ class _Table(NamedTuple):
     logp: Any  # (..., n_x, n_y) in the compute dtype; None when not asked for
     p: Any
     flat: Any  # (..., n_x · n_y) in the input's dtype
-    inputs: _inputs.Inputs  # for _inputs.result: invalid slices and the result dtype
+    inputs: Inputs  # for finish_result: invalid slices and the result dtype
 
 
 def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool = True) -> _Table:
@@ -239,12 +246,12 @@ def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool
     flat = xp.reshape(table, (*table.shape[:-2], nx * ny))
     if validate:
         _check_total(flat, kind, xp)
-    invalid = None if validate else _inputs._invalid(((flat, kind),), xp)
-    inputs = _inputs.Inputs(xp, None, None, None, None, invalid, table.dtype)
+    invalid = None if validate else invalid_slices(((flat, kind),), xp)
+    inputs = Inputs(xp, None, None, None, None, invalid, table.dtype)
     if not logs:
         return _Table(xp, None, None, flat, inputs)
     with errstate(xp):
-        logp, p = _log_and_prob(flat, kind, None, compute_dtype(xp, table.dtype), xp)
+        logp, p = log_and_prob(flat, kind, None, compute_dtype(xp, table.dtype), xp)
     shape = (*table.shape[:-2], nx, ny)
     return _Table(xp, xp.reshape(logp, shape), xp.reshape(p, shape), flat, inputs)
 

@@ -8,7 +8,7 @@ Both rest on one quantity, :math:`\\tfrac1s \\log \\sum_i w_i e^{s u_i}` with :m
 
 Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = 1` as an identity,
 :math:`\\log\\sum_i p_i r_i = \\log(1 + \\sum_i p_i(r_i - 1))`, so it stays continuous into α = 1 on
-inputs that sum to 1 within :func:`klkit._validation.sum_tolerance`; with ``validate=False``, a
+inputs that sum to 1 within :func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a
 slice of ``p`` or ``q`` whose total is off 1 by more than that is NaN (the formula has no meaning
 there), as is a slice with an entry outside its kind's domain.
 """
@@ -18,10 +18,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit import _inputs
-from klkit._validation import Kind, check_base
-from klkit._xp import errstate, is_torch, logsumexp
-from klkit.measures import _for_distributions, entropy, kl_divergence
+from klkit._engine import (
+    Inputs,
+    Kind,
+    check_alpha,
+    check_base,
+    errstate,
+    finish_result,
+    is_measure_object,
+    is_torch,
+    logsumexp,
+    measure_objects,
+    prepare_one,
+    prepare_pair,
+)
+from klkit.measures import entropy, kl_divergence
 
 __all__ = ["renyi_divergence", "renyi_entropy"]
 
@@ -104,22 +115,29 @@ def renyi_divergence(
     >>> float(klkit.renyi_divergence([0.5, 0.5], [1.0, 0.0], 2))  # ... infinite from α = 1 on
     inf
     """
-    if distribution_options or _inputs.is_distribution(p) or _inputs.is_distribution(q):
-        return _for_distributions("renyi_divergence", (p, q), base, distribution_options, args=(alpha,))
-    alpha = _inputs.check_alpha(alpha)
+    if distribution_options or is_measure_object(p) or is_measure_object(q):
+        return measure_objects(
+            "renyi_divergence",
+            (p, q),
+            base,
+            distribution_options,
+            args=(alpha,),
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
+    alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
         kl = kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
         if validate:
             return kl
-        x = _inputs.pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
-        return _inputs.result(kl, x)
-    x = _inputs.pair(p, q, axis, kind, q_kind, validate, sums=True)
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
+        return finish_result(kl, x)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = _divergence(x, alpha, xp)
         value = xp.clip(value, 0.0, None)
-    return _inputs.result(value, x, base)
+    return finish_result(value, x, base)
 
 
 def renyi_entropy(
@@ -168,17 +186,17 @@ def renyi_entropy(
     >>> round(float(klkit.renyi_entropy([0.5, 0.25, 0.25], float("inf"), base=2)), 6)  # -log2 max p
     1.0
     """
-    alpha = _inputs.check_alpha(alpha)
+    alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:
         h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
-        return h if validate else _inputs.result(h, _inputs.one(p, axis, kind, validate, sums=True))
-    x = _inputs.one(p, axis, kind, validate, sums=True)
+        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate, sums=True))
+    x = prepare_one(p, axis, kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
         value = _entropy(x, alpha, xp)
         value = xp.clip(value, 0.0, None)
-    return _inputs.result(value, x, base)
+    return finish_result(value, x, base)
 
 
 # ---------------------------------------------------------------------------
@@ -186,7 +204,7 @@ def renyi_entropy(
 # ---------------------------------------------------------------------------
 
 
-def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
     """D_α in nats along the last axis, α ≠ 1."""
     logp, logq = x.logp, x.logq
     pos = logp > -math.inf  # supports from the logs: a logit far below the others has p = 0.0 but is not 0
@@ -207,7 +225,7 @@ def _divergence(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
     return xp.where(infinite, math.inf, value)
 
 
-def _entropy(x: _inputs.Inputs, alpha: float, xp: Any) -> Any:
+def _entropy(x: Inputs, alpha: float, xp: Any) -> Any:
     """H_α in nats along the last axis, α ≠ 1."""
     pos = x.logp > -math.inf
     if alpha == 0.0:  # log |supp P|

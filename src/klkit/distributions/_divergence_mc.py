@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._inputs import check_f_at_one, f_values, unknown_slope
-from klkit._xp import errstate, namespace, to_numpy
+from klkit._engine import check_f_at_one, errstate, f_values, namespace, to_numpy, unknown_slope
 from klkit.distributions._dispatch import finite, is_estimate, log_densities_at, two_seeds
 from klkit.distributions.mc_stream import LogMeanExp, TermStream, half_sum, mean_of, to_host
 from klkit.distributions.montecarlo import batches

@@ -1,6 +1,6 @@
 """What the array API lacks, for numpy (scipy) and torch: the closed forms' special functions.
 
-The backend is never decided here: :func:`ops_for` asks :func:`klkit._xp.namespace`
+The backend is never decided here: :func:`ops_for` asks :func:`klkit._engine.namespace`
 which library the parameter arrays belong to and returns that library's
 special-function object (``lgamma``, ``digamma``, ``trigamma``, ``erf``, ``erfc``, ``i0e``,
 ``i1e``, ``xlogy``, ``betainc``, ``exp1``, ``softplus``, ``log_softmax``,
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg, special
 
-from klkit import _xp
+from klkit._engine import is_numpy, is_torch, namespace
 
 __all__ = ["EULER_GAMMA", "INF", "NumpyOps", "TorchOps", "log_beta", "ops_for", "sum_rightmost"]
 
@@ -286,14 +286,14 @@ def ops_for(*arrays: Any, names: tuple[str, ...] | None = None) -> NumpyOps | To
         non-array; :class:`~klkit.errors.BackendMismatchError` when the arrays mix libraries.
     """
     names = names or tuple(f"arrays[{i}]" for i in range(len(arrays)))
-    namespace = _xp.namespace(*arrays, names=names)
-    if _xp.is_numpy(namespace):
+    xp = namespace(*arrays, names=names)
+    if is_numpy(xp):
         if not _NUMPY:
-            _NUMPY.append(NumpyOps(namespace))
+            _NUMPY.append(NumpyOps(xp))
         return _NUMPY[0]
-    if _xp.is_torch(namespace):
+    if is_torch(xp):
         if not _TORCH:
-            _TORCH.append(TorchOps(namespace))
+            _TORCH.append(TorchOps(xp))
         return _TORCH[0]
     found = type(arrays[0])
     raise TypeError(

@@ -14,7 +14,7 @@ from typing import Any
 
 from scipy import special
 
-from klkit import _xp
+from klkit._engine import dtype_name
 from klkit.distributions._ops import EULER_GAMMA
 
 __all__ = [
@@ -90,9 +90,7 @@ def log_product(xp: Any, a: Any, b: Any) -> Any:
     hi = a * b
     near = xp.abs(hi - 1.0) < 0.5
     a1, b1 = xp.where(near, a, 0.0 * a + 1.0), xp.where(near, b, 0.0 * b + 1.0)
-    split = (
-        4097.0 if _xp.dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") else 134217729.0
-    )
+    split = 4097.0 if dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") else 134217729.0
     p = a1 * b1
     ah, bh = _split_high(a1, split), _split_high(b1, split)
     al, bl = a1 - ah, b1 - bh

@@ -40,9 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from klkit._inputs import FName, check_alpha, check_f
-from klkit._validation import check_base
-from klkit._xp import namespace
+from klkit._engine import FName, check_alpha, check_base, check_f, namespace
 from klkit.distributions import _divergence_mc as mc
 from klkit.distributions._dispatch import (
     closed_form,

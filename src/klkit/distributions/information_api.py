@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from klkit._validation import check_base
+from klkit._engine import check_base
 from klkit.distributions import registry
 from klkit.distributions._dispatch import (
     family_note,
@@ -26,6 +26,8 @@ from klkit.distributions.checks import check_frozen, check_pair
 from klkit.distributions.mc_stream import TermStream, to_host
 from klkit.distributions.montecarlo import batches, log_density
 from klkit.errors import NotRegisteredError
+from klkit.estimators import mc_kl
+from klkit.estimators.sampled_kl import SAMPLED_KL
 
 __all__ = ["cross_entropy", "decompose", "entropy", "kl_divergence"]
 
@@ -221,8 +223,6 @@ _ADVICE_CE = (
 
 def _mc_kl(p: Any, q: Any, n: int, seed: int | None, estimator: str) -> Any:
     """Monte Carlo KL(p‖q) over batches of samples of p: :func:`klkit.estimators.mc_kl` per batch, merged."""
-    from klkit.estimators import mc_kl
-
     stream = TermStream(n)
     for x in batches(p, n, seed):
         log_p, log_q = log_densities_at(p, q, x)
@@ -236,13 +236,11 @@ def _mc_kl(p: Any, q: Any, n: int, seed: int | None, estimator: str) -> Any:
 
 
 def _kl_terms(log_p: Any, log_q: Any, estimator: str) -> tuple[Any, Any]:
-    """The per-sample terms of the estimator (float64, host) and where log(q/p) is finite."""
+    """The per-sample terms of the estimator (float64, host; :mod:`klkit.estimators.sampled_kl`) and where
+    log(q/p) is finite."""
     import numpy as np
 
     lp, lq = to_host(log_p), to_host(log_q)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         log_r = lq - lp
-        terms = {"k1": -log_r, "k2": 0.5 * log_r * log_r}.get(estimator)
-        if terms is None:
-            terms = np.expm1(log_r) - log_r
-    return terms, np.isfinite(log_r)
+        return np.asarray(SAMPLED_KL[estimator](log_r), dtype=np.float64), np.isfinite(log_r)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from klkit._validation import check_base
+from klkit._engine import check_base
 from klkit.distributions._dispatch import (
     find_divergence,
     find_kl,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.distributions.mc_diagnostics import TailTracker
 from klkit.distributions.montecarlo import batches
 from klkit.estimate import Estimate

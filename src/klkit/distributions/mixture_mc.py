@@ -16,6 +16,7 @@ from klkit.distributions.adapters import is_torch_distribution
 from klkit.distributions.information_api import entropy, kl_divergence
 from klkit.distributions.mc_stream import TermStream
 from klkit.distributions.montecarlo import batch_sizes
+from klkit.estimators import mc_kl
 
 __all__ = ["mixture_mc_entropy", "mixture_mc_kl"]
 
@@ -30,8 +31,6 @@ def mixture_mc_kl(p: Any, q: Any, P: Any, Q: Any, n: int, seed: int | None) -> A
     """
     if is_torch_distribution(p):
         return kl_divergence(p, q, method="mc", n_samples=n, seed=seed, estimator="k1")
-    from klkit.estimators import mc_kl
-
     stream = TermStream(n)
     for x in _sample_numpy(P, n, seed):
         batch = mc_kl(_log_density_numpy(P, x), _log_density_numpy(Q, x), estimator="k1")

@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_logits
-from klkit._xp import NUMPY, namespace
+from klkit._engine import NUMPY, check_logits, namespace
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.measures import kl_divergence
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit._xp import clamp_keep_gradient
+from klkit._engine import clamp_keep_gradient
 from klkit.distributions import families as fam
 from klkit.distributions._ops import INF
 from klkit.distributions._precise import log1pmx
