@@ -7,6 +7,7 @@ so the variance is infinite and the published rule must fire). Each true k is de
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -31,7 +32,24 @@ def _mixture_vs_normal():
     return klkit.kl_divergence(mix, td.Normal(torch.tensor(0.0876, dtype=f64), 1.8837), seed=0)
 
 
+def _lesson_target():
+    """The fitting lesson's target ½ N(−3, 1) + ½ N(3, 1) (float64, as the lab builds it)."""
+    f64 = torch.float64
+    return td.MixtureSameFamily(
+        td.Categorical(torch.tensor([0.5, 0.5], dtype=f64)),
+        td.Normal(torch.tensor([-3.0, 3.0], dtype=f64), torch.tensor(1.0, dtype=f64)),
+    )
+
+
 FINITE = {
+    # the fitting lesson's forward KL at the moment match N(0, √10): q wider than both components, bounded above
+    "lesson target‖N(0,√10) k1": lambda: klkit.kl_divergence(
+        _lesson_target(), td.Normal(torch.tensor(0.0, dtype=torch.float64), math.sqrt(10.0)), seed=0
+    ),
+    # the lesson's reverse KL at a mode: log q − log p ≤ log 2 (p ≥ ½ q)
+    "N(3,1)‖lesson target k1": lambda: klkit.kl_divergence(
+        td.Normal(torch.tensor(3.0, dtype=torch.float64), 1.0), _lesson_target(), seed=0
+    ),
     # log p − log q bounded above (q wider than every component): right tail bounded
     "mixture‖N(0.0876, 1.8837) k1": _mixture_vs_normal,
     # log p − log q = quadratic with negative leading term: bounded above
