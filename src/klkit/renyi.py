@@ -1,16 +1,19 @@
 """Rényi divergence and Rényi entropy of order α on arrays, with the limits α = 0, 1, ∞ in closed form.
 
-Both rest on one quantity, :math:`\\tfrac1s \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`
-(:func:`_scaled_log_moment`), evaluated two ways: a log-sum-exp shifted by the largest :math:`u`
-(no overflow at any α) and, where the logarithm is small (α near 1), ``log1p`` of a sum of
-``expm1`` terms, so that the value is continuous into α = 1, which dispatches to
-:func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly.
+Both rest on :math:`L = \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`, evaluated two ways:
+a log-sum-exp shifted by the largest :math:`u` (no overflow at any α) and, where :math:`|L| < ½`
+(α near 1, or P near Q), ``log1p`` of a sum of small terms, so that the value is continuous into
+α = 1, which dispatches to :func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly. For the
+divergence those terms are :math:`T_i = p_i^\\alpha q_i^{1-\\alpha} - \\alpha p_i - (1-\\alpha) q_i`
+(per-outcome terms, ``klkit._relative_terms``), all of the sign of :math:`\\alpha(\\alpha-1)`: near
+P = Q nothing cancels, and the result is ≥ 0 by construction.
 
-Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = 1` as an identity,
-:math:`\\log\\sum_i p_i r_i = \\log(1 + \\sum_i p_i(r_i - 1))`, so it stays continuous into α = 1 on
-inputs that sum to 1 within :func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a
-slice of ``p`` or ``q`` whose total is off 1 by more than that is NaN (the formula has no meaning
-there), as is a slice with an entry outside its kind's domain.
+Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
+identity, so it stays continuous into α = 1 on inputs that sum to 1 within
+:func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a slice of ``p`` or ``q`` whose
+total is off 1 by more than that is NaN (the formula has no meaning there), as is a slice with an
+entry outside its kind's domain. Support rule (as KL's): outcome i is in the support of P where
+``p_i > 0`` in the working dtype (a probability that underflowed to 0 is outside it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from klkit._engine import (
     prepare_one,
     prepare_pair,
 )
+from klkit._relative_terms import clamp, log_ratio, renyi_terms
 from klkit.measures import entropy, kl_divergence
 
 __all__ = ["renyi_divergence", "renyi_entropy"]
@@ -64,8 +68,11 @@ def renyi_divergence(
     * α = 2: :math:`\log(1 + \chi^2(P\|Q))`;
     * α = ∞ (``math.inf``): :math:`\log \max_i p_i / q_i`.
 
-    Support mismatch follows KL: for α ≥ 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for
-    α < 1 only disjoint supports give ``+inf``. Computed in log space; rounding below 0 is clamped.
+    Support mismatch follows KL: outcome i is in the support of P where ``p_i > 0`` as computed in
+    the working dtype (logits far below the others, whose probability underflows to 0, are outside
+    it, as in KL); for α > 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for α < 1 only disjoint
+    supports give ``+inf``. Near P = Q it is a sum of terms of one sign (no cancellation, ≥ 0);
+    elsewhere computed in log space, rounding below 0 clamped (torch keeps the unclamped gradient).
     Never renormalises: with ``validate=False`` a slice of ``p`` or ``q`` whose sum is off 1 by more
     than the tolerance of :func:`klkit.entropy` (or that holds an invalid entry) gives NaN.
 
@@ -135,8 +142,7 @@ def renyi_divergence(
     x = prepare_pair(p, q, axis, kind, q_kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
-        value = _divergence(x, alpha, xp)
-        value = xp.clip(value, 0.0, None)
+        value = clamp(_divergence(x, alpha, xp), 0.0, None, xp)
     return finish_result(value, x, base)
 
 
@@ -194,8 +200,7 @@ def renyi_entropy(
     x = prepare_one(p, axis, kind, validate, sums=True)
     xp = x.xp
     with errstate(xp):
-        value = _entropy(x, alpha, xp)
-        value = xp.clip(value, 0.0, None)
+        value = clamp(_entropy(x, alpha, xp), 0.0, None, xp)
     return finish_result(value, x, base)
 
 
@@ -205,38 +210,46 @@ def renyi_entropy(
 
 
 def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
-    """D_α in nats along the last axis, α ≠ 1."""
+    """D_α in nats along the last axis, α ≠ 1 (the support rule of ``klkit._relative_terms``)."""
     logp, logq = x.logp, x.logq
-    pos = logp > -math.inf  # supports from the logs: a logit far below the others has p = 0.0 but is not 0
+    pos = x.p > 0  # the support of P: p > 0 in the working dtype (an underflowed p is outside it, as in KL)
     both = pos & (logq > -math.inf)
     # α > 1: p > 0 where q = 0 makes Σ p^α q^(1−α) infinite; α < 1: those terms vanish, and only
     # disjoint supports leave nothing
     infinite = xp.any(pos & ~both, axis=-1) if alpha > 1.0 else ~xp.any(both, axis=-1)
     dead = infinite[..., None]
     keep = (both & ~dead) | (dead & pos)  # infinite slices: harmless finite stand-ins, replaced below
-    u = xp.where(both & ~dead, logp - xp.where(both, logq, 0.0), 0.0)  # log p/q on the common support
-    if alpha == 0.0:  # −log Q(supp P)
-        value = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
-        value = _keep_graph(value, x.p, xp)
+    ratio = log_ratio(xp.where(both, logp, 0.0), x.p, xp.where(both, logq, 0.0), x.q, xp)
+    u = xp.where(both & ~dead, ratio, 0.0)  # log p/q on the common support
+    if alpha == 0.0:  # −log Q(supp P) = −log1p(−Q(outside supp P)): exactly 0 where the supports agree
+        inside = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
+        outside = xp.sum(xp.where(~pos, x.q, 0.0), axis=-1)
+        few = outside < 0.5
+        value = _keep_graph(xp.where(few, -xp.log1p(-xp.where(few, outside, 0.0)), inside), x.p, xp)
     elif alpha == math.inf:  # log max p/q
         value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
     else:
-        value = _scaled_log_moment(logp, u, keep, alpha - 1.0, xp)
+        s = alpha - 1.0
+        big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
+        total = xp.sum(renyi_terms(logp, x.p, xp.where(both, logq, 0.0), x.q, u, both & ~dead, pos, alpha, xp), axis=-1)
+        small = (xp.abs(s * big) < _SWITCH) & ~infinite  # infinite slices: Σ T = −1 (log1p(−1) = −inf)
+        value = xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s + 0.0, big)  # + 0.0: no −0
     return xp.where(infinite, math.inf, value)
 
 
 def _entropy(x: Inputs, alpha: float, xp: Any) -> Any:
     """H_α in nats along the last axis, α ≠ 1."""
-    pos = x.logp > -math.inf
+    pos = x.p > 0  # the support rule of the divergence: an underflowed p is outside it
     if alpha == 0.0:  # log |supp P|
         count = xp.sum(xp.astype(pos, x.p.dtype), axis=-1)
         return _keep_graph(xp.log(count), x.p, xp)
     if alpha == math.inf:  # −log max p
         return -xp.max(x.logp, axis=-1)
-    return -_scaled_log_moment(x.logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp)
+    logp = xp.where(pos, x.logp, -math.inf)
+    return -_scaled_log_moment(logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp)
 
 
-def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
+def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any, small_form: bool = True) -> Any:
     r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i} for weights w = e^{log w} of a distribution (Σ_i w_i = 1
     within the validation tolerance; never renormalised); entries with w_i > 0 outside ``keep`` count
     as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
@@ -258,6 +271,8 @@ def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
     lse = logsumexp(xp.where(keep, logw + s * (u - c), -math.inf), xp)
     c = c[..., 0]
     big = c + lse / s
+    if not small_form:
+        return big
     a = s * u
     low = a <= 1.0
     w = xp.exp(logw)
