@@ -68,6 +68,7 @@ from klkit.distributions.registry import (
     registered_divergences,
     registered_entropies,
     registered_pairs,
+    unregister,
 )
 
 __all__ = [
@@ -125,4 +126,5 @@ __all__ = [
     "registered_pairs",
     "renyi_divergence",
     "total_variation",
+    "unregister",
 ]
