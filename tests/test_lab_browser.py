@@ -31,8 +31,23 @@ from klkit.lab.report import write_html
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's `chromium`)")
 
-# the quick sections of the lesson's first half, every explorable among them
-CHEAP = ["surprise", "entropy", "coin", "differential", "decomposition", "jensen", "asymmetry", "modes"]
+# every section that runs in a few seconds in quick mode (all but fitting, losses and distill), every explorable
+CHEAP = [
+    "surprise",
+    "entropy",
+    "coin",
+    "differential",
+    "decomposition",
+    "nonnegativity",
+    "jensen",
+    "asymmetry",
+    "relatives",
+    "modes",
+    "vae",
+    "trpo",
+    "ppo",
+    "rlhf",
+]
 OFFLINE = [
     "--proxy-server=http://127.0.0.1:9",
     "--proxy-bypass-list=<-loopback>",

@@ -9,10 +9,10 @@ divergence those terms are :math:`T_i = p_i^\\alpha q_i^{1-\\alpha} - \\alpha p_
 P = Q nothing cancels, and the result is ≥ 0 by construction.
 
 Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
-identity, so it stays continuous into α = 1 on inputs that sum to 1 within
-:func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a slice of ``p`` or ``q`` whose
-total is off 1 by more than that is NaN (the formula has no meaning there), as is a slice with an
-entry outside its kind's domain. Support rule (as KL's): outcome i is in the support of P where
+identity, so it stays continuous into α = 1 on inputs that sum to 1 within the validation tolerance;
+with ``validate=False``, a slice of ``p`` or ``q`` whose total is off 1 by more than that takes the
+log-sum-exp form (an unspecified finite value, clamped at 0, as for every measure), and a slice with an
+entry outside its kind's domain is NaN. Support rule (as KL's): outcome i is in the support of P where
 ``p_i > 0`` in the working dtype (a probability that underflowed to 0 is outside it).
 """
 
@@ -34,6 +34,7 @@ from klkit._engine import (
     measure_objects,
     prepare_one,
     prepare_pair,
+    sum_tolerance,
 )
 from klkit._relative_terms import clamp, log_ratio, renyi_terms
 from klkit.measures import entropy, kl_divergence
@@ -73,8 +74,8 @@ def renyi_divergence(
     it, as in KL); for α > 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for α < 1 only disjoint
     supports give ``+inf``. Near P = Q it is a sum of terms of one sign (no cancellation, ≥ 0);
     elsewhere computed in log space, rounding below 0 clamped (torch keeps the unclamped gradient).
-    Never renormalises: with ``validate=False`` a slice of ``p`` or ``q`` whose sum is off 1 by more
-    than the tolerance of :func:`klkit.entropy` (or that holds an invalid entry) gives NaN.
+    Never renormalises: with ``validate=False`` a slice holding an invalid entry gives NaN, and a slice
+    of ``p`` or ``q`` whose sum is off 1 gives an unspecified finite value ≥ 0 (as every measure does).
 
     Parameters
     ----------
@@ -89,7 +90,8 @@ def renyi_divergence(
     kind, q_kind : {'probs', 'log_probs', 'logits'}
         What ``p`` and ``q`` hold; ``q_kind`` defaults to ``kind``.
     validate : bool, default True
-        Check the inputs (rules of :func:`klkit.entropy`); False gives NaN on invalid slices.
+        Check the inputs (rules of :func:`klkit.entropy`); False skips the checks (NaN on a slice with an
+        invalid entry; an unspecified finite value ≥ 0 on a slice off the simplex).
 
     Returns
     -------
@@ -137,9 +139,9 @@ def renyi_divergence(
         kl = kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
         if validate:
             return kl
-        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
         return finish_result(kl, x)
-    x = prepare_pair(p, q, axis, kind, q_kind, validate, sums=True)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
     xp = x.xp
     with errstate(xp):
         value = clamp(_divergence(x, alpha, xp), 0.0, None, xp)
@@ -196,8 +198,8 @@ def renyi_entropy(
     base = check_base(base)
     if alpha == 1.0:
         h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
-        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate, sums=True))
-    x = prepare_one(p, axis, kind, validate, sums=True)
+        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate))
+    x = prepare_one(p, axis, kind, validate)
     xp = x.xp
     with errstate(xp):
         value = clamp(_entropy(x, alpha, xp), 0.0, None, xp)
@@ -232,7 +234,7 @@ def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
         s = alpha - 1.0
         big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
         total = xp.sum(renyi_terms(logp, x.p, xp.where(both, logq, 0.0), x.q, u, both & ~dead, pos, alpha, xp), axis=-1)
-        small = (xp.abs(s * big) < _SWITCH) & ~infinite  # infinite slices: Σ T = −1 (log1p(−1) = −inf)
+        small = (xp.abs(s * big) < _SWITCH) & ~infinite & _on_simplex(x, xp)  # infinite: Σ T = −1 (log1p(−1) = −inf)
         value = xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s + 0.0, big)  # + 0.0: no −0
     return xp.where(infinite, math.inf, value)
 
@@ -246,10 +248,24 @@ def _entropy(x: Inputs, alpha: float, xp: Any) -> Any:
     if alpha == math.inf:  # −log max p
         return -xp.max(x.logp, axis=-1)
     logp = xp.where(pos, x.logp, -math.inf)
-    return -_scaled_log_moment(logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp)
+    return -_scaled_log_moment(logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp, on_simplex=_on_simplex(x, xp))
 
 
-def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any, small_form: bool = True) -> Any:
+def _on_simplex(x: Inputs, xp: Any) -> Any:
+    """Per slice: the inputs sum to 1 within the validation tolerance, so that the ``log1p`` forms, which take
+    Σ p = Σ q = 1 as an identity, apply. Always true for validated inputs; with ``validate=False`` a slice off the
+    simplex takes the log-sum-exp form instead (a finite value of no meaning, clamped into the range: the
+    documented semantics of ``validate=False``)."""
+    if x.invalid is None:
+        return True
+    tol = sum_tolerance(x.dtype)
+    ok = xp.abs(xp.sum(x.p, axis=-1) - 1.0) <= tol
+    return ok if x.q is None else ok & (xp.abs(xp.sum(x.q, axis=-1) - 1.0) <= tol)
+
+
+def _scaled_log_moment(
+    logw: Any, u: Any, keep: Any, s: float, xp: Any, small_form: bool = True, on_simplex: Any = True
+) -> Any:
     r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i} for weights w = e^{log w} of a distribution (Σ_i w_i = 1
     within the validation tolerance; never renormalised); entries with w_i > 0 outside ``keep`` count
     as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
@@ -279,7 +295,7 @@ def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any, small_fo
     grow = xp.exp(xp.clip(logw + xp.where(low, 1.0, a), None, cap)) - w
     term = xp.where(low, w * xp.expm1(xp.where(low, a, 0.0)), grow)
     total = xp.sum(xp.where(keep, term, -w), axis=-1)
-    small = xp.abs(s * c + lse) < _SWITCH
+    small = (xp.abs(s * c + lse) < _SWITCH) & on_simplex
     return xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s, big)
 
 

@@ -190,7 +190,8 @@ _UNITS = (
 _READING = (
     "Each section opens with the idea and a worked example you can check by hand, then its figures (each with "
     "what to notice) and, where there is one, a figure you can move. Every number on the page, the moving ones "
-    "included, was computed by klkit when the report was built. Below the teaching, folded, is how the section "
+    "included, was computed when the report was built, by klkit and by the independent references each section "
+    "names; the page's script only picks precomputed frames. Below the teaching, folded, is how the section "
     "checks its claim and the table of checks, each with the number it measured; a check that fails fails the "
     "section."
 )
