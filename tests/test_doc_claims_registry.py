@@ -54,6 +54,7 @@ def test_pareto_khat_rule():
 
 
 @claim(DOC, "(−0.777 for Wishart(4, I) ‖\nWishart(3.5, 2I) in a batch of two, where Monte Carlo gives 0.479)")
+@pytest.mark.slow
 def test_batched_wishart_difference_from_torch():
     torch = pytest.importorskip("torch")
     import torch.distributions as td
@@ -68,7 +69,7 @@ def test_batched_wishart_difference_from_torch():
     eye = torch.eye(2, dtype=torch.float64).expand(2, 2, 2)
     p = td.Wishart(torch.tensor([df_p, 5.0], dtype=torch.float64), covariance_matrix=eye)
     q = td.Wishart(torch.tensor([df_q, 6.0], dtype=torch.float64), covariance_matrix=2 * eye)
-    assert round(float(_kl_expfamily_expfamily(p, q)[0]), 3) == torch_kl
+    assert round(float(_kl_expfamily_expfamily(p, q)[0].detach()), 3) == torch_kl  # torch differentiates internally
     with torch.random.fork_rng():
         torch.manual_seed(0)
         x = p.sample((100_000,))
