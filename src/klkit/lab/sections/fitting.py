@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_rng
+from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_rng, torch_threads
 
 _MU, _SIGMA = 3.0, 1.0  # the lesson's target: ½ N(−3, 1) + ½ N(3, 1)
 
@@ -80,7 +80,9 @@ def _ellipse(ax: object, mean: np.ndarray, cov: np.ndarray, **kw: object) -> Non
 
 def run(ctx: LabContext) -> SectionResult:
     """The section; torch's global generator (drawn from by ``mass_covered``) is seeded and restored."""
-    with torch_rng(ctx.seed):
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    with torch_rng(ctx.seed), torch_threads(1), threadpool_limits(1):  # one thread: faster for small arrays
         return _run(ctx)
 
 
