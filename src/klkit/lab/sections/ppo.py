@@ -247,7 +247,7 @@ def run(ctx: LabContext) -> SectionResult:
             "it keeps halving, because the clip already holds the KL below d_targ and the penalty switches "
             "itself off. Right: returns. On one seed the plain run can end with the best return: on an easy "
             "task and a short budget its large steps learn fastest while nothing punishes its untrustworthy "
-            "importance weights; across seeds it is also the run whose return collapses — the restraints buy "
+            "importance weights; across seeds it is also the run whose return can collapse — the restraints buy "
             "reliability, not speed.",
         },
     )
