@@ -150,7 +150,13 @@ def entropy(
     0.325083
     """
     if distribution_options or is_measure_object(p):
-        return measure_objects("entropy", (p,), base, distribution_options)
+        return measure_objects(
+            "entropy",
+            (p,),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "validate": validate},
+        )
     return reduce_measure("entropy", p, None, axis, base, kind, kind, validate)
 
 
@@ -182,7 +188,13 @@ def cross_entropy(
     True
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("cross_entropy", (p, q), base, distribution_options)
+        return measure_objects(
+            "cross_entropy",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     return reduce_measure("cross_entropy", p, q, axis, base, kind, q_kind, validate)
 
 
@@ -250,7 +262,13 @@ def kl_divergence(
     inf
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("kl_divergence", (p, q), base, distribution_options)
+        return measure_objects(
+            "kl_divergence",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     return reduce_measure("kl_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
@@ -306,7 +324,13 @@ def js_divergence(
                 "`weights` applies to arrays only; found distribution objects "
                 f"({type(p).__name__}, {type(q).__name__}). Drop `weights`, or evaluate both on a grid as arrays."
             )
-        return measure_objects("js_divergence", (p, q), base, distribution_options)
+        return measure_objects(
+            "js_divergence",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     return reduce_measure("js_divergence", p, q, axis, base, kind, q_kind, validate, check_weights(weights))
 
 
@@ -335,7 +359,13 @@ def decompose(
     (1.0, 1.736966, 0.736966)
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects("decompose", (p, q), base, distribution_options)
+        return measure_objects(
+            "decompose",
+            (p, q),
+            base,
+            distribution_options,
+            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
+        )
     h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
     q_kind = kind if q_kind is None else q_kind
     ce = reduce_measure("cross_entropy", p, q, axis, base, kind, q_kind, False)

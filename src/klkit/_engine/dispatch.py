@@ -63,11 +63,64 @@ def is_measure_object(x: Any) -> bool:
     return any(entry.predicate(x) for entry in _REGISTERED)
 
 
+# The options of the array measures with their defaults: given to a distribution object, a changed one is refused.
+ARRAY_OPTION_DEFAULTS: dict[str, Any] = {"axis": -1, "kind": "probs", "q_kind": None, "validate": True}
+# Measures without a unit: `base` does not apply to them.
+_UNITLESS = {
+    "total_variation": "total variation is a probability (in [0, 1])",
+    "hellinger_distance": "the Hellinger distance is in [0, 1]",
+    "f_divergence": "an f-divergence is in the unit its f gives",
+}
+_ARGUMENT_NAMES = ("p", "q")
+
+
 def measure_objects(
-    measure: str, objects: tuple[Any, ...], base: float | None, options: dict[str, Any], args: tuple[Any, ...] = ()
+    measure: str,
+    objects: tuple[Any, ...],
+    base: float | None,
+    options: dict[str, Any],
+    args: tuple[Any, ...] = (),
+    *,
+    array_options: dict[str, Any] | None = None,
 ) -> Any:
     """Hand ``objects`` to the registered handler (for distributions: method, n_samples, seed, estimator);
-    ``args`` follow the objects positionally (the order α of a Rényi divergence, the f of an f-divergence)."""
+    ``args`` follow the objects positionally (the order α of a Rényi divergence, the f of an f-divergence).
+
+    Refuses, naming what was found and the fix: arrays mixed with distribution objects, options for distribution
+    objects given with arrays, options for arrays (``array_options`` away from their defaults) given with
+    distribution objects, ``base`` for a measure without a unit, and unknown options.
+    """
+    _check_known(measure, options)
+    found = ", ".join(f"`{name}` {_describe(x)}" for name, x in zip(_ARGUMENT_NAMES, objects, strict=False))
+    is_object = [is_measure_object(x) for x in objects]
+    if any(is_object) and not all(is_object):
+        raise TypeError(
+            f"`{measure}` needs arrays or distribution objects, not both; found {found}. Pass arrays for both "
+            "(e.g. probabilities) or distribution objects for both (torch.distributions or frozen scipy.stats)."
+        )
+    if not any(is_object):
+        names = ", ".join(f"`{k}`" for k in sorted(options))
+        raise TypeError(
+            f"`{measure}` got {names}: options for distribution objects (torch.distributions or frozen scipy.stats); "
+            f"found {found}, whose values are measured exactly. Drop {names} for arrays."
+        )
+    changed = {k: v for k, v in (array_options or {}).items() if v != ARRAY_OPTION_DEFAULTS[k]}
+    if changed:
+        given = ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items()))
+        raise TypeError(
+            f"`{measure}` got {given}, for arrays only; found {found}: distribution objects carry their own "
+            f"parameters and support. Drop {', '.join(f'`{k}`' for k in sorted(changed))} for distribution objects."
+        )
+    entry = next(e for e in _REGISTERED if all(e.predicate(x) for x in objects))
+    return entry.handler(measure, objects, args, base, options)
+
+
+def _check_known(measure: str, options: dict[str, Any]) -> None:
+    if "base" in options and measure in _UNITLESS:
+        raise TypeError(
+            f"`{measure}` takes no `base`: {_UNITLESS[measure]}, so it has no unit to convert; found "
+            f"base={options['base']!r}. Drop `base`."
+        )
     known = {name for entry in _REGISTERED for name in entry.options}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -78,12 +131,19 @@ def measure_objects(
             "are axis, base, kind, q_kind and validate, plus method, n_samples, seed and estimator for "
             "distribution objects."
         )
-    entry = next((e for e in _REGISTERED if all(e.predicate(x) for x in objects)), None)
-    if entry is None or not all(is_measure_object(x) for x in objects):
-        raise TypeError(
-            f"`{measure}` got {', '.join(sorted(options))}: these options apply only when every input is a "
-            "torch.distributions or frozen scipy.stats distribution; found "
-            + ", ".join(type(x).__name__ for x in objects)
-            + ". Drop the options for arrays."
-        )
-    return entry.handler(measure, objects, args, base, options)
+
+
+def _describe(x: Any) -> str:
+    """'a numpy array', 'a torch tensor', 'a list', 'torch.distributions.Normal' …"""
+    if isinstance(x, np.ndarray):
+        return "a numpy array"
+    if is_torch_array(x):
+        return "a torch tensor"
+    if isinstance(x, (list, tuple)):
+        return f"a {type(x).__name__}"
+    if hasattr(x, "dist") and hasattr(x.dist, "name"):  # a frozen scipy.stats distribution
+        return f"a frozen scipy.stats.{x.dist.name}"
+    kind = type(x)
+    if kind.__module__.startswith("torch.distributions"):
+        return f"a torch.distributions.{kind.__qualname__}"
+    return f"a {kind.__module__.split('.')[0]}.{kind.__qualname__}"
