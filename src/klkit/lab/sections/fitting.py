@@ -308,7 +308,7 @@ def _run(ctx: LabContext) -> SectionResult:
         "wherever q puts mass p lacks, so q retreats into one mode and ignores the rest — mode-seeking. "
         "Variational inference minimises the reverse KL (it can sample q, not p), which is why it typically "
         "finds one mode of a multimodal posterior and underestimates its spread; and its loss surface has a "
-        "local optimum between the modes, where restarts can stop.",
+        "local optimum between the modes, where restarts can stop ([move q and watch both losses](#modes)).",
         example="p = ½N(−3, 1) + ½N(3, 1) has mean 0 and variance 1 + 3² = 10. The forward-KL Gaussian matches "
         "these moments: N(0, 10), std √10 = 3.16. The reverse-KL Gaussian sits on one mode, N(±3, 1); there "
         "q ≈ one component and p ≈ ½ of it, so KL(q‖p) ≈ −ln ½ = ln 2 = 0.693 nats.",

@@ -230,8 +230,8 @@ def run(ctx: LabContext) -> SectionResult:
         "far from the one that collected the data (the plain run's KL below). The clipped surrogate removes "
         "the reward for pushing the ratio r = π_θ/π_old past 1 ± ε: beyond that point the gradient of a sample is "
         "zero, so the update stops pushing. The KL penalty instead subtracts β·KL(π_old‖π_θ) and adapts β after "
-        "each update to hold the KL near a target d_targ. The KL is read with the estimators defined under TRPO "
-        "(k1, k3).",
+        "each update to hold the KL near a target d_targ. The KL is read with the estimators defined under "
+        "[TRPO](#trpo) (k1, k3).",
         example=f"ε = {EPSILON}, an action with advantage A = +1 whose probability went from 0.5 to 0.7: r = 1.4, "
         "the plain surrogate scores r·A = 1.4, the clipped one min(1.4, 1.2)·1 = 1.2 — pushing r further gains "
         "nothing. With A = −1 and r = 0.6: min(−0.6, −0.8) = −0.8, again flat below 1 − ε.",
