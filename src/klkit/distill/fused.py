@@ -89,7 +89,7 @@ def fused_linear_divergence(
     Returns
     -------
     torch.Tensor or ndarray
-        The loss, a scalar in the student's dtype.
+        The loss, a scalar: float32 for half-precision inputs, else their promoted dtype.
 
     Raises
     ------

@@ -72,7 +72,8 @@ def generalized_jsd_loss(
     log space and float32 at least (no negative values in bf16, no NaN at log-probabilities of −1e4),
     tokens in chunks with the gradient computed in the forward pass (memory of one chunk), each
     token's value clamped into [0, h(β)] against rounding, 0 instead of 0/0 when every label is
-    ignored, and ``num_items_in_batch`` for gradient accumulation.
+    ignored, and ``num_items_in_batch`` for gradient accumulation. The loss comes back in float32 for
+    half-precision logits (the precision it is accumulated in), else in the inputs' dtype.
 
     Parameters
     ----------
@@ -89,8 +90,8 @@ def generalized_jsd_loss(
         axis (the batch size) without; ``mean`` divides by the number of kept entries (tokens × V);
         ``none`` returns the per-entry terms, ``(n_kept, V)`` with ``labels``, the input's shape without.
     num_items_in_batch : int or torch.Tensor, optional
-        The global number of kept tokens (all micro-batches, all ranks): replaces the divisor of
-        ``batchmean`` (and the token count of ``mean``).
+        The global number of kept tokens (all micro-batches, all ranks). As TRL: the loss is then the sum
+        over the kept entries divided by it, whatever ``reduction`` ('none' included: a scalar).
     interpolation : {'trl', 'continuous'}, default 'trl'
         ``continuous`` divides by β(1−β) inside (0, 1), so that the loss tends to the forward and reverse
         KL at the ends instead of jumping to them (see the module docstring for the derivation).
@@ -98,14 +99,15 @@ def generalized_jsd_loss(
     Returns
     -------
     torch.Tensor or ndarray
-        Scalar (or the per-entry terms), in the inputs' dtype, differentiable.
+        Scalar (or the per-entry terms), differentiable: float32 for half-precision inputs, else the
+        inputs' dtype (numpy in, numpy out in the inputs' dtype).
 
     Raises
     ------
     ValueError
         β outside [0, 1], T ≤ 0, an unknown ``reduction`` or ``interpolation``, vocabularies or shapes that
         differ, ``labels`` not of the logits' leading shape, NaN or ``+inf`` logits or a position whose
-        logits are all ``-inf``, ``num_items_in_batch`` ≤ 0 or given with 'sum'/'none'.
+        logits are all ``-inf``, ``num_items_in_batch`` ≤ 0.
     TypeError
         Non-floating logits, float labels, numpy mixed with torch, tensors on different devices.
 

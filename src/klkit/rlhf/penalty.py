@@ -62,7 +62,7 @@ def kl_penalty(
     /,
     *,
     estimator: Estimator = "k1",
-    placement: Placement = "reward",
+    placement: Placement | None = None,
     gradient: Gradient = "native",
     old_logp: Any = None,
     clamp: Clamp | None = None,
@@ -78,7 +78,7 @@ def kl_penalty(
         k_1 = \ell, \qquad k_2 = \tfrac12 \ell^2, \qquad
         k_3 = e^{d} - 1 - d, \qquad \mathrm{abs} = |\ell| .
 
-    k3 is computed to a few ulps (a series below :math:`|d| = 1`, ``expm1(d) - d`` above; the
+    k3 is computed to a few ulps (a series below :math:`|d| = \tfrac12`, ``expm1(d) - d`` above; the
     libraries' ``(exp(d) - d) - 1`` keeps no correct digit in float32 below :math:`|d| \approx 10^{-4}`).
     On-policy (:math:`a \sim \pi`), :math:`E_\pi[k_1] = E_\pi[k_3] = \mathrm{KL}(\pi\|\pi_{\mathrm{ref}})`;
     k2 and abs are biased. Their **gradients** as losses differ from the gradient of that KL (Tang &
@@ -123,13 +123,18 @@ def kl_penalty(
     Parameters
     ----------
     logp : torch.Tensor
-        :math:`\log\pi_\theta(a)` at the sampled tokens, any shape, with the policy's autograd graph.
+        :math:`\log\pi_\theta(a)` at the sampled tokens, any shape, with the policy's autograd graph:
+        log-probabilities, so ≤ 0 (up to √ε of rounding); positive values (raw logits) are refused.
     ref_logp : torch.Tensor
-        :math:`\log\pi_{\mathrm{ref}}(a)` at the same tokens, same shape, not requiring grad.
+        :math:`\log\pi_{\mathrm{ref}}(a)` at the same tokens, same shape, not requiring grad. ``-inf``
+        (π_ref gives the token no mass) only under a ``clamp``, which then bounds the estimate, as in verl
+        and OpenRLHF (``verl:low_var_kl`` gives 10 there).
     estimator : {'k1', 'k2', 'k3', 'abs'}, default 'k1'
         The per-token estimator (verl's ``kl``/``k1``, ``mse``/``k2``, ``low_var_kl``/``k3``, ``abs``).
-    placement : {'reward', 'loss'}, default 'reward'
+    placement : {'reward', 'loss'}, optional
         ``"reward"``: only the value is returned (``surrogate`` is None); ``"loss"``: the surrogate too.
+        None: the preset's own placement (``"loss"`` for the ``trl:*`` presets, TRL's GRPO loss term;
+        ``"reward"`` for the others), ``"reward"`` without a preset.
     gradient : {'native', 'reverse_kl', 'straight_through'}, default 'native'
         Which expected gradient the surrogate has (table above); only ``"native"`` with ``"reward"``.
     old_logp : torch.Tensor, optional
@@ -147,17 +152,18 @@ def kl_penalty(
     -------
     KLPenalty
         ``value`` (the estimate, detached) and ``surrogate``, both of the input's shape, dtype and
-        device. On-policy the surrogate's value equals ``value``; with ``old_logp`` it is
-        :math:`w` times it (an estimate of :math:`E_\pi[k]` from tokens of π_old).
+        device. On-policy the surrogate's value equals ``value``; with ``old_logp`` it is :math:`w` times
+        it (an estimate of :math:`E_\pi[k]` from tokens of π_old). Where a clamp holds, ∂k/∂log π is 0
+        (never NaN, at ``ref_logp = -inf`` too).
 
     Raises
     ------
     ValueError
-        Shapes that differ, NaN or ±inf in the inputs (−inf in ``ref_logp``: π_ref gives the sampled
-        token no mass, KL(π‖π_ref) is infinite), an unknown ``estimator``, ``placement``, ``gradient``
-        or ``preset``, ``gradient`` other than ``"native"`` or ``old_logp`` with ``"reward"``, a
-        ``preset`` beside ``estimator``/``gradient``/``clamp``, a bad ``clamp``, ``ref_logp`` or
-        ``old_logp`` that requires grad.
+        Shapes that differ, positive log-probabilities, NaN or ±inf in the inputs (−inf in ``ref_logp``
+        without a ``clamp``: π_ref gives the sampled token no mass, KL(π‖π_ref) is infinite), an unknown
+        ``estimator``, ``placement``, ``gradient`` or ``preset``, ``gradient`` other than ``"native"`` or
+        ``old_logp`` with ``"reward"``, a ``preset`` beside ``estimator``/``gradient``/``clamp``, a bad
+        ``clamp``, ``ref_logp`` or ``old_logp`` that requires grad.
     TypeError
         Inputs that are not floating-point torch tensors.
 
@@ -187,14 +193,17 @@ def kl_penalty(
     >>> float((verl - out.value).abs().max()) < 1e-15  # klkit's k3: the same up to rounding
     True
     """
-    torch = _check_tensors(logp, ref_logp, old_logp)
     formula = "klkit"
     if preset is not None:
         estimator, gradient, clamp, formula = _from_preset(preset, estimator, gradient, clamp)
+        placement = PRESETS[preset].placement if placement is None else placement
+    placement = "reward" if placement is None else placement
     _check_options(estimator, placement, gradient, old_logp, preset)
     clamp = _check_clamp(clamp)
+    bounded = clamp is not None and (clamp.log_ratio is not None or clamp.value is not None)
+    torch = _check_tensors(logp, ref_logp, old_logp, ref_may_be_minus_inf=bounded)
 
-    ell = logp - ref_logp  # log π/π_ref at the sampled tokens
+    ell = logp - ref_logp  # log π/π_ref at the sampled tokens (+inf where ref_logp = -inf, under a clamp)
     raw = _estimate(ell, ref_logp - logp, estimator, clamp, formula, torch)  # before the clamp of the value
     k = raw if clamp is None or clamp.value is None else torch.clamp(raw, min=-clamp.value, max=clamp.value)
     value = k.detach()
@@ -213,7 +222,8 @@ def kl_penalty(
         return KLPenalty(value, estimate + scale * (logp - logp.detach()))
 
     if gradient == "straight_through":  # verl's '+': the estimator's value, k2's gradient
-        k2 = 0.5 * ell.square()
+        finite = torch.where(torch.isfinite(ell), ell, torch.zeros_like(ell))  # gradient 0, not inf - inf
+        k2 = 0.5 * finite.square()
         k = k2 - k2.detach() + value
     return KLPenalty(value, k if weight is None else weight * k)
 
@@ -240,6 +250,11 @@ def _estimate(ell: Any, d: Any, estimator: str, clamp: Clamp | None, formula: st
         return FORMULAS[formula](d)
     if bound is not None:
         ell = torch.clamp(ell, min=-bound, max=bound)
+    infinite = ~torch.isfinite(ell)  # ℓ = +inf (ref_logp = -inf) under a clamp of the value only
+    if bool(infinite.any()):  # the estimate is +inf there, as a constant: the clamp's gradient 0, never 0·inf
+        safe = torch.where(infinite, torch.zeros_like(ell), ell)
+        k = safe if estimator == "k1" else 0.5 * safe.square() if estimator == "k2" else safe.abs()
+        return torch.where(infinite, math.inf, k)
     return ell if estimator == "k1" else 0.5 * ell.square() if estimator == "k2" else ell.abs()
 
 
@@ -264,8 +279,13 @@ def _torch() -> Any:
     return torch
 
 
-def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, finite: bool = True) -> Any:
-    """Types, shapes, no grad on the constants; with ``finite``, finite values (where ``keep``): one host sync."""
+def _check_tensors(
+    logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, finite: bool = True, ref_may_be_minus_inf: bool = False
+) -> Any:
+    """Types, shapes, no grad on the constants; with ``finite``, finite values ≤ √ε (where ``keep``): one host sync.
+
+    ``ref_may_be_minus_inf``: ``-inf`` in ``ref_logp`` passes (a clamp bounds the estimate there).
+    """
     torch = _torch()
     named = [("logp", logp), ("ref_logp", ref_logp)] + ([("old_logp", old_logp)] if old_logp is not None else [])
     for name, x in named:
@@ -289,10 +309,15 @@ def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, fi
     if not finite:
         return torch
     values = [x.detach() if keep is None else x.detach()[keep] for _, x in named]
-    flags = torch.stack([torch.isfinite(x).all() for x in values]).tolist()  # one host sync
-    for (name, _), x, ok in zip(named, values, flags, strict=True):
-        if not ok:
-            bad = x[~torch.isfinite(x)][0].item()
+    tol = math.sqrt(torch.finfo(logp.dtype).eps)  # log_softmax may round a certain token to +1e-7
+    allowed = [
+        torch.isfinite(x) | (x == -math.inf) if name == "ref_logp" and ref_may_be_minus_inf else torch.isfinite(x)
+        for (name, _), x in zip(named, values, strict=True)
+    ]
+    flags = torch.stack([ok.all() for ok in allowed] + [~(x > tol).any() for x in values]).tolist()  # one sync
+    for (name, _), x, ok, fine in zip(named, values, allowed, flags[: len(named)], strict=True):
+        if not fine:
+            bad = x[~ok][0].item()
             hint = (
                 " (π_ref gives a sampled token no mass: KL(π‖π_ref) is infinite; clamp the log-ratio, "
                 "e.g. clamp=Clamp(log_ratio=20.0), or mask the token)"
@@ -302,6 +327,14 @@ def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, fi
             raise InvalidDistributionError(
                 f"`{name}` must hold finite log-probabilities at the sampled tokens; found {bad}{hint}. "
                 "Check the model's outputs for NaN/inf, and mask padding before calling."
+            )
+    for (name, _), x, fine in zip(named, values, flags[len(named) :], strict=True):
+        if not fine:
+            where = tuple(int(i) for i in (x > tol).nonzero()[0])
+            raise InvalidDistributionError(
+                f"`{name}` must hold log-probabilities (≤ 0) at the sampled tokens; found {x[x > tol][0].item()} "
+                f"at index {where}{' of the unmasked entries' if keep is not None else ''}. Raw logits passed "
+                "by mistake? Pass torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)."
             )
     return torch
 

@@ -24,8 +24,10 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
 
     (the score of :math:`y_t` has mean zero given :math:`y_{<t}`, which removes the terms with
     :math:`s < t` and the pathwise term :math:`E_\pi[\sum_t \nabla\ell_t] = 0`). The surrogate is
-    :math:`\sum_t \ell_t + \sum_t \mathrm{sg}(G_t)\,(\log\pi_t - \mathrm{sg}(\log\pi_t))` with the
-    reward-to-go :math:`G_t = \sum_{s\ge t}\ell_s`: its value is the unbiased k1 estimate of the
+    :math:`\sum_t \mathrm{sg}(\ell_t) + \sum_t \mathrm{sg}(G_t)\,(\log\pi_t - \mathrm{sg}(\log\pi_t))`
+    with the reward-to-go :math:`G_t = \sum_{s\ge t}\ell_s` and sg the stop-gradient (``detach``): its
+    gradient with respect to :math:`\log\pi_t` is :math:`G_t` (the pathwise term, 1 per token, is
+    left out: its expectation is 0 and it only adds variance), its value the unbiased k1 estimate of the
     sequence KL, its expected gradient exactly the sequence-level ∇KL(π‖π_ref) — which is what
     k1 in the reward with undiscounted returns follows. Token-level losses (k2 or k3 summed over
     tokens, :func:`klkit.rlhf.kl_penalty`) miss the :math:`s > t` terms: k2 follows
@@ -39,7 +41,8 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
     Parameters
     ----------
     logp : torch.Tensor
-        :math:`\log\pi_\theta(y_t\mid y_{<t})`, shape ``(..., T)`` (the last axis is time), with autograd.
+        :math:`\log\pi_\theta(y_t\mid y_{<t})`, shape ``(..., T)`` (the last axis is time), with autograd;
+        log-probabilities (≤ 0 at unmasked tokens: positive values, raw logits, are refused).
     ref_logp : torch.Tensor
         The reference's, same shape, not requiring grad.
     mask : torch.Tensor
@@ -55,8 +58,8 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
     Raises
     ------
     ValueError
-        Shapes that differ, no time axis, a ``mask`` with values other than 0 and 1, NaN or ±inf at
-        unmasked tokens, ``ref_logp`` or ``old_logp`` that requires grad.
+        Shapes that differ, no time axis, a ``mask`` with values other than 0 and 1, NaN, ±inf or
+        positive values at unmasked tokens, ``ref_logp`` or ``old_logp`` that requires grad.
     TypeError
         Inputs that are not floating-point torch tensors (``mask``: bool, integer or float).
 

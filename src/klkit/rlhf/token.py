@@ -9,8 +9,8 @@ import numpy as np
 
 from klkit._validation import check_logits
 from klkit._xp import NUMPY, namespace
+from klkit.distill import divergence_loss
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.measures import kl_divergence
 
 __all__ = ["token_kl"]
 
@@ -37,10 +37,13 @@ def token_kl(
     misses the sequence-level KL's terms through later prefixes (Tang & Munos 2025;
     :func:`klkit.rlhf.sequence_kl_surrogate`).
 
-    Computed by :func:`klkit.kl_divergence` (``kind="logits"``: log space, masked ``-inf`` logits
-    exact, half precision accumulated in float32, memory-bounded paths). With ``chunk_size``,
-    ``chunk_size`` tokens go per call; under autograd each chunk is recomputed in the backward pass
-    (activation checkpointing), so the extra memory is that of one chunk, not of the whole batch.
+    Computed by :func:`klkit.distill.divergence_loss` (``reduction="none"``: ``"reverse_kl"`` is
+    KL(student‖teacher) with the policy as the student): log space, in float32 at least, ``chunk_size``
+    tokens at a time with the gradient computed in the forward pass (extra memory: one chunk, and no
+    gradient buffer under ``torch.no_grad()``), second derivatives under ``create_graph=True``. A token
+    whose probability is 0 in both distributions contributes 0 to the value and the gradient, whatever
+    fills it (``-inf``, ``-1e9``, the dtype's lowest value, or an underflowing logit); one with mass
+    under π and none under π_ref makes the reverse KL ``+inf``.
 
     Parameters
     ----------
@@ -49,12 +52,13 @@ def token_kl(
     direction : {'reverse', 'forward'}, default 'reverse'
         ``"reverse"``: KL(π‖π_ref), the RLHF penalty; ``"forward"``: KL(π_ref‖π).
     chunk_size : int, optional
-        Tokens per call; None: one call (klkit's own memory bound applies).
+        Tokens per chunk; None: as many as make 2^20 entries.
 
     Returns
     -------
     torch.Tensor or ndarray
-        Shape ``(...)``, nats; torch in, torch out (dtype, device and autograd kept).
+        Shape ``(...)``, nats; torch in, torch out (device and autograd kept; float32 for half-precision
+        inputs, the precision it is accumulated in, else the inputs' dtype); numpy in, numpy out.
 
     Raises
     ------
@@ -62,7 +66,7 @@ def token_kl(
         Shapes that differ, invalid logits (NaN, +inf, a row of only -inf), an unknown
         ``direction``, a ``chunk_size`` that is not a positive integer.
     TypeError
-        numpy and torch inputs mixed.
+        numpy and torch inputs mixed, non-floating logits.
 
     References
     ----------
@@ -96,16 +100,19 @@ def token_kl(
             "for one call."
         )
     if namespace(logits, ref_logits, names=("logits", "ref_logits")) is NUMPY:  # raises on a mix
-        logits, ref_logits = np.asarray(logits), np.asarray(ref_logits)
+        logits, ref_logits = (np.asarray(x, dtype=np.result_type(x, np.float32)) for x in (logits, ref_logits))
     shape, ref_shape = tuple(logits.shape), tuple(ref_logits.shape)
     if shape != ref_shape or len(shape) == 0:
         raise ShapeError(
             f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
             f"{ref_shape}. Evaluate both models at the same positions."
         )
+    for name, x in (("logits", logits), ("ref_logits", ref_logits)):
+        if hasattr(x, "is_floating_point") and not x.is_floating_point():
+            raise TypeError(f"`{name}` must have a floating dtype; found {x.dtype}. Cast with .float().")
     try:
         return _token_kl(logits, ref_logits, direction, chunk_size)
-    except InvalidDistributionError:  # name the argument (klkit.kl_divergence calls them p and q)
+    except InvalidDistributionError:  # name the argument (divergence_loss calls them student and teacher)
         xp = namespace(logits, ref_logits, names=("logits", "ref_logits"))
         check_logits(logits, "logits", xp)
         check_logits(ref_logits, "ref_logits", xp)
@@ -113,36 +120,5 @@ def token_kl(
 
 
 def _token_kl(logits: Any, ref_logits: Any, direction: str, chunk_size: int | None) -> Any:
-    shape = tuple(logits.shape)
-    first, second = (logits, ref_logits) if direction == "reverse" else (ref_logits, logits)
-    tokens = 1
-    for n in shape[:-1]:
-        tokens *= n
-    if chunk_size is None or chunk_size >= tokens:
-        return kl_divergence(first, second, kind="logits")
-    first, second = first.reshape(tokens, shape[-1]), second.reshape(tokens, shape[-1])
-    parts = [_chunk(first[i : i + chunk_size], second[i : i + chunk_size]) for i in range(0, tokens, chunk_size)]
-    return _concat(parts).reshape(shape[:-1])
-
-
-def _chunk(p: Any, q: Any) -> Any:
-    """One chunk; under autograd, checkpointed (only the inputs are kept for backward)."""
-    if getattr(p, "requires_grad", False) or getattr(q, "requires_grad", False):
-        import torch
-        from torch.utils.checkpoint import checkpoint
-
-        if torch.is_grad_enabled():
-            return checkpoint(_kl_logits, p, q, use_reentrant=False)
-    return _kl_logits(p, q)
-
-
-def _kl_logits(p: Any, q: Any) -> Any:
-    return kl_divergence(p, q, kind="logits")
-
-
-def _concat(parts: list[Any]) -> Any:
-    if type(parts[0]).__module__.startswith("torch"):
-        import torch
-
-        return torch.cat(parts)
-    return np.concatenate(parts)
+    divergence = "reverse_kl" if direction == "reverse" else "forward_kl"  # KL(π‖π_ref), KL(π_ref‖π)
+    return divergence_loss(logits, ref_logits, divergence=divergence, reduction="none", chunk_size=chunk_size)
