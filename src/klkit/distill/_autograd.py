@@ -23,11 +23,22 @@ from klkit.distill._options import Spec
 
 
 def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype) -> torch.Tensor:
-    """``log_softmax(x / T)`` in ``dtype`` (probabilities logged first), differentiable."""
+    """``log_softmax(x / T)`` in ``dtype`` (probabilities logged first), differentiable to any order.
+
+    Entries that are ``-inf`` after the division (masked, or the dtype's lowest value over T < 1) are
+    replaced by the row's maximum before anything is differentiated and set to ``-inf`` at the end, so
+    no derivative of any order meets them (torch's ``log_softmax`` gives NaN second derivatives there).
+    """
     y = x.to(dtype)
     if kind == "probs":
         y = y.log()
-    return torch.log_softmax(y / temperature, dim=-1)
+    y = y / temperature
+    dead = y.detach() == -math.inf
+    top = y.detach().masked_fill(dead, -math.inf).amax(dim=-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    live = torch.where(dead, top, y)
+    lse = top + torch.where(dead, torch.zeros_like(live), (live - top).exp()).sum(dim=-1, keepdim=True).log()
+    return torch.where(dead, -math.inf, live - lse)
 
 
 def _zeroed(mask: torch.Tensor, *xs: torch.Tensor) -> list[torch.Tensor]:
