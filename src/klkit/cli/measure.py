@@ -20,13 +20,14 @@ from klkit._validation import check_kind
 from klkit.cli._errors import OneLineUsageCommand, one_line_errors
 from klkit.cli.app import app
 from klkit.divergences import hellinger_distance, js_distance, total_variation
-from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence
+from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence, normalize
 from klkit.renyi import renyi_divergence
 
 __all__ = [
     "format_json",
     "load_vector",
     "measure_report",
+    "normalize_counts",
     "parse_alpha",
     "parse_base",
     "parse_vector",
@@ -204,6 +205,22 @@ def read_distribution(values: str | None, file: Path | None, name: str) -> np.nd
     return parse_vector(values, f"--{name}") if values is not None else load_vector(file, f"--{name}-file")
 
 
+def normalize_counts(x: np.ndarray, option: str) -> np.ndarray:
+    """``x / x.sum()`` for ``--normalize``: counts or weights (finite, >= 0, positive sum) as probabilities.
+
+    Examples
+    --------
+    >>> normalize_counts(np.array([1.0, 3.0]), "--p").tolist()
+    [0.25, 0.75]
+    """
+    if not (np.all(np.isfinite(x)) and np.all(x >= 0) and x.sum() > 0):
+        raise ValueError(
+            f"`{option}` with `--normalize` must hold counts or weights: finite, >= 0, with a positive sum; "
+            f"found {x.tolist()}. Drop --normalize for log-probabilities or logits (use --kind)."
+        )
+    return normalize(x)
+
+
 def parse_base(text: str | None) -> float | None:
     """``None``/``"e"`` → nats (None); a number otherwise (checked by klkit)."""
     if text is None or text.strip().lower() in ("e", "nats", "none"):
@@ -251,6 +268,9 @@ def measure_command(
     kind: Annotated[str, typer.Option("--kind", help="What P holds: probs, log_probs or logits.")] = "probs",
     q_kind: Annotated[str | None, typer.Option("--q-kind", help="What Q holds; defaults to --kind.")] = None,
     alpha: Annotated[str, typer.Option("--alpha", help="Order of the Rényi divergences: a number >= 0 or inf.")] = "2",
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="Divide P and Q by their sums first (for counts or weights).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
 ) -> None:
     """Entropy of P and Q, cross-entropy and KL both ways, JS, and the check H(P,Q) = H(P) + KL(P‖Q);
@@ -258,9 +278,12 @@ def measure_command(
 
     Example: klkit measure --p 0.5,0.5 --q 0.9,0.1 --base 2 --alpha 0.5
     """
+    P, Q = read_distribution(p, p_file, "p"), read_distribution(q, q_file, "q")
+    if normalize:
+        P, Q = normalize_counts(P, "--p"), normalize_counts(Q, "--q")
     report = measure_report(
-        read_distribution(p, p_file, "p"),
-        read_distribution(q, q_file, "q"),
+        P,
+        Q,
         base=parse_base(base),
         kind=kind,
         q_kind=q_kind,
