@@ -58,6 +58,11 @@ def log_softmax64(x: torch.Tensor, temperature: float, fill: float | None = None
     return torch.log_softmax(y / temperature, dim=-1)
 
 
+def _lae(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """log(e^u + e^v) as a logsumexp (torch's logaddexp has NaN second derivatives at large gaps)."""
+    return torch.logsumexp(torch.stack([u, v]), dim=0)
+
+
 def per_token_reference(term: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """D(teacher b, student a) per token from float64 log-probabilities, rel_entr's conventions."""
     s, t = a.exp(), b.exp()
@@ -72,17 +77,18 @@ def per_token_reference(term: str, a: torch.Tensor, b: torch.Tensor) -> torch.Te
         return xlogy(s, a, b)
     if name in ("jsd", "generalized_jsd_loss"):
         beta = DIVERGENCES["jsd"]["beta"] if name == "jsd" else 0.5
-        m = torch.logaddexp(a + math.log1p(-beta), b + math.log(beta))
+        m = _lae(a + math.log1p(-beta), b + math.log(beta))
         return beta * xlogy(t, b, m) + (1 - beta) * xlogy(s, a, m)
     if name.startswith("skew"):
         lam = DIVERGENCES[name]["skew"]
         x, lx, ly = (t, b, a) if name == "skew_forward_kl" else (s, a, b)
-        return xlogy(x, lx, torch.logaddexp(lx + math.log(lam), ly + math.log1p(-lam)))
+        return xlogy(x, lx, _lae(lx + math.log(lam), ly + math.log1p(-lam)))
     if name == "tvd":
         return 0.5 * (s - t).abs().sum(-1)
     al, be = DIVERGENCES["alpha_beta"]["alpha"], DIVERGENCES["alpha_beta"]["beta"]
     u = al + be
-    return -(t**al * s**be - al / u * t**u - be / u * s**u).sum(-1) / (al * be)
+    # powers as exponentials of log-probabilities: t**α has an infinite second derivative at t → 0
+    return -((al * b + be * a).exp() - al / u * (u * b).exp() - be / u * (u * a).exp()).sum(-1) / (al * be)
 
 
 def reduce_reference(values: torch.Tensor, keep: torch.Tensor, reduction: str, count: float, trl: bool) -> torch.Tensor:
@@ -92,7 +98,7 @@ def reduce_reference(values: torch.Tensor, keep: torch.Tensor, reduction: str, c
     total = values.sum()
     if reduction == "sum":
         return total
-    return total / max(count, 1) / (V if reduction == "mean" and not trl else 1)
+    return total / max(count, 1) / (V if reduction == "mean" else 1)
 
 
 def penalty_reference(estimator, gradient, logp, ref, old, clamp):

@@ -188,8 +188,10 @@ def reference(case, s64, t64, labels, fill=None):
         if trl:
             reduction = "batchmean"
     elif trl and labels is None:
-        count = s64.shape[0] if reduction == "batchmean" else s64.shape[0] * s64.shape[1] * V
-        return reduce_reference(values, keep, "sum", 1, True) / count if reduction != "none" else values
+        if reduction in ("sum", "none"):
+            return reduce_reference(values, keep, reduction, 1, True)
+        count = s64.shape[0] if reduction == "batchmean" else s64.shape[0] * s64.shape[1] * V  # TRL's divisors
+        return reduce_reference(values, keep, "sum", 1, True) / count
     if trl and reduction == "none":
         return values[keep]
     return reduce_reference(values, keep, reduction, count, trl)

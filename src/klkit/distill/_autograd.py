@@ -41,6 +41,16 @@ def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype
     return torch.where(dead, -math.inf, live - lse)
 
 
+def _logaddexp(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """log(e^u + e^v) shifted by the (constant) larger of the two: finite derivatives of every order at any gap.
+
+    torch's ``logaddexp`` has a NaN second derivative once the gap overflows ``exp`` (inf / inf).
+    """
+    top = torch.maximum(u, v).detach()
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    return top + ((u - top).exp() + (v - top).exp()).log()
+
+
 def _zeroed(mask: torch.Tensor, *xs: torch.Tensor) -> list[torch.Tensor]:
     return [torch.where(mask, torch.zeros_like(x), x) for x in xs]
 
@@ -63,7 +73,7 @@ def entries(spec: Spec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         lb, l1b = math.log(spec.beta), math.log1p(-spec.beta)
 
         def mix(w: torch.Tensor, x: torch.Tensor, o: torch.Tensor, lw: float, lo: float) -> torch.Tensor:
-            return x - torch.logaddexp(x + lw, o + lo)
+            return x - _logaddexp(x + lw, o + lo)
 
         e_t = _weighted(b, b, a, lambda w, x, o: mix(w, x, o, lb, l1b))
         e_s = _weighted(a, a, b, lambda w, x, o: mix(w, x, o, l1b, lb))
@@ -72,7 +82,7 @@ def entries(spec: Spec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         lam = spec.skew
         ll, l1l = (math.log(lam) if lam > 0 else -math.inf), (math.log1p(-lam) if lam < 1 else -math.inf)
         first, second = (b, a) if div == "skew_forward_kl" else (a, b)
-        return _weighted(first, first, second, lambda w, x, o: x - torch.logaddexp(x + ll, o + l1l))
+        return _weighted(first, first, second, lambda w, x, o: x - _logaddexp(x + ll, o + l1l))
     if div == "tvd":
         return 0.5 * (a.exp() - b.exp()).abs()
     return _alpha_beta(a, b, spec.alpha, spec.beta)
