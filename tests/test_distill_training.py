@@ -122,3 +122,33 @@ def test_shifted_logits_and_grad_modes_cost_one_chunk(mode, torch_one_thread):
 
     extra = _peak_bytes(run) - (logits if mode == "grad" else 0)
     assert extra <= 16 * one_chunk, extra / one_chunk
+
+
+HALF_AND_FULL = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize(
+    ("student_dtype", "teacher_dtype"), [(a, b) for a in HALF_AND_FULL for b in HALF_AND_FULL if a != b]
+)
+def test_mixed_dtypes_with_ignored_labels(student_dtype, teacher_dtype):
+    """Student and teacher in different dtypes, both requiring gradients, with −100 labels: each gradient in its
+    input's dtype, values against float64 on the same rounded inputs."""
+    g = torch.Generator().manual_seed(1)
+    s = (torch.randn(2, 4, 9, generator=g) * 2).to(student_dtype).requires_grad_(True)
+    t = (torch.randn(2, 4, 9, generator=g) * 2).to(teacher_dtype).requires_grad_(True)
+    labels = torch.randint(0, 9, (2, 4), generator=g)
+    labels[0, 0] = labels[1, 3] = -100
+    eye_s, eye_t = torch.eye(9, dtype=student_dtype), torch.eye(9, dtype=teacher_dtype)
+    calls = {
+        "divergence_loss": lambda a, b: divergence_loss(a, b, divergence="jsd", labels=labels),
+        "generalized_jsd_loss": lambda a, b: generalized_jsd_loss(a, b, labels, 0.2),
+        "fused": lambda a, b: fused_linear_divergence(a, eye_s.to(a.dtype), b, eye_t.to(b.dtype), labels=labels),
+    }
+    for name, fn in calls.items():
+        s.grad = t.grad = None
+        out = fn(s, t)
+        out.backward()
+        want = fn(s.detach().double(), t.detach().double())
+        assert s.grad.dtype == student_dtype and t.grad.dtype == teacher_dtype, name
+        assert float(out) == pytest.approx(float(want), rel=1e-5), name
+        assert torch.isfinite(s.grad.double()).all() and torch.isfinite(t.grad.double()).all(), name
