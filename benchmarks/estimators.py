@@ -19,7 +19,8 @@ with sliding-midpoint splits and queried in its leaf order, or its fused brute-f
 up to 3e9 pairs), the peers one.
 
 Run: ``.venv/bin/python benchmarks/estimators.py`` (or ``benchmarks/run.py estimators``);
-``--quick`` uses n = 2000 and 5000 and does not write ``docs/benchmarks.md``.
+``--quick`` uses n = 2000 and 5000 and does not write ``docs/benchmarks.md``; ``--closed-form`` runs
+case 3 alone. Cases 1–2 write the ``estimators`` section, case 3 the ``vae-closed-form`` section.
 Needs ``infomeasure`` and ``npeet-plus`` (klkit's ``bench`` extra, which ``make bench`` installs);
 a missing one is reported and skipped.
 """
@@ -172,33 +173,45 @@ def closed_form_case(batch: int, dim: int, console: Console) -> list[Row]:
     ]
     rows = []
     case = f"closed form, {batch:.0e} diagonal Gaussians, d={dim}, float32"
-    for name, peer, fn in methods:
-        fn()
-        sec, out = timed(fn, 5)
-        out = torch.as_tensor(getattr(out, "value", out))
+    # per element near logvar = 0, where e^v − 1 − v cancels: μ = 0, |logvar| from 1e-10 to 10, against mpmath
+    import mpmath
+
+    small = torch.cat([-torch.logspace(-10, 1, 200), torch.logspace(-10, 1, 200)])
+    with mpmath.workdps(50):
+        exact = torch.tensor([float((mpmath.expm1(mpmath.mpf(v)) - mpmath.mpf(v)) / 2) for v in small.tolist()])
+    zero = torch.zeros_like(small)
+    per_element = {
+        "klkit gaussian_kl_standard_normal(mu, logvar).sum(-1)": lambda: gaussian_kl_standard_normal(zero, small),
+        "plain torch 0.5 * (mu² + exp(logvar) − 1 − logvar).sum(-1)": lambda: 0.5 * (zero + small.exp() - 1 - small),
+    }
+    best = {name: math.inf for name, _, _ in methods}
+    outputs: dict[str, Any] = {}
+    for _ in range(5):  # in rounds, every method once per round: all see the same load
+        for name, _, fn in methods:
+            start = time.perf_counter()
+            outputs[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    for name, peer, _ in methods:
+        sec, out = best[name], torch.as_tensor(getattr(outputs[name], "value", outputs[name]))
         rel = float(((out.double() - truth).abs() / truth.abs().clamp_min(1e-30)).max())
-        rows.append(Row(case, name, peer, sec, rel, 0.0, "max relative error vs float64"))
+        near = per_element.get(name)
+        near_rel = math.nan if near is None else float(((near().double() - exact).abs() / exact).max())
+        rows.append(Row(case, name, peer, sec, rel, near_rel, "max relative error vs float64"))
         console.log(rows[-1])
     return rows
 
 
 def verdict(rows: list[Row]) -> list[str]:
     """The targets, checked on this run's numbers: ≥ 2× the fastest peer, error no larger."""
-    largest = max(float(r.case.rsplit("n=", 1)[1]) for r in rows if " n=" in r.case)
+    largest = max((float(r.case.rsplit("n=", 1)[1]) for r in rows if " n=" in r.case), default=math.nan)
     out = [
-        f"Targets (n = {largest:.0e}: klkit ≥ 2× faster than the fastest peer with an error no larger; "
-        "closed form no slower than plain torch):",
+        f"Targets (n = {largest:.0e}: klkit ≥ 2× faster than the fastest peer with an error no larger):",
         "",
     ]
     for case in dict.fromkeys(r.case for r in rows):
         group = [r for r in rows if r.case == case]
         peer_rows = [r for r in group if r.peer]
         if case.startswith("closed form"):
-            plain = next(r.seconds for r in group if r.method.startswith("plain torch"))
-            for r in group:
-                if not r.peer:
-                    ok = "met" if r.seconds <= plain else "NOT met"
-                    out.append(f"- {case}, {r.method}: {plain / r.seconds:.2f}× plain torch: {ok}")
             continue
         if f"n={largest:.0e}" not in case or not peer_rows:
             continue
@@ -218,7 +231,7 @@ def verdict(rows: list[Row]) -> list[str]:
 
 def markdown(rows: list[Row], missing: list[str]) -> str:
     lines = [
-        "## Estimators: k-NN entropy and KL, closed-form VAE KL",
+        "## Estimators: k-NN entropy and KL",
         "",
         machine_description(),
         "",
@@ -242,10 +255,7 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
         fastest = min((r.seconds for r in peer_rows), default=math.nan)
         lines += [f"**{case}**", ""]
         if case.startswith("closed form"):
-            lines += ["| method | time (ms) | speed-up vs plain torch | max rel. error |", "|---|---:|---:|---:|"]
-            plain = next((r.seconds for r in group if r.method.startswith("plain torch")), math.nan)
-            for r in group:
-                lines.append(f"| {r.method} | {1e3 * r.seconds:.1f} | {plain / r.seconds:.2f}× | {r.value:.1e} |")
+            continue
         else:
             truth = group[0].truth
             lines += [
@@ -261,18 +271,59 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def closed_form_markdown(rows: list[Row]) -> str:
+    """The ``vae-closed-form`` section: time against plain torch and accuracy, per batch and near logvar = 0."""
+    lines = [
+        "## VAE KL: the closed form in float32 (`benchmarks/estimators.py --closed-form`)",
+        "",
+        machine_description(),
+        "",
+        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
+        "",
+        "KL(N(μ, e^logvar) ‖ N(0, 1)) summed over d = 32 for a batch of 1e6 (μ ~ N(0, 1), logvar ~ N(0, 4)), "
+        "float32, best of 5 rounds in which every method runs once; error against the float64 formula. "
+        "Near logvar = 0 the per-element value "
+        "½(e^v − 1 − v) cancels in the plain formula; the last column is the largest relative error per "
+        "element at μ = 0 over |logvar| from 1e-10 to 10 (400 values) against mpmath. klkit evaluates a "
+        "series below |logvar| = ½ for that accuracy, which costs time: target 'no slower than plain torch' "
+        "with the accuracy kept.",
+        "",
+    ]
+    for case in dict.fromkeys(r.case for r in rows if r.case.startswith("closed form")):
+        group = [r for r in rows if r.case == case]
+        plain = next((r.seconds for r in group if r.method.startswith("plain torch")), math.nan)
+        for r in group:
+            if not r.peer:
+                ok = "met" if r.seconds <= plain else "NOT met"
+                lines.append(f"- {case}, {r.method}: {plain / r.seconds:.2f}× plain torch's speed: {ok}")
+        lines += [
+            "",
+            f"**{case}**",
+            "",
+            "| method | time (ms) | speed vs plain torch | max rel. error (batch sums) | max rel. error per "
+            "element, logvar near 0 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in group:
+            near = "—" if math.isnan(r.truth) else f"{r.truth:.1e}"  # stored in `truth`
+            lines.append(f"| {r.method} | {1e3 * r.seconds:.1f} | {plain / r.seconds:.2f}× | {r.value:.1e} | {near} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no document written")
+    parser.add_argument("--closed-form", action="store_true", help="only the VAE closed form (its own section)")
     args = parser.parse_args(argv)
     console = Console()
     torch.set_num_threads(usable_cores())
     warnings.filterwarnings("ignore")
     sizes = [2_000, 5_000] if args.quick else [10_000, 100_000]
     _, _, missing = peers()
-    rows = knn_cases(sizes, [3, 10], console)
+    rows = [] if args.closed_form else knn_cases(sizes, [3, 10], console)
     rows += closed_form_case(10_000 if args.quick else 1_000_000, 32, console)
-    md = markdown(rows, missing)
     Path("/tmp/klkit-bench-estimators.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     table = Table(title="estimators")
     for column in ("case", "method", "seconds", "value", "error"):
@@ -280,11 +331,15 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         table.add_row(r.case, r.method, f"{r.seconds:.3f}", f"{r.value:.4g}", f"{r.error:+.4f}")
     console.print(table)
-    if not args.quick:
-        path = write_section("estimators", md)
-        console.print(f"wrote the estimators section of {path}")
-    else:
-        console.print(md)
+    sections = {"vae-closed-form": closed_form_markdown(rows)}
+    if not args.closed_form:
+        sections["estimators"] = markdown(rows, missing)
+    for name, md in sections.items():
+        if args.quick:
+            console.print(md)
+        else:
+            path = write_section(name, md)
+            console.print(f"wrote the {name} section of {path}")
     return 0
 
 

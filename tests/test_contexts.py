@@ -16,7 +16,8 @@ import pytest
 import scipy.special
 
 import klkit
-from klkit import _threads
+from klkit._engine import NUM_THREADS_ENV_VAR
+from klkit._engine import threads as engine_threads  # white-box: the pool's state
 
 TIMEOUT = 120.0
 SHAPE = (64, 4096)  # 2^18 elements: the numpy kernels, several chunks per thread
@@ -24,7 +25,7 @@ SHAPE = (64, 4096)  # 2^18 elements: the numpy kernels, several chunks per threa
 
 @pytest.fixture(autouse=True)
 def default_threads(monkeypatch):
-    monkeypatch.delenv(_threads.ENV_VAR, raising=False)
+    monkeypatch.delenv(NUM_THREADS_ENV_VAR, raising=False)
     yield
     klkit.set_num_threads(None)
 
@@ -58,7 +59,7 @@ def threaded_parent():
         pytest.skip("no fork on this platform")
     klkit.set_num_threads(2)
     assert entropy_matches()
-    assert _threads._pool is not None
+    assert engine_threads._pool is not None
 
 
 def _wait(pid: int, timeout: float) -> int:
@@ -79,7 +80,7 @@ def test_os_fork_after_a_threaded_call():
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
-            code = 0 if _threads._pool is None and _child_exit_code() == 0 else 1
+            code = 0 if engine_threads._pool is None and _child_exit_code() == 0 else 1
         finally:
             os._exit(code)
     assert _wait(pid, TIMEOUT) == 0
@@ -166,7 +167,7 @@ def test_default_follows_the_affinity_mask(monkeypatch):
 
 
 def test_environment_variable(monkeypatch):
-    monkeypatch.setenv(_threads.ENV_VAR, "3")
+    monkeypatch.setenv(NUM_THREADS_ENV_VAR, "3")
     assert klkit.get_num_threads() == 3
     klkit.set_num_threads(2)  # an explicit call wins
     assert klkit.get_num_threads() == 2
@@ -176,7 +177,7 @@ def test_environment_variable(monkeypatch):
 
 @pytest.mark.parametrize("raw", ["0", "-2", "four", "2.5"])
 def test_environment_variable_must_be_a_positive_integer(monkeypatch, raw):
-    monkeypatch.setenv(_threads.ENV_VAR, raw)
+    monkeypatch.setenv(NUM_THREADS_ENV_VAR, raw)
     with pytest.raises(ValueError, match=rf"KLKIT_NUM_THREADS.*{raw!r}.*unset it"):
         klkit.get_num_threads()
     with pytest.raises(ValueError, match="KLKIT_NUM_THREADS"):

@@ -56,7 +56,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import klkit
-from klkit._validation import sum_tolerance
+from klkit._engine import sum_tolerance
 
 torch = pytest.importorskip("torch")
 

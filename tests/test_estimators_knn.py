@@ -17,6 +17,7 @@ from scipy import stats
 
 from klkit.errors import BackendMismatchError
 from klkit.estimators import Estimate, knn_entropy, knn_kl_divergence
+from klkit.estimators.samples import grid_steps, jittered
 
 
 def gauss_kl(mu: float, s: float, d: int) -> float:
@@ -96,12 +97,45 @@ def test_standard_error_and_bootstrap_interval_are_calibrated():
     assert "95% CI" in str(e)
 
 
-def test_duplicates_raise_and_jitter_dequantises():
+def test_rounded_data_are_dequantised_by_default_and_duplicates_raise_without_jitter():
     x = np.round(np.random.default_rng(2).normal(size=(3000, 1)), 2)  # rounded to 0.01: many ties
-    with pytest.raises(ValueError, match=r"`x` must hold distinct points.*duplicate.*jitter"):
-        knn_entropy(x)
-    e = knn_entropy(x, jitter=0.01, seed=0)
-    assert close(e, 0.5 * math.log(2 * math.pi * math.e), 0.01)
+    with pytest.raises(ValueError, match=r"`x` must hold distinct points.*duplicate.*`jitter` at its default"):
+        knn_entropy(x, jitter=0)
+    truth = 0.5 * math.log(2 * math.pi * math.e)
+    for e in (knn_entropy(x), knn_entropy(x, jitter=0.01, seed=3)):
+        assert close(e, truth, 0.01)
+    assert knn_entropy(x).method.endswith("ties jittered") and float(knn_entropy(x)) == float(knn_entropy(x))
+
+
+@pytest.mark.parametrize("decimals", [1, 2])
+def test_rounded_two_dimensional_entropy_and_kl_match_the_closed_forms(decimals):
+    """Ties within a coordinate (few exact duplicates in 2-D) bias the k-NN distances; de-quantised, they do not."""
+    rng = np.random.default_rng(10 + decimals)
+    x, y = rng.normal(0, 1, (4000, 2)), rng.normal([1.0, 0.0], [1.0, 2.0], (4000, 2))
+    xr, yr = np.round(x, decimals), np.round(y, decimals)
+    assert close(knn_entropy(xr), math.log(2 * math.pi * math.e), 0.01)
+    kl = 0.5 * ((1 + 1 / 4) + 1 - 2 + math.log(4.0))  # KL(N(0, I) ‖ N((1, 0), diag(1, 4))): ½(tr + μ'Σ⁻¹μ − d + log|Σ|)
+    assert close(knn_kl_divergence(xr, yr), kl, 0.02)
+
+
+def test_samples_rounded_to_different_grids_are_each_dequantised():
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(0, 1, 5000), np.round(rng.normal(1, 1, 5000), 1)  # only Q's sample is rounded, to 0.1
+    assert close(knn_kl_divergence(x, y), 0.5, 0.02)  # KL(N(0, 1) ‖ N(1, 1)) = ½
+    (_, moved), tied = jittered([x[:, None], y[:, None]], None, np.random.default_rng(0))
+    assert tied and np.abs(moved[:, 0] - y).max() > 0.04  # y gets its own step, 0.1, not x's tiny gaps
+
+
+def test_only_tied_coordinates_get_noise():
+    rng = np.random.default_rng(4)
+    x = np.c_[rng.normal(size=500), np.round(rng.normal(size=500), 1)]
+    steps = grid_steps([x])
+    assert steps[0] == 0.0 and steps[1] == pytest.approx(0.1)
+    (same,), tied = jittered([x[:, :1]], None, np.random.default_rng(0))
+    assert not tied and np.array_equal(same, x[:, :1])  # continuous data are never changed
+    (moved,), tied = jittered([x], None, np.random.default_rng(0))
+    assert tied and np.array_equal(moved[:, 0], x[:, 0])
+    assert 0 < np.abs(moved[:, 1] - x[:, 1]).max() <= 0.05 + 1e-12 and len(np.unique(moved[:, 1])) == 500
 
 
 def test_torch_input_gives_torch_output():
@@ -185,7 +219,7 @@ def test_kl_bootstrap_and_torch():
         ({"metric": "manhattan"}, r"`metric` must be 'euclidean' or 'chebyshev'; found 'manhattan'"),
         ({"bootstrap": 1}, r"`bootstrap` must be None or an integer >= 2"),
         ({"bootstrap": 10, "confidence": 1.5}, r"`confidence` must be in \(0, 1\)"),
-        ({"jitter": -1.0}, r"`jitter` must be None or a finite width > 0"),
+        ({"jitter": -1.0}, r"`jitter` must be None \(de-quantise tied coordinates\), 0 \(no noise\) or a finite width"),
         ({"base": -2}, r"`base`"),
     ],
 )
@@ -214,8 +248,8 @@ def test_sample_errors():
         knn_kl_divergence(x, y[:2, :2])
     triple = np.repeat(x, 3, axis=0)  # every x has 3 copies among the y's: its 3rd y-neighbour is at distance 0
     with pytest.raises(ValueError, match=r"`x` and `y` share points.*method='adaptive'"):
-        knn_kl_divergence(x, triple)
-    assert math.isfinite(float(knn_kl_divergence(x, triple, method="adaptive")))
+        knn_kl_divergence(x, triple, jitter=0)
+    assert math.isfinite(float(knn_kl_divergence(x, triple, method="adaptive", jitter=0)))
     with pytest.raises(BackendMismatchError, match="mix torch"):
         knn_kl_divergence(torch.as_tensor(x), x)
 
@@ -224,10 +258,44 @@ def test_sample_errors():
 def test_brute_force_kernel_matches_the_kd_tree(metric):
     from scipy.spatial import cKDTree
 
-    from klkit.estimators._neighbours import _brute
+    from klkit.estimators.neighbours import _brute
 
     p_norm = 2.0 if metric == "euclidean" else math.inf
     rng = np.random.default_rng(8)
     x, y = rng.normal(size=(1500, 9)) + 100.0, rng.normal(size=(1200, 9)) + 100.5  # offset: float32 centring
     np.testing.assert_allclose(_brute(x, x, 3, p_norm, True), cKDTree(x).query(x, k=[2, 4], p=p_norm)[0], rtol=1e-12)
     np.testing.assert_allclose(_brute(x, y, 3, p_norm, False), cKDTree(y).query(x, k=[1, 3], p=p_norm)[0], rtol=1e-12)
+
+
+def test_thread_count_changes_nothing_but_speed():
+    """The neighbour searches use klkit.get_num_threads() threads; the estimates do not depend on it."""
+    import klkit
+    from klkit.estimators import mutual_information
+
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    high = rng.normal(size=(2000, 9))  # d >= 8: the fused brute-force kernel
+    a = rng.normal(size=3000)
+    calls = [
+        lambda: knn_entropy(x),
+        lambda: knn_kl_divergence(x, y, method="adaptive"),
+        lambda: knn_entropy(high),
+        lambda: mutual_information(a, np.sin(a) + 0.3 * x[:, 0], method="ksg"),
+        lambda: mutual_information(x, y[:, :2], method="ksg"),
+    ]
+    default = [float(f()) for f in calls]
+    try:
+        klkit.set_num_threads(1)
+        single = [float(f()) for f in calls]
+    finally:
+        klkit.set_num_threads(None)
+    assert single == default
+
+
+def test_tiny_tie_breaking_noise_would_not_do_for_entropy():
+    """Why the default noise is a grid step wide: noise of 1e-10 (sklearn's) keeps duplicates 1e-10 apart."""
+    x = np.round(np.random.default_rng(2).normal(size=(3000, 1)), 2)
+    tiny = x + 1e-10 * x.std() * np.random.default_rng(0).standard_normal(x.shape)
+    truth = 0.5 * math.log(2 * math.pi * math.e)
+    assert float(knn_entropy(tiny, jitter=0)) < truth - 10
+    assert close(knn_entropy(x), truth, 0.01)

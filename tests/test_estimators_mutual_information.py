@@ -2,8 +2,9 @@
 KSG against the Gaussian closed form -½ log(1 − ρ²) and against sklearn's implementation of the same estimator.
 
 KSG tolerance at n = 2000, k = 3: ``4 * standard_error + 0.01``. Measured over 20 seeds (ρ = 0, 0.6, 0.9):
-mean error +0.005, −0.003, −0.005 nats; spread 0.017, 0.014, 0.018 against mean reported standard
-errors 0.013, 0.018, 0.023 (the per-point standard error is within a factor 1.3 of the real spread).
+mean error +0.005, −0.003, −0.005 nats; spread 0.017, 0.015, 0.019 against mean reported standard
+errors 0.013, 0.018, 0.023 (the per-point standard error is within a factor 1.3 of the real spread);
+``test_ksg_bias_and_spread_are_those_the_docstring_states`` recomputes them.
 """
 
 from __future__ import annotations
@@ -134,6 +135,17 @@ def test_ksg_is_sklearns_estimator(rho: float) -> None:
     assert ours == pytest.approx(mutual_info_regression(x[:, None], y, n_neighbors=3, random_state=0)[0], abs=1e-9)
 
 
+def test_ksg_bias_and_spread_are_those_the_docstring_states() -> None:
+    """The sentence "mean error +0.005 at ρ = 0 ... spread 0.017, 0.015, 0.019" of the docstring, recomputed."""
+    stated = {0.0: (0.005, 0.017), 0.6: (-0.003, 0.015), 0.9: (-0.005, 0.019)}
+    doc = " ".join(mutual_information.__doc__.split())
+    assert "spread 0.017, 0.015, 0.019" in doc and "−0.003 at ρ = 0.6" in doc
+    for rho, (bias, spread) in stated.items():
+        truth = -0.5 * math.log(1 - rho**2)
+        errors = [float(mutual_information(*_gaussian_pairs(rho, 2000, s), method="ksg")) - truth for s in range(20)]
+        assert abs(np.mean(errors) - bias) <= 0.0006 and abs(np.std(errors, ddof=1) - spread) <= 0.0006, rho
+
+
 def test_ksg_with_a_multivariate_x() -> None:
     rng = np.random.default_rng(2)
     cov = np.array([[1.0, 0.4, 0.5], [0.4, 1.5, -0.3], [0.5, -0.3, 1.0]])
@@ -161,10 +173,54 @@ def test_ksg_bootstrap_interval_and_torch_input() -> None:
 def test_ksg_jitter_makes_rounded_data_usable() -> None:
     x, y = _gaussian_pairs(0.6, 2000, 8)
     xr, yr = np.round(x, 1), np.round(y, 1)
-    with pytest.raises(InvalidDistributionError, match=r"distinct pairs.*exact duplicates.*jitter=<rounding step>"):
-        mutual_information(xr, yr, method="ksg")
-    e = mutual_information(xr, yr, method="ksg", jitter=0.1, seed=0)
-    assert abs(float(e) - (-0.5 * math.log(1 - 0.36))) < 4 * float(e.standard_error) + 0.02
+    with pytest.raises(InvalidDistributionError, match=r"distinct pairs.*exact duplicates.*`jitter` at its default"):
+        mutual_information(xr, yr, method="ksg", jitter=0)
+    for e in (mutual_information(xr, yr, method="ksg"), mutual_information(xr, yr, method="ksg", jitter=0.1, seed=1)):
+        assert abs(float(e) - (-0.5 * math.log(1 - 0.36))) < 4 * float(e.standard_error) + 0.02
+
+
+@pytest.mark.parametrize(("rho", "decimals", "seed"), [(0.6, 2, 0), (0.6, 2, 5), (0.9, 2, 1), (0.3, 1, 2), (0.0, 2, 3)])
+def test_ksg_on_rounded_data_is_unbiased_by_default(rho, decimals, seed) -> None:
+    """Rounded to a grid, ties within a coordinate fall at exactly the k-th distance and KSG overshot.
+
+    The issue's case (seed 0, ρ = 0.6, 2 decimals) gave 0.297 ± 0.019 against the truth 0.2231.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=2000)
+    y = rho * x + math.sqrt(1 - rho**2) * rng.normal(size=2000)
+    truth = -0.5 * math.log(1 - rho**2)
+    xr, yr = np.round(x, decimals), np.round(y, decimals)
+    e = mutual_information(xr, yr, method="ksg")
+    assert e.method.endswith("ties jittered")
+    assert abs(float(e) - truth) < 3 * float(e.standard_error) + 0.01
+    unrounded = mutual_information(x, y, method="ksg")  # the same data before rounding: no noise added
+    assert not unrounded.method.endswith("ties jittered") and abs(float(e) - float(unrounded)) < 0.03
+    sklearn = pytest.importorskip("sklearn.feature_selection")
+    peer = sklearn.mutual_info_regression(xr[:, None], yr, n_neighbors=3, random_state=0)[0]
+    assert abs(float(e) - truth) <= abs(peer - truth) + 0.02  # sklearn breaks the ties with 1e-10 noise
+
+
+def test_sparse_contingency_tables_match_sklearn() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(7)
+    table = rng.integers(0, 6, (7, 5)) * (rng.random((7, 5)) < 0.6)
+    for kind in (sparse.csr_matrix, sparse.csc_array, sparse.coo_matrix, sparse.lil_matrix, sparse.dok_array):
+        ours = mutual_information(counts=kind(table))
+        assert float(ours) == pytest.approx(metrics.mutual_info_score(None, None, contingency=kind(table)), rel=1e-12)
+        assert float(ours) == pytest.approx(float(mutual_information(counts=table)), rel=1e-14)
+    as_torch = torch.as_tensor(table).to_sparse()
+    assert float(mutual_information(counts=as_torch)) == pytest.approx(
+        float(mutual_information(counts=table)), rel=1e-14
+    )
+    repeated = sparse.coo_matrix(([2, 3, 4], ([0, 0, 1], [1, 1, 0])), shape=(2, 2))  # (0, 1) stored twice: 5
+    assert float(mutual_information(counts=repeated)) == pytest.approx(
+        float(mutual_information(counts=[[0, 5], [4, 0]])), rel=1e-14
+    )
+    with pytest.raises(InvalidDistributionError, match=r"`counts` must hold non-negative integer counts"):
+        mutual_information(counts=sparse.csr_matrix(np.array([[1.0, -2.0], [0.0, 3.0]])))
+    with pytest.raises(InvalidDistributionError, match=r"`counts` must have a positive total"):
+        mutual_information(counts=sparse.csr_matrix((3, 2)))
 
 
 # ---------------------------------------------------------------------------------------------------

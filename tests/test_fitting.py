@@ -51,9 +51,55 @@ def reverse_1d() -> FitResult:
 def test_forward_is_the_moment_match_mean_0_std_sqrt10(forward_1d):
     q = forward_1d.distribution
     assert isinstance(q, Normal)
-    assert abs(float(q.mean)) <= 0.05
-    assert abs(float(q.stddev) / math.sqrt(10) - 1) <= 0.02
-    assert "moment matching" in forward_1d.method and len(forward_1d.restarts) == 1
+    assert abs(float(q.mean)) <= 1e-12  # the target's exact mean, not that of samples
+    assert abs(float(q.stddev) / math.sqrt(10) - 1) <= 1e-12  # variance 1 + 3² by the law of total variance
+    assert "exact mean and covariance" in forward_1d.method and len(forward_1d.restarts) == 1
+
+
+def test_forward_gaussian_uses_the_mixtures_exact_moments_and_cross_entropy():
+    """Unequal weights and scales: mean and variance against their hand-computed values, loss by quadrature."""
+    w, mu, sd = np.array([0.3, 0.7]), np.array([-2.0, 1.0]), np.array([0.5, 1.5])
+    target = MixtureSameFamily(Categorical(torch.tensor(w)), Normal(torch.tensor(mu), torch.tensor(sd)))
+    mean = float(w @ mu)  # 0.1
+    var = float(w @ (sd**2 + mu**2)) - mean**2
+    result = fit(target, seed=1, eval_samples=1000)
+    q = result.distribution
+    assert abs(float(q.mean) - mean) <= 1e-12 and abs(float(q.variance) - var) <= 1e-12 * var
+    logp = np.log(np.exp(stats.norm.logpdf(GRID[:, None], mu, sd)) @ w)
+    cross_entropy = -float(np.sum(np.exp(logp) * stats.norm.logpdf(GRID, mean, math.sqrt(var))) * DX)
+    assert result.restarts[0].loss == pytest.approx(cross_entropy, rel=1e-9)
+    assert result.restarts[0].steps == 0
+
+
+def test_forward_gaussian_exact_moments_in_two_dimensions():
+    rng = np.random.default_rng(3)
+    w = np.array([0.2, 0.5, 0.3])
+    mu = rng.normal(size=(3, 2)) * 3
+    a = rng.normal(size=(3, 2, 2))
+    cov = a @ a.transpose(0, 2, 1) + 0.5 * np.eye(2)
+    target = MixtureSameFamily(
+        Categorical(torch.tensor(w)), MultivariateNormal(torch.tensor(mu), covariance_matrix=torch.tensor(cov))
+    )
+    mean = w @ mu
+    second = np.einsum("k,kij->ij", w, cov + mu[:, :, None] * mu[:, None, :])  # E[x xᵀ]
+    full = fit(target, seed=0, eval_samples=1000).distribution
+    assert np.abs(full.mean.numpy() - mean).max() <= 1e-12
+    assert np.abs(full.covariance_matrix.numpy() - (second - np.outer(mean, mean))).max() <= 1e-12
+    diag = fit(target, covariance="diag", seed=0, eval_samples=1000).distribution
+    assert np.abs(diag.variance.numpy() - np.diag(second - np.outer(mean, mean))).max() <= 1e-12
+    independent = Independent(Normal(torch.tensor(mu[0]), torch.tensor([0.5, 2.0], dtype=torch.float64)), 1)
+    q = fit(independent, seed=0, eval_samples=1000).distribution
+    assert np.abs(q.covariance_matrix.numpy() - np.diag([0.25, 4.0])).max() <= 1e-12
+
+
+def test_forward_gaussian_without_exact_moments_falls_back_to_samples():
+    from torch.distributions import ExpTransform, TransformedDistribution
+
+    target = TransformedDistribution(Normal(torch.tensor(0.0).double(), torch.tensor(0.5).double()), [ExpTransform()])
+    result = fit(target, seed=0, n_samples=200_000, eval_samples=1000)
+    assert "200,000 target samples" in result.method
+    mean, var = math.exp(0.125), (math.exp(0.25) - 1) * math.exp(0.25)  # lognormal(0, 0.5²)
+    assert abs(float(result.distribution.mean) - mean) <= 4 * math.sqrt(var / 200_000)
 
 
 def test_forward_kl_at_the_forward_fit_matches_quadrature(forward_1d):

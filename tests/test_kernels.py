@@ -1,6 +1,6 @@
-"""The numpy fused kernels (``klkit._kernels``), directly and through the public measures.
+"""The numpy fused kernels (``klkit._engine.kernels`` and ``kernels_logits``), directly and through the measures.
 
-Every input has at least ``measures._FAST_MIN`` elements, so the public calls take the
+Every input has at least ``klkit._engine.FAST_MIN`` elements, so the public calls take the
 kernels too. References are plain float64 numpy/scipy (``xlogy``, ``rel_entr``,
 ``log_softmax``), never klkit itself.
 """
@@ -20,9 +20,9 @@ import scipy.special
 
 import klkit
 from conftest import numpy_peak_memory
-from klkit import _kernels, measures
+from klkit._engine import FAST_MIN, KERNEL_MODES, logits_rows, probs_rows
 
-MODES = {"entropy": _kernels.ENTROPY, "cross_entropy": _kernels.CROSS_ENTROPY, "kl_divergence": _kernels.KL}
+MODES = KERNEL_MODES
 PUBLIC = {"entropy": klkit.entropy, "cross_entropy": klkit.cross_entropy, "kl_divergence": klkit.kl_divergence}
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
@@ -62,8 +62,8 @@ def ref_logits(measure: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def kernel(kind: str, measure: str, p: np.ndarray, q: np.ndarray):
     if kind == "probs":
-        return _kernels.probs_rows(p, None if measure == "entropy" else q, MODES[measure])
-    return _kernels.logits_rows(p, q, MODES[measure])
+        return probs_rows(p, None if measure == "entropy" else q, MODES[measure])
+    return logits_rows(p, q, MODES[measure])
 
 
 def public(kind: str, measure: str, p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def random_probs(rng, shape, dtype=np.float64) -> np.ndarray:
 
 def check_both(kind, measure, p, q, expected, rtol=1e-12):
     """The kernel and the public call agree with ``expected`` (NaN and inf where it has them)."""
-    assert p.size >= measures._FAST_MIN
+    assert p.size >= FAST_MIN
     value = kernel(kind, measure, p, q)[0]
     np.testing.assert_allclose(value, expected, rtol=rtol, atol=0)
     public_rtol = 1e-6 if p.dtype == np.float32 else rtol  # the public result is rounded to float32
@@ -203,7 +203,7 @@ def test_validation_still_raises_with_the_counts(rng):
     with pytest.raises(ValueError):
         klkit.entropy(a, kind="logits")
     off = random_probs(rng, (2, 70_000)) * 1.01  # sums of 1.01
-    assert abs(float(_kernels.probs_rows(off, None, _kernels.ENTROPY)[1]) - 1.01) < 1e-9
+    assert abs(float(probs_rows(off, None, MODES["entropy"])[1]) - 1.01) < 1e-9
     with pytest.raises(ValueError):
         klkit.entropy(off)
 
@@ -289,12 +289,12 @@ FIRST_CALL = textwrap.dedent("""
     import time
     import numpy as np
     import klkit
-    from klkit import _kernels
+    from klkit._engine import logits_rows, probs_rows
     p = np.full((16, 8192), 1 / 8192, dtype={dtype})
     start = time.perf_counter()
     for mode in (0, 1, 2):
-        _kernels.probs_rows(p, p, mode)
-        _kernels.logits_rows(p, p, mode)
+        probs_rows(p, p, mode)
+        logits_rows(p, p, mode)
     print(time.perf_counter() - start)
 """)
 

@@ -213,9 +213,9 @@ def test_label_smoothing_mixes_the_nll_with_the_uniform_cross_entropy(logits, ep
 @pytest.fixture
 def fused(monkeypatch):
     """Small tiles, so that the small test inputs take the fused Function path, in several tiles."""
-    from klkit import _torch_functions
+    from klkit._engine import fused_tiles
 
-    monkeypatch.setattr(_torch_functions, "TILE_ELEMENTS", 8)
+    monkeypatch.setattr(fused_tiles, "TILE_ELEMENTS", 8)
 
 
 @pytest.mark.parametrize(
@@ -266,9 +266,9 @@ def test_meta_device():
 @pytest.mark.parametrize("path", ["small", "fused"])
 def test_validation_on_both_torch_paths(path, monkeypatch):
     if path == "fused":
-        from klkit import _torch_functions
+        from klkit._engine import fused_tiles
 
-        monkeypatch.setattr(_torch_functions, "TILE_ELEMENTS", 4)
+        monkeypatch.setattr(fused_tiles, "TILE_ELEMENTS", 4)
     z = torch.zeros(3, 4)
     with pytest.raises(ValueError, match=r"`target` class indices must lie in \[0, 3\]"):
         cross_entropy_loss(z, torch.tensor([0, 9, 1]))

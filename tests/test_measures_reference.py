@@ -11,7 +11,7 @@ import scipy.stats
 
 import klkit
 from conftest import as_kind, log_softmax, random_logits, softmax
-from klkit import measures
+from klkit._engine import CHUNK_MIN, FAST_MIN, TORCH_TILES
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -21,10 +21,10 @@ SHAPES = {"small": (7, 13), "large": (300, 1000), "pieces": (3, 120_000)}
 
 
 def test_shapes_reach_each_path():
-    assert math.prod(SHAPES["small"]) < measures._FAST_MIN
-    assert math.prod(SHAPES["large"]) > measures._CHUNK_MIN
+    assert math.prod(SHAPES["small"]) < FAST_MIN
+    assert math.prod(SHAPES["large"]) > CHUNK_MIN
     size = math.prod(SHAPES["pieces"])
-    assert size > measures._CHUNK_MIN and SHAPES["pieces"][1] > size // measures._TILES
+    assert size > CHUNK_MIN and SHAPES["pieces"][1] > size // TORCH_TILES
 
 
 def test_fair_coin_is_ln2_nats_and_one_bit(backend):
@@ -152,7 +152,7 @@ def test_surprise_reference(backend):
 def test_kl_kernel_exact_when_p_close_to_q(rng):
     """The numpy kernel's ratio correction: KL of nearly equal p, q against 50-digit mpmath."""
     mpmath = pytest.importorskip("mpmath")
-    n = measures._FAST_MIN
+    n = FAST_MIN
     p = softmax(random_logits(rng, n))
     q = p * (1 + 1e-5 * rng.standard_normal(n))
     q /= q.sum()

@@ -329,9 +329,16 @@ SIGNATURES = {
         ("old_logp", K, None),
         ("clamp", K, None),
         ("preset", K, None),
+        ("densities", K, False),
     ],
     token_kl: [("logits", P, EMPTY), ("ref_logits", P, EMPTY), ("direction", K, "reverse"), ("chunk_size", K, None)],
-    sequence_kl_surrogate: [("logp", P, EMPTY), ("ref_logp", P, EMPTY), ("mask", P, EMPTY), ("old_logp", K, None)],
+    sequence_kl_surrogate: [
+        ("logp", P, EMPTY),
+        ("ref_logp", P, EMPTY),
+        ("mask", P, EMPTY),
+        ("old_logp", K, None),
+        ("densities", K, False),
+    ],
 }
 
 
@@ -477,3 +484,20 @@ def test_the_k3_series_threshold_is_documented_where_the_code_switches():
             value = kl_penalty(logp, ref, estimator="k3").value
             plain = torch.expm1(ref - logp) - (ref - logp)
             assert torch.equal(value, plain) == same, (sign, same)
+
+
+def test_log_densities_of_continuous_actions_may_be_positive():
+    """A Gaussian policy's log-density exceeds 0 when its std is small: densities=True accepts it."""
+    logp = torch.distributions.Normal(0.0, 0.1).log_prob(torch.tensor([0.0, 0.05]))  # 1.38, 1.26
+    ref = torch.distributions.Normal(0.0, 0.2).log_prob(torch.tensor([0.0, 0.05]))
+    with pytest.raises(InvalidDistributionError, match="densities=True"):
+        kl_penalty(logp, ref)
+    out = kl_penalty(logp, ref, estimator="k3", densities=True)
+    d = (ref - logp).double()
+    torch.testing.assert_close(out.value.double(), torch.expm1(d) - d, rtol=1e-6, atol=0)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    assert sequence_kl_surrogate(logp[None], ref[None], mask, densities=True).item() == pytest.approx(
+        float((logp - ref).sum())
+    )
+    with pytest.raises(TypeError, match="`densities` must be True or False"):
+        kl_penalty(logp, ref, densities=1)

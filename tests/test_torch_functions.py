@@ -1,4 +1,4 @@
-"""klkit._torch_functions against plain float64 torch written here (log_softmax, sums) and gradcheck."""
+"""The fused torch autograd Functions (``klkit._engine``) against plain float64 torch and gradcheck."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from klkit import _torch_functions as tf  # noqa: E402
+from klkit._engine import (  # noqa: E402
+    TILE_ELEMENTS,
+    fused_tiles,
+    logits_cross_entropy,
+    logits_cross_entropy_soft,
+    logits_entropy,
+    logits_kl,
+)
 
 INF = math.inf
 
@@ -18,8 +25,8 @@ INF = math.inf
 @pytest.fixture(params=["one tile", "row tiles", "column tiles"])
 def tiling(request, monkeypatch):
     """Run each test with the whole input in one tile, with tiles of 3 rows, and with column tiles."""
-    size = {"one tile": tf.TILE_ELEMENTS, "row tiles": 3 * 7, "column tiles": 4}[request.param]
-    monkeypatch.setattr(tf, "TILE_ELEMENTS", size)
+    size = {"one tile": TILE_ELEMENTS, "row tiles": 3 * 7, "column tiles": 4}[request.param]
+    monkeypatch.setattr(fused_tiles, "TILE_ELEMENTS", size)
     return request.param
 
 
@@ -76,7 +83,7 @@ def logits(shape, seed, scale=3.0, dtype=torch.float64):
 # --- values and gradients against the references ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mine", "ref"), [(tf.logits_kl, ref_kl), (tf.logits_cross_entropy_soft, ref_ce_soft)])
+@pytest.mark.parametrize(("mine", "ref"), [(logits_kl, ref_kl), (logits_cross_entropy_soft, ref_ce_soft)])
 def test_pairs_match_float64_reference(mine, ref, tiling):
     zp, zq = logits((7, 11), 1), logits((7, 11), 2)
     value, (gp, gq) = grads(mine, zp, zq)
@@ -88,7 +95,7 @@ def test_pairs_match_float64_reference(mine, ref, tiling):
 
 def test_entropy_matches_float64_reference(tiling):
     z = logits((2, 3, 11), 3)
-    value, (g,) = grads(tf.logits_entropy, z)
+    value, (g,) = grads(logits_entropy, z)
     ref_value, (rg,) = grads(ref_entropy, z)
     assert value.shape == (2, 3)
     torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-12)
@@ -107,7 +114,7 @@ def test_cross_entropy_matches_float64_reference(target_kind, use_weight, eps, t
         t[[2, 5]] = -100
     else:
         t = torch.softmax(torch.randn(9, 7, generator=gen, dtype=torch.float64), -1)
-    value, g = grads(lambda t_, z_: tf.logits_cross_entropy(t_, z_, weight=w, label_smoothing=eps), t, z)
+    value, g = grads(lambda t_, z_: logits_cross_entropy(t_, z_, weight=w, label_smoothing=eps), t, z)
     ref_value, rg = grads(lambda t_, z_: ref_ce(t_, z_, w, eps), t, z)
     torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-12)
     for mine, ref in zip(g, rg, strict=True):  # logits, and the probability target when there is one
@@ -116,7 +123,7 @@ def test_cross_entropy_matches_float64_reference(target_kind, use_weight, eps, t
 
 def test_cross_entropy_returns_the_rows_log_sum_exp():
     z = logits((4, 6), 6)
-    _, lse = tf.logits_cross_entropy(torch.tensor([0, 1, 2, 3]), z)
+    _, lse = logits_cross_entropy(torch.tensor([0, 1, 2, 3]), z)
     torch.testing.assert_close(lse, torch.log(torch.exp(z).sum(-1)), rtol=1e-12, atol=1e-12)
     assert not lse.requires_grad
 
@@ -124,15 +131,15 @@ def test_cross_entropy_returns_the_rows_log_sum_exp():
 def test_gradcheck_float64(tiling):
     zp = logits((3, 5), 7).requires_grad_()
     zq = logits((3, 5), 8).requires_grad_()
-    assert torch.autograd.gradcheck(tf.logits_kl, (zp, zq))
-    assert torch.autograd.gradcheck(tf.logits_cross_entropy_soft, (zp, zq))
-    assert torch.autograd.gradcheck(tf.logits_entropy, (zp,))
+    assert torch.autograd.gradcheck(logits_kl, (zp, zq))
+    assert torch.autograd.gradcheck(logits_cross_entropy_soft, (zp, zq))
+    assert torch.autograd.gradcheck(logits_entropy, (zp,))
     w = torch.rand(5, dtype=torch.float64) + 0.5
     y = torch.tensor([0, 4, -100])
-    assert torch.autograd.gradcheck(lambda z: tf.logits_cross_entropy(y, z, weight=w, label_smoothing=0.2)[0], (zp,))
+    assert torch.autograd.gradcheck(lambda z: logits_cross_entropy(y, z, weight=w, label_smoothing=0.2)[0], (zp,))
     t = torch.softmax(logits((3, 5), 9), -1).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda t_, z: tf.logits_cross_entropy(t_, z, weight=w, label_smoothing=0.2)[0], (t, zp)
+        lambda t_, z: logits_cross_entropy(t_, z, weight=w, label_smoothing=0.2)[0], (t, zp)
     )
 
 
@@ -144,14 +151,14 @@ def test_masked_logits_are_exact(tiling):
     zq = torch.tensor([[0.3, -INF, -1.0, 0.0], [0.0, 2.0, 1.0, -INF]], dtype=torch.float64)
     # the reference: -inf replaced by -1e4, whose exp is exactly 0 in float64 (the limit, with finite gradients)
     fp, fq = zp.nan_to_num(neginf=-1e4), zq.nan_to_num(neginf=-1e4)
-    for mine, ref in ((tf.logits_kl, ref_kl), (tf.logits_cross_entropy_soft, ref_ce_soft)):
+    for mine, ref in ((logits_kl, ref_kl), (logits_cross_entropy_soft, ref_ce_soft)):
         value, (gp, gq) = grads(mine, zp, zq)
         ref_value, (rgp, rgq) = grads(ref, fp, fq)
         torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-12)
         assert (gp[zp == -INF] == 0).all()  # a masked outcome of p has no gradient
         torch.testing.assert_close(gq, rgq, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(gp, rgp, rtol=1e-10, atol=1e-12)
-    value, (g,) = grads(tf.logits_entropy, zp)
+    value, (g,) = grads(logits_entropy, zp)
     ref_value, (rg,) = grads(ref_entropy, fp)
     torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g, rg, rtol=1e-10, atol=1e-12)
@@ -160,18 +167,18 @@ def test_masked_logits_are_exact(tiling):
 def test_q_masked_where_p_is_not_gives_inf(tiling):
     zp = torch.tensor([[0.0, 0.0, 0.0], [0.0, -200.0, 0.0]])  # float32: exp(-200) underflows to 0
     zq = torch.tensor([[0.0, -INF, 0.0], [0.0, -INF, 0.0]])
-    assert tf.logits_kl(zp, zq).tolist() == [INF, INF]
-    assert tf.logits_cross_entropy_soft(zp, zq).tolist() == [INF, INF]
+    assert logits_kl(zp, zq).tolist() == [INF, INF]
+    assert logits_cross_entropy_soft(zp, zq).tolist() == [INF, INF]
     zp_d, zq_d = zp.double().requires_grad_(), zq.double().requires_grad_()
-    tf.logits_kl(zp_d, zq_d).sum().backward()
+    logits_kl(zp_d, zq_d).sum().backward()
     assert torch.isfinite(zq_d.grad).all()  # ∂/∂z_q = q − p stays finite
 
 
 def test_masked_target_logit_in_cross_entropy():
     z = torch.tensor([[0.0, -INF, 1.0]], dtype=torch.float64)
-    loss, _ = tf.logits_cross_entropy(torch.tensor([1]), z)
+    loss, _ = logits_cross_entropy(torch.tensor([1]), z)
     assert loss.item() == INF  # the label is impossible under the model, as in F.cross_entropy
-    loss, _ = tf.logits_cross_entropy(torch.tensor([[0.5, 0.0, 0.5]], dtype=torch.float64), z)
+    loss, _ = logits_cross_entropy(torch.tensor([[0.5, 0.0, 0.5]], dtype=torch.float64), z)
     torch.testing.assert_close(loss, ref_ce(torch.tensor([[0.5, 0.0, 0.5]]), z))  # 0·(−inf) = 0
 
 
@@ -184,10 +191,10 @@ def test_half_precision_accumulates_in_float32(dtype, tiling):
     y = torch.randint(40, (6,), generator=torch.Generator().manual_seed(0))
     unit = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-11
     cases = [
-        (tf.logits_kl, ref_kl, (zp, zq)),
-        (tf.logits_cross_entropy_soft, ref_ce_soft, (zp, zq)),
-        (tf.logits_entropy, ref_entropy, (zp,)),
-        (lambda z: tf.logits_cross_entropy(y, z, label_smoothing=0.1), lambda z: ref_ce(y, z, None, 0.1), (zp,)),
+        (logits_kl, ref_kl, (zp, zq)),
+        (logits_cross_entropy_soft, ref_ce_soft, (zp, zq)),
+        (logits_entropy, ref_entropy, (zp,)),
+        (lambda z: logits_cross_entropy(y, z, label_smoothing=0.1), lambda z: ref_ce(y, z, None, 0.1), (zp,)),
     ]
     for mine, ref, inputs in cases:
         value, g = grads(mine, *inputs)
@@ -205,19 +212,19 @@ def test_half_precision_accumulates_in_float32(dtype, tiling):
 def test_meta_device_shapes_and_dtypes():
     zp = torch.empty(4, 10, device="meta", dtype=torch.bfloat16, requires_grad=True)
     zq = torch.empty(4, 10, device="meta", dtype=torch.bfloat16)
-    out = tf.logits_kl(zp, zq)
+    out = logits_kl(zp, zq)
     assert out.device.type == "meta" and out.shape == (4,) and out.dtype == torch.bfloat16
-    loss, lse = tf.logits_cross_entropy(torch.empty(4, dtype=torch.long, device="meta"), zq)
+    loss, lse = logits_cross_entropy(torch.empty(4, dtype=torch.long, device="meta"), zq)
     assert loss.shape == (4,) and lse.dtype == torch.float32 and loss.device.type == "meta"
 
 
 def test_shape_errors_name_the_argument():
     with pytest.raises(ValueError, match="`p_logits` and `q_logits` must have the same shape"):
-        tf.logits_kl(torch.zeros(2, 3), torch.zeros(2, 4))
+        logits_kl(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(TypeError, match=r"`logits` must be a floating torch\.Tensor"):
-        tf.logits_entropy(torch.zeros(2, 3, dtype=torch.long))
+        logits_entropy(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="non-empty class axis"):
-        tf.logits_entropy(torch.zeros(2, 0))
+        logits_entropy(torch.zeros(2, 0))
 
 
 def _inductor_available() -> str | None:
@@ -240,8 +247,8 @@ def test_compiles_without_graph_breaks():
     y = torch.tensor([0, 3, -100, 8, 1])
 
     def step(a, b):
-        loss = tf.logits_kl(a, b).mean() + tf.logits_entropy(a).mean() + tf.logits_cross_entropy_soft(a, b).mean()
-        return loss + tf.logits_cross_entropy(y, b, label_smoothing=0.1)[0].mean()
+        loss = logits_kl(a, b).mean() + logits_entropy(a).mean() + logits_cross_entropy_soft(a, b).mean()
+        return loss + logits_cross_entropy(y, b, label_smoothing=0.1)[0].mean()
 
     compiled = torch.compile(step, fullgraph=True)  # fullgraph: a graph break raises
     a1, b1 = zp.clone().requires_grad_(), zq.clone().requires_grad_()

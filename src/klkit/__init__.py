@@ -1,6 +1,7 @@
 """klkit: entropy, cross-entropy and KL divergence, from the formula to the training loop."""
 
-from klkit._threads import get_num_threads, set_num_threads
+from klkit import distributions as _distributions  # noqa: F401  (registers distribution objects with the measures)
+from klkit._engine import get_num_threads, set_num_threads
 from klkit.divergences import f_divergence, hellinger_distance, js_distance, total_variation
 from klkit.estimators import Estimate, mc_kl
 from klkit.information import conditional_entropy, joint_entropy, mutual_information

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numbers
 from typing import Any, NamedTuple
 
-from klkit import _inputs
-from klkit._validation import (
+from klkit._engine import (
+    Inputs,
     Kind,
+    asarray,
     check_base,
     check_entries,
     check_kind,
@@ -22,10 +23,17 @@ from klkit._validation import (
     check_logits,
     check_probs,
     check_validate,
+    compute_dtype,
+    errstate,
+    finish_result,
+    invalid_slices,
+    log_and_prob,
+    namespace,
+    safe_log,
 )
-from klkit._xp import asarray, compute_dtype, errstate, namespace
+from klkit._relative_terms import clamp, divide_twice, kl_terms, product_twice, sum_twice
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.measures import _log_and_prob, _safe_log, entropy
+from klkit.measures import entropy
 
 __all__ = ["conditional_entropy", "joint_entropy", "mutual_information"]
 
@@ -90,12 +98,19 @@ def mutual_information(
     t = _table(pxy, axes, None, kind, validate)
     xp = t.xp
     with errstate(xp):
-        positive = t.p > 0  # p(x, y) > 0 implies p(x), p(y) > 0: every kept log is finite
-        logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
-        logpy = _safe_log(xp.sum(t.p, axis=-2, keepdims=True), xp)
-        terms = t.p * xp.where(positive, t.logp - logpx - logpy, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
-    return _inputs.result(value, t.inputs, base)
+        # Σ [p log(p/q) − p + q] with q = p(x)p(y)/T, T = Σ p (1 within the tolerance): the same sum, since
+        # Σ q = T = Σ p exactly, of terms ≥ 0 (0 for every cell of an independent table, a constant X or Y
+        # included); marginals, T and q carried to twice the precision, so that near independence
+        # (log-ratios of the size of the rounding of a marginal) nothing is lost
+        px_hi, px_lo = sum_twice(t.p, -1, xp)
+        py_hi, py_lo = sum_twice(t.p, -2, xp)
+        t_hi, t_lo = sum_twice(px_hi, -2, xp)
+        ax_hi, ax_lo = divide_twice(px_hi, px_lo, t_hi, t_lo + xp.sum(px_lo, axis=-2, keepdims=True), xp)
+        q_hi, q_lo = product_twice(ax_hi, ax_lo, py_hi, py_lo, xp)
+        logq = safe_log(ax_hi, xp) + safe_log(py_hi, xp)
+        terms = kl_terms(t.logp, t.p, q_hi, q_lo, logq, xp)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
+    return finish_result(value, t.inputs, base)
 
 
 def conditional_entropy(
@@ -153,10 +168,10 @@ def conditional_entropy(
     xp = t.xp
     with errstate(xp):
         positive = t.p > 0
-        logpx = _safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
+        logpx = safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
         terms = -t.p * xp.where(positive, t.logp - logpx, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
-    return _inputs.result(value, t.inputs, base)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
+    return finish_result(value, t.inputs, base)
 
 
 def joint_entropy(
@@ -215,7 +230,7 @@ class _Table(NamedTuple):
     logp: Any  # (..., n_x, n_y) in the compute dtype; None when not asked for
     p: Any
     flat: Any  # (..., n_x · n_y) in the input's dtype
-    inputs: _inputs.Inputs  # for _inputs.result: invalid slices and the result dtype
+    inputs: Inputs  # for finish_result: invalid slices and the result dtype
 
 
 def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool = True) -> _Table:
@@ -239,12 +254,12 @@ def _table(pxy: Any, axes: Any, given: Any, kind: Any, validate: Any, logs: bool
     flat = xp.reshape(table, (*table.shape[:-2], nx * ny))
     if validate:
         _check_total(flat, kind, xp)
-    invalid = None if validate else _inputs._invalid(((flat, kind),), xp)
-    inputs = _inputs.Inputs(xp, None, None, None, None, invalid, table.dtype)
+    invalid = None if validate else invalid_slices(((flat, kind),), xp)
+    inputs = Inputs(xp, None, None, None, None, invalid, table.dtype)
     if not logs:
         return _Table(xp, None, None, flat, inputs)
     with errstate(xp):
-        logp, p = _log_and_prob(flat, kind, None, compute_dtype(xp, table.dtype), xp)
+        logp, p = log_and_prob(flat, kind, None, compute_dtype(xp, table.dtype), xp)
     shape = (*table.shape[:-2], nx, ny)
     return _Table(xp, xp.reshape(logp, shape), xp.reshape(p, shape), flat, inputs)
 

@@ -1,6 +1,7 @@
 """The typer application. Each command lives in its own module as a thin wrapper
-that parses options and calls one plain, typed function (which tests call directly).
-Heavy imports (torch, matplotlib) happen inside the commands, so ``--help`` is fast.
+that parses options and calls one plain, typed function (which tests call directly);
+the module's ``register(app)`` adds it here, so imports only point from this module to the
+commands. Heavy imports (torch, matplotlib) happen inside the commands, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from klkit.cli import evaluate, lab, measure, pairs, rl, vae
 from klkit.cli._errors import OneLineErrorsGroup
 
 app = typer.Typer(
@@ -19,6 +21,10 @@ app = typer.Typer(
 )
 train_app = typer.Typer(help="Train a model (vae, ppo, trpo) into a run directory.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+for command in (evaluate, lab, measure, pairs):  # the order of `klkit --help`
+    command.register(app)
+for command in (rl, vae):
+    command.register(train_app)
 
 
 def _print_version(value: bool) -> None:
@@ -42,12 +48,3 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
-
-
-# Command modules register themselves on import (one line each; keep sorted).
-from klkit.cli import evaluate
-from klkit.cli import lab
-from klkit.cli import measure
-from klkit.cli import pairs
-from klkit.cli import rl
-from klkit.cli import vae

@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import app
 from klkit.errors import InvalidArgumentError
 from klkit.train.errors import RunDirectoryError
 
@@ -49,7 +48,6 @@ def evaluate_run(run_dir: Path, *, algorithm: str | None = None, **options: Any)
     return module.evaluate(Path(run_dir), **{k: v for k, v in options.items() if v is not None})
 
 
-@app.command("eval")
 @one_line_errors
 def eval_command(
     target: Annotated[str, typer.Argument(help="A run directory, or an algorithm (vae, ppo, trpo) followed by one.")],
@@ -87,3 +85,8 @@ def eval_command(
     Console().print(table)
     if any(isinstance(v, list | dict) for v in result.values()):
         typer.echo("Per-dimension and nested results: use --json.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit eval`` to ``app`` (the ``klkit`` application)."""
+    app.command("eval")(eval_command)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import app
 from klkit.lab.sections import SECTIONS
 
 ONLY_HELP = (
@@ -57,7 +56,6 @@ def lab(out: Path, *, quick: bool = False, only: list[str] | None = None, seed: 
     return 0 if report.passed else 1
 
 
-@app.command("lab")
 @one_line_errors
 def lab_command(
     out: Annotated[Path, typer.Option("--out", help="Directory for index.html, results.json and the figures.")] = Path(
@@ -83,3 +81,8 @@ def lab_command(
         raise typer.Exit(code=2) from None
     if code:
         raise typer.Exit(code=code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit lab`` to ``app`` (the ``klkit`` application)."""
+    app.command("lab")(lab_command)

@@ -16,9 +16,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from klkit._validation import check_kind
+from klkit._engine import check_kind
 from klkit.cli._errors import OneLineUsageCommand, one_line_errors
-from klkit.cli.app import app
 from klkit.divergences import hellinger_distance, js_distance, total_variation
 from klkit.measures import cross_entropy, entropy, js_divergence, kl_divergence, normalize
 from klkit.renyi import renyi_divergence
@@ -257,7 +256,6 @@ def format_json(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 
 
-@app.command("measure", cls=OneLineUsageCommand)
 @one_line_errors
 def measure_command(
     p: Annotated[str | None, typer.Option("--p", help="P as comma-separated numbers, e.g. 0.5,0.5.")] = None,
@@ -372,3 +370,8 @@ def _print_table(report: dict[str, Any]) -> None:
         f"({'holds' if check['holds'] else 'DOES NOT HOLD'})",
         markup=False,
     )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit measure`` to ``app`` (the ``klkit`` application)."""
+    app.command("measure", cls=OneLineUsageCommand)(measure_command)

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import app
 
 __all__ = ["pairs_table"]
 
@@ -67,7 +66,6 @@ def _torch_pairs() -> set[tuple[str, str]] | None:
     return {(p.__name__, q.__name__) for p, q in kl._KL_REGISTRY}
 
 
-@app.command("pairs")
 @one_line_errors
 def pairs_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
@@ -97,3 +95,8 @@ def pairs_command(
     console = Console()
     console.print(out)
     console.print(f"Closed-form entropy ({len(table['entropies'])}): {', '.join(table['entropies'])}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit pairs`` to ``app`` (the ``klkit`` application)."""
+    app.command("pairs")(pairs_command)

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import train_app
 
 
 def train_rl(algorithm: str, run_dir: Path, env: str, **overrides: Any) -> dict[str, Any]:
@@ -58,7 +57,6 @@ Progress = Annotated[bool, typer.Option(help="Show a progress bar on a terminal.
 Device = Annotated[str, typer.Option(help="Where the networks run: cpu, cuda or auto (environments step on the CPU).")]
 
 
-@train_app.command("ppo")
 @one_line_errors
 def train_ppo_command(
     run_dir: RunDir,
@@ -125,7 +123,6 @@ def train_ppo_command(
     _report(result, run_dir)
 
 
-@train_app.command("trpo")
 @one_line_errors
 def train_trpo_command(
     run_dir: RunDir,
@@ -156,3 +153,9 @@ def train_trpo_command(
         progress=None if progress else False,
     )
     _report(result, run_dir)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit train ppo`` and ``klkit train trpo`` to ``app`` (the ``klkit train`` group)."""
+    app.command("ppo")(train_ppo_command)
+    app.command("trpo")(train_trpo_command)

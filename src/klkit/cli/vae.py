@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from klkit.cli._errors import one_line_errors
-from klkit.cli.app import train_app
 
 
 def train_vae(run_dir: Path, **options: Any) -> dict[str, Any]:
@@ -49,7 +48,6 @@ def parse_hidden(text: str) -> tuple[int, ...]:
         raise ValueError(f"`--hidden` must be comma-separated layer widths such as 512,256; found {text!r}.") from None
 
 
-@train_app.command("vae")
 @one_line_errors
 def train_vae_command(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Directory for config, metrics, checkpoints (resumed).")],
@@ -107,3 +105,8 @@ def final_latent(run_dir: Path) -> Any:
         return json.loads((Path(run_dir) / "config.json").read_text())["latent"]
     except (OSError, ValueError, KeyError):
         return "?"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``klkit train vae`` to ``app`` (the ``klkit train`` group)."""
+    app.command("vae")(train_vae_command)

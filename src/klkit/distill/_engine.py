@@ -16,7 +16,7 @@ Chunks are :data:`CHUNK_ELEMENTS` entries, :data:`FUSED_CHUNK_ELEMENTS` on the f
 labels are skipped (their gradient is 0). Invalid values (NaN or ``+inf`` logits, a row of only
 ``-inf``, teacher probabilities that are not probabilities) are collected as one boolean on the
 device, read once after the loop, and only then diagnosed with the row-by-row checks of
-:mod:`klkit._validation`.
+:mod:`klkit._engine.checks`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 
-from klkit import _validation
-from klkit._xp import namespace
+from klkit._engine import CHECKS, namespace, sum_tolerance
 from klkit.distill import _formulas
 from klkit.distill._options import Spec
 
@@ -71,11 +70,11 @@ def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype
 
 
 def bad_rows(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """One boolean: some row of ``x`` is not a valid input of ``kind`` (the checks of klkit._validation)."""
+    """One boolean: some row of ``x`` is not a valid input of ``kind`` (the checks of klkit._engine.checks)."""
     if kind == "logits":
         return ~torch.isfinite(x.amax(dim=-1)).all()
     dtype = compute_dtype(x.dtype)
-    tol = _validation.sum_tolerance(x.dtype)
+    tol = sum_tolerance(x.dtype)
     if kind == "log_probs":
         lse = torch.logsumexp(x.to(dtype), dim=-1)
         return ~((x.amax(dim=-1) <= tol) & (lse.abs() <= tol)).all()
@@ -86,7 +85,7 @@ def bad_rows(x: torch.Tensor, kind: str) -> torch.Tensor:
 def raise_invalid(x: torch.Tensor, kind: str, name: str) -> None:
     """Run the full check of ``kind`` on ``x`` (rows last): raises with the first offender."""
     x = x.detach()
-    _validation.CHECKS[kind](x, name, namespace(x, names=(name,)))
+    CHECKS[kind](x, name, namespace(x, names=(name,)))
 
 
 def chain(psi: torch.Tensor, p: torch.Tensor, factor: Any) -> torch.Tensor:

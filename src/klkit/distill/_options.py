@@ -10,8 +10,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from klkit._engine import js_bound  # h(β) = −β log β − (1−β) log(1−β), the largest generalized JSD
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.measures import _js_bound  # h(β) = −β log β − (1−β) log(1−β), the largest generalized JSD
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "skew_forward_kl", "skew_reverse_kl", "tvd", "alpha_beta"]
 Reduction = Literal["batchmean", "sum", "mean", "none"]
@@ -212,7 +212,7 @@ def divergence_spec(
             return Spec("reverse_kl", t, scale=scale)
         if interpolation == "continuous":
             scale /= b * (1.0 - b)
-        return Spec("jsd", t, beta=b, scale=scale, bound=_js_bound((b, 1.0 - b)))
+        return Spec("jsd", t, beta=b, scale=scale, bound=js_bound((b, 1.0 - b)))
     if divergence in ("skew_forward_kl", "skew_reverse_kl"):
         s = check_skew(skew)
         return Spec(divergence, t, skew=s, scale=scale, bound=-math.log(s) if s > 0 else math.inf)

@@ -10,6 +10,7 @@ the family records of :mod:`klkit.distributions.families`; add your own with
 
 from klkit.distributions import divergence_forms as _divergence_forms  # noqa: F401  (registers the divergences)
 from klkit.distributions import entropy_forms as _entropy_forms  # noqa: F401  (registers the entropies)
+from klkit.distributions import hook as _hook  # noqa: F401  (registers distribution objects with klkit's measures)
 from klkit.distributions import kl_forms as _kl_forms  # noqa: F401  (registers the KL pairs)
 from klkit.distributions.api import (
     cross_entropy,

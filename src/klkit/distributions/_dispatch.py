@@ -11,7 +11,7 @@ import contextlib
 import numbers
 from typing import Any
 
-from klkit._xp import NUMPY, errstate, log_of_base
+from klkit._engine import NUMPY, errstate, log_of_base
 from klkit.distributions.adapters import backend_of
 from klkit.distributions.checks import check_categories
 from klkit.distributions.montecarlo import batch_shape, log_density

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from klkit._inputs import check_f_at_one, f_values, unknown_slope
-from klkit._xp import errstate, namespace, to_numpy
+from klkit._engine import check_f_at_one, errstate, f_values, namespace, to_numpy, unknown_slope
 from klkit.distributions._dispatch import broadcast, finite, is_estimate, log_densities_at, two_seeds
-from klkit.distributions.montecarlo import _host, draw, mc_mean, warn_if_unreliable
+from klkit.distributions.montecarlo import _host, draw, mc_mean, mean_of_halves, warn_if_unreliable
 
 __all__ = [
     "ADVICE",
@@ -145,15 +144,13 @@ def _hellinger_terms(log_a: Any, log_b: Any) -> Any:
 
 def _symmetric_mc(p: Any, q: Any, n: int, seed: int | None, terms: Callable[[Any, Any], Any], label: str) -> Any:
     """½ mean over samples of p + ½ mean over samples of q of ``terms(log a, log b)``, with its standard error."""
-    from klkit.distributions.api import _mean_of_halves
-
     seed_p, seed_q = two_seeds(seed)
     lp, lq = log_densities_at(p, q, draw(p, n, seed_p))
     a = terms(lp, lq)
     lq2, lp2 = log_densities_at(q, p, draw(q, n, seed_q))
     b = terms(lq2, lp2)
     a, b = broadcast(a, b)
-    half = _mean_of_halves(a, b)
+    half = mean_of_halves(a, b)
     return type(half)(half.value, half.standard_error, half.n_samples, label)
 
 

@@ -1,6 +1,6 @@
 """What the array API lacks, for numpy (scipy) and torch: the closed forms' special functions.
 
-The backend is never decided here: :func:`ops_for` asks :func:`klkit._xp.namespace`
+The backend is never decided here: :func:`ops_for` asks :func:`klkit._engine.arrays.namespace`
 which library the parameter arrays belong to and returns that library's
 special-function object (``lgamma``, ``digamma``, ``trigamma``, ``erf``, ``erfc``, ``i0e``,
 ``i1e``, ``xlogy``, ``betainc``, ``exp1``, ``softplus``, ``log_softmax``,
@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg, special
 
-from klkit import _xp
+from klkit._engine import dtype_name, is_numpy, is_torch
+from klkit._engine import namespace as array_namespace
 
 __all__ = ["EULER_GAMMA", "INF", "NumpyOps", "TorchOps", "log_beta", "ops_for", "sum_rightmost"]
 
@@ -287,12 +288,12 @@ def ops_for(*arrays: Any, names: tuple[str, ...] | None = None) -> NumpyOps | To
         non-array; :class:`~klkit.errors.BackendMismatchError` when the arrays mix libraries.
     """
     names = names or tuple(f"arrays[{i}]" for i in range(len(arrays)))
-    namespace = _xp.namespace(*arrays, names=names)
-    if _xp.is_numpy(namespace):
+    namespace = array_namespace(*arrays, names=names)
+    if is_numpy(namespace):
         if not _NUMPY:
             _NUMPY.append(NumpyOps(namespace))
         return _NUMPY[0]
-    if _xp.is_torch(namespace):
+    if is_torch(namespace):
         if not _TORCH:
             _TORCH.append(TorchOps(namespace))
         return _TORCH[0]
@@ -375,9 +376,7 @@ def log_product(xp: Any, a: Any, b: Any) -> Any:
     hi = a * b
     near = xp.abs(hi - 1.0) < 0.5
     a1, b1 = xp.where(near, a, 0.0 * a + 1.0), xp.where(near, b, 0.0 * b + 1.0)
-    split = (
-        4097.0 if _xp.dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") else 134217729.0
-    )
+    split = 4097.0 if dtype_name(getattr(hi, "dtype", "float64")) in ("float32", "float16", "bfloat16") else 134217729.0
     p = a1 * b1
     ah, bh = _split_high(a1, split), _split_high(b1, split)
     al, bl = a1 - ah, b1 - bh

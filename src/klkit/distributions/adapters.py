@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.distributions import _ops
 from klkit.distributions import families as fam
 

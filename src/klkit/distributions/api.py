@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from klkit._validation import check_base
+from klkit._engine import check_base
 from klkit.distributions import registry
 from klkit.distributions._dispatch import (
     broadcast,
@@ -61,7 +61,7 @@ from klkit.distributions.divergence_api import (  # the rest of the family, re-e
     renyi_divergence,
     total_variation,
 )
-from klkit.distributions.montecarlo import draw, log_density, mc_mean, warn_if_unreliable
+from klkit.distributions.montecarlo import draw, log_density, mc_mean, mean_of_halves, warn_if_unreliable
 from klkit.errors import NotRegisteredError
 
 __all__ = [
@@ -279,7 +279,7 @@ def js_divergence(p: Any, q: Any, /, *, base: float | None = None, **options: An
     a = _js_terms(p, q, draw(p, n, seed_p))  # log p − log m at x ~ p
     b = _js_terms(q, p, draw(q, n, seed_q))  # log q − log m at y ~ q
     a, b = broadcast(a, b)
-    return scale(_mean_of_halves(a, b), base)
+    return scale(mean_of_halves(a, b), base)
 
 
 def decompose(p: Any, q: Any, /, *, base: float | None = None, **options: Any) -> Any:
@@ -349,17 +349,6 @@ def _js_terms(a: Any, b: Any, x: Any) -> Any:
 
     with np.errstate(invalid="ignore", over="ignore"):
         return _LOG2 - np.logaddexp(0.0, log_b - log_a)
-
-
-def _mean_of_halves(a: Any, b: Any) -> Any:
-    """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
-    from klkit.estimators import Estimate
-
-    n = int(a.shape[0])
-    ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
-    value = 0.5 * (ea.value + eb.value)
-    se = 0.5 * (ea.standard_error**2 + eb.standard_error**2) ** 0.5
-    return Estimate(value, se, 2 * n, "MC Jensen–Shannon (mixture)")
 
 
 # ---------------------------------------------------------------------------------------------------

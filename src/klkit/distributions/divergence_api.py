@@ -40,9 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from klkit._inputs import FName, check_alpha, check_f
-from klkit._validation import check_base
-from klkit._xp import namespace
+from klkit._engine import FName, check_alpha, check_base, check_f, namespace
 from klkit.distributions import _divergence_mc as mc
 from klkit.distributions._dispatch import (
     closed_form,
@@ -212,7 +210,7 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     """
     alpha = check_alpha(alpha, infinite=False)
     if alpha == 1.0:
-        from klkit.distributions.api import kl_divergence
+        from klkit.measures import kl_divergence  # the registered KL, through the measures' hook for objects
 
         _options("renyi_divergence", options, base, log_units=True)
         return kl_divergence(p, q, base=base, **options)
@@ -286,13 +284,13 @@ def f_divergence(
     1.718282
     """
     check_f(f)
-    from klkit.distributions import api
+    from klkit.measures import js_divergence, kl_divergence  # the registered forms, through the measures' hook
 
     if f in ("kl", "reverse_kl"):
         a, b = (p, q) if f == "kl" else (q, p)
-        return api.kl_divergence(a, b, base=base, **options)
+        return kl_divergence(a, b, base=base, **options)
     if f == "js":
-        return api.js_divergence(p, q, base=base, **options)
+        return js_divergence(p, q, base=base, **options)
     if f == "tv":
         return total_variation(p, q, base=base, **options)
     label = f"f_divergence with f={f!r}" if isinstance(f, str) else "f_divergence with a callable f"
@@ -348,7 +346,7 @@ def js_distance(p: Any, q: Any, /, *, base: float | None = None, **options: Any)
     >>> float(api.js_distance(p, q, base=2))  # disjoint supports: 1 bit, distance 1
     1.0
     """
-    from klkit.distributions.api import js_divergence
+    from klkit.measures import js_divergence  # the registered form, through the measures' hook
 
     return mc.square_root(js_divergence(p, q, base=base, **options), "MC Jensen–Shannon distance")
 

@@ -91,7 +91,7 @@ def hellinger_from_renyi(xp: Any, renyi_half: Any) -> Any:
     Parameters
     ----------
     xp : array namespace
-        The namespace of ``renyi_half`` (:func:`klkit._xp.namespace`).
+        The namespace of ``renyi_half`` (:func:`klkit._engine.arrays.namespace`).
     renyi_half : array
         :math:`D_{1/2}(p\|q) \ge 0` in nats (+inf gives H = 1).
 
@@ -107,7 +107,7 @@ def hellinger_from_renyi(xp: Any, renyi_half: Any) -> Any:
     Examples
     --------
     >>> import math
-    >>> from klkit._xp import NUMPY
+    >>> from klkit._engine import NUMPY
     >>> round(float(hellinger_from_renyi(NUMPY, 2 * math.log(2))), 6)  # BC = ½: H = √½
     0.707107
     """

@@ -39,7 +39,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from klkit._xp import clamp_keep_gradient
+from klkit._engine import clamp_keep_gradient
 from klkit.distributions import families as fam
 from klkit.distributions._ops import (
     EULER_GAMMA,

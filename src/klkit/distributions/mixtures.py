@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._xp import NUMPY, errstate
+from klkit._engine import NUMPY, errstate
 from klkit.distributions import _ops
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.distributions.kl_forms import _mvn_kl

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 from klkit.distributions.adapters import is_torch_distribution
 from klkit.errors import MonteCarloWarning
 
-__all__ = ["batch_shape", "draw", "log_density", "mc_mean", "tail_index", "warn_if_unreliable"]
+__all__ = ["batch_shape", "draw", "log_density", "mc_mean", "mean_of_halves", "tail_index", "warn_if_unreliable"]
 
 
 def batch_shape(d: Any) -> tuple[int, ...]:
@@ -256,3 +256,14 @@ def warn_if_unreliable(terms: Any, finite_inputs: Any, what: str, advice: str, s
         MonteCarloWarning,
         stacklevel=stacklevel,
     )
+
+
+def mean_of_halves(a: Any, b: Any) -> Any:
+    """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
+    from klkit.estimators import Estimate
+
+    n = int(a.shape[0])
+    ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
+    value = 0.5 * (ea.value + eb.value)
+    se = 0.5 * (ea.standard_error**2 + eb.standard_error**2) ** 0.5
+    return Estimate(value, se, 2 * n, "MC Jensen–Shannon (mixture)")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from klkit._xp import is_torch_array
+from klkit._engine import is_torch_array
 
 __all__ = ["Estimate"]
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_base
-from klkit._xp import is_torch_array, log_of_base
+from klkit._engine import check_base, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
+from klkit.estimators.checks import check_choice
+from klkit.estimators.counts import METHOD_LABELS, chao_shen_entropy, symbol_counts
 
 __all__ = ["discrete_cross_entropy", "discrete_entropy", "discrete_kl_divergence"]
 
@@ -28,7 +28,6 @@ Unseen = Literal["inf", "raise", "pseudocount"]
 _ENTROPY_METHODS = ("plugin", "miller_madow", "chao_shen")
 _DIVERGENCE_METHODS = ("plugin", "miller_madow")
 _UNSEEN = ("inf", "raise", "pseudocount")
-_LABELS = {"plugin": "plug-in", "miller_madow": "Miller-Madow", "chao_shen": "Chao-Shen"}
 
 
 # ---------------------------------------------------------------------------
@@ -97,9 +96,9 @@ def discrete_entropy(
     >>> round(e, 4)
     1.0397
     """
-    _check_choice(method, "method", _ENTROPY_METHODS)
+    check_choice(method, "method", _ENTROPY_METHODS)
     base = check_base(base)
-    _, c = _symbol_counts(samples, counts, "samples", "counts")
+    _, c = symbol_counts(samples, counts, "samples", "counts")
     n = int(c.sum())
     seen = c[c > 0].astype(np.float64)
     p = seen / n
@@ -110,10 +109,10 @@ def discrete_entropy(
     elif method == "miller_madow":
         h = h_plugin + (seen.size - 1) / (2.0 * n)
     else:
-        h = _chao_shen(seen, n)
+        h = chao_shen_entropy(seen, n)
     var = max(float((p * logp * logp).sum()) - h_plugin**2, 0.0) / n
     scale = log_of_base(base)
-    return Estimate(np.float64(h / scale), np.float64(math.sqrt(var) / scale), n, f"{_LABELS[method]} entropy")
+    return Estimate(np.float64(h / scale), np.float64(math.sqrt(var) / scale), n, f"{METHOD_LABELS[method]} entropy")
 
 
 def _support_of_p(
@@ -211,7 +210,7 @@ def discrete_kl_divergence(
     >>> round(discrete_kl_divergence(["a", "b"], ["a", "a"], unseen="pseudocount"), 4)
     0.1438
     """
-    label = f"{_LABELS[method]} KL"
+    label = f"{METHOD_LABELS[method]} KL"
     pair = _support_of_p(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount, base, label)
     if isinstance(pair, Estimate):
         return pair
@@ -265,7 +264,7 @@ def discrete_cross_entropy(
     >>> print(discrete_cross_entropy(p_counts=[1, 1], q_counts=[1, 1], base=2))
     1.0000 ± 0 (plug-in cross-entropy, n=2)
     """
-    label = f"{_LABELS[method]} cross-entropy"
+    label = f"{METHOD_LABELS[method]} cross-entropy"
     pair = _support_of_p(p_samples, q_samples, p_counts, q_counts, method, unseen, pseudocount, base, label)
     if isinstance(pair, Estimate):
         return pair
@@ -283,78 +282,12 @@ def discrete_cross_entropy(
 # ---------------------------------------------------------------------------
 
 
-def _chao_shen(seen: np.ndarray, n: int) -> float:
-    f1 = int(np.sum(seen == 1))
-    if f1 == n:
-        f1 = n - 1  # every sample a singleton: coverage would be 0
-    coverage = 1.0 - f1 / n
-    pa = coverage * seen / n
-    inclusion = -np.expm1(n * np.log1p(-pa))  # 1 - (1 - pa)^n, accurate for small pa
-    return float(-(pa * np.log(pa) / inclusion).sum())
-
-
-def _check_choice(value: Any, name: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        listed = ", ".join(repr(o) for o in options)
-        raise InvalidArgumentError(f"`{name}` must be one of {listed}; found {value!r}. Pick one of those.")
-
-
-def _symbol_counts(samples: Any, counts: Any, s_name: str, c_name: str) -> tuple[np.ndarray | None, np.ndarray]:
-    """(symbols or None for positional counts, integer counts)."""
-    if (samples is None) == (counts is None):
-        raise InvalidArgumentError(
-            f"pass exactly one of `{s_name}` and `{c_name}`; found "
-            f"{'both' if samples is not None else 'neither'}. Give raw samples, or counts if you counted elsewhere."
-        )
-    if samples is not None:
-        x = samples.detach().cpu().numpy() if is_torch_array(samples) else np.asarray(samples)
-        if x.ndim == 0 or x.ndim > 2 or x.shape[0] == 0:
-            raise ShapeError(
-                f"`{s_name}` must be a non-empty 1-D array of symbols (or 2-D with one symbol per row); "
-                f"found shape {x.shape}. Flatten it, or pass counts."
-            )
-        if x.dtype.kind == "f" and np.isnan(x).any():
-            raise InvalidDistributionError(
-                f"`{s_name}` must not contain NaN (NaN is not a symbol: NaN != NaN); found "
-                f"{int(np.isnan(x).sum())}. Drop missing values or map them to an explicit symbol."
-            )
-        if x.ndim == 2:
-            symbols, c = np.unique(x, axis=0, return_counts=True)
-        else:
-            symbols, c = np.unique(x, return_counts=True)
-        return symbols, c.astype(np.int64)
-    if isinstance(counts, Mapping):
-        symbols = np.array(list(counts.keys()))
-        c = _check_counts(list(counts.values()), c_name)
-        return symbols, c
-    return None, _check_counts(counts, c_name)
-
-
-def _check_counts(counts: Any, name: str) -> np.ndarray:
-    c = counts.detach().cpu().numpy() if is_torch_array(counts) else np.asarray(counts)
-    if c.ndim != 1 or c.size == 0:
-        raise ShapeError(f"`{name}` must be a non-empty 1-D array of counts; found shape {c.shape}. Flatten it.")
-    if c.dtype.kind not in "biuf" or not all(isinstance(v, numbers.Real) for v in c[:1].tolist()):
-        raise InvalidDistributionError(f"`{name}` must hold numbers; found dtype {c.dtype}. Pass integer counts.")
-    cf = c.astype(np.float64)
-    bad = ~np.isfinite(cf) | (cf < 0) | (cf != np.round(cf))
-    if bad.any():
-        raise InvalidDistributionError(
-            f"`{name}` must hold non-negative integer counts; found {int(bad.sum())} bad entr"
-            f"{'y' if bad.sum() == 1 else 'ies'}, first {c[bad][0]!r} at index {int(np.argmax(bad))}. "
-            "Pass counts (not probabilities); use klkit.entropy for probability vectors."
-        )
-    if cf.sum() == 0:
-        raise InvalidDistributionError(f"`{name}` must have a positive total; found all zeros. Count some samples.")
-    return cf.astype(np.int64)
-
-
 def _pair(
     p_samples: Any, q_samples: Any, p_counts: Any, q_counts: Any, method: str, unseen: str, pseudocount: float
 ) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
     """Aligned probability vectors of P and Q (after the unseen rule), their sample sizes, the symbols."""
-    _check_choice(method, "method", _DIVERGENCE_METHODS)
-    _check_choice(unseen, "unseen", _UNSEEN)
+    check_choice(method, "method", _DIVERGENCE_METHODS)
+    check_choice(unseen, "unseen", _UNSEEN)
     if (
         isinstance(pseudocount, bool)
         or not isinstance(pseudocount, numbers.Real)
@@ -363,8 +296,8 @@ def _pair(
         raise InvalidArgumentError(
             f"`pseudocount` must be a finite number > 0; found {pseudocount!r}. Use 1 for Laplace's add-one rule."
         )
-    sp, cp = _symbol_counts(p_samples, p_counts, "p_samples", "p_counts")
-    sq, cq = _symbol_counts(q_samples, q_counts, "q_samples", "q_counts")
+    sp, cp = symbol_counts(p_samples, p_counts, "p_samples", "p_counts")
+    sq, cq = symbol_counts(q_samples, q_counts, "q_samples", "q_counts")
     if (sp is None) != (sq is None):
         raise TypeError(
             "an array of counts is aligned by position and cannot be matched with symbols from samples or a "

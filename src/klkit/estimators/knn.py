@@ -1,33 +1,32 @@
 r"""k-nearest-neighbour estimates of differential entropy and KL divergence from continuous samples.
 
-Neighbours come from :class:`scipy.spatial.cKDTree` with all cores
-(``workers=-1``), or from a fused brute-force kernel (numba, all cores) in
-dimension >= 8 for up to 3e9 pairs, where k-d trees barely prune
-(:mod:`klkit.estimators._neighbours`).
+Neighbours come from :class:`scipy.spatial.cKDTree`, or from a fused brute-force kernel
+(numba) in dimension >= 8 for up to 3e9 pairs, where k-d trees barely prune
+(:mod:`klkit.estimators.neighbours`); both use :func:`klkit.get_num_threads` threads.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Literal
 
 import numpy as np
 from scipy import special
 from scipy.spatial import cKDTree
 
-from klkit._validation import check_base
-from klkit._xp import is_torch_array, log_of_base
+from klkit._engine import check_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
-from klkit.estimators._neighbours import kth_distances, self_and_cross_distances
+from klkit.estimators.checks import check_bootstrap, check_k, check_metric, check_size
+from klkit.estimators.neighbours import kth_distances, self_and_cross_distances, workers
+from klkit.estimators.samples import jittered, real_samples, whiten, whiten_by
+from klkit.estimators.terms import estimate_from_terms
 
 __all__ = ["knn_entropy", "knn_kl_divergence"]
 
 Metric = Literal["euclidean", "chebyshev"]
 KLMethod = Literal["fixed", "adaptive", "gaussian_guided"]
 _KL_METHODS = ("fixed", "adaptive", "gaussian_guided")
-_METRICS = {"euclidean": 2.0, "chebyshev": math.inf}
 
 
 # ---------------------------------------------------------------------------
@@ -68,12 +67,16 @@ def knn_entropy(
     invariant and removes the large bias of k-NN balls on anisotropic data
     (d = 10, n = 10 000, axis scales 0.5 to 2: error +0.17 nats raw, −0.02 whitened).
 
-    **Duplicate points** make some :math:`\varepsilon_i` zero and the estimate
-    :math:`-\infty`: the data are then (partly) discrete and have no differential
-    entropy. klkit raises instead of returning ``-inf`` or a huge negative number.
-    If the duplicates come from rounding, pass ``jitter=w`` to add uniform noise
-    :math:`U(-w/2, w/2)` to every coordinate (``w`` the rounding step); the result is
-    then the entropy of the de-quantised data.
+    **Ties** (rounded data) are de-quantised by default: in every coordinate where two
+    samples share a value, uniform noise :math:`U(-w/2, w/2)` is added, ``w`` that
+    coordinate's grid step (its smallest positive gap between distinct values: 0.01
+    for data rounded to 2 decimals), so each value becomes a point drawn from its
+    rounding cell and the estimate is the entropy of the de-quantised data (for a
+    fine grid, that of the data before rounding). Coordinates without ties are not
+    touched; the noise is seeded (``seed``, 0 when None), and the method of the
+    result then ends in "ties jittered". ``jitter=w`` sets the width for every
+    coordinate instead; ``jitter=0`` adds no noise, and then duplicate points
+    (a zero :math:`\varepsilon_i`, an estimate of :math:`-\infty`) raise.
 
     Parameters
     ----------
@@ -92,9 +95,10 @@ def knn_entropy(
     confidence : float, default 0.95
         Coverage of the interval.
     seed : int, optional
-        Seed for the bootstrap and the jitter.
+        Seed for the bootstrap and the jitter; None: 0 (one input, one answer).
     jitter : float, optional
-        Width of uniform noise added before the search (see duplicates above).
+        None (default): de-quantise tied coordinates (see ties above); a width ``w > 0``:
+        uniform noise of that width on every coordinate; 0: no noise.
     standardize : bool, default True
         Whiten the samples first (see above); needs a non-singular sample covariance.
 
@@ -107,7 +111,7 @@ def knn_entropy(
     Raises
     ------
     ValueError
-        Non-finite samples, ``n <= k``, duplicate points, a bad ``k``, ``metric``,
+        Non-finite samples, ``n <= k``, duplicate points with ``jitter=0``, a bad ``k``, ``metric``,
         ``bootstrap``, ``confidence``, ``jitter`` or ``base``.
 
     References
@@ -126,23 +130,31 @@ def knn_entropy(
     True
     """
     base = check_base(base)
-    k = _check_k(k, "k")
-    p_norm = _check_metric(metric)
+    k = check_k(k, "k")
+    p_norm = check_metric(metric)
     if bootstrap is not None:
-        _check_bootstrap(bootstrap, confidence)
-    rng = np.random.default_rng(seed) if (bootstrap is not None or jitter is not None) else None
-    xs, like = _samples(x, "x")
-    xs = _jittered(xs, jitter, rng)
+        check_bootstrap(bootstrap, confidence)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    xs, like = real_samples(x, "x")
+    (xs,), tied = jittered([xs], jitter, rng)
     n, d = xs.shape
-    _check_size(n, k, "x", "k")
+    check_size(n, k, "x", "k")
     log_det = 0.0
     if standardize:
-        xs, log_det = _whiten(xs, "x")
+        xs, log_det = whiten(xs, "x")
     rho = _self_distances(xs, k, p_norm, "x")
     terms = d * np.log(rho)
     const = special.digamma(n) - special.digamma(k) + _log_unit_ball(d, metric) + log_det
-    return _result(
-        terms, const, n, base, f"kNN Kozachenko-Leonenko entropy, k={k}, {metric}", bootstrap, confidence, rng, like
+    return estimate_from_terms(
+        terms,
+        const,
+        n,
+        base,
+        _label(f"kNN Kozachenko-Leonenko entropy, k={k}, {metric}", tied, jitter),
+        bootstrap,
+        confidence,
+        rng,
+        like,
     )
 
 
@@ -202,9 +214,12 @@ def knn_kl_divergence(
     p, q Laplace, q scale 0.7    −0.054 / −0.046 / +0.208    −0.83 /   —   / +1.16
     ===========================  =========================  ==========================
 
-    Duplicates among the x's raise (see :func:`knn_entropy`); an x equal to a y
-    is allowed only for ``method="adaptive"`` (the other forms would take the log
-    of 0 and raise). The standard error treats the per-point terms as independent.
+    Ties are de-quantised as in :func:`knn_entropy`, each sample with its own grid
+    step (x and y may be rounded differently), or the pooled one in a coordinate where
+    only values of x equal values of y. With ``jitter=0``,
+    duplicates among the x's raise, and an x equal to a y is allowed only for
+    ``method="adaptive"`` (the other forms would take the log of 0 and raise). The
+    standard error treats the per-point terms as independent.
 
     Parameters
     ----------
@@ -217,7 +232,7 @@ def knn_kl_divergence(
     metric : {'euclidean', 'chebyshev'}, default 'euclidean'
     method : {'fixed', 'adaptive', 'gaussian_guided'}, default 'fixed'
     base, bootstrap, confidence, seed, jitter
-        As in :func:`knn_entropy` (``jitter`` is applied to both samples).
+        As in :func:`knn_entropy` (the jitter is applied to both samples).
 
     Returns
     -------
@@ -247,18 +262,18 @@ def knn_kl_divergence(
     True
     """
     base = check_base(base)
-    k = _check_k(k, "k")
-    p_norm = _check_metric(metric)
+    k = check_k(k, "k")
+    p_norm = check_metric(metric)
     if method not in _KL_METHODS:
         raise InvalidArgumentError(
             f"`method` must be one of 'fixed', 'adaptive' or 'gaussian_guided'; found {method!r}. "
             "'fixed' is the classic WKV estimator."
         )
     if bootstrap is not None:
-        _check_bootstrap(bootstrap, confidence)
-    rng = np.random.default_rng(seed) if (bootstrap is not None or jitter is not None) else None
-    xs, like = _samples(x, "x")
-    ys, like_y = _samples(y, "y")
+        check_bootstrap(bootstrap, confidence)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    xs, like = real_samples(x, "x")
+    ys, like_y = real_samples(y, "y")
     if (like is None) != (like_y is None):
         from klkit.errors import BackendMismatchError
 
@@ -268,21 +283,21 @@ def knn_kl_divergence(
             f"`x` and `y` must have the same dimension (columns); found {xs.shape[1]} and {ys.shape[1]}. "
             "Both samples must live in the same space."
         )
-    xs, ys = _jittered(xs, jitter, rng), _jittered(ys, jitter, rng)
+    (xs, ys), tied = jittered([xs, ys], jitter, rng)
     n, d = xs.shape
     m = ys.shape[0]
-    _check_size(n, k, "x", "k")
+    check_size(n, k, "x", "k")
     if m < k:
         raise ShapeError(f"`y` must hold at least k={k} samples; found {m}. Draw more samples of Q or lower `k`.")
     if method == "gaussian_guided":
-        xs, ys = _whiten_by(ys, xs, "y")
+        xs, ys = whiten_by(ys, xs, "y")
     within, across = self_and_cross_distances(xs, ys, k, p_norm)
     rho, nu = _distinct(within, "x"), across[:, 1]
     const = math.log(m / (n - 1))
     if method != "adaptive" and np.any(nu == 0):
         raise InvalidDistributionError(
             f"`x` and `y` share points: {int(np.sum(nu == 0))} x's have their k-th y-neighbour at distance 0, "
-            "so log(nu/rho) = -inf. Use method='adaptive', remove the shared points, or pass jitter=w."
+            "so log(nu/rho) = -inf. Use method='adaptive', remove the shared points, or leave `jitter` at its default."
         )
     if method == "fixed":
         terms = d * (np.log(nu) - np.log(rho))
@@ -293,12 +308,17 @@ def knn_kl_divergence(
     else:
         terms = _guided_terms(xs, rho, nu, metric)
         label = f"kNN Gaussian-guided KL, k={k}, {metric}"
-    return _result(terms, const, n, base, label, bootstrap, confidence, rng, like)
+    return estimate_from_terms(terms, const, n, base, _label(label, tied, jitter), bootstrap, confidence, rng, like)
 
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
+
+
+def _label(method: str, tied: bool, jitter: float | None) -> str:
+    """The method's name, marked when ties were de-quantised by default."""
+    return f"{method}, ties jittered" if tied and jitter is None else method
 
 
 def _adaptive_terms(
@@ -309,48 +329,13 @@ def _adaptive_terms(
     terms = np.empty_like(rho)
     x_sets = rho >= nu  # the x-ball (radius rho_k) is the larger: count y's inside it
     if np.any(x_sets):
-        c = tree_y.query_ball_point(xs[x_sets], r=rho[x_sets], p=p_norm, return_length=True, workers=-1)
+        c = tree_y.query_ball_point(xs[x_sets], r=rho[x_sets], p=p_norm, return_length=True, workers=workers())
         terms[x_sets] = special.digamma(k) - special.digamma(np.maximum(c, k) + 1)
     y_sets = ~x_sets
     if np.any(y_sets):
-        c = tree_x.query_ball_point(xs[y_sets], r=nu[y_sets], p=p_norm, return_length=True, workers=-1) - 1
+        c = tree_x.query_ball_point(xs[y_sets], r=nu[y_sets], p=p_norm, return_length=True, workers=workers()) - 1
         terms[y_sets] = special.digamma(np.maximum(c, k) + 1) - special.digamma(k)
     return terms
-
-
-def _whitening(ys: np.ndarray, name: str, fix: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mean, the matrix W with (y − mean) @ W white, and log|det L| (L the covariance's Cholesky factor)."""
-    m, d = ys.shape
-    mean = ys.mean(axis=0)
-    cov = np.atleast_2d(np.cov(ys, rowvar=False))
-    try:
-        chol = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        chol = None
-    if chol is None or not np.all(np.isfinite(chol)) or np.min(np.diag(chol)) <= 1e-6 * np.max(np.diag(chol)):
-        raise InvalidDistributionError(
-            f"`{name}` must have a positive-definite sample covariance to be whitened; found a singular one "
-            f"({m} samples in d={d}: constant or collinear columns). Drop those columns, draw more samples, or {fix}."
-        )
-    return mean, np.linalg.inv(chol).T, float(np.sum(np.log(np.diag(chol))))
-
-
-def _affine(xs: np.ndarray, mean: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``(xs − mean) @ w`` without BLAS for small d: an (n, d) × (d, d) product is d² vector passes, and a
-    threaded GEMM on a busy machine took 10× longer (0.11 s against 0.012 s for n = 1e5, d = 3)."""
-    centred = xs - mean
-    return np.einsum("ij,jk->ik", centred, w) if w.shape[0] <= 16 else centred @ w
-
-
-def _whiten(xs: np.ndarray, name: str) -> tuple[np.ndarray, float]:
-    mean, w, log_det = _whitening(xs, name, "pass standardize=False")
-    return _affine(xs, mean, w), log_det
-
-
-def _whiten_by(ys: np.ndarray, xs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both samples in the coordinates where the Gaussian fit of ``ys`` is N(0, I) (KL is invariant)."""
-    mean, w, _ = _whitening(ys, name, "use method='fixed'")
-    return _affine(xs, mean, w), _affine(ys, mean, w)
 
 
 def _guided_terms(zx: np.ndarray, rho: np.ndarray, nu: np.ndarray, metric: str) -> np.ndarray:
@@ -375,43 +360,6 @@ def _guided_terms(zx: np.ndarray, rho: np.ndarray, nu: np.ndarray, metric: str) 
     return log_q_volume - (log_v + d * np.log(rho))
 
 
-def _result(
-    terms: np.ndarray,
-    const: float,
-    n: int,
-    base: float | None,
-    label: str,
-    bootstrap: int | None,
-    confidence: float,
-    rng: np.random.Generator | None,
-    like: Any,
-) -> Estimate:
-    scale = log_of_base(base)
-    value = (const + float(terms.mean())) / scale
-    se = float(terms.std(ddof=1)) / math.sqrt(n) / scale
-    interval = None
-    level = None
-    if bootstrap is not None:
-        b = _check_bootstrap(bootstrap, confidence)
-        assert rng is not None
-        means = np.empty(b)
-        for j in range(b):
-            means[j] = terms[rng.integers(0, n, n)].mean()
-        alpha = (1.0 - confidence) / 2.0
-        lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-        interval = (_out((const + lo) / scale, like), _out((const + hi) / scale, like))
-        level = float(confidence)
-    return Estimate(_out(value, like), _out(se, like), n, label, interval, level)
-
-
-def _out(v: float, like: Any) -> Any:
-    if like is None:
-        return np.float64(v)
-    import torch
-
-    return torch.tensor(v, dtype=like.dtype if like.is_floating_point() else torch.float64, device=like.device)
-
-
 def _self_distances(xs: np.ndarray, k: int, p_norm: float, name: str) -> np.ndarray:
     """Distance from each point to its k-th nearest other point; raises on duplicates."""
     return _distinct(kth_distances(xs, xs, k, p_norm, self_query=True), name)
@@ -424,79 +372,9 @@ def _distinct(found: np.ndarray, name: str) -> np.ndarray:
         raise InvalidDistributionError(
             f"`{name}` must hold distinct points for a k-NN estimate; found {dup} point(s) with an exact duplicate "
             "(a zero neighbour distance would make the estimate -inf). Duplicates mean the data are (partly) "
-            "discrete: use discrete_entropy, or if they come from rounding pass jitter=<rounding step>."
+            "discrete: use discrete_entropy, or if they come from rounding leave `jitter` at its default (None)."
         )
     return np.ascontiguousarray(found[:, 1])
-
-
-def _samples(x: Any, name: str) -> tuple[np.ndarray, Any]:
-    like = None
-    if is_torch_array(x):
-        like = x
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise InvalidDistributionError(
-            f"`{name}` must hold real numbers; found dtype {arr.dtype}. Pass a numeric (n, d) array."
-        )
-    arr = arr.astype(np.float64, copy=False)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ShapeError(
-            f"`{name}` must have shape (n,) or (n, d), one sample per row; found {arr.shape}. Reshape to (n, -1)."
-        )
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.nonzero(bad.any(axis=1))[0][0])
-        raise InvalidDistributionError(
-            f"`{name}` must hold finite numbers; found {int(bad.sum())} non-finite entr"
-            f"{'y' if bad.sum() == 1 else 'ies'}, first in row {row}. Drop or impute those samples."
-        )
-    return arr, like
-
-
-def _jittered(xs: np.ndarray, jitter: float | None, rng: np.random.Generator | None) -> np.ndarray:
-    if jitter is None:
-        return xs
-    if isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (math.isfinite(jitter) and jitter > 0):
-        raise InvalidArgumentError(
-            f"`jitter` must be None or a finite width > 0; found {jitter!r}. Use the rounding step of the data."
-        )
-    assert rng is not None
-    return xs + rng.uniform(-jitter / 2, jitter / 2, xs.shape)
-
-
-def _check_k(k: Any, name: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise InvalidArgumentError(f"`{name}` must be an integer >= 1; found {k!r}. Typical values are 3 to 10.")
-    return int(k)
-
-
-def _check_size(n: int, k: int, name: str, k_name: str) -> None:
-    if n <= k:
-        raise ShapeError(
-            f"`{name}` must hold more than {k_name}={k} samples; found {n}. Draw more samples or lower `{k_name}`."
-        )
-
-
-def _check_metric(metric: Any) -> float:
-    if metric not in _METRICS:
-        raise InvalidArgumentError(
-            f"`metric` must be 'euclidean' or 'chebyshev'; found {metric!r}. Chebyshev (max-norm) is faster in "
-            "high dimension."
-        )
-    return _METRICS[metric]
-
-
-def _check_bootstrap(bootstrap: Any, confidence: Any) -> int:
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, numbers.Integral) or bootstrap < 2:
-        raise InvalidArgumentError(
-            f"`bootstrap` must be None or an integer >= 2 (number of resamples); found {bootstrap!r}. Try 1000."
-        )
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
-        raise InvalidArgumentError(f"`confidence` must be in (0, 1); found {confidence!r}. Use 0.95 for 95%.")
-    return int(bootstrap)
 
 
 def _log_unit_ball(d: int, metric: str) -> float:

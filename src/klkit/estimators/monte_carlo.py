@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_base
-from klkit._xp import asarray, is_torch_array, log_of_base, namespace, to_numpy
+from klkit._engine import asarray, check_base, is_torch_array, log_of_base, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.estimators._estimate import Estimate
+from klkit.estimators.sampled_kl import SAMPLED_KL
 
 __all__ = ["mc_kl"]
 
@@ -43,7 +43,8 @@ def mc_kl(
       :math:`r - 1` zero-mean) **and** non-negative for every sample, with
       usually much lower variance than ``k1`` when p and q are close. It is the
       ``approx_kl = ((ratio - 1) - logratio).mean()`` of PPO implementations.
-      :math:`r - 1` is computed with ``expm1`` for accuracy.
+      Computed to a few ulps also near :math:`r = 1`, where ``expm1(log r) − log r``
+      cancels (:mod:`klkit.estimators.sampled_kl`).
 
     Parameters
     ----------
@@ -133,7 +134,7 @@ def mc_kl(
         import torch
 
         logr = lq - lp
-        per_sample = _per_sample_torch(torch, logr, estimator)
+        per_sample = SAMPLED_KL[estimator](logr)
         value = per_sample.mean(dim=axis)
         with torch.no_grad():
             se = per_sample.detach().std(dim=axis, correction=1) / math.sqrt(n)
@@ -142,7 +143,7 @@ def mc_kl(
         out_dtype = lp.dtype if lp.dtype.kind == "f" else np.float64
         with np.errstate(over="ignore", invalid="ignore"):
             logr = lq.astype(np.float64) - lp.astype(np.float64)
-            per_sample = _per_sample_numpy(logr, estimator)
+            per_sample = SAMPLED_KL[estimator](logr)
             value = per_sample.mean(axis=axis)
             se = per_sample.std(axis=axis, ddof=1) / math.sqrt(n)
         se = np.where(np.isinf(value), np.nan, se)
@@ -152,23 +153,6 @@ def mc_kl(
     if scale != 1.0:
         value, se = value / scale, se / scale
     return Estimate(value, se, n, f"MC {estimator}")
-
-
-def _per_sample_numpy(logr: np.ndarray, estimator: str) -> np.ndarray:
-    if estimator == "k1":
-        return -logr
-    if estimator == "k2":
-        return 0.5 * logr * logr
-    # k3 >= 0 exactly; the clamp removes a possible last-ulp negative from rounding.
-    return np.maximum(np.expm1(logr) - logr, 0.0)
-
-
-def _per_sample_torch(torch: Any, logr: Any, estimator: str) -> Any:
-    if estimator == "k1":
-        return -logr
-    if estimator == "k2":
-        return 0.5 * logr * logr
-    return (torch.expm1(logr) - logr).clamp_min(0.0)
 
 
 def _check_log_density(x: Any, name: str, xp: Any, *, allow_minus_inf: bool) -> None:

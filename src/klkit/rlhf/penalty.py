@@ -67,6 +67,7 @@ def kl_penalty(
     old_logp: Any = None,
     clamp: Clamp | None = None,
     preset: str | None = None,
+    densities: bool = False,
 ) -> KLPenalty:
     r"""Per-token estimate of KL(π‖π_ref) at sampled tokens, and a loss surrogate with a stated gradient.
 
@@ -142,6 +143,9 @@ def kl_penalty(
         for the importance correction; None when they were drawn from π itself. Only with ``"loss"``.
     clamp : Clamp, optional
         Clamps of the log-ratio and of the estimate (gradient 0 where active); None: none.
+    densities : bool, default False
+        The inputs are log-densities of continuous actions (a Gaussian policy's), which may be positive:
+        the sign check is skipped. Token log-probabilities are ≤ 0, and a positive one is refused.
     preset : str, optional
         A key of :data:`klkit.rlhf.PRESETS` (``"verl:k3+"``, ``"openrlhf:k3"``, ``"trl:k3_ratio"`` ...):
         the library's estimator, clamps, gradient and arithmetic, bit for bit. It fixes
@@ -201,7 +205,7 @@ def kl_penalty(
     _check_options(estimator, placement, gradient, old_logp, preset)
     clamp = _check_clamp(clamp)
     bounded = clamp is not None and (clamp.log_ratio is not None or clamp.value is not None)
-    torch = _check_tensors(logp, ref_logp, old_logp, ref_may_be_minus_inf=bounded)
+    torch = _check_tensors(logp, ref_logp, old_logp, ref_may_be_minus_inf=bounded, densities=_check_flag(densities))
 
     ell = logp - ref_logp  # log π/π_ref at the sampled tokens (+inf where ref_logp = -inf, under a clamp)
     raw = _estimate(ell, ref_logp - logp, estimator, clamp, formula, torch)  # before the clamp of the value
@@ -280,11 +284,18 @@ def _torch() -> Any:
 
 
 def _check_tensors(
-    logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, finite: bool = True, ref_may_be_minus_inf: bool = False
+    logp: Any,
+    ref_logp: Any,
+    old_logp: Any,
+    keep: Any = None,
+    finite: bool = True,
+    ref_may_be_minus_inf: bool = False,
+    densities: bool = False,
 ) -> Any:
     """Types, shapes, no grad on the constants; with ``finite``, finite values ≤ √ε (where ``keep``): one host sync.
 
-    ``ref_may_be_minus_inf``: ``-inf`` in ``ref_logp`` passes (a clamp bounds the estimate there).
+    ``ref_may_be_minus_inf``: ``-inf`` in ``ref_logp`` passes (a clamp bounds the estimate there);
+    ``densities``: log-densities, which may be positive (no sign check).
     """
     torch = _torch()
     named = [("logp", logp), ("ref_logp", ref_logp)] + ([("old_logp", old_logp)] if old_logp is not None else [])
@@ -309,7 +320,7 @@ def _check_tensors(
     if not finite:
         return torch
     values = [x.detach() if keep is None else x.detach()[keep] for _, x in named]
-    tol = math.sqrt(torch.finfo(logp.dtype).eps)  # log_softmax may round a certain token to +1e-7
+    tol = math.inf if densities else math.sqrt(torch.finfo(logp.dtype).eps)  # log_softmax may round up to +1e-7
     allowed = [
         torch.isfinite(x) | (x == -math.inf) if name == "ref_logp" and ref_may_be_minus_inf else torch.isfinite(x)
         for (name, _), x in zip(named, values, strict=True)
@@ -334,9 +345,19 @@ def _check_tensors(
             raise InvalidDistributionError(
                 f"`{name}` must hold log-probabilities (≤ 0) at the sampled tokens; found {x[x > tol][0].item()} "
                 f"at index {where}{' of the unmasked entries' if keep is not None else ''}. Raw logits passed "
-                "by mistake? Pass torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)."
+                "by mistake? Pass torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1); "
+                "for log-densities of continuous actions pass densities=True."
             )
     return torch
+
+
+def _check_flag(densities: Any) -> bool:
+    if not isinstance(densities, bool):
+        raise TypeError(
+            f"`densities` must be True or False (log-densities of continuous actions, which may be positive); "
+            f"found {densities!r}. Pass densities=True for a Gaussian policy's log_prob."
+        )
+    return densities
 
 
 def _from_preset(preset: Any, estimator: str, gradient: str, clamp: Any) -> tuple[str, str, Clamp | None, str]:

@@ -51,56 +51,20 @@ Clamp(log_ratio=None, value=10.0)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-import torch
+from klkit.estimators.sampled_kl import k3
 
 __all__ = ["PRESETS", "Clamp", "Preset"]
 
 Estimator = Literal["k1", "k2", "k3", "abs"]
 Gradient = Literal["native", "reverse_kl", "straight_through"]
 
-_SERIES_TERMS = {8: 16, 4: 8, 2: 5}  # bytes per element → terms of the series below |d| = 1/2
-
-
-def _k3_value(d: torch.Tensor) -> torch.Tensor:
-    """e^d - 1 - d to a few ulps: d²·Σ_{n≥2} d^(n-2)/n! (Horner) where |d| < 1/2, expm1(d) - d elsewhere.
-
-    Near d = 0 both ``expm1(d) - d`` and ``(exp(d) - d) - 1`` cancel (the value is d²/2 ≪ d); the
-    series does not: 15 terms (float64) leave a truncation below 1e-17 relative, 7 (float32) below
-    1e-8. From |d| = 1/2 on, ``expm1(d) - d`` loses at most 2 bits (1.6 ulp measured in all).
-    ``expm1(d)`` may overflow to inf for large d: that is the value there, and the derivative is
-    computed apart (:class:`_K3`), so no inf reaches a gradient through the unused branch.
-    """
-    terms = _SERIES_TERMS.get(d.element_size(), 16)
-    x = d.clamp(-0.5, 0.5)  # the series' argument (its value is used only where |d| < 1/2)
-    series = torch.full_like(x, 1.0 / math.factorial(terms + 1))
-    for n in range(terms, 1, -1):
-        series.mul_(x).add_(1.0 / math.factorial(n))  # in place: no temporaries
-    series.mul_(x).mul_(x)
-    return series.where(d.abs() < 0.5, d.expm1().sub_(d))
-
-
-class _K3(torch.autograd.Function):
-    """k3(d) = e^d - 1 - d with its derivative expm1(d), both accurate (no autograd through the series)."""
-
-    @staticmethod
-    def forward(ctx: Any, d: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(d)
-        return _k3_value(d.detach())
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (d,) = ctx.saved_tensors
-        return grad * d.expm1()  # differentiable: double backward gives e^d
-
-
 # k3 = e^d - 1 - d (d = log π_ref - log π): klkit's, and the libraries' arithmetic orders
 FORMULAS: dict[str, Callable[[Any], Any]] = {
-    "klkit": _K3.apply,
+    "klkit": k3,  # accurate to a few ulps (klkit.estimators.sampled_kl)
     "(exp(d) - d) - 1": lambda d: (d.exp() - d) - 1,  # verl's low_var_kl, TRL's GRPO
     "(exp(d) - 1) - d": lambda d: (d.exp() - 1) - d,  # OpenRLHF's k3 (it adds ℓ = -d: the same bits)
 }

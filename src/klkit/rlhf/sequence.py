@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.rlhf.penalty import _check_tensors
+from klkit.rlhf.penalty import _check_flag, _check_tensors
 
 __all__ = ["sequence_kl_surrogate"]
 
 
-def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: Any = None) -> Any:
+def sequence_kl_surrogate(
+    logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: Any = None, densities: bool = False
+) -> Any:
     r"""Per-sequence surrogate with value the k1 estimate of KL(π(y)‖π_ref(y)) and gradient its exact gradient.
 
     For a sequence :math:`y = (y_1, \ldots, y_T)` drawn from the autoregressive policy π, with
@@ -49,6 +51,8 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
         Same shape, bool or 0/1: 1 on the sequence's tokens, 0 on padding (whose log-probs are ignored).
     old_logp : torch.Tensor, optional
         The sampling policy's, same shape, no grad; None when the sequences were drawn from π.
+    densities : bool, default False
+        The inputs are log-densities of continuous actions, which may be positive (no sign check).
 
     Returns
     -------
@@ -101,7 +105,7 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
             f"`mask` must hold only 0 and 1; found {mask[(mask != 0) & (mask != 1)][0].item()}. "
             "Pass a bool mask of the sequence's tokens."
         )
-    _check_tensors(logp, ref_logp, old_logp, keep)
+    _check_tensors(logp, ref_logp, old_logp, keep, densities=_check_flag(densities))
 
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
     ell = torch.where(keep, logp.detach() - ref_logp, zero)  # ℓ_t, 0 on padding

@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._validation import check_logits
-from klkit._xp import NUMPY, namespace
-from klkit.distill import divergence_loss
+from klkit._engine import NUMPY, check_logits, namespace
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
+from klkit.measures import kl_divergence
 
 __all__ = ["token_kl"]
 
@@ -37,13 +36,15 @@ def token_kl(
     misses the sequence-level KL's terms through later prefixes (Tang & Munos 2025;
     :func:`klkit.rlhf.sequence_kl_surrogate`).
 
-    Computed by :func:`klkit.distill.divergence_loss` (``reduction="none"``: ``"reverse_kl"`` is
-    KL(student‖teacher) with the policy as the student): log space, in float32 at least, ``chunk_size``
-    tokens at a time with the gradient computed in the forward pass (extra memory: one chunk, and no
-    gradient buffer under ``torch.no_grad()``), second derivatives under ``create_graph=True``. A token
-    whose probability is 0 in both distributions contributes 0 to the value and the gradient, whatever
-    fills it (``-inf``, ``-1e9``, the dtype's lowest value, or an underflowing logit); one with mass
-    under π and none under π_ref makes the reverse KL ``+inf``.
+    numpy inputs are computed by :func:`klkit.kl_divergence` (``kind="logits"``); torch inputs as
+    :math:`\sum_v \pi_t(v)(\log\pi_t(v) - \log\pi_{\mathrm{ref},t}(v))` from ``log_softmax`` in float32 at
+    least, with every entry of probability 0 under the first distribution set to 0 *before* the product
+    (not after), so that neither the value nor any derivative meets ``0 · inf``: a vocabulary masked with
+    ``-1e9`` (or the dtype's lowest value) in one model and ``-inf`` in the other gives finite values and
+    gradients under autograd, and second derivatives under ``create_graph=True``; mass under π where
+    π_ref has none makes the reverse KL ``+inf``. With ``chunk_size``, ``chunk_size`` tokens go per
+    call; under autograd each chunk is recomputed in the backward pass (activation checkpointing), so
+    the extra memory is that of one chunk, not of the whole batch.
 
     Parameters
     ----------
@@ -110,9 +111,13 @@ def token_kl(
     for name, x in (("logits", logits), ("ref_logits", ref_logits)):
         if hasattr(x, "is_floating_point") and not x.is_floating_point():
             raise TypeError(f"`{name}` must have a floating dtype; found {x.dtype}. Cast with .float().")
+    if type(logits).__module__.startswith("torch"):  # one check per input, then the masked-safe composition
+        xp = namespace(logits, ref_logits, names=("logits", "ref_logits"))
+        check_logits(logits.detach(), "logits", xp)
+        check_logits(ref_logits.detach(), "ref_logits", xp)
     try:
         return _token_kl(logits, ref_logits, direction, chunk_size)
-    except InvalidDistributionError:  # name the argument (divergence_loss calls them student and teacher)
+    except InvalidDistributionError:  # name the argument (klkit.kl_divergence calls them p and q)
         xp = namespace(logits, ref_logits, names=("logits", "ref_logits"))
         check_logits(logits, "logits", xp)
         check_logits(ref_logits, "ref_logits", xp)
@@ -120,5 +125,56 @@ def token_kl(
 
 
 def _token_kl(logits: Any, ref_logits: Any, direction: str, chunk_size: int | None) -> Any:
-    divergence = "reverse_kl" if direction == "reverse" else "forward_kl"  # KL(π‖π_ref), KL(π_ref‖π)
-    return divergence_loss(logits, ref_logits, divergence=divergence, reduction="none", chunk_size=chunk_size)
+    shape = tuple(logits.shape)
+    first, second = (logits, ref_logits) if direction == "reverse" else (ref_logits, logits)
+    tokens = 1
+    for n in shape[:-1]:
+        tokens *= n
+    if chunk_size is None or chunk_size >= tokens:
+        return _kl_logits(first, second)
+    first, second = first.reshape(tokens, shape[-1]), second.reshape(tokens, shape[-1])
+    parts = [_chunk(first[i : i + chunk_size], second[i : i + chunk_size]) for i in range(0, tokens, chunk_size)]
+    return _concat(parts).reshape(shape[:-1])
+
+
+def _chunk(p: Any, q: Any) -> Any:
+    """One chunk; under autograd, checkpointed (only the inputs are kept for backward)."""
+    if getattr(p, "requires_grad", False) or getattr(q, "requires_grad", False):
+        import torch
+        from torch.utils.checkpoint import checkpoint
+
+        if torch.is_grad_enabled():
+            return checkpoint(_kl_logits, p, q, use_reentrant=False)
+    return _kl_logits(p, q)
+
+
+def _kl_logits(p: Any, q: Any) -> Any:
+    """KL(softmax p ‖ softmax q) over the last axis: klkit.kl_divergence for numpy, _kl_torch for torch."""
+    if not type(p).__module__.startswith("torch"):
+        return kl_divergence(p, q, kind="logits")
+    return _kl_torch(p, q)
+
+
+def _kl_torch(p: Any, q: Any) -> Any:
+    """Σ s (a − b) with a, b the log-softmaxes in float32 at least; entries with s = 0 zeroed before the product."""
+    import torch
+
+    dtype = torch.promote_types(torch.promote_types(p.dtype, q.dtype), torch.float32)
+    a = torch.log_softmax(p.to(dtype), dim=-1)
+    b = torch.log_softmax(q.to(dtype), dim=-1)
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        empty = a.detach().exp() == 0  # no mass under the first distribution: the term is 0
+        zero = torch.zeros((), dtype=dtype, device=a.device)
+        a, b = torch.where(empty, zero, a), torch.where(empty, zero, b)
+        return torch.where(empty, zero, a.exp() * (a - b)).sum(dim=-1)
+    with torch.no_grad():
+        s = a.exp()
+        return torch.where(s == 0, 0.0, s * (a - b)).sum(dim=-1)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if type(parts[0]).__module__.startswith("torch"):
+        import torch
+
+        return torch.cat(parts)
+    return np.concatenate(parts)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from klkit.train.rl.policies import ACTIVATIONS
+__all__ = ["ACTIVATION_NAMES", "RESUMABLE", "CommonConfig", "config_from_dict"]
 
-__all__ = ["RESUMABLE", "CommonConfig", "config_from_dict"]
+ACTIVATION_NAMES = ("tanh", "relu")  # the hidden layers' activations (torch modules in policies.ACTIVATIONS)
 
 RESUMABLE = frozenset({"total_steps", "threads", "device", "progress", "checkpoint_every"})
 """Config keys a resumed run may change (the budget and where and how it runs); any other change is refused."""
@@ -78,8 +78,8 @@ class CommonConfig:
             raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda'; found {self.device!r}. Use 'cpu'.")
         if self.std not in ("state-independent", "state-dependent"):
             raise ValueError(f"`std` must be 'state-independent' or 'state-dependent'; found {self.std!r}.")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"`activation` must be one of {sorted(ACTIVATIONS)}; found {self.activation!r}.")
+        if self.activation not in ACTIVATION_NAMES:
+            raise ValueError(f"`activation` must be one of {sorted(ACTIVATION_NAMES)}; found {self.activation!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer; found {self.seed!r}.")
 

@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -23,8 +23,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-if TYPE_CHECKING:
-    from klkit.train.rl.config import CommonConfig
+from klkit.train.rl.config import ACTIVATION_NAMES, CommonConfig
 
 __all__ = ["ACTIVATIONS", "ActorCritic", "StdKind", "build_policy"]
 
@@ -43,7 +42,8 @@ def _mlp(sizes: Sequence[int], activation: type[nn.Module], out_gain: float) -> 
     return nn.Sequential(*layers)
 
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+# the torch module of each name the config accepts (zip(strict=True): one module per name, in order)
+ACTIVATIONS: dict[str, type[nn.Module]] = dict(zip(ACTIVATION_NAMES, (nn.Tanh, nn.ReLU), strict=True))
 _FUNCTIONAL = {
     nn.Linear: lambda layer, x: torch.nn.functional.linear(x, layer.weight, layer.bias),
     nn.Tanh: lambda layer, x: torch.tanh(x),

@@ -1,11 +1,11 @@
 """The front door of the array measures beyond :mod:`klkit.measures`: options, inputs, dtype, result.
 
-:func:`one` and :func:`pair` do what :func:`klkit.measures._reduce` does before it evaluates:
-check the options, find the inputs' library (:func:`klkit._xp.namespace`), broadcast, move the
+:func:`prepare_one` and :func:`prepare_pair` do what :func:`klkit._engine.door.reduce_measure` does before it evaluates:
+check the options, find the inputs' library (:func:`klkit._engine.arrays.namespace`), broadcast, move the
 outcome axis last, validate, and hand back ``log p`` and ``p`` in the compute dtype (float64 for
-numpy, float32 for half precision). :func:`result` applies the base, puts NaN on the slices of an
+numpy, float32 for half precision). :func:`finish_result` applies the base, puts NaN on the slices of an
 unvalidated input that lie outside their kind's domain (with ``sums=True`` also those whose total
-is off 1, or whose log-sum-exp is off 0, by more than :func:`klkit._validation.sum_tolerance`),
+is off 1, or whose log-sum-exp is off 0, by more than :func:`klkit._engine.checks.sum_tolerance`),
 and converts to the inputs' dtype. These measures take the generic array-API path only (no fused
 kernels).
 """
@@ -19,7 +19,8 @@ from typing import Any, Literal, NamedTuple, get_args
 
 import array_api_compat
 
-from klkit._validation import (
+from klkit._engine.arrays import asarray, compute_dtype, errstate, is_numpy, is_torch, logsumexp, namespace, to_numpy
+from klkit._engine.checks import (
     broadcast_shape,
     check_axis,
     check_kind,
@@ -27,17 +28,9 @@ from klkit._validation import (
     check_validate,
     sum_tolerance,
 )
-from klkit._xp import asarray, compute_dtype, errstate, is_numpy, is_torch, logsumexp, namespace, to_numpy
+from klkit._engine.finish import in_base, to_output_dtype
+from klkit._engine.prepare import check_values, invalid_logits, log_and_prob, out_of_domain
 from klkit.errors import InvalidArgumentError, InvalidDistributionError
-from klkit.measures import (
-    _finish,
-    _in_base,
-    _invalid_logits,
-    _is_distribution,
-    _log_and_prob,
-    _out_of_domain,
-    _validate,
-)
 
 __all__ = [
     "F_NAMES",
@@ -47,17 +40,15 @@ __all__ = [
     "check_f",
     "check_f_at_one",
     "f_values",
-    "is_distribution",
-    "one",
-    "pair",
-    "result",
+    "finish_result",
+    "invalid_slices",
+    "prepare_one",
+    "prepare_pair",
     "unknown_slope",
 ]
 
 FName = Literal["kl", "reverse_kl", "tv", "hellinger", "chi2", "js"]  # the named generators of f_divergence
 F_NAMES: tuple[str, ...] = get_args(FName)
-
-is_distribution = _is_distribution
 
 
 class Inputs(NamedTuple):
@@ -72,7 +63,7 @@ class Inputs(NamedTuple):
     dtype: Any  # the result's dtype (the inputs')
 
 
-def one(p: Any, axis: Any, kind: Any, validate: Any, sums: bool = False) -> Inputs:
+def prepare_one(p: Any, axis: Any, kind: Any, validate: Any, sums: bool = False) -> Inputs:
     """One distribution with outcomes along ``axis``; ``sums``: an unvalidated slice whose total is
     off 1 (probs) or 0 (log-sum-exp of log_probs) beyond the tolerance is invalid too."""
     kind = check_kind(kind)
@@ -83,19 +74,19 @@ def one(p: Any, axis: Any, kind: Any, validate: Any, sums: bool = False) -> Inpu
     check_not_empty(P.shape[ax], axis)
     P = P if ax == P.ndim - 1 else xp.moveaxis(P, ax, -1)
     if validate:
-        _validate(P, kind, "p", xp)
+        check_values(P, kind, "p", xp)
     dtype = compute_dtype(xp, P.dtype)
     with errstate(xp):
-        logp, prob = _log_and_prob(P, kind, None, dtype, xp)
-    invalid = None if validate else _invalid(((P, kind),), xp, sums)
+        logp, prob = log_and_prob(P, kind, None, dtype, xp)
+    invalid = None if validate else invalid_slices(((P, kind),), xp, sums)
     return Inputs(xp, logp, prob, None, None, invalid, P.dtype)
 
 
-def pair(
+def prepare_pair(
     p: Any, q: Any, axis: Any, kind: Any, q_kind: Any, validate: Any, logs: bool = True, sums: bool = False
 ) -> Inputs:
     """Two distributions whose shapes broadcast, outcomes along ``axis``; ``logs=False``: probabilities
-    given as such are not logged (``logp``/``logq`` None); ``sums`` as in :func:`one`, for both."""
+    given as such are not logged (``logp``/``logq`` None); ``sums`` as in :func:`prepare_one`, for both."""
     kind = check_kind(kind)
     q_kind = kind if q_kind is None else check_kind(q_kind, "q_kind")
     validate = check_validate(validate)
@@ -117,24 +108,24 @@ def pair(
     if ax != len(shape) - 1:
         P, Q = xp.moveaxis(P, ax, -1), xp.moveaxis(Q, ax, -1)
     if validate:
-        _validate(P, kind, "p", xp)
-        _validate(Q, q_kind, "q", xp)
+        check_values(P, kind, "p", xp)
+        check_values(Q, q_kind, "q", xp)
     dtype = compute_dtype(xp, out_dtype)
     with errstate(xp):
-        logp, prob_p = _log_and_prob(P, kind, None, dtype, xp) if logs or kind != "probs" else (None, P)
-        logq, prob_q = _log_and_prob(Q, q_kind, None, dtype, xp) if logs or q_kind != "probs" else (None, Q)
+        logp, prob_p = log_and_prob(P, kind, None, dtype, xp) if logs or kind != "probs" else (None, P)
+        logq, prob_q = log_and_prob(Q, q_kind, None, dtype, xp) if logs or q_kind != "probs" else (None, Q)
     if not logs:
         prob_p, prob_q = xp.astype(prob_p, dtype, copy=False), xp.astype(prob_q, dtype, copy=False)
-    invalid = None if validate else _invalid(((P, kind), (Q, q_kind)), xp, sums)
+    invalid = None if validate else invalid_slices(((P, kind), (Q, q_kind)), xp, sums)
     return Inputs(xp, logp, prob_p, logq, prob_q, invalid, out_dtype)
 
 
-def result(value: Any, inputs: Inputs, base: float | None = None) -> Any:
+def finish_result(value: Any, inputs: Inputs, base: float | None = None) -> Any:
     """``value`` in ``base``, NaN on invalid slices, in the inputs' dtype (numpy 0-d → scalar)."""
     xp = inputs.xp
     if inputs.invalid is not None:
         value = xp.where(inputs.invalid, math.nan, value)
-    return _finish(_in_base(value, base), inputs.dtype, xp)
+    return to_output_dtype(in_base(value, base), inputs.dtype, xp)
 
 
 def check_alpha(alpha: Any, *, infinite: bool = True) -> float:
@@ -224,19 +215,19 @@ def _shape(x: Any) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape)
 
 
-def _invalid(arrays: tuple[tuple[Any, str], ...], xp: Any, sums: bool = False) -> Any:
+def invalid_slices(arrays: tuple[tuple[Any, str], ...], xp: Any, sums: bool = False) -> Any:
     """Per slice: an entry outside its kind's domain (as the generic path of measures judges it);
     with ``sums``, also a total off 1 (probs) or a log-sum-exp off 0 (log_probs) beyond the tolerance."""
     out = None
     for x, kind in arrays:
-        for bad in (_out_of_domain(x, kind, xp), _invalid_logits(x, kind, xp), _off_sum(x, kind, xp, sums)):
+        for bad in (out_of_domain(x, kind, xp), invalid_logits(x, kind, xp), _off_sum(x, kind, xp, sums)):
             if bad is not None:
                 out = bad if out is None else out | bad
     return out
 
 
 def _off_sum(x: Any, kind: str, xp: Any, sums: bool) -> Any:
-    """Per slice: not normalised within :func:`~klkit._validation.sum_tolerance` (NaN counts as off)."""
+    """Per slice: not normalised within :func:`~klkit._engine.checks.sum_tolerance` (NaN counts as off)."""
     if not sums or kind == "logits":
         return None
     y = xp.astype(x, compute_dtype(xp, x.dtype))

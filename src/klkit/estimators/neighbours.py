@@ -23,7 +23,16 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["BRUTE_FORCE_MAX_PAIRS", "BRUTE_FORCE_MIN_DIM", "build_tree", "kth_distances", "self_and_cross_distances"]
+from klkit._engine import get_num_threads
+
+__all__ = [
+    "BRUTE_FORCE_MAX_PAIRS",
+    "BRUTE_FORCE_MIN_DIM",
+    "build_tree",
+    "kth_distances",
+    "self_and_cross_distances",
+    "workers",
+]
 
 BRUTE_FORCE_MIN_DIM = 8  # from this dimension on the fused brute force beats cKDTree ...
 BRUTE_FORCE_MAX_PAIRS = 3e9  # ... up to this many query-reference pairs (n = m = 5.5e4)
@@ -54,7 +63,7 @@ def kth_distances(
         order = tree.indices if self_query else build_tree(queries).indices
     ks = [2, k + 1] if self_query else [1, k]
     out = np.empty((queries.shape[0], 2))
-    out[order] = tree.query(queries[order], k=ks, p=p_norm, workers=-1)[0]
+    out[order] = tree.query(queries[order], k=ks, p=p_norm, workers=workers())[0]
     return out
 
 
@@ -69,8 +78,13 @@ def self_and_cross_distances(xs: np.ndarray, ys: np.ndarray, k: int, p_norm: flo
     tree = build_tree(xs)
     order = tree.indices
     within = np.empty((xs.shape[0], 2))
-    within[order] = tree.query(xs[order], k=[2, k + 1], p=p_norm, workers=-1)[0]
+    within[order] = tree.query(xs[order], k=[2, k + 1], p=p_norm, workers=workers())[0]
     return within, kth_distances(xs, ys, k, p_norm, self_query=False, order=order)
+
+
+def workers() -> int:
+    """Threads for the neighbour searches: :func:`klkit.get_num_threads` (see ``klkit.set_num_threads``)."""
+    return get_num_threads()
 
 
 def build_tree(points: np.ndarray) -> cKDTree:
@@ -89,7 +103,12 @@ def _brute(queries: np.ndarray, reference: np.ndarray, k: int, p_norm: float, se
     centre = reference.mean(axis=0)  # float32 keeps its relative precision only near the origin
     q32 = np.ascontiguousarray(queries - centre, dtype=np.float32)
     r32 = np.ascontiguousarray((reference - centre).T, dtype=np.float32)  # (d, m): coordinates-major
-    index = _top_k(q32, r32, k, math.isinf(p_norm), self_query)
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(workers(), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        index = _top_k(q32, r32, k, math.isinf(p_norm), self_query)
+    finally:
+        numba.set_num_threads(before)
     # Exact float64 distances of the k winners, sorted.
     diff = queries[:, None, :] - reference[index]
     dist = np.abs(diff).max(axis=2) if math.isinf(p_norm) else np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from klkit._xp import compute_dtype, dtype_name, logsumexp, to_numpy
+from klkit._engine.arrays import compute_dtype, dtype_name, logsumexp, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 
 Kind = Literal["probs", "log_probs", "logits"]
@@ -101,7 +101,7 @@ def check_not_empty(n: int, axis: int) -> None:
         )
 
 
-def _describe(x: Any, mask: Any) -> str:
+def describe_entries(x: Any, mask: Any) -> str:
     """'3 entries, first -0.1 at index (0, 2)' for a boolean mask over numpy array x."""
     x = np.asarray(x)
     mask = np.asarray(mask)
@@ -144,7 +144,7 @@ def check_entries(x: Any, kind: str, name: str, xp: Any) -> None:
         bad = xp.isnan(x) | (x == math.inf)
     if _any(bad, xp):
         rule, fix = _ENTRY_RULES[kind]
-        _fail(name, rule, _describe(to_numpy(x), to_numpy(bad)), fix)
+        _fail(name, rule, describe_entries(to_numpy(x), to_numpy(bad)), fix)
 
 
 def check_probs(

@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import numpy as _np_xp
 
-from klkit.errors import BackendMismatchError
+from klkit.errors import BackendMismatchError, InvalidArgumentError, ShapeError
 
 __all__ = [
     "asarray",
@@ -103,34 +103,75 @@ def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
 def asarray(x: Any, xp: Any, name: str = "p") -> Any:
     """``x`` as an array of ``xp`` with a real floating dtype (integers and booleans become floats).
 
-    Complex numbers, strings and objects raise a ``TypeError``: probabilities are real.
+    Ragged nested lists, complex numbers, strings, dates, Python objects, meta-device, sparse and nested
+    tensors raise klkit's own errors, naming ``name``, what was found and the fix.
+
+    Examples
+    --------
+    >>> asarray([[0.5, 0.5], [1.0]], NUMPY)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    klkit.errors.ShapeError: `p` must be a rectangular array of numbers; found a ragged nested sequence ...
     """
     if xp is NUMPY:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError as exc:  # numpy: "setting an array element with a sequence ... inhomogeneous shape"
+            raise ShapeError(
+                f"`{name}` must be a rectangular array of numbers; found a ragged nested sequence (rows of different "
+                "lengths). Pad the rows to one length with zeros (probability 0 is padding) or pass them one at a time."
+            ) from exc
         kind = arr.dtype.kind
         if kind == "f":
             return arr
         if kind in "biu":
             return arr.astype(np.float64)
-        found = f"dtype {arr.dtype}"
-    else:
-        if is_torch(xp):
-            arr = x if is_torch_array(x) else xp.asarray(x)
-            if arr.is_floating_point():
-                return arr
-            if not arr.is_complex():
-                return arr.to(sys.modules["torch"].get_default_dtype())
-        else:
-            arr = xp.asarray(x)
-            if xp.isdtype(arr.dtype, "real floating"):
-                return arr
-            if xp.isdtype(arr.dtype, ("integral", "bool")):
-                return xp.astype(arr, _default_float(xp, arr))
-        found = f"dtype {arr.dtype}"
-    raise TypeError(
-        f"`{name}` must hold real numbers; found {found}. "
-        "klkit does not drop imaginary parts: pass x.real explicitly if that is what you mean."
-    )
+        raise TypeError(f"`{name}` must hold real numbers; found dtype {arr.dtype}. {_NOT_REAL.get(kind, _OTHER)}")
+    if is_torch(xp):
+        arr = x if is_torch_array(x) else xp.asarray(x)
+        _check_torch_storage(arr, name)
+        if arr.is_floating_point():
+            return arr
+        if not arr.is_complex():
+            return arr.to(sys.modules["torch"].get_default_dtype())
+        raise TypeError(f"`{name}` must hold real numbers; found dtype {arr.dtype}. {_NOT_REAL['c']}")
+    arr = xp.asarray(x)
+    if xp.isdtype(arr.dtype, "real floating"):
+        return arr
+    if xp.isdtype(arr.dtype, ("integral", "bool")):
+        return xp.astype(arr, _default_float(xp, arr))
+    raise TypeError(f"`{name}` must hold real numbers; found dtype {arr.dtype}. {_OTHER}")
+
+
+_OTHER = "Convert the values to floats first, e.g. np.asarray(values, dtype=float)."
+_NOT_REAL = {
+    "c": "klkit does not drop imaginary parts: pass x.real explicitly if that is what you mean.",
+    "U": "Strings are not numbers: convert them first, e.g. np.asarray(values, dtype=float).",
+    "S": "Bytes are not numbers: convert them first, e.g. np.asarray(values, dtype=float).",
+    "O": "Python objects (None, integers beyond 64 bits, mixed types) are not numbers klkit computes with: convert "
+    "them to floats first, e.g. np.asarray(values, dtype=float).",
+    "M": "Dates are not probabilities: pass the numbers you mean as floats.",
+    "m": "Durations are not probabilities: pass the numbers you mean as floats.",
+}
+
+
+def _check_torch_storage(arr: Any, name: str) -> None:
+    """Tensors whose values klkit cannot read: meta (no values), sparse and nested (ragged) layouts."""
+    torch = sys.modules["torch"]
+    if arr.device.type == "meta":
+        raise InvalidArgumentError(
+            f"`{name}` must hold values; found a tensor on the meta device (a shape without values). Create it on "
+            "a real device, e.g. torch.tensor(values) or x.to_empty(device='cpu') and fill it."
+        )
+    if getattr(arr, "is_nested", False):
+        raise ShapeError(
+            f"`{name}` must be a rectangular tensor; found a nested (ragged) tensor. Pad it with zeros, e.g. "
+            "torch.nested.to_padded_tensor(x, 0.0), or pass its rows one at a time."
+        )
+    if arr.layout != torch.strided:
+        raise TypeError(
+            f"`{name}` must be a dense (strided) tensor; found layout {arr.layout}. Call x.to_dense() first."
+        )
 
 
 def _default_float(xp: Any, x: Any) -> Any:

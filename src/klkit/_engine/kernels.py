@@ -1,4 +1,4 @@
-"""Fused numba kernels behind the numpy fast path.
+"""Fused numba kernels behind the numpy fast path for probabilities (logits: :mod:`klkit._engine.kernels_logits`).
 
 Probabilities: the flat (rows × n) input is cut into chunks on a grid that
 depends on its size only. numpy computes ``log`` on each chunk (its SIMD
@@ -11,13 +11,8 @@ chunk, added in chunk order at the end. Every row is therefore summed in the sam
 order whatever the number of threads, and the extra memory is the per-row value,
 one buffer per thread and a few numbers per chunk.
 
-Logits: one numba pass per row with an online log-sum-exp, then one pass for the
-measure; no temporary arrays at all. Rows are shared between threads.
-
-Both return the value per row, NaN for a row holding an entry outside the kind's
-domain, and summaries for the checks: the count of bad entries and, for
-probabilities, the row sums farthest from 1 (for logits, the smallest row
-log-sum-exp: ``-inf`` when a row is all ``-inf``).
+They return the value per row, NaN for a row holding an entry outside the domain, and
+summaries for the checks: the count of bad entries and the row sums farthest from 1.
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ import math
 import numba
 import numpy as np
 
-from klkit._threads import get_num_threads, parallel_map
+from klkit._engine.threads import get_num_threads, parallel_map
 
 CHUNK = 1 << 15  # elements per chunk of a large input: its float64 buffer (256 KiB) stays in L2
 MIN_CHUNK = 1 << 12  # elements per chunk of a small input
@@ -325,140 +320,3 @@ def probs_rows_small(p: np.ndarray, q: np.ndarray | None, mode: int):
     _log_small(flat_p, flat_q, mode, lg)
     _probs_chunk(flat_p, flat_q, lg, 0, size, n, mode, value, part, stats)
     return value, stats[0, _WORST_P], 1.0 if q is None else stats[0, _WORST_Q], stats[0, _BAD]
-
-
-@numba.njit(inline="always", cache=True)
-def _add(s: float, c: float, x: float):
-    """Neumaier's compensated sum: (s, c) + x, with c collecting the lost low-order bits (x finite)."""
-    t = s + x
-    if abs(s) >= abs(x):
-        c += (s - t) + x
-    else:
-        c += (x - t) + s
-    return t, c
-
-
-@numba.njit(inline="always", cache=True)
-def _row_lse(x, r):
-    """Online log-sum-exp of row r, in float64 with a compensated sum; NaN and +inf are counted."""
-    m = -_INF
-    s = 0.0
-    c = 0.0
-    nbad = 0
-    for i in range(x.shape[1]):
-        xi = np.float64(x[r, i])
-        if not xi < _INF:
-            nbad += 1
-        elif xi > m:
-            scale = math.exp(m - xi)
-            s, c = _add(s * scale, c * scale, 1.0)
-            m = xi
-        elif xi > -_INF:
-            s, c = _add(s, c, math.exp(xi - m))
-    if m == -_INF:
-        return -_INF, nbad
-    return m + math.log(s + c), nbad
-
-
-@numba.njit(inline="always", cache=True)
-def _row_value(a, b, r, la, lb, mode) -> float:
-    """The measure of row r given its log-sum-exps, compensated (Neumaier).
-
-    A term with p > 0 where q = 0 (a finite logit of p beside a ``-inf`` logit of q)
-    is ``+inf``; such terms are counted, never summed, so no ``inf - inf`` can
-    reach the compensation.
-    """
-    v = 0.0
-    c = 0.0
-    infinite = 0
-    for i in range(a.shape[1]):
-        ai = np.float64(a[r, i])
-        if ai == -_INF:  # p = 0: no term
-            continue
-        lp = ai - la
-        pi = math.exp(lp)
-        if mode == ENTROPY:
-            term = -pi * lp
-        else:
-            bi = np.float64(b[r, i])
-            if bi == -_INF:
-                infinite += 1
-                continue
-            lq = bi - lb
-            term = pi * (lp - lq) if mode == KL else -pi * lq
-        if pi > 0.0:  # p rounded to 0 beside a huge log q would give 0 · inf
-            v, c = _add(v, c, term)
-    return _INF if infinite else v + c
-
-
-@numba.njit(nogil=True, cache=True)
-def _logits_rows(a, b, mode, value, stats):  # pragma: no cover - compiled
-    """Fill ``value`` for (rows, n) logits (``b`` unused for entropy); ``stats`` gets
-    ``[bad entries, smallest log-sum-exp of a, of b]``.
-
-    A row with a NaN or ``+inf`` logit, or whose logits (of a, or of b unless
-    entropy) are all ``-inf``, has value NaN. Sums are compensated (Neumaier), so a
-    row of 10^5 equal terms keeps ~1e-15 relative.
-    """
-    nbad = 0
-    low_a = _INF
-    low_b = _INF
-    for r in range(a.shape[0]):
-        la, nba = _row_lse(a, r)
-        lb, nbb = 0.0, 0
-        if mode != ENTROPY:
-            lb, nbb = _row_lse(b, r)
-        nbad += nba + nbb
-        low_a = min(low_a, la)
-        low_b = min(low_b, lb)
-        if nba + nbb > 0 or la == -_INF or lb == -_INF:
-            value[r] = _NAN
-        else:
-            value[r] = _row_value(a, b, r, la, lb, mode)
-    stats[0] = nbad
-    stats[1] = low_a
-    stats[2] = low_b
-
-
-def logits_rows(a: np.ndarray, b: np.ndarray, mode: int):
-    """Per-row measure of C-contiguous (rows, n) logits, and the checks' summaries.
-
-    Rows are shared between klkit's thread pool (the kernel releases the GIL), not
-    numba's parallel backend, whose spinning OpenMP threads would compete with torch's.
-
-    Parameters
-    ----------
-    a, b : ndarray
-        C-contiguous float32 or float64 logits of one shape; ``b`` is ignored for entropy.
-    mode : int
-        ``ENTROPY``, ``CROSS_ENTROPY`` or ``KL``.
-
-    Returns
-    -------
-    value : ndarray
-        float64, one per row; NaN for a row with a NaN or ``+inf`` logit or whose
-        logits are all ``-inf``; ``+inf`` where a finite logit of a meets a ``-inf``
-        logit of b (cross-entropy, KL).
-    lse_a, lse_b : ndarray
-        0-d float64: the smallest row log-sum-exp of a (of b; 0.0 for entropy),
-        ``-inf`` when some row is all ``-inf``.
-    n_bad : ndarray
-        0-d int64: the number of NaN and ``+inf`` logits.
-    """
-    rows = a.shape[0]
-    value = np.empty(rows)
-    workers = min(get_num_threads(), rows) if a.size >= 4 * CHUNK else 1
-    bounds = [rows * w // workers for w in range(workers + 1)]
-    stats = np.empty((workers, 3))
-
-    def run(w: int) -> None:
-        lo, hi = bounds[w], bounds[w + 1]
-        _logits_rows(a[lo:hi], b[lo:hi], mode, value[lo:hi], stats[w])
-
-    parallel_map(run, range(workers))
-    return (
-        value,
-        np.array(stats[:, 1].min()),
-        np.array(stats[:, 2].min()),
-        np.array(stats[:, 0].sum(), dtype=np.int64),
-    )

@@ -1,0 +1,127 @@
+"""The generic path: any array-API library, autograd, half precision, ``torch.compile``.
+
+Written once against the Python array API (log space, masks, chunks), it serves every library
+and is the reference the fast paths are pinned to by ``tests/test_differential.py``. Large inputs
+go in chunks so that peak extra memory stays under 25% of one input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from klkit._engine.arrays import compute_dtype, is_torch
+from klkit._engine.finish import LOG2
+from klkit._engine.prepare import (
+    CHUNK_BYTES,
+    CHUNK_MIN,
+    Measure,
+    invalid_logits,
+    log_and_prob,
+    logits_normaliser,
+    out_of_domain,
+    under_autograd,
+)
+
+__all__ = ["chunk_budget", "generic_path", "js_term"]
+
+
+def chunk_budget(P: Any, Q: Any, xp: Any) -> int:
+    """Elements per chunk of the generic path: the whole input when small or under autograd."""
+    size = math.prod(P.shape)
+    if size <= CHUNK_MIN:
+        return size
+    if is_torch(xp) and under_autograd(P, Q):
+        return size  # autograd keeps every temporary anyway
+    itemsize = xp.finfo(P.dtype).bits // 8
+    return max(4096, size * itemsize // CHUNK_BYTES)
+
+
+def generic_path(
+    measure: Measure,
+    P: Any,
+    Q: Any,
+    kind: str,
+    q_kind: str,
+    xp: Any,
+    budget: int,
+    guard: bool,
+    weights: tuple[float, float] | None = None,
+) -> Any:
+    """The measure along the last axis, in chunks of at most ``budget`` elements when large.
+
+    Blocks along the first axis first, then column chunks within a block (logits
+    then take their log-sum-exp over the chunks before the terms). With ``guard``
+    (unvalidated inputs), a slice holding an entry outside its kind's domain is NaN.
+    """
+    n = P.shape[-1]
+    size = math.prod(P.shape)
+    if size > budget and P.ndim > 1 and P.shape[0] > 1:
+        step = max(1, P.shape[0] * budget // size)
+        return xp.concat(
+            [
+                generic_path(
+                    measure,
+                    P[i : i + step],
+                    None if Q is None else Q[i : i + step],
+                    kind,
+                    q_kind,
+                    xp,
+                    budget,
+                    guard,
+                    weights,
+                )
+                for i in range(0, P.shape[0], step)
+            ],
+            axis=0,
+        )
+    width = n if size <= budget else max(1, budget // max(1, size // n))
+    chunks = [slice(c, min(c + width, n)) for c in range(0, n, width)]
+    dtype = compute_dtype(xp, P.dtype if Q is None else xp.result_type(P, Q))
+    lse_p = logits_normaliser(P, kind, xp, chunks, dtype)
+    lse_q = None if Q is None else logits_normaliser(Q, q_kind, xp, chunks, dtype)
+    total = 0.0
+    invalid = None
+    if guard:
+        for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
+            bad = invalid_logits(x, k, xp)
+            if bad is not None:
+                invalid = bad if invalid is None else invalid | bad
+    for c in chunks:
+        logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
+        positive = p > 0
+        if measure == "entropy":
+            term = -p * xp.where(positive, logp, 0.0)
+        else:
+            logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
+            if measure == "cross_entropy":
+                term = -p * xp.where(positive, logq, 0.0)
+            elif measure == "kl_divergence":
+                term = p * xp.where(positive, logp - logq, 0.0)
+            else:
+                term = js_term(logp, p, logq, q, xp, weights)
+        total = total + xp.sum(term, axis=-1)
+        if guard:
+            for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
+                bad = out_of_domain(x[..., c], k, xp)
+                if bad is not None:
+                    invalid = bad if invalid is None else invalid | bad
+    return total if invalid is None else xp.where(invalid, math.nan, total)
+
+
+def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
+    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
+    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
+    either = (p > 0) | (q > 0)
+    if weights is None:
+        logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
+        tp = p * xp.where(p > 0, logp - logm, 0.0)
+        tq = q * xp.where(q > 0, logq - logm, 0.0)
+        return 0.5 * (tp + tq)
+    wp, wq = weights
+    if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
+        return 0.0 * (p + q)
+    logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
+    tp = p * xp.where(p > 0, logp - logm, 0.0)
+    tq = q * xp.where(q > 0, logq - logm, 0.0)
+    return wp * tp + wq * tq
