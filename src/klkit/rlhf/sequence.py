@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.rlhf.penalty import _check_flag, _check_tensors
+from klkit.rlhf import _checks as checks
 
 __all__ = ["sequence_kl_surrogate"]
 
@@ -88,7 +88,7 @@ def sequence_kl_surrogate(
     """
     import torch
 
-    _check_tensors(logp, ref_logp, old_logp, finite=False)  # types and shapes first
+    checks.tensors(logp, ref_logp, old_logp, finite=False)  # types and shapes first
     if not isinstance(mask, torch.Tensor) or mask.dtype.is_complex:
         raise TypeError(
             f"`mask` must be a bool or 0/1 torch tensor; found {type(mask).__name__}. "
@@ -105,7 +105,7 @@ def sequence_kl_surrogate(
             f"`mask` must hold only 0 and 1; found {mask[(mask != 0) & (mask != 1)][0].item()}. "
             "Pass a bool mask of the sequence's tokens."
         )
-    _check_tensors(logp, ref_logp, old_logp, keep, densities=_check_flag(densities))
+    checks.tensors(logp, ref_logp, old_logp, keep, densities=checks.flag(densities))
 
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
     ell = torch.where(keep, logp.detach() - ref_logp, zero)  # ℓ_t, 0 on padding
