@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from klkit.distill import generalized_jsd_loss
+from klkit.distill import divergence_loss, generalized_jsd_loss
 from klkit.errors import InvalidArgumentError, ShapeError
 
 BETAS = [0.0, 0.1, 0.5, 0.9, 1.0]
@@ -230,3 +230,23 @@ def test_labels_may_be_numpy_or_torch_whatever_the_logits():
     want = float(trl_reference(s, t, labels, 0.4))
     assert float(generalized_jsd_loss(s, t, labels.numpy(), 0.4)) == pytest.approx(want, rel=1e-13)
     assert float(generalized_jsd_loss(s.numpy(), t.numpy(), labels, 0.4)) == pytest.approx(want, rel=1e-13)
+
+
+def test_divergence_loss_jsd_and_generalized_jsd_loss_differ_only_by_their_documented_divisors():
+    """divergence_loss's See Also: same per-token JSD; without labels TRL's batchmean divides by the batch axis,
+    divergence_loss's by the token count; with labels both by the kept tokens; 'mean' with num_items_in_batch:
+    TRL divides by the count, divergence_loss by count · V."""
+    s, t, labels = make_inputs(torch.float64)
+    batch, tokens, vocab = s.shape[0], s.shape[0] * s.shape[1], s.shape[-1]
+    ours = divergence_loss(s, t, divergence="jsd", beta=0.3)
+    trl = generalized_jsd_loss(s, t, beta=0.3)
+    assert float(ours) * tokens == pytest.approx(float(trl) * batch, rel=1e-13)
+    assert float(divergence_loss(s, t, divergence="jsd", beta=0.3, labels=labels)) == pytest.approx(
+        float(generalized_jsd_loss(s, t, labels, 0.3)), rel=1e-13
+    )
+    ours = divergence_loss(s, t, divergence="jsd", beta=0.3, labels=labels, reduction="mean", num_items_in_batch=7)
+    trl = generalized_jsd_loss(s, t, labels, 0.3, reduction="mean", num_items_in_batch=7)
+    assert float(ours) * vocab == pytest.approx(float(trl), rel=1e-13)
+    with pytest.raises(InvalidArgumentError, match="`num_items_in_batch` divides the summed loss"):
+        divergence_loss(s, t, divergence="jsd", labels=labels, reduction="sum", num_items_in_batch=7)
+    assert "divides by the first axis" in " ".join(divergence_loss.__doc__.split())
