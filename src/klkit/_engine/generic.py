@@ -22,6 +22,7 @@ from klkit._engine.prepare import (
     out_of_domain,
     under_autograd,
 )
+from klkit._engine.support import in_support, support_term
 
 __all__ = ["chunk_budget", "generic_path", "js_term"]
 
@@ -89,15 +90,14 @@ def generic_path(
                 invalid = bad if invalid is None else invalid | bad
     for c in chunks:
         logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
-        positive = p > 0
         if measure == "entropy":
-            term = -p * xp.where(positive, logp, 0.0)
+            term = -support_term(p, logp, xp)
         else:
             logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
-                term = -p * xp.where(positive, logq, 0.0)
+                term = -support_term(p, logq, xp)
             elif measure == "kl_divergence":
-                term = p * xp.where(positive, logp - logq, 0.0)
+                term = support_term(p, logp - logq, xp)
             else:
                 term = js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
@@ -112,16 +112,12 @@ def generic_path(
 def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
     """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
     w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
-    either = (p > 0) | (q > 0)
+    either = in_support(p) | in_support(q)
     if weights is None:
         logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        tp = p * xp.where(p > 0, logp - logm, 0.0)
-        tq = q * xp.where(q > 0, logq - logm, 0.0)
-        return 0.5 * (tp + tq)
+        return 0.5 * (support_term(p, logp - logm, xp) + support_term(q, logq - logm, xp))
     wp, wq = weights
     if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
         return 0.0 * (p + q)
     logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
-    tp = p * xp.where(p > 0, logp - logm, 0.0)
-    tq = q * xp.where(q > 0, logq - logm, 0.0)
-    return wp * tp + wq * tq
+    return wp * support_term(p, logp - logm, xp) + wq * support_term(q, logq - logm, xp)
