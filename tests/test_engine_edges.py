@@ -281,3 +281,41 @@ def test_clamped_kl_near_p_equal_q_keeps_its_gradient_on_every_torch_path() -> N
         (grad,) = torch.autograd.grad(value.sum(), a)
         # rounding of log p − log q: ~1e-16 absolute; a zeroed gradient (values ~1e-10) fails
         np.testing.assert_allclose(grad.numpy(), want, rtol=1e-5, atol=2e-16, err_msg=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jensen–Shannon near p = q
+# ---------------------------------------------------------------------------------------------
+
+
+def _mp_js(p: np.ndarray, q: np.ndarray) -> float:
+    with mpmath.workdps(60):
+        total = mpmath.mpf(0)
+        for a, b in zip(map(mpmath.mpf, p.tolist()), map(mpmath.mpf, q.tolist()), strict=True):
+            total += (a * mpmath.log(2 * a / (a + b)) if a > 0 else 0) + (
+                b * mpmath.log(2 * b / (a + b)) if b > 0 else 0
+            )
+        return float(total / 2)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9])
+def test_js_near_p_equal_q_against_mpmath(eps: float) -> None:
+    rng = np.random.default_rng(11)
+    p = rng.dirichlet(np.ones(16), size=40)
+    q = p * (1 + eps * rng.normal(size=p.shape))
+    q /= q.sum(-1, keepdims=True)
+    want = np.array([_mp_js(a, b) for a, b in zip(p, q, strict=True)])
+    for got in (klkit.js_divergence(p, q), klkit.js_divergence(torch.tensor(p), torch.tensor(q)).numpy()):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_js_of_identical_rows_is_exactly_zero() -> None:
+    rng = np.random.default_rng(12)
+    p = rng.dirichlet(np.ones(20), size=200)
+    assert np.all(klkit.js_divergence(p, p) == 0.0)
+    assert np.all(klkit.js_distance(p, p) == 0.0)
+    t = torch.tensor(p, requires_grad=True)
+    value = klkit.js_divergence(t, t.detach())
+    assert bool((value == 0).all())
+    (grad,) = torch.autograd.grad(value.sum(), t)
+    assert bool(grad.isfinite().all())

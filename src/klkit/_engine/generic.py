@@ -110,12 +110,21 @@ def generic_path(
 
 
 def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
-    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
+    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2 (where |p − q| ≤ ½(p + q):
+    ¼ (p + q)(2x artanh x + log1p(−x²)), x = (p − q)/(p + q), the same value without cancellation);
+    with weights (w, 1 − w), w p log(p/m) + (1 − w) q log(q/m) with
+    log m = logaddexp(log w + log p, log(1 − w) + log q)."""
     either = in_support(p) | in_support(q)
     if weights is None:
         logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        return 0.5 * (support_term(p, logp - logm, xp) + support_term(q, logq - logm, xp))
+        far = 0.5 * (support_term(p, logp - logm, xp) + support_term(q, logq - logm, xp))
+        # near p = q the two log terms cancel to first order: with x = (p − q)/(p + q), |x| ≤ ½,
+        # the outcome's term is ¼ (p + q)(2x artanh x + log1p(−x²)) ≥ 0, two parts of one size
+        total = p + q
+        near = in_support(total) & (xp.abs(p - q) <= 0.5 * total)
+        x = xp.where(near, p - q, 0.0) / xp.where(near, total, 1.0)
+        close = 0.25 * total * (2.0 * x * xp.atanh(x) + xp.log1p(-x * x))
+        return xp.where(near, close, far)
     wp, wq = weights
     if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
         return 0.0 * (p + q)
