@@ -108,8 +108,9 @@ def test_kl_bounds_its_relatives(backend, kind, pair):
     assert (2 * h**2 <= d_half + slack).all() and (d_half <= kl + slack * (1 + kl)).all()
     assert (h**2 <= kl + slack).all()
     np.testing.assert_allclose(d_half, -2 * np.log1p(-(h**2)), rtol=1e-10, atol=1e-14)
-    js = backend.numpy(klkit.js_divergence(p, q, kind=kind))
-    np.testing.assert_allclose(backend.numpy(klkit.js_distance(p, q, kind=kind)), np.sqrt(js), rtol=1e-14)
+    # JS against scipy's (an independent evaluation, with absolute rounding ~1e-16 per term): compared squared
+    js = scipy.spatial.distance.jensenshannon(softmax(a), softmax(b), axis=-1) ** 2
+    np.testing.assert_allclose(backend.numpy(klkit.js_distance(p, q, kind=kind)) ** 2, js, rtol=1e-9, atol=1e-14)
     assert (tv >= 0).all() and (tv <= 1).all() and (h >= 0).all() and (h <= 1).all()
 
 
@@ -323,14 +324,17 @@ def test_validate_false_gives_nan_on_invalid_slices_only():
         assert got[0] == pytest.approx(expected[name], rel=1e-14) and np.isnan(got[1]), name
 
 
-def test_chi2_without_validation_is_nan_where_a_sum_is_off_never_renormalised():
-    # p = [2, 2] is not a distribution: its renormalised χ² against [½, ½] would be 0; the sums rule gives NaN
+def test_chi2_without_validation_is_its_defining_sum_never_renormalised():
+    # p = [2, 2] is not a distribution: renormalised, its χ² against [½, ½] would be 0; the defining sum
+    # Σ (p − q)²/q (no identity Σ p = 1 is used) gives 9, as f_divergence("kl") gives Σ p log(p/q)
     good, q = np.array([0.2, 0.8]), np.array([0.5, 0.5])
     rows = np.array([good, [2.0, 2.0], [0.2 + 1e-6, 0.8]])
     got = klkit.f_divergence(rows, q, "chi2", validate=False)
-    assert got[0] == pytest.approx(_mp_chi2(good, q), rel=1e-14) and np.isnan(got[1:]).all()
+    np.testing.assert_allclose(got, [_mp_chi2(r, q) for r in rows], rtol=1e-14)
+    assert got[1] == 9.0
     got = klkit.f_divergence(q, rows, "chi2", validate=False)
-    assert got[0] == pytest.approx(_mp_chi2(q, good), rel=1e-14) and np.isnan(got[1:]).all()
+    np.testing.assert_allclose(got, [_mp_chi2(q, r) for r in rows], rtol=1e-14)
+    assert np.isnan(klkit.f_divergence([0.5, np.nan], q, "chi2", validate=False))
 
 
 # ---------------------------------------------------------------------------
@@ -468,6 +472,7 @@ def test_readme_scipy_sklearn_table_holds():
         "sklearn": sklearn,
         "klkit": klkit,
         "b": 2.0,
+        "k": True,  # keepdims
         "p": rng.dirichlet(np.ones(7)),
         "q": rng.dirichlet(np.ones(7)),
         "C": rng.integers(0, 30, size=(4, 6)),

@@ -14,10 +14,26 @@ from klkit.cli.app import app
 from klkit.cli.lab import lab
 from klkit.lab import runner as lab_runner
 from klkit.lab.base import Check, SectionResult
+from klkit.lab.lesson import OBJECTIVES, PARTS
 from klkit.lab.sections import SECTIONS
 from test_lab_training import assert_same_state, global_state
 
-MINE = ["surprise", "entropy", "coin", "decomposition", "nonnegativity", "asymmetry", "relatives", "fitting", "losses"]
+MINE = [
+    "surprise",
+    "entropy",
+    "coin",
+    "differential",
+    "decomposition",
+    "nonnegativity",
+    "jensen",
+    "asymmetry",
+    "relatives",
+    "fitting",
+    "modes",
+    "losses",
+]
+# the sections whose teaching text this file checks (the others' are checked by their own tests)
+TEACHING = ["surprise", "entropy", "coin", "differential", "decomposition", "jensen", "asymmetry", "modes"]
 TRAINING = ["vae", "trpo", "ppo"]
 CLI = CliRunner()
 
@@ -60,22 +76,78 @@ def test_results_json_holds_every_check_and_number(quick_run):
     assert abs(abs(fitting["reverse_mean"]) - 3) <= 0.1 and abs(fitting["reverse_std"] - 1) <= 0.05
 
 
+def _without_scripts(page: str) -> str:
+    return re.sub(r"<script\b[^>]*>.*?</script>", "", page, flags=re.S)
+
+
 def test_report_is_self_contained(quick_run):
     _, out, *_ = quick_run
     page = (out / "index.html").read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from a network
-    assert "url(" not in page and "@import" not in page
+    markup = _without_scripts(page)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)  # nothing fetched from a network
+    assert "url(" not in markup and "@import" not in markup
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # every script inline, plotly.js included
+    assert page.count("* plotly.js v") == 1  # plotly.js is embedded once, however many explorables
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
     assert images and all(src.startswith("data:image/") for src in images)
     for key in MINE:
-        assert f'id="section-{key}"' in page
+        assert f'<section id="{key}"' in page
+
+
+def test_each_lesson_section_teaches_before_it_verifies(quick_run):
+    report, out, *_ = quick_run
+    page = (out / "index.html").read_text()
+    by_key = {s.key: s for s in report.sections}
+    for key in TEACHING:
+        s = by_key[key]
+        assert len(s.intuition) > 80 and len(s.example) > 40, key
+        assert all(s.captions.get(f.name, "").strip() for f in s.figures), (key, s.captions)
+        section = page[page.index(f'<section id="{key}"') :]
+        section = section[: section.index("</section>")]
+        teaching = section.index('class="intuition"'), section.index('class="example"')
+        assert max(teaching) < section.index('<details class="verification">')  # the checks come after, folded
+        assert section.index('<details class="verification">') > section.rfind("<figure")
+        assert 'class="caption-missing"' not in section, key
+
+
+def test_report_follows_the_lesson_with_a_map(quick_run):
+    _, out, *_ = quick_run
+    page = (out / "index.html").read_text()
+    order = re.findall(r'<section id="(\w+)"', page)
+    lesson = [key for part in PARTS for key in part.sections if key in MINE]
+    assert order == lesson  # relatives comes after the lesson, in the part beyond it
+    assert page.index('id="part-lesson"') < page.index('<section id="surprise"')
+    assert page.index('<section id="modes"') < page.index('id="part-beyond"') < page.index('<section id="relatives"')
+    links = re.findall(r'<a class="objective-link" href="#(\w+)">', page)
+    assert links == [o.section for o in OBJECTIVES if o.section in MINE]
+    assert "1 nat = 1/ln 2" in page
+    assert '<a href="#fitting">the fitting section</a>' in page  # variational inference → the fitting section
+
+
+def test_every_section_has_a_place_in_the_lesson_plan():
+    placed = [key for part in PARTS for key in part.sections]
+    assert sorted(placed) == sorted(SECTIONS) and len(placed) == len(set(placed))
+    assert {o.section for o in OBJECTIVES} <= set(PARTS[0].sections)
+
+
+def test_a_figure_without_a_caption_is_shown_as_missing(tmp_path):
+    from klkit.lab.report import write_html
+
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    section = SectionResult(key="demo", title="demo", claim="c", how="h", checks=[Check("x", "1", True)], figures=[png])
+    page = write_html(tmp_path / "index.html", [section], {"demo": 0.0}, {"seed": 0}).read_text()
+    assert '<figcaption class="caption-missing">No caption for plot.png.</figcaption>' in page
+    section.captions = {"plot.png": "the curve [rises](#demo) <fast>"}
+    page = write_html(tmp_path / "index.html", [section], {"demo": 0.0}, {"seed": 0}).read_text()
+    assert '<figcaption>the curve <a href="#demo">rises</a> &lt;fast&gt;</figcaption>' in page
 
 
 def test_unknown_section_is_an_error_naming_only(tmp_path):
     with pytest.raises(ValueError, match="`only` must name lab sections; found unknown 'nope'"):
         lab_runner.run_lab(tmp_path, only=["nope"], show_progress=False)
     result = CLI.invoke(app, ["lab", "--out", str(tmp_path), "--only", "nope"])
-    assert result.exit_code == 2 and "`only` must name lab sections" in result.output
+    assert result.exit_code == 2 and "`--only` must name lab sections" in result.output
 
 
 def _fake_section(monkeypatch, key, run):
@@ -94,7 +166,7 @@ def test_a_missing_section_module_is_a_failure(tmp_path, monkeypatch):
     assert data["passed"] is False and data["sections"]["not_written_yet"]["status"] == "fail"
     assert data["sections"]["coin"]["status"] == "pass"  # the other sections still ran
     page = (tmp_path / "index.html").read_text()
-    assert 'id="section-not_written_yet" class="lab-section fail"' in page and "not yet available" not in page
+    assert '<section id="not_written_yet" class="lab-section fail"' in page and "not yet available" not in page
 
 
 def test_a_missing_import_inside_a_section_is_a_failure(tmp_path, monkeypatch):
@@ -130,9 +202,10 @@ def test_cli_runs_and_prints_where_the_report_is(tmp_path):
     assert (tmp_path / "r" / "results.json").is_file()
 
 
-def test_section_list_is_the_lesson_order():
-    assert SECTIONS[: len(MINE)] == tuple(MINE)  # the lesson first, in its order
-    assert [s for s in SECTIONS if s in TRAINING] == TRAINING  # then the training runs, in theirs
+def test_section_list_runs_the_lesson_in_its_order():
+    lesson = list(PARTS[0].sections)
+    assert [s for s in SECTIONS if s in lesson] == lesson  # the lesson's sections run in its order
+    assert [s for s in SECTIONS if s in TRAINING] == TRAINING
 
 
 def test_missing_lab_dependency_is_a_one_line_error(tmp_path, monkeypatch):

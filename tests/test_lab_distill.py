@@ -17,12 +17,21 @@ import pytest
 from klkit.lab import runner as lab_runner
 from klkit.lab.sections import SECTIONS, TITLES
 from klkit.lab.sections import distill as section
-from test_lab_training import assert_same_state, global_state
+from test_lab_training import assert_same_state, assert_teaches, global_state
 
 
 def test_registered_after_losses():
     assert SECTIONS[SECTIONS.index("losses") + 1] == "distill"
     assert TITLES["distill"] == "Distilling a language model: forward KL covers, reverse KL seeks modes"
+
+
+def test_split_modules_are_small():
+    """The section, its corpus and its character models are separate modules, each under 400 lines."""
+    from pathlib import Path
+
+    for name in ("distill", "_corpus", "_charlm"):
+        path = Path(section.__file__).with_name(f"{name}.py")
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 400, name
 
 
 def test_corpus_is_deterministic_text_on_the_alphabet():
@@ -44,6 +53,7 @@ def test_distill_section_runs_in_quick_mode(tmp_path):
     assert result.key == "distill" and result.claim and result.how and result.tables_html
     assert "{" not in result.how and "10 characters" in result.how  # the text is formatted
     assert len(result.checks) == 6 and all(c.name and c.measured for c in result.checks)
+    assert_teaches(result)
     data = json.loads((tmp_path / "results.json").read_text())
     entry = data["sections"]["distill"]
     assert entry["figures"]

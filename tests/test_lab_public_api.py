@@ -153,3 +153,16 @@ def test_the_check_accepts_public_use_and_local_generators():
         "cfg = vae.Config(data='digits')\ng = torch.Generator().manual_seed(0)\n"
     )
     assert problems(source) == []
+
+
+def test_the_explorables_compute_nothing_in_the_browser():
+    """The page's script only looks frames up: no Math, no arithmetic operator but string concatenation."""
+    import re
+
+    from klkit.lab.explore import RUNTIME_JS
+
+    code = re.sub(r"'[^']*'", "''", RUNTIME_JS)  # string literals ('data-key', '-') are not arithmetic
+    assert "Math." not in code and "parseFloat" not in code and "Number(" not in code
+    assert not re.search(r"[*/%]|(?<![-+=!<>])-(?![-=>])", code), re.findall(r".{20}[*/%-].{20}", code)
+    negative = re.sub(r"'[^']*'", "''", RUNTIME_JS.replace("spec.frames[key]", "Math.log(2) * spec.frames[key]"))
+    assert "Math." in negative and re.search(r"[*/%]", negative)  # the check sees arithmetic when there is some

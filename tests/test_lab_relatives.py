@@ -9,7 +9,7 @@ import pytest
 
 from klkit.lab import runner as lab_runner
 from klkit.lab.sections import SECTIONS, TITLES
-from test_lab_training import assert_same_state, global_state
+from test_lab_training import assert_same_state, assert_teaches, global_state
 
 pytest.importorskip("matplotlib")
 CLAIMS = (
@@ -19,6 +19,8 @@ CLAIMS = (
     "non-decreasing",
     "continuous at α = 1",
     "I(X;Y) = KL(P_XY‖P_X P_Y)",
+    "I(X;Y) ≥ 0, exactly",
+    "scipy.special.rel_entr",
     "data processing",
 )
 
@@ -35,6 +37,7 @@ def _assert_passes_with_numbers(report, out):
     assert section.key == "relatives" and section.title == "KL bounds its relatives"
     failed = [(c.name, c.measured) for c in section.checks if not c.passed]
     assert section.passed and not failed, failed
+    assert_teaches(section)
     names = " ".join(c.name for c in section.checks)
     for claim in CLAIMS:
         assert claim in names, claim
@@ -44,6 +47,8 @@ def _assert_passes_with_numbers(report, out):
     numbers = data["numbers"]
     assert numbers["max_tv_over_pinsker"] <= 1 and numbers["max_2h2_over_kl"] <= 1
     assert numbers["mutual_information"]["processing"] <= 0
+    exact = numbers["mutual_information_exact"]
+    assert exact["min_dependent"] > 0 and exact["max_independent"] == 0 and exact["klkit_error_ratio"] <= 1
 
 
 def test_relatives_is_registered_after_asymmetry():

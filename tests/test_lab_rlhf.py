@@ -8,7 +8,7 @@ import pytest
 
 from klkit.lab import runner as lab_runner
 from klkit.lab.sections import SECTIONS, TITLES
-from test_lab_training import assert_same_state, global_state
+from test_lab_training import assert_same_state, assert_teaches, global_state
 
 
 def test_rlhf_section_is_registered_after_ppo():
@@ -27,7 +27,9 @@ def test_rlhf_section_passes_in_quick_mode(tmp_path):
     (section,) = report.sections
     failing = [(c.name, c.measured) for c in section.checks if not c.passed]
     assert section.key == "rlhf" and section.passed, failing
-    assert section.title == TITLES["rlhf"] and section.claim and section.how and len(section.checks) == 6
+    assert section.title == TITLES["rlhf"] and section.claim and section.how and len(section.checks) == 7
+    assert_teaches(section)
+    assert "{EVERY}" not in section.how and "every 5 steps" in section.how
     data = json.loads((tmp_path / "results.json").read_text())
     numbers = data["sections"]["rlhf"]["numbers"]
     assert numbers["tv_between_optima"] >= 0.3

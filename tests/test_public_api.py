@@ -36,7 +36,7 @@ FAMILY = {
     "divergences": {
         "total_variation": NO_BASE,
         "hellinger_distance": NO_BASE,
-        "js_distance": TWO,
+        "js_distance": [*TWO, ("keepdims", K, False)],
         "f_divergence": [*TWO[:2], ("f", inspect.Parameter.POSITIONAL_OR_KEYWORD, EMPTY), *NO_BASE[2:]],
     },
     "renyi": {

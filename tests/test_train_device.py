@@ -104,11 +104,11 @@ def test_cli_device_cuda_without_cuda_is_one_line_exit_2(tmp_path):
     )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: `device`") and "--device cpu" in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: `--device`") and "--device cpu" in lines[0], result.stderr
     assert not run_dir.exists()  # refused before anything was written
     vae.train(vae.Config(data="digits", hidden=(8,), latent=2, epochs=1, max_train=64, progress=False), run_dir)
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--device", "cuda", "--k", "2"])
-    assert result.exit_code == 2 and "error: `device`" in result.stderr, result.output
+    assert result.exit_code == 2 and "error: `--device`" in result.stderr, result.output
 
 
 @no_cuda
@@ -120,7 +120,7 @@ def test_rl_device_cuda_without_cuda_is_one_line_exit_2_and_writes_nothing(tmp_p
     )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: `device`") and "--device cpu" in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: `--device`") and "--device cpu" in lines[0], result.stderr
     assert not run_dir.exists()
 
 

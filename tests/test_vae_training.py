@@ -255,6 +255,6 @@ def test_cli_train_then_eval(tmp_path):
 def test_cli_reports_bad_options_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["train", "vae", "--data", "nope", "--run-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "`data` must be 'mnist5k', 'digits' or an existing path" in result.output
+    assert "`--data` must be 'mnist5k', 'digits' or an existing path" in result.output
     result = CliRunner().invoke(app, ["train", "vae", "--hidden", "64,x", "--run-dir", str(tmp_path)])
     assert result.exit_code == 2 and "`--hidden` must be comma-separated" in result.output

@@ -3,9 +3,11 @@
 The gallery is not written by hand and not a copy of an old report: on every build this
 extension runs the lab itself (:func:`klkit.lab.run_lab`, quick mode) into ``<build>/lab``
 and writes one page per section of :data:`klkit.lab.sections.SECTIONS` from what the run
-returned: its claim, how it is checked, every check with its measured numbers, its tables and
-its figures. A section added to the lab appears here on the next build; a failing section fails
-the build (its page says which check failed).
+returned, in the report's order and shape: the idea, a worked example, the claim, its figures
+with their captions, its explorable figures (plotly.js served once from the site's ``_static``),
+its tables, then its verification (how it is checked, every check with its measured numbers).
+A section added to the lab appears here on the next build; a failing section fails the build
+(its page says which check failed).
 
 ``KLKIT_DOCS_GALLERY=surprise,coin`` runs only those sections (the test suite's fast build);
 unset, every section runs.
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 GALLERY_ENV = "KLKIT_DOCS_GALLERY"
 FIGURES = "_figures"  # inside gallery/, git-ignored
+EXPLORE_JS = "klkit-explore.js"  # plotly.js + the explorables' runtime, in the site's _static when a page explores
 
 
 # ------------------------------------------------------------------ small docutils helpers
@@ -64,6 +67,26 @@ def _table(header: list[str], rows: list[list[Any]], widths: list[int] | None = 
         body += row(r)
     group += body
     return table
+
+
+def _page_links(fragment: str) -> str:
+    """The report's in-page section links (``href="#fitting"``) as links to the gallery's pages."""
+    import re
+
+    from klkit.lab.sections import SECTIONS
+
+    return re.sub(
+        r'href="#(\w+)"', lambda m: f'href="{m.group(1)}.html"' if m.group(1) in SECTIONS else m.group(0), fragment
+    )
+
+
+def _teaching(label: str, text: str, cls: str) -> nodes.raw:
+    """A paragraph of the lab's teaching text, with its ``[label](#section)`` links pointing at gallery pages."""
+    from klkit.lab.report import teaching_html
+
+    return nodes.raw(
+        "", f'<p class="klkit-{cls}"><strong>{label}</strong> {_page_links(teaching_html(text))}</p>', format="html"
+    )
 
 
 def _para(label: str, text: str) -> nodes.paragraph:
@@ -203,7 +226,11 @@ def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
                 "duration_s": round(report.durations.get(section.key, 0.0), 1),
                 "checks": [{"name": c.name, "measured": c.measured, "passed": bool(c.passed)} for c in section.checks],
                 "figures": copied,
+                "captions": {f"{section.key}-{name}": text for name, text in section.captions.items()},
+                "intuition": section.intuition,
+                "example": section.example,
                 "tables_html": list(section.tables_html),
+                "interactive_html": list(section.interactive_html),
             }
         )
         if not section.passed:
@@ -212,7 +239,17 @@ def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
                 type="klkit",
                 subtype="lab",
             )
-    (lab_dir / "gallery.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    light = {**data, "sections": [{**x, "interactive_html": len(x["interactive_html"])} for x in data["sections"]]}
+    (lab_dir / "gallery.json").write_text(json.dumps(light, indent=1), encoding="utf-8")
+    if any(x["interactive_html"] for x in data["sections"]):  # plotly.js and the sliders' runtime, once, offline
+        from plotly.offline import get_plotlyjs
+
+        from klkit.lab.explore import RUNTIME_JS
+
+        static = lab_dir / "_static"
+        static.mkdir(exist_ok=True)
+        (static / EXPLORE_JS).write_text(f"{get_plotlyjs()}\n{RUNTIME_JS}", encoding="utf-8")
+        data["static"] = str(static)
     from klkit.lab.sections import SECTIONS, TITLES
 
     data["not_run"] = [key for key in SECTIONS if key not in keys]
@@ -237,7 +274,9 @@ def run_gallery(srcdir: Path, lab_dir: Path) -> dict[str, Any]:
         "   :hidden:",
         "",
     ]
-    index += [f"   {key}" for key in SECTIONS]
+    from klkit.lab.lesson import report_order
+
+    index += [f"   {key}" for _, keys in report_order(list(SECTIONS)) for key in keys]
     (gallery / "index.rst").write_text("\n".join(index) + "\n", encoding="utf-8")
     return data
 
@@ -270,25 +309,32 @@ class LabSection(SphinxDirective):
         )
         status += nodes.literal(text=f"klkit lab --quick --only {s['key']}")
         out.append(status)
+        for label, text, cls in (
+            ("The idea.", s["intuition"], "intuition"),
+            ("Worked example.", s["example"], "example"),
+        ):
+            if text:
+                out.append(_teaching(label, text, cls))
         if s["claim"]:
-            out.append(_para("Claim.", s["claim"]))
-        if s["how"]:
-            out.append(_para("How it is checked.", s["how"]))
-        rows = [[c["name"], c["measured"], "pass" if c["passed"] else "FAIL"] for c in s["checks"]]
-        checks = nodes.section(ids=[f"checks-{s['key']}"])
-        checks += nodes.title(text="Checks")
-        checks += _table(["check", "measured", "result"], rows, [55, 35, 10])
-        out.append(checks)
+            out.append(_teaching("Claim.", s["claim"], "claim"))
+        for name in s["figures"]:
+            figure = nodes.figure()
+            caption = s["captions"].get(name, "")
+            figure += nodes.image(uri=f"{FIGURES}/{name}", alt=caption or f"{s['title']}: {name}")
+            if caption:
+                figure += nodes.caption(text=caption)
+            out.append(figure)
+        for fragment in s["interactive_html"]:
+            out.append(nodes.raw("", _page_links(fragment), format="html"))
         for fragment in s["tables_html"]:
             out.append(nodes.raw("", f'<div class="klkit-lab-table">{fragment}</div>', format="html"))
-        if s["figures"]:
-            figures = nodes.section(ids=[f"figures-{s['key']}"])
-            figures += nodes.title(text="Figures")
-            for name in s["figures"]:
-                figure = nodes.figure()
-                figure += nodes.image(uri=f"{FIGURES}/{name}", alt=f"{s['title']}: {name}")
-                figures += figure
-            out.append(figures)
+        checks = nodes.section(ids=[f"checks-{s['key']}"])
+        checks += nodes.title(text="Checks: how the claim is verified")
+        if s["how"]:
+            checks += _para("How it is checked.", s["how"])
+        rows = [[c["name"], c["measured"], "pass" if c["passed"] else "FAIL"] for c in s["checks"]]
+        checks += _table(["check", "measured", "result"], rows, [55, 35, 10])
+        out.append(checks)
         return out
 
 
@@ -304,13 +350,19 @@ class LabSummary(SphinxDirective):
                 "what the lab returned. Nothing on these pages is typed by hand."
             )
         )
+        from klkit.lab.lesson import report_order
+
+        by_key = {s["key"]: s for s in data["sections"]}
         rows = []
-        for s in data["sections"]:
-            ref = nodes.paragraph()
-            ref += self._link(s)
-            passed = sum(c["passed"] for c in s["checks"])
-            rows.append([ref, f"{passed}/{len(s['checks'])}", "PASS" if s["passed"] else "FAIL"])
-        return [intro, _table(["claim", "checks passed", "status"], rows, [70, 15, 15])]
+        for part, keys in report_order(list(by_key)):  # the lesson's order, then the parts beyond it
+            for key in keys:
+                s = by_key[key]
+                ref = nodes.paragraph()
+                ref += self._link(s)
+                passed = sum(c["passed"] for c in s["checks"])
+                where = "the lesson" if part.key == "lesson" else "beyond the lesson"
+                rows.append([ref, where, f"{passed}/{len(s['checks'])}", "PASS" if s["passed"] else "FAIL"])
+        return [intro, _table(["claim", "part", "checks passed", "status"], rows, [60, 15, 13, 12])]
 
     def _link(self, s: dict[str, Any]) -> nodes.Node:
         from sphinx.addnodes import pending_xref
@@ -326,6 +378,9 @@ def _on_config_inited(app: Sphinx, config: Any) -> None:
     lab_dir = Path(app.outdir).parent / "lab"
     _GALLERY.clear()
     _GALLERY.update(run_gallery(Path(app.srcdir), lab_dir))
+    if "static" in _GALLERY:
+        config.html_static_path = [*config.html_static_path, _GALLERY["static"]]
+        app.add_js_file(EXPLORE_JS)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -13,28 +13,29 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from klkit._engine import (
     FName,
     Inputs,
     Kind,
+    check_base,
     check_f,
     check_f_at_one,
     errstate,
     f_values,
     finish_result,
     is_measure_object,
+    log_of_base,
     measure_objects,
-    namespace,
     prepare_pair,
     to_numpy,
     unknown_slope,
 )
-from klkit.measures import js_divergence, kl_divergence
-from klkit.renyi import _divergence as _renyi
+from klkit._relative_terms import chi2_terms, clamp, hellinger_differences, js_terms
+from klkit.measures import kl_divergence
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "total_variation"]
+
+_LOG2 = math.log(2.0)
 
 
 def total_variation(
@@ -117,8 +118,9 @@ def hellinger_distance(
     Convention: normalised so that :math:`H \in [0, 1]` (1 for disjoint supports);
     :math:`\sum_i\sqrt{p_i q_i}` is the Bhattacharyya coefficient BC. Some texts drop the
     :math:`1/\sqrt2` (then :math:`H \in [0, \sqrt2]`): multiply by :math:`\sqrt2` to convert.
-    :math:`H^2` is computed as :math:`\tfrac12\sum_i(\sqrt{p_i} - \sqrt{q_i})^2`, never as
-    :math:`1 - BC` (which cancels when P ≈ Q). Relations, KL in nats:
+    :math:`H^2` is computed as :math:`\tfrac12\sum_i(\sqrt{p_i} - \sqrt{q_i})^2`, each difference as
+    :math:`(p_i - q_i)/(\sqrt{p_i} + \sqrt{q_i})`, never as :math:`1 - BC` (both cancel when P ≈ Q);
+    exactly 0 where P = Q. Relations, KL in nats:
     :math:`H^2 \le TV \le H\sqrt{2 - H^2}` and :math:`2H^2 \le -2\log(1 - H^2) = D_{1/2} \le KL`.
     ``f_divergence(p, q, "hellinger")`` is :math:`H^2`.
 
@@ -178,14 +180,18 @@ def js_distance(
     kind: Kind = "probs",
     q_kind: Kind | None = None,
     validate: bool = True,
+    keepdims: bool = False,
     **distribution_options: Any,
 ) -> Any:
     r"""Jensen–Shannon distance :math:`\sqrt{JS(P, Q)}`, a metric (Endres and Schindelin, 2003).
 
     The square root of :func:`klkit.js_divergence` in the same ``base``: at most 1 with
-    ``base=2``, :math:`\sqrt{\log 2}` in nats. Equals ``scipy.spatial.distance.jensenshannon(p, q,
-    base=base, axis=axis)`` on normalised inputs (scipy renormalises its inputs; klkit
-    validates them instead).
+    ``base=2``, :math:`\sqrt{\log 2}` in nats; exactly 0 where P = Q. Equals
+    ``scipy.spatial.distance.jensenshannon(p, q, base=base, axis=axis, keepdims=keepdims)`` on
+    normalised inputs (scipy renormalises its inputs, klkit validates them instead; scipy's default
+    axis is 0, klkit's −1). Each term is :math:`\tfrac14(p_i+q_i)\,g(x_i)` with
+    :math:`x_i = (p_i-q_i)/(p_i+q_i)` and :math:`g(x) = 2x\,\mathrm{artanh}\,x + \log(1-x^2) \ge 0`
+    where :math:`|x_i| \le \tfrac12`, the log form elsewhere: no cancellation near P = Q.
 
     Parameters
     ----------
@@ -193,17 +199,19 @@ def js_distance(
         Distributions with outcomes along ``axis``; their shapes broadcast.
     axis, base, kind, q_kind, validate
         As in :func:`klkit.js_divergence`.
+    keepdims : bool, default False
+        Keep ``axis`` in the result, with length 1 (as scipy's ``keepdims``).
 
     Returns
     -------
     ndarray or torch.Tensor
-        The broadcast shape without ``axis``, in the inputs' dtype (torch: differentiable;
-        the gradient at P = Q is 0).
+        The broadcast shape without ``axis`` (with it, length 1, when ``keepdims``), in the inputs'
+        dtype (torch: differentiable; the gradient at P = Q is 0).
 
     Raises
     ------
     ValueError, TypeError
-        As :func:`klkit.js_divergence`.
+        As :func:`klkit.js_divergence`; ``keepdims`` with distribution objects is a ``TypeError``.
 
     References
     ----------
@@ -217,8 +225,15 @@ def js_distance(
     1.0
     >>> round(float(klkit.js_distance([0.5, 0.5], [0.9, 0.1], base=2)), 6)
     0.383136
+    >>> klkit.js_distance([[0.5, 0.5], [0.2, 0.8]], [[0.5, 0.5], [0.2, 0.8]], keepdims=True).tolist()
+    [[0.0], [0.0]]
     """
     if distribution_options or is_measure_object(p) or is_measure_object(q):
+        if keepdims:
+            raise TypeError(
+                "`keepdims` applies to arrays only; found distribution objects "
+                f"({type(p).__name__}, {type(q).__name__}). Drop `keepdims`, or evaluate both on a grid as arrays."
+            )
         return measure_objects(
             "js_distance",
             (p, q),
@@ -226,10 +241,14 @@ def js_distance(
             distribution_options,
             array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
         )
-    value = js_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
-    if isinstance(value, (np.ndarray, np.generic)):
-        return np.sqrt(value)  # JS is clamped to [0, log 2]: no NaN; numpy has no gradient to guard
-    return _sqrt(value, namespace(value))
+    if not isinstance(keepdims, bool):
+        raise TypeError(f"`keepdims` must be True or False; found {keepdims!r}. Pass keepdims=True to keep `axis`.")
+    base = check_base(base)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    value = finish_result(_sqrt(_js(x) / log_of_base(base), x.xp), x)
+    if not keepdims:
+        return value
+    return x.xp.expand_dims(x.xp.asarray(value), axis=_out_axis(axis, x.p.ndim))
 
 
 def f_divergence(
@@ -247,7 +266,10 @@ def f_divergence(
     r"""f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i / q_i)`, f convex with :math:`f(1) = 0`.
 
     Terms with :math:`q_i = 0 < p_i` are :math:`p_i f'(\infty)`, :math:`f'(\infty) = \lim_{t\to\infty}
-    f(t)/t`. In nats. Named generators run the dedicated log-space code:
+    f(t)/t`. In nats. Support rule (KL's): :math:`p_i > 0` means positive in the working dtype, so a
+    probability that underflowed to 0 (logits far below the others) contributes :math:`q_i f(0)`.
+    Named generators run dedicated code: "chi2", "js" and "hellinger" as sums of per-outcome terms of
+    one sign that do not cancel near P = Q (exactly 0 where P = Q), "kl" and "reverse_kl" as KL:
 
     ============  ===========================================================  ====================================
     ``f``         :math:`f(t)`                                                 equals
@@ -321,15 +343,10 @@ def f_divergence(
             return kl_divergence(
                 q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind, validate=validate
             )
-        if f == "js":
-            return js_divergence(p, q, **opts)
-        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f != "tv", sums=f == "chi2")
-        if f == "tv":
-            return finish_result(_total_variation(x), x)
-        if f == "hellinger":
-            return finish_result(_hellinger_squared(x), x)
-        with errstate(x.xp):  # χ² = e^{D_2} − 1, from the Rényi divergence of order 2 (no cancellation)
-            return finish_result(x.xp.expm1(x.xp.clip(_renyi(x, 2.0, x.xp), 0.0, None)), x)
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
+        with errstate(x.xp):
+            value = {"tv": _total_variation, "hellinger": _hellinger_squared, "js": _js, "chi2": _chi2}[f](x)
+        return finish_result(value, x)
     x = prepare_pair(p, q, axis, kind, q_kind, validate)
     return finish_result(_callable_f(x, f), x)
 
@@ -341,15 +358,30 @@ def f_divergence(
 
 def _total_variation(x: Inputs) -> Any:
     xp = x.xp
-    return xp.clip(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0)
+    return clamp(0.5 * xp.sum(xp.abs(x.p - x.q), axis=-1), 0.0, 1.0, xp)
 
 
 def _hellinger_squared(x: Inputs) -> Any:
-    """½ Σ (√p − √q)², with √p = exp(½ log p): a zero (not infinite) gradient at p = 0."""
+    """½ Σ (√p − √q)², each difference as (p − q)/(√p + √q): no cancellation near P = Q."""
     xp = x.xp
     with errstate(xp):
-        root_p, root_q = xp.exp(0.5 * x.logp), xp.exp(0.5 * x.logq)
-    return xp.clip(0.5 * xp.sum((root_p - root_q) ** 2, axis=-1), 0.0, 1.0)
+        d = hellinger_differences(x.p, x.q, xp)
+    return clamp(0.5 * xp.sum(d * d, axis=-1), 0.0, 1.0, xp)
+
+
+def _js(x: Inputs) -> Any:
+    """JS in nats, from terms that are ≥ 0 and exactly 0 where p = q."""
+    xp = x.xp
+    with errstate(xp):
+        value = xp.sum(js_terms(x.logp, x.p, x.logq, x.q, xp), axis=-1)
+    return clamp(value, 0.0, _LOG2, xp)
+
+
+def _chi2(x: Inputs) -> Any:
+    """Pearson χ² = Σ (p − q)²/q, a sum of terms ≥ 0 (+inf where p > 0 = q)."""
+    xp = x.xp
+    with errstate(xp):
+        return xp.sum(chi2_terms(x.logp, x.p, x.logq, x.q, xp), axis=-1)
 
 
 def _sqrt(value: Any, xp: Any) -> Any:
@@ -358,15 +390,25 @@ def _sqrt(value: Any, xp: Any) -> Any:
     return xp.where(positive, xp.sqrt(xp.where(positive, value, 1.0)), 0.0 * value)
 
 
+def _out_axis(axis: int, ndim: int) -> int:
+    """Where ``keepdims`` puts the outcome axis back (``axis`` was checked against ``ndim``)."""
+    return int(axis) % ndim
+
+
 def _callable_f(x: Inputs, f: Callable[[Any], Any]) -> Any:
     """Σ_{q > 0} q f(p/q) for a user's generator f (checked: f(1) = 0, no NaN, elementwise)."""
     xp = x.xp
     check_f_at_one(f, xp, x.p)
     qpos = x.logq > -math.inf
-    escape = (x.logp > -math.inf) & ~qpos
+    ppos = x.p > 0  # the support rule: an underflowed p is outside P's support (ratio 0)
+    escape = ppos & ~qpos
     if bool(xp.any(escape)):
         raise unknown_slope(f"{int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))} outcome(s) with q_i = 0 < p_i")
     with errstate(xp):
-        ratio = xp.where(qpos, xp.exp(xp.where(qpos, x.logp - x.logq, 0.0)), 1.0)
+        ratio = xp.where(
+            qpos & ppos,
+            xp.exp(xp.where(qpos & ppos, x.logp - x.logq, 0.0)),
+            xp.where(qpos, xp.zeros_like(x.p), xp.ones_like(x.p)),
+        )
         values = f_values(f, ratio, xp)
     return xp.sum(xp.where(qpos, x.q * values, 0.0), axis=-1)

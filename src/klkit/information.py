@@ -31,6 +31,7 @@ from klkit._engine import (
     namespace,
     safe_log,
 )
+from klkit._relative_terms import clamp, divide_twice, kl_terms, product_twice, sum_twice
 from klkit.errors import InvalidArgumentError, ShapeError
 from klkit.measures import entropy
 
@@ -97,11 +98,18 @@ def mutual_information(
     t = _table(pxy, axes, None, kind, validate)
     xp = t.xp
     with errstate(xp):
-        positive = t.p > 0  # p(x, y) > 0 implies p(x), p(y) > 0: every kept log is finite
-        logpx = safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
-        logpy = safe_log(xp.sum(t.p, axis=-2, keepdims=True), xp)
-        terms = t.p * xp.where(positive, t.logp - logpx - logpy, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
+        # Σ [p log(p/q) − p + q] with q = p(x)p(y)/T, T = Σ p (1 within the tolerance): the same sum, since
+        # Σ q = T = Σ p exactly, of terms ≥ 0 (0 for every cell of an independent table, a constant X or Y
+        # included); marginals, T and q carried to twice the precision, so that near independence
+        # (log-ratios of the size of the rounding of a marginal) nothing is lost
+        px_hi, px_lo = sum_twice(t.p, -1, xp)
+        py_hi, py_lo = sum_twice(t.p, -2, xp)
+        t_hi, t_lo = sum_twice(px_hi, -2, xp)
+        ax_hi, ax_lo = divide_twice(px_hi, px_lo, t_hi, t_lo + xp.sum(px_lo, axis=-2, keepdims=True), xp)
+        q_hi, q_lo = product_twice(ax_hi, ax_lo, py_hi, py_lo, xp)
+        logq = safe_log(ax_hi, xp) + safe_log(py_hi, xp)
+        terms = kl_terms(t.logp, t.p, q_hi, q_lo, logq, xp)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
     return finish_result(value, t.inputs, base)
 
 
@@ -162,7 +170,7 @@ def conditional_entropy(
         positive = t.p > 0
         logpx = safe_log(xp.sum(t.p, axis=-1, keepdims=True), xp)
         terms = -t.p * xp.where(positive, t.logp - logpx, 0.0)
-        value = xp.clip(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None)
+        value = clamp(xp.sum(xp.sum(terms, axis=-1), axis=-1), 0.0, None, xp)
     return finish_result(value, t.inputs, base)
 
 

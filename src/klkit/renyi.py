@@ -1,16 +1,19 @@
 """Rényi divergence and Rényi entropy of order α on arrays, with the limits α = 0, 1, ∞ in closed form.
 
-Both rest on one quantity, :math:`\\tfrac1s \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`
-(:func:`_scaled_log_moment`), evaluated two ways: a log-sum-exp shifted by the largest :math:`u`
-(no overflow at any α) and, where the logarithm is small (α near 1), ``log1p`` of a sum of
-``expm1`` terms, so that the value is continuous into α = 1, which dispatches to
-:func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly.
+Both rest on :math:`L = \\log \\sum_i w_i e^{s u_i}` with :math:`s = \\alpha - 1`, evaluated two ways:
+a log-sum-exp shifted by the largest :math:`u` (no overflow at any α) and, where :math:`|L| < ½`
+(α near 1, or P near Q), ``log1p`` of a sum of small terms, so that the value is continuous into
+α = 1, which dispatches to :func:`klkit.kl_divergence` / :func:`klkit.entropy` exactly. For the
+divergence those terms are :math:`T_i = p_i^\\alpha q_i^{1-\\alpha} - \\alpha p_i - (1-\\alpha) q_i`
+(per-outcome terms, ``klkit._relative_terms``), all of the sign of :math:`\\alpha(\\alpha-1)`: near
+P = Q nothing cancels, and the result is ≥ 0 by construction.
 
-Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = 1` as an identity,
-:math:`\\log\\sum_i p_i r_i = \\log(1 + \\sum_i p_i(r_i - 1))`, so it stays continuous into α = 1 on
-inputs that sum to 1 within :func:`klkit._engine.checks.sum_tolerance`; with ``validate=False``, a
-slice of ``p`` or ``q`` whose total is off 1 by more than that is NaN (the formula has no meaning
-there), as is a slice with an entry outside its kind's domain.
+Inputs are never renormalised. The ``log1p`` form uses :math:`\\sum_i p_i = \\sum_i q_i = 1` as an
+identity, so it stays continuous into α = 1 on inputs that sum to 1 within the validation tolerance;
+with ``validate=False``, a slice of ``p`` or ``q`` whose total is off 1 by more than that takes the
+log-sum-exp form (an unspecified finite value, clamped at 0, as for every measure), and a slice with an
+entry outside its kind's domain is NaN. Support rule (as KL's): outcome i is in the support of P where
+``p_i > 0`` in the working dtype (a probability that underflowed to 0 is outside it).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from klkit._engine import (
     measure_objects,
     prepare_one,
     prepare_pair,
+    sum_tolerance,
 )
+from klkit._relative_terms import clamp, log_ratio, renyi_terms
 from klkit.measures import entropy, kl_divergence
 
 __all__ = ["renyi_divergence", "renyi_entropy"]
@@ -64,10 +69,13 @@ def renyi_divergence(
     * α = 2: :math:`\log(1 + \chi^2(P\|Q))`;
     * α = ∞ (``math.inf``): :math:`\log \max_i p_i / q_i`.
 
-    Support mismatch follows KL: for α ≥ 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for
-    α < 1 only disjoint supports give ``+inf``. Computed in log space; rounding below 0 is clamped.
-    Never renormalises: with ``validate=False`` a slice of ``p`` or ``q`` whose sum is off 1 by more
-    than the tolerance of :func:`klkit.entropy` (or that holds an invalid entry) gives NaN.
+    Support mismatch follows KL: outcome i is in the support of P where ``p_i > 0`` as computed in
+    the working dtype (logits far below the others, whose probability underflows to 0, are outside
+    it, as in KL); for α > 1, ``p_i > 0`` where ``q_i = 0`` gives ``+inf``; for α < 1 only disjoint
+    supports give ``+inf``. Near P = Q it is a sum of terms of one sign (no cancellation, ≥ 0);
+    elsewhere computed in log space, rounding below 0 clamped (torch keeps the unclamped gradient).
+    Never renormalises: with ``validate=False`` a slice holding an invalid entry gives NaN, and a slice
+    of ``p`` or ``q`` whose sum is off 1 gives an unspecified finite value ≥ 0 (as every measure does).
 
     Parameters
     ----------
@@ -82,7 +90,8 @@ def renyi_divergence(
     kind, q_kind : {'probs', 'log_probs', 'logits'}
         What ``p`` and ``q`` hold; ``q_kind`` defaults to ``kind``.
     validate : bool, default True
-        Check the inputs (rules of :func:`klkit.entropy`); False gives NaN on invalid slices.
+        Check the inputs (rules of :func:`klkit.entropy`); False skips the checks (NaN on a slice with an
+        invalid entry; an unspecified finite value ≥ 0 on a slice off the simplex).
 
     Returns
     -------
@@ -130,13 +139,12 @@ def renyi_divergence(
         kl = kl_divergence(p, q, axis=axis, base=base, kind=kind, q_kind=q_kind, validate=validate)
         if validate:
             return kl
-        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False, sums=True)  # NaN where off-sum, as α ≠ 1
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
         return finish_result(kl, x)
-    x = prepare_pair(p, q, axis, kind, q_kind, validate, sums=True)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate)
     xp = x.xp
     with errstate(xp):
-        value = _divergence(x, alpha, xp)
-        value = xp.clip(value, 0.0, None)
+        value = clamp(_divergence(x, alpha, xp), 0.0, None, xp)
     return finish_result(value, x, base)
 
 
@@ -190,12 +198,11 @@ def renyi_entropy(
     base = check_base(base)
     if alpha == 1.0:
         h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
-        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate, sums=True))
-    x = prepare_one(p, axis, kind, validate, sums=True)
+        return h if validate else finish_result(h, prepare_one(p, axis, kind, validate))
+    x = prepare_one(p, axis, kind, validate)
     xp = x.xp
     with errstate(xp):
-        value = _entropy(x, alpha, xp)
-        value = xp.clip(value, 0.0, None)
+        value = clamp(_entropy(x, alpha, xp), 0.0, None, xp)
     return finish_result(value, x, base)
 
 
@@ -205,38 +212,60 @@ def renyi_entropy(
 
 
 def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
-    """D_α in nats along the last axis, α ≠ 1."""
+    """D_α in nats along the last axis, α ≠ 1 (the support rule of ``klkit._relative_terms``)."""
     logp, logq = x.logp, x.logq
-    pos = logp > -math.inf  # supports from the logs: a logit far below the others has p = 0.0 but is not 0
+    pos = x.p > 0  # the support of P: p > 0 in the working dtype (an underflowed p is outside it, as in KL)
     both = pos & (logq > -math.inf)
     # α > 1: p > 0 where q = 0 makes Σ p^α q^(1−α) infinite; α < 1: those terms vanish, and only
     # disjoint supports leave nothing
     infinite = xp.any(pos & ~both, axis=-1) if alpha > 1.0 else ~xp.any(both, axis=-1)
     dead = infinite[..., None]
     keep = (both & ~dead) | (dead & pos)  # infinite slices: harmless finite stand-ins, replaced below
-    u = xp.where(both & ~dead, logp - xp.where(both, logq, 0.0), 0.0)  # log p/q on the common support
-    if alpha == 0.0:  # −log Q(supp P)
-        value = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
-        value = _keep_graph(value, x.p, xp)
+    ratio = log_ratio(xp.where(both, logp, 0.0), x.p, xp.where(both, logq, 0.0), x.q, xp)
+    u = xp.where(both & ~dead, ratio, 0.0)  # log p/q on the common support
+    if alpha == 0.0:  # −log Q(supp P) = −log1p(−Q(outside supp P)): exactly 0 where the supports agree
+        inside = -logsumexp(xp.where(keep, xp.where(both & ~dead, logq, 0.0), -math.inf), xp)
+        outside = xp.sum(xp.where(~pos, x.q, 0.0), axis=-1)
+        few = outside < 0.5
+        value = _keep_graph(xp.where(few, -xp.log1p(-xp.where(few, outside, 0.0)), inside), x.p, xp)
     elif alpha == math.inf:  # log max p/q
         value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
     else:
-        value = _scaled_log_moment(logp, u, keep, alpha - 1.0, xp)
+        s = alpha - 1.0
+        big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
+        total = xp.sum(renyi_terms(logp, x.p, xp.where(both, logq, 0.0), x.q, u, both & ~dead, pos, alpha, xp), axis=-1)
+        small = (xp.abs(s * big) < _SWITCH) & ~infinite & _on_simplex(x, xp)  # infinite: Σ T = −1 (log1p(−1) = −inf)
+        value = xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s + 0.0, big)  # + 0.0: no −0
     return xp.where(infinite, math.inf, value)
 
 
 def _entropy(x: Inputs, alpha: float, xp: Any) -> Any:
     """H_α in nats along the last axis, α ≠ 1."""
-    pos = x.logp > -math.inf
+    pos = x.p > 0  # the support rule of the divergence: an underflowed p is outside it
     if alpha == 0.0:  # log |supp P|
         count = xp.sum(xp.astype(pos, x.p.dtype), axis=-1)
         return _keep_graph(xp.log(count), x.p, xp)
     if alpha == math.inf:  # −log max p
         return -xp.max(x.logp, axis=-1)
-    return -_scaled_log_moment(x.logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp)
+    logp = xp.where(pos, x.logp, -math.inf)
+    return -_scaled_log_moment(logp, xp.where(pos, x.logp, 0.0), pos, alpha - 1.0, xp, on_simplex=_on_simplex(x, xp))
 
 
-def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
+def _on_simplex(x: Inputs, xp: Any) -> Any:
+    """Per slice: the inputs sum to 1 within the validation tolerance, so that the ``log1p`` forms, which take
+    Σ p = Σ q = 1 as an identity, apply. Always true for validated inputs; with ``validate=False`` a slice off the
+    simplex takes the log-sum-exp form instead (a finite value of no meaning, clamped into the range: the
+    documented semantics of ``validate=False``)."""
+    if x.invalid is None:
+        return True
+    tol = sum_tolerance(x.dtype)
+    ok = xp.abs(xp.sum(x.p, axis=-1) - 1.0) <= tol
+    return ok if x.q is None else ok & (xp.abs(xp.sum(x.q, axis=-1) - 1.0) <= tol)
+
+
+def _scaled_log_moment(
+    logw: Any, u: Any, keep: Any, s: float, xp: Any, small_form: bool = True, on_simplex: Any = True
+) -> Any:
     r"""(1/s) log Σ_{i ∈ keep} w_i e^{s u_i} for weights w = e^{log w} of a distribution (Σ_i w_i = 1
     within the validation tolerance; never renormalised); entries with w_i > 0 outside ``keep`` count
     as e^{s u_i} = 0. ``u`` must be finite on ``keep``; ``keep`` non-empty.
@@ -258,13 +287,15 @@ def _scaled_log_moment(logw: Any, u: Any, keep: Any, s: float, xp: Any) -> Any:
     lse = logsumexp(xp.where(keep, logw + s * (u - c), -math.inf), xp)
     c = c[..., 0]
     big = c + lse / s
+    if not small_form:
+        return big
     a = s * u
     low = a <= 1.0
     w = xp.exp(logw)
     grow = xp.exp(xp.clip(logw + xp.where(low, 1.0, a), None, cap)) - w
     term = xp.where(low, w * xp.expm1(xp.where(low, a, 0.0)), grow)
     total = xp.sum(xp.where(keep, term, -w), axis=-1)
-    small = xp.abs(s * c + lse) < _SWITCH
+    small = (xp.abs(s * c + lse) < _SWITCH) & on_simplex
     return xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s, big)
 
 

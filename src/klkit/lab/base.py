@@ -86,6 +86,7 @@ class SectionResult:
         JSON-serialisable numbers written to ``results.json`` under the section's key.
     intuition : str
         Two or three plain sentences that give the idea before any check (plain text; the report escapes it).
+        In ``intuition``, ``example``, ``claim`` and the captions, ``[label](#key)`` links to the section ``key``.
     example : str
         One worked numeric example a student can check by hand, e.g. "a fair coin: H = ln 2 = 0.693 nats = 1 bit"
         (plain text).
@@ -93,8 +94,9 @@ class SectionResult:
         For each figure file name (``path.name``), what to notice in it: shown under the figure. A figure without a
         caption is a report error.
     interactive_html : list of str
-        Self-contained HTML fragments of explorable figures (sliders whose numbers were computed by klkit when the
-        report was built); shown after the static figures.
+        HTML fragments of explorable figures, from :meth:`klkit.lab.explore.Explorable.html` (sliders whose numbers
+        were computed by klkit when the report was built); shown after the static figures. The report embeds
+        plotly.js once.
     """
 
     key: str

@@ -1,4 +1,9 @@
-"""The lab's HTML report: one self-contained file (figures embedded as data URIs, no network)."""
+"""The lab's HTML report: one self-contained file (figures embedded as data URIs, plotly.js inline, no network).
+
+It follows the lesson (:mod:`klkit.lab.lesson`): a map from each objective to its section, then the lesson's part
+and the part beyond it. Each section teaches first (idea, worked example, figures with captions, explorables,
+tables) and folds its verification (how it is checked, the checks) below.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,17 @@ import base64
 import html
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from klkit.lab.base import SectionResult
+from klkit.lab.explore import plotly_script
+from klkit.lab.lesson import OBJECTIVES, PARTS, Part, report_order
+from klkit.lab.sections import TITLES
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["render_html", "teaching_html", "write_html"]
 
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -31,7 +40,16 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.ok { color: #2e7d32; font-weight: 600; } td.bad { color: #c62828; font-weight: 600; }
 figure { margin: 0.8em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-nav ol { columns: 2; } .claim { font-size: 1.05em; } .how { color: #333; }
+.claim { font-size: 1.05em; } .how { color: #333; }
+h2.part { margin-top: 2em; border-bottom: 2px solid #444; } .units { background: #f4f7fb; padding: 0.5em 0.8em; }
+.intuition, .example { font-size: 1.02em; } .example { background: #fbf8ef; padding: 0.4em 0.8em; }
+figcaption { font-size: 0.92em; color: #333; margin-top: 0.3em; } .caption-missing { color: #c62828; }
+details.verification { margin: 0.8em 0; background: #fafafa; padding: 0.3em 0.8em; border-radius: 4px; }
+details.verification summary { cursor: pointer; font-weight: 600; }
+.klkit-explorable { border: 1px solid #cdd; border-radius: 6px; padding: 0.5em; margin: 1em 0; }
+.klkit-slider { display: inline-block; margin: 0.2em 1.2em 0.2em 0; } .klkit-slider input { vertical-align: middle; }
+.klkit-slider output { font-variant-numeric: tabular-nums; font-weight: 600; } .klkit-note { color: #c62828; }
+.klkit-plot { width: 100%; min-height: 380px; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 """
 
@@ -58,48 +76,129 @@ def _status(s: SectionResult) -> str:
 _LABEL = {"pass": "PASS", "fail": "FAIL"}
 
 
-def _figure(path: Path, index: int, key: str) -> str:
+_LINK = re.compile(r"\[([^\]]+)\]\(#([A-Za-z0-9_-]+)\)")
+
+
+def teaching_html(text: str) -> str:
+    """Plain teaching text as HTML: escaped, with ``[label](#section)`` turned into a link to that section.
+
+    Examples
+    --------
+    >>> teaching_html("see [the fitting section](#fitting) & more")
+    'see <a href="#fitting">the fitting section</a> &amp; more'
+    """
+    return _LINK.sub(r'<a href="#\2">\1</a>', html.escape(text, quote=False))
+
+
+def _figure(path: Path, index: int, key: str, caption: str) -> str:
     path = Path(path)
     mime = _MIME.get(path.suffix.lower())
     if mime is None:
         raise ValueError(f"figure `{path.name}` must be PNG, SVG or JPEG; found suffix {path.suffix!r}")
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    alt = html.escape(f"{key} figure {index + 1}: {path.stem}")
+    alt = html.escape(f"{key} figure {index + 1}: {caption or path.stem}")
+    if caption:
+        text = f"<figcaption>{teaching_html(caption)}</figcaption>"
+    else:  # shown, and caught by the report's tests: a figure must say what to notice
+        text = f'<figcaption class="caption-missing">No caption for {html.escape(path.name)}.</figcaption>'
     return (
         f'<figure><img class="figure" id="fig-{html.escape(key)}-{index}" alt="{alt}" '
-        f'src="data:{mime};base64,{data}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
+        f'src="data:{mime};base64,{data}">{text}</figure>'
     )
+
+
+def _verification(s: SectionResult, duration: float) -> str:
+    """How the section is checked and its checks table, folded (open when a check fails)."""
+    status = _status(s)
+    n_pass = sum(c.passed for c in s.checks)
+    summary = f"Verification: {n_pass} of {len(s.checks)} checks pass" if s.checks else "Verification: no checks"
+    rows = "".join(
+        f"<tr><td>{html.escape(c.name)}</td><td>{html.escape(c.measured)}</td>"
+        f'<td class="{"ok" if c.passed else "bad"}">{"pass" if c.passed else "FAIL"}</td></tr>'
+        for c in s.checks
+    )
+    parts = [f'<details class="verification"{" open" if status == "fail" else ""}>', f"<summary>{summary}</summary>"]
+    if s.how:
+        parts.append(f'<p class="how"><strong>How it is checked.</strong> {html.escape(s.how)}</p>')
+    if s.checks:
+        parts.append(f'<table class="checks"><tr><th>Check</th><th>Measured</th><th>Result</th></tr>{rows}</table>')
+    parts.append(f'<p class="meta">Section time: {duration:.1f} s.</p>')
+    if "traceback" in s.numbers:
+        parts.append(f"<pre>{html.escape(str(s.numbers['traceback']))}</pre>")
+    parts.append("</details>")
+    return "\n".join(parts)
 
 
 def _section(s: SectionResult, duration: float) -> str:
     status = _status(s)
     key = html.escape(s.key)
     parts = [
-        f'<section id="section-{key}" class="lab-section {status}" data-status="{status}">',
-        f'<h2>{html.escape(s.title)}<span class="badge {status}">{_LABEL[status]}</span></h2>',
+        f'<section id="{key}" class="lab-section {status}" data-status="{status}">',
+        f'<h3>{html.escape(s.title)}<span class="badge {status}">{_LABEL[status]}</span></h3>',
     ]
+    if s.intuition:
+        parts.append(f'<p class="intuition"><strong>The idea.</strong> {teaching_html(s.intuition)}</p>')
+    if s.example:
+        parts.append(f'<p class="example"><strong>Worked example.</strong> {teaching_html(s.example)}</p>')
     if s.claim:
-        parts.append(f'<p class="claim"><strong>Claim.</strong> {html.escape(s.claim)}</p>')
-    if s.how:
-        parts.append(f'<p class="how"><strong>How it is checked.</strong> {html.escape(s.how)}</p>')
-    if s.checks:
-        rows = "".join(
-            f"<tr><td>{html.escape(c.name)}</td><td>{html.escape(c.measured)}</td>"
-            f'<td class="{"ok" if c.passed else "bad"}">{"pass" if c.passed else "FAIL"}</td></tr>'
-            for c in s.checks
-        )
-        parts.append(f'<table class="checks"><tr><th>Check</th><th>Measured</th><th>Result</th></tr>{rows}</table>')
-    parts.extend(s.tables_html)
-    parts.extend(_figure(Path(f), i, s.key) for i, f in enumerate(s.figures))
-    parts.append(f'<p class="meta">Section time: {duration:.1f} s.</p>')
-    if "traceback" in s.numbers:
-        parts.append(f"<pre>{html.escape(str(s.numbers['traceback']))}</pre>")
+        parts.append(f'<p class="claim"><strong>Claim.</strong> {teaching_html(s.claim)}</p>')
+    parts.extend(_figure(Path(f), i, s.key, s.captions.get(Path(f).name, "")) for i, f in enumerate(s.figures))
+    parts.extend(s.interactive_html)
+    parts.extend(f'<div class="lab-table">{t}</div>' for t in s.tables_html)
+    parts.append(_verification(s, duration))
     parts.append("</section>")
     return "\n".join(parts)
 
 
+def _objective_map(by_key: dict[str, SectionResult]) -> str:
+    """The map: each objective of the lesson, the section that teaches and checks it, and its verdict."""
+    rows = []
+    for i, objective in enumerate(OBJECTIVES, start=1):
+        s = by_key.get(objective.section)
+        if s is None:
+            where, verdict = html.escape(TITLES.get(objective.section, objective.section)), "not run"
+        else:
+            where = f'<a class="objective-link" href="#{html.escape(s.key)}">{html.escape(s.title)}</a>'
+            verdict = f"{_LABEL[_status(s)]} ({sum(c.passed for c in s.checks)}/{len(s.checks)} checks)"
+        rows.append(
+            f'<tr data-section="{html.escape(objective.section)}"><td class="num">{i}</td>'
+            f"<td>{html.escape(objective.text)}</td><td>{where}</td><td>{verdict}</td></tr>"
+        )
+    beyond = [k for part in PARTS[1:] for k in part.sections if k in by_key]
+    after = ", ".join(f'<a href="#{html.escape(k)}">{html.escape(by_key[k].title)}</a>' for k in beyond)
+    return (
+        '<table class="map" id="map"><tr><th>#</th><th>The lesson says / asks you to</th><th>Section</th>'
+        f"<th>Verdict</th></tr>{''.join(rows)}</table>"
+        + (f'<p class="map-beyond">Beyond the lesson (Part II): {after}.</p>' if after else "")
+    )
+
+
+def _part(part: Part, keys: list[str], by_key: dict[str, SectionResult], durations: dict[str, float]) -> str:
+    body = "\n".join(_section(by_key[k], durations.get(k, 0.0)) for k in keys)
+    links = ", ".join(f'<a href="#{html.escape(k)}">{html.escape(by_key[k].title)}</a>' for k in keys)
+    return (
+        f'<h2 class="part" id="part-{html.escape(part.key)}">{html.escape(part.title)}</h2>'
+        f'<p class="part-blurb">{html.escape(part.blurb)}</p><p class="part-toc">In this part: {links}.</p>\n{body}'
+    )
+
+
+_UNITS = (
+    "Units. A logarithm to base e measures information in nats, to base 2 in bits: 1 nat = 1/ln 2 ≈ 1.4427 bits "
+    "(1 bit = ln 2 ≈ 0.6931 nats). Numbers are in nats unless a section says bits; where the lesson gives both "
+    "(the coins, the coding costs), so does the report."
+)
+_READING = (
+    "Each section opens with the idea and a worked example you can check by hand, then its figures (each with "
+    "what to notice) and, where there is one, a figure you can move. Every number on the page, the moving ones "
+    "included, was computed when the report was built, by klkit and by the independent references each section "
+    "names; the page's script only picks precomputed frames. Below the teaching, folded, is how the section "
+    "checks its claim and the table of checks, each with the number it measured; a check that fails fails the "
+    "section."
+)
+
+
 def render_html(sections: Sequence[SectionResult], durations: dict[str, float], meta: dict[str, Any]) -> str:
-    """The report as one HTML string (figures read from disk and embedded)."""
+    """The report as one HTML string (figures read from disk and embedded; plotly.js once if a section explores)."""
     n_pass = sum(s.passed for s in sections)
     n_fail = len(sections) - n_pass
     verdict = "all sections pass" if n_fail == 0 else f"{n_fail} section(s) FAIL"
@@ -107,35 +206,34 @@ def render_html(sections: Sequence[SectionResult], durations: dict[str, float], 
     not_run = (
         f'<p class="meta">Not run (left out with --only): {html.escape(", ".join(left_out))}.</p>' if left_out else ""
     )
-    toc = "".join(
-        f'<li><a href="#section-{html.escape(s.key)}">{html.escape(s.title)}</a> — {_LABEL[_status(s)]}</li>'
-        for s in sections
-    )
+    by_key = {s.key: s for s in sections}
     mode = "quick" if meta.get("quick") else "full"
     meta_line = html.escape(
         f"klkit {meta.get('klkit_version', '?')} · {mode} run · seed {meta.get('seed')} · "
         f"{meta.get('created', '')} · {meta.get('duration_s', 0):.1f} s · Python {meta.get('python', '?')} · "
         f"{meta.get('machine', '')}"
     )
-    body = "\n".join(_section(s, durations.get(s.key, 0.0)) for s in sections)
+    body = "\n".join(_part(part, keys, by_key, durations) for part, keys in report_order([s.key for s in sections]))
     summary = json.dumps({"pass": n_pass, "fail": n_fail, "left_out": len(left_out)})
+    explore = plotly_script() if any(s.interactive_html for s in sections) else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>klkit lab report</title>
+<title>klkit lab: KL divergence and cross-entropy, shown and checked</title>
 <style>{_CSS}</style>
 <script>{_SCRIPT}</script>
+{explore}
 </head>
 <body data-summary='{html.escape(summary)}'>
-<h1>klkit lab report</h1>
+<h1>KL divergence and cross-entropy, shown and checked</h1>
 <p class="meta">{meta_line}</p>
-<p><strong>{html.escape(verdict)}</strong>: {n_pass} pass, {n_fail} fail.
-Each section states a claim about entropy, cross-entropy or KL divergence, how the lab checks it,
-the numbers it measured and whether they meet the bar; a section that could not run fails.</p>
+<p><strong>{html.escape(verdict)}</strong>: {n_pass} pass, {n_fail} fail. {html.escape(_READING)}</p>
+<p class="units" id="units">{html.escape(_UNITS)}</p>
 {not_run}
-<nav><ol>{toc}</ol></nav>
+<h2 id="map-title">Map of the lesson</h2>
+{_objective_map(by_key)}
 {body}
 </body>
 </html>

@@ -10,7 +10,24 @@ import scipy.stats
 
 import klkit
 from klkit.lab.base import Check, LabContext, SectionResult
+from klkit.lab.sections._explore_pq import three_outcomes, two_outcomes
 from klkit.lab.sections._random import random_pairs
+
+
+def _explorer_check(values: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
+    """Worst difference between the explorer's four quantities and scipy's (inf must meet inf)."""
+    ref = np.stack(
+        [
+            scipy.stats.entropy(p, axis=-1),
+            scipy.stats.entropy(p, axis=-1) + scipy.stats.entropy(p, q, axis=-1),
+            scipy.stats.entropy(p, q, axis=-1),
+            scipy.stats.entropy(q, p, axis=-1),
+        ],
+        axis=-1,
+    )
+    same_inf = np.array_equal(np.isinf(values), np.isinf(ref))
+    finite = np.isfinite(ref)
+    return float(np.max(np.abs(values[finite] - ref[finite]))) if same_inf else math.inf
 
 
 def _normal_kl(m1: float, s1: float, m2: float, s2: float) -> float:
@@ -63,6 +80,17 @@ def run(ctx: LabContext) -> SectionResult:
     median_ratio = float(np.median(np.maximum(forward, reverse) / np.minimum(forward, reverse)))
     js_sym = float(np.max(np.abs(klkit.js_divergence(p, q) - klkit.js_divergence(q, p))))
 
+    ctx.progress("the P/Q explorers")
+    pq2, values2 = two_outcomes()
+    pq3, values3 = three_outcomes()
+    grid = np.round(np.linspace(0.0, 1.0, 21), 10)
+    g_p, g_q = (x.ravel() for x in np.meshgrid(grid, grid, indexing="ij"))
+    worst2 = _explorer_check(values2, np.stack([g_p, 1 - g_p], -1), np.stack([g_q, 1 - g_q], -1))
+    n_inf = int(np.isinf(values2[:, 2]).sum())
+    finite3 = np.isfinite(values3[:, 1])
+    resid3 = float(np.max(np.abs(values3[finite3, 1] - values3[finite3, 0] - values3[finite3, 2])))
+    inf_match3 = bool(np.array_equal(~finite3, np.isinf(values3[:, 2])))
+
     coin = rows[0]
     checks = [
         Check(
@@ -80,6 +108,19 @@ def run(ctx: LabContext) -> SectionResult:
             f"asymmetry is the rule: random pairs (K = 5, {n:,}) with KL(P‖Q) ≠ KL(Q‖P) (relative difference > 1e-6)",
             f"{100 * frac:.2f}% of pairs; median ratio of the larger to the smaller = {median_ratio:.2f}",
             frac > 0.99,
+        ),
+        Check(
+            f"the two-outcome explorer's {len(values2)} frames agree with scipy.stats.entropy (H, H + KL, both KLs), "
+            "+∞ exactly where scipy has it",
+            f"worst difference = {worst2:.2e} nats; KL(P‖Q) = +∞ in {n_inf} frames (Q = 0 or 1 with P ≠ Q there)",
+            worst2 <= 1e-12 and n_inf == 2 * 20,
+        ),
+        Check(
+            f"the three-outcome explorer: {len(values3):,} frames (every pair on a 0.1 simplex grid), KL ≥ 0 and "
+            "H(P, Q) = H(P) + KL(P‖Q) in each (+∞ on both sides where Q misses an outcome of P)",
+            f"min KL = {np.min(values3[:, 2:]):.2g}; worst |H(P,Q) − H(P) − KL| over finite frames = {resid3:.1e}; "
+            f"+∞ cross-entropy exactly where KL(P‖Q) = +∞: {inf_match3}",
+            bool(np.min(values3[:, 2:]) >= 0) and resid3 <= 1e-12 and inf_match3,
         ),
         Check("by contrast Jensen–Shannon is symmetric", f"max |JS(P,Q) − JS(Q,P)| = {js_sym:.2e}", js_sym <= 1e-12),
     ]
@@ -99,7 +140,15 @@ def run(ctx: LabContext) -> SectionResult:
         f"textbook formula); the fraction of {n:,} random pairs where the two directions differ.",
         checks=checks,
         tables_html=[table],
+        intuition="KL(P‖Q) averages log(p/q) over samples of P: it asks how surprised someone who believes Q is by "
+        "what P actually produces. Swap the roles and you average a different quantity under a different "
+        "distribution, so the two directions differ. If Q says an outcome is impossible and P produces it, the "
+        "believer in Q is infinitely surprised: KL(P‖Q) = +∞.",
+        example="P = fair coin (0.5, 0.5), Q = (0.9, 0.1): KL(P‖Q) = 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = −0.294 + "
+        "0.805 = 0.511 nats; KL(Q‖P) = 0.9 ln(0.9/0.5) + 0.1 ln(0.1/0.5) = 0.529 − 0.161 = 0.368 nats.",
+        interactive_html=[pq2.html(), pq3.html()],
         numbers={
+            "explorer_worst_difference": worst2,
             "table": [{"pair": r[0], "kl_pq": r[3], "kl_qp": r[4]} for r in rows],
             "fraction_asymmetric": frac,
             "median_ratio": median_ratio,

@@ -78,6 +78,15 @@ def run(ctx: LabContext) -> SectionResult:
         checks=checks,
         figures=[fig_path],
         tables_html=["".join(table)],
+        intuition="Entropy is the average surprise, H(P) = E[−log p(X)]: how many bits (or nats) you need on "
+        "average to say which outcome happened. It is largest when every outcome is equally likely, because then "
+        "nothing helps you guess, and zero when one outcome is certain.",
+        example="A fair four-sided die: H = log₂ 4 = 2 bits (ln 4 = 1.386 nats). P = (½, ¼, ⅛, ⅛): H = ½·1 + ¼·2 + "
+        "⅛·3 + ⅛·3 = 1.75 bits, less than 2. P = (1, 0, 0, 0): H = 0.",
+        captions={
+            fig_path.name: "A coin's entropy: 0 when the outcome is certain (p = 0 or 1), rising to its maximum, "
+            "1 bit, at the fair coin; the curve is symmetric because relabelling heads and tails changes nothing."
+        },
         numbers={
             "uniform_max_error": uniform_err,
             "point_mass_max_entropy": point_max,

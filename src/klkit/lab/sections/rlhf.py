@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import klkit
 from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_threads
 
 V = 10  # arms
@@ -130,7 +131,7 @@ def _figure(problem: dict[str, Any], runs: dict[str, dict[str, Any]]) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_rev, ax_fwd, ax_bar) = plt.subplots(1, 3, figsize=(15, 3.9))
+    fig, (ax_rev, ax_fwd, ax_bar) = plt.subplots(1, 3, figsize=(17, 4.6))
     for (name, run), color in zip(runs.items(), COLORS, strict=True):
         ax_rev.plot(run["steps"], run["reverse"], color=color, lw=1.2, label=name)
         ax_fwd.plot(run["steps"], run["forward"], color=color, lw=1.2, label=name)
@@ -139,34 +140,35 @@ def _figure(problem: dict[str, Any], runs: dict[str, dict[str, Any]]) -> Any:
             _kls(problem["reverse"], problem["pi0"])[index],
             color="black",
             ls="--",
-            lw=0.8,
+            lw=1.2,
             label="at π* (reverse-KL optimum)",
         )
         ax.axhline(
             _kls(problem["forward"], problem["pi0"])[index],
             color="black",
             ls=":",
-            lw=0.8,
+            lw=1.2,
             label="at π_f (forward-KL optimum)",
         )
-        ax.set(xlabel="step", ylabel="nats", title=title, ylim=(0, 5))
-    ax_rev.legend(fontsize=7)
+        ax.set(xlabel="step", ylabel="nats", ylim=(0, 5))
+        ax.set_title(title, fontsize=11)
+    ax_rev.legend(fontsize=9, loc="lower right")
     order = np.argsort(problem["pi0"].numpy())[::-1]
     x = np.arange(V)
+    # the same colour means the same thing in every panel: a run's colour is its method's; the optima are black
     bars = {
-        "π_0": problem["pi0"],
-        "π*": problem["reverse"],
-        "π_f": problem["forward"],
-        "k3 in the loss": runs["k3 in the loss"]["final"],
-        "k1 in the reward": runs["k1 in the reward"]["final"],
+        "π_0 (reference)": (problem["pi0"], dict(color="tan")),
+        "π* (reverse-KL optimum)": (problem["reverse"], dict(color="black")),
+        "π_f (forward-KL optimum)": (problem["forward"], dict(color="white", edgecolor="black", hatch="///")),
+        "k3 in the loss (final)": (runs["k3 in the loss"]["final"], dict(color=COLORS[2])),
+        "k1 in the reward (final)": (runs["k1 in the reward"]["final"], dict(color=COLORS[0])),
     }
     width = 0.8 / len(bars)
-    for i, (name, p) in enumerate(bars.items()):
-        ax_bar.bar(x + (i - len(bars) / 2 + 0.5) * width, p.numpy()[order], width, label=name)
-    ax_bar.set(
-        xlabel="arm (π_0 most to least likely; reward rises to the right)", ylabel="probability", title="final policies"
-    )
-    ax_bar.legend(fontsize=7)
+    for i, (name, (p, style)) in enumerate(bars.items()):
+        ax_bar.bar(x + (i - len(bars) / 2 + 0.5) * width, p.numpy()[order], width, label=name, **style)
+    ax_bar.set(xlabel="arm (π_0 most to least likely; reward rises to the right)", ylabel="probability")
+    ax_bar.set_title("Final policies against the two optima", fontsize=11)
+    ax_bar.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -237,6 +239,18 @@ def run(ctx: LabContext) -> SectionResult:
             by["k1 in the loss"]["reverse_kl"] > 2 * star_rev,
         ),
     ]
+    best = int(problem["reward"].argmax())
+    top_rev, top_fwd = float(problem["reverse"][best]), float(problem["forward"][best])
+    h_rev, h_fwd = (float(klkit.entropy(problem[k])) for k in ("reverse", "forward"))
+    checks.append(
+        Check(
+            "the forward-KL-regularised optimum π_f is the more peaked one: more mass on the best arm (which π_0 "
+            "finds unlikely) and lower entropy than π*",
+            f"best arm: π_0 {float(pi0[best]):.3f}, π* {top_rev:.3f}, π_f {top_fwd:.3f}; entropy π* {h_rev:.3f} vs "
+            f"π_f {h_fwd:.3f} nats",
+            top_fwd > top_rev and h_fwd < h_rev,
+        )
+    )
     figure = save_figure(ctx, _figure(problem, runs), "rlhf_kl")
     body = "".join(
         f"<tr><td>{html.escape(r['method'])}</td><td>{html.escape(r['library'])}</td>"
@@ -269,7 +283,7 @@ def run(ctx: LabContext) -> SectionResult:
         "the forward KL(π_ref‖π); k1 in the loss has zero expected gradient.",
         how=f"Softmax policy over {V} arms started at π_0, Adam (lr {LR}) on reward − {BETA}·penalty for {steps} "
         f"steps of {SAMPLES} sampled arms (REINFORCE with a mean baseline for the reward), the penalty from "
-        "klkit.rlhf.kl_penalty; both KLs exact every {EVERY} steps (klkit.kl_divergence on the logits); the final "
+        f"klkit.rlhf.kl_penalty; both KLs exact every {EVERY} steps (klkit.kl_divergence on the logits); the final "
         "policy is the average over the last quarter of the steps, compared with the two regularised optima "
         "in closed form. verl's k3+ and straight-through penalties have k2's per-sample gradient, so they "
         "follow the k2 curve.",
@@ -284,5 +298,28 @@ def run(ctx: LabContext) -> SectionResult:
             "optimum_reverse": {"reverse_kl": star_rev, "forward_kl": star_fwd},
             "optimum_forward": {"reverse_kl": f_rev, "forward_kl": f_fwd},
             "methods": rows,
+            "best_arm_mass": {"reference": float(pi0[best]), "reverse_opt": top_rev, "forward_opt": top_fwd},
+        },
+        intuition="RLHF fine-tunes a policy π (a language model) to earn reward while a KL penalty keeps it close "
+        "to a reference policy π_ref — the model before RL, frozen. Here π_ref is written π_0, because it is also "
+        "where training starts. The KL is never computed exactly over all sequences: it is estimated from the "
+        "tokens π sampled, with the log-ratio d = log π(a) − log π_0(a) and the estimators of the TRPO section "
+        "(k1 = d, k2 = ½d², k3 = e^−d − 1 + d), and the estimate is either subtracted from the reward or added to "
+        "the loss. Each choice has its own gradient, and not every gradient is the gradient of the KL it "
+        "estimates: here a 10-armed bandit, where everything is exact, shows which KL each one actually "
+        "minimises. The two optima differ in shape: with π as the second argument, the forward KL(π_0‖π) = "
+        "Σ π_0 log(π_0/π) charges π only for taking mass from arms π_0 likes, weighted by π_0's small "
+        "probabilities, and nothing for piling that mass onto the best arm, while the reverse KL(π‖π_0) weighs "
+        "each arm by π itself and so charges for the pile-up — which is why π_f is more peaked than π*.",
+        example=f"β = {BETA}, and an arm with π_0 = 0.01 that π moves to 0.5: its term of the reverse KL is "
+        "0.5 · ln(0.5/0.01) = 1.96 nats, its term of the forward KL only 0.01 · ln(0.01/0.5) = −0.039 nats (the "
+        "forward KL pays instead where π took that mass from).",
+        captions={
+            figure.name: "Left and middle: the exact reverse and forward KL to π_0 during training, one colour per "
+            "penalty (the same colours in the right panel); dashed and dotted black lines are the values at the "
+            "two exact optima π* and π_f. Notice k1 in the reward, k2 in the loss and k3 with reverse_kl settle "
+            "on the dashed line (π*), k3 in the loss on the dotted one (π_f), and k1 in the loss drifts away. "
+            "Right: the final policies arm by arm against π_0 (tan), π* (black) and π_f (hatched): k3 in the "
+            "loss ends at π_f, which piles most of its mass on the best arm; k1 in the reward ends at π*."
         },
     )

@@ -71,6 +71,15 @@ def run(ctx: LabContext) -> SectionResult:
         "independent pairs; compared with numpy's −log p.",
         checks=checks,
         figures=[fig_path],
+        intuition="How surprised should you be by an event? Not at all if it was certain, a lot if it was rare. "
+        "Surprise −log p measures that, in bits with log₂: a 1-in-2 event is worth 1 bit, a 1-in-8 event 3 bits. "
+        "The logarithm makes the surprises of independent events add, as their probabilities multiply.",
+        example="A fair die shows a 6: −log₂(1/6) = 2.585 bits. Two independent fair coins both land heads: "
+        "−log₂(¼) = 2 bits = 1 bit + 1 bit. In nats: −ln(1/2) = 0.693 nats per coin.",
+        captions={
+            fig_path.name: "Surprise falls to 0 as p → 1 (a certain event tells you nothing) and grows without "
+            "bound as p → 0; every halving of p adds one bit (red points)."
+        },
         numbers={
             "n": n,
             "min_surprise": float(s_p.min()),
