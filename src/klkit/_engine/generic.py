@@ -97,7 +97,7 @@ def generic_path(
             if measure == "cross_entropy":
                 term = -support_term(p, logq, xp)
             elif measure == "kl_divergence":
-                term = support_term(p, logp - logq, xp)
+                term = support_term(p, _log_ratio(logp, p, logq, q, kind == q_kind == "probs", xp), xp)
             else:
                 term = js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
@@ -107,6 +107,18 @@ def generic_path(
                 if bad is not None:
                     invalid = bad if invalid is None else invalid | bad
     return total if invalid is None else xp.where(invalid, math.nan, total)
+
+
+def _log_ratio(logp: Any, p: Any, logq: Any, q: Any, probs: bool, xp: Any) -> Any:
+    """log(p/q); for probabilities within a factor 3/2 of each other, log1p((p − q)/q): p − q is exact
+    there (Sterbenz), so the log of the ratio keeps its relative accuracy near p = q (log p − log q
+    would leave an error of one rounding of log p, larger than the term itself)."""
+    if not probs:
+        return logp - logq
+    d = p - q
+    near = in_support(q) & (xp.abs(d) <= 0.5 * q)
+    close = xp.log1p(xp.where(near, d, 0.0) / xp.where(near, q, 1.0))
+    return xp.where(near, close, logp - logq)
 
 
 def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
