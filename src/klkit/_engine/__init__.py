@@ -17,8 +17,9 @@ never from a module inside it. The modules, each with one job:
 - :mod:`~klkit._engine.finish`: base, clamp to the bounds, output dtype;
 - :mod:`~klkit._engine.dispatch`: the hook through which distribution objects are handed to the
   package that registered them;
-- :mod:`~klkit._engine.loss_checks`, :mod:`~klkit._engine.loss_paths` and
-  :mod:`~klkit._engine.fused_loss`: the cross-entropy loss;
+- :mod:`~klkit._engine.loss_checks`, :mod:`~klkit._engine.loss_paths`, :mod:`~klkit._engine.loss_fast`
+  and :mod:`~klkit._engine.fused_loss`: the cross-entropy loss;
+- :mod:`~klkit._engine.support`: the support rule (p > 0 in the working dtype) of every path;
 - :mod:`~klkit._engine.threads`: the kernels' thread count and pool.
 
 The torch-only names (the fused Functions and ``TILE_ELEMENTS``) import torch on first use.
@@ -90,6 +91,7 @@ from klkit._engine.loss_checks import (
     loss_namespace,
     loss_target_kind,
 )
+from klkit._engine.loss_fast import small_index_loss
 from klkit._engine.loss_paths import generic_loss_path, torch_loss_path
 from klkit._engine.numpy_path import KERNEL_MODES
 from klkit._engine.prepare import (
@@ -217,6 +219,7 @@ __all__ = [
     "register_object_measures",
     "safe_log",
     "set_num_threads",
+    "small_index_loss",
     "sum_tolerance",
     "to_numpy",
     "to_output_dtype",

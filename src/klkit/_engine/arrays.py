@@ -264,6 +264,18 @@ def clamp_keep_gradient(value: Any, lower: float, upper: float | None = None) ->
     ([0.0, 0.125], [0.75, 0.75])
     """
     torch = _torch_namespace()
+    if not value.requires_grad and not _derivatives_traced(value):  # nothing to keep: one clamp (NaN stays NaN)
+        return value.clamp(lower, upper)
     shift = value - value.detach()  # zero, with value's derivatives
     out = torch.where(value < lower, shift + lower, value)
     return out if upper is None else torch.where(value > upper, shift + upper, out)
+
+
+def _derivatives_traced(value: Any) -> bool:
+    """Derivatives that ``requires_grad`` does not show: forward-mode AD or a ``torch.func`` transform."""
+    import torch.autograd.forward_ad as forward_ad
+
+    torch = sys.modules["torch"]
+    if torch.compiler.is_compiling():  # the compiler traces both forms alike; keep the traceable one
+        return True
+    return forward_ad._current_level >= 0 or torch._C._functorch.is_functorch_wrapped_tensor(value)

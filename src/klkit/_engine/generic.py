@@ -22,6 +22,7 @@ from klkit._engine.prepare import (
     out_of_domain,
     under_autograd,
 )
+from klkit._engine.support import in_support, support_term
 
 __all__ = ["chunk_budget", "generic_path", "js_term"]
 
@@ -89,15 +90,14 @@ def generic_path(
                 invalid = bad if invalid is None else invalid | bad
     for c in chunks:
         logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
-        positive = p > 0
         if measure == "entropy":
-            term = -p * xp.where(positive, logp, 0.0)
+            term = -support_term(p, logp, xp)
         else:
             logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
-                term = -p * xp.where(positive, logq, 0.0)
+                term = -support_term(p, logq, xp)
             elif measure == "kl_divergence":
-                term = p * xp.where(positive, logp - logq, 0.0)
+                term = support_term(p, _log_ratio(logp, p, logq, q, kind == q_kind == "probs", xp), xp)
             else:
                 term = js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
@@ -109,19 +109,36 @@ def generic_path(
     return total if invalid is None else xp.where(invalid, math.nan, total)
 
 
+def _log_ratio(logp: Any, p: Any, logq: Any, q: Any, probs: bool, xp: Any) -> Any:
+    """log(p/q); for probabilities within a factor 3/2 of each other, log1p((p − q)/q): p − q is exact
+    there (Sterbenz), so the log of the ratio keeps its relative accuracy near p = q (log p − log q
+    would leave an error of one rounding of log p, larger than the term itself)."""
+    if not probs:
+        return logp - logq
+    d = p - q
+    near = in_support(q) & (xp.abs(d) <= 0.5 * q)
+    close = xp.log1p(xp.where(near, d, 0.0) / xp.where(near, q, 1.0))
+    return xp.where(near, close, logp - logq)
+
+
 def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
-    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
-    either = (p > 0) | (q > 0)
+    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2 (where |p − q| ≤ ½(p + q):
+    ¼ (p + q)(2x artanh x + log1p(−x²)), x = (p − q)/(p + q), the same value without cancellation);
+    with weights (w, 1 − w), w p log(p/m) + (1 − w) q log(q/m) with
+    log m = logaddexp(log w + log p, log(1 − w) + log q)."""
+    either = in_support(p) | in_support(q)
     if weights is None:
         logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        tp = p * xp.where(p > 0, logp - logm, 0.0)
-        tq = q * xp.where(q > 0, logq - logm, 0.0)
-        return 0.5 * (tp + tq)
+        far = 0.5 * (support_term(p, logp - logm, xp) + support_term(q, logq - logm, xp))
+        # near p = q the two log terms cancel to first order: with x = (p − q)/(p + q), |x| ≤ ½,
+        # the outcome's term is ¼ (p + q)(2x artanh x + log1p(−x²)) ≥ 0, two parts of one size
+        total = p + q
+        near = in_support(total) & (xp.abs(p - q) <= 0.5 * total)
+        x = xp.where(near, p - q, 0.0) / xp.where(near, total, 1.0)
+        close = 0.25 * total * (2.0 * x * xp.atanh(x) + xp.log1p(-x * x))
+        return xp.where(near, close, far)
     wp, wq = weights
     if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
         return 0.0 * (p + q)
     logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
-    tp = p * xp.where(p > 0, logp - logm, 0.0)
-    tq = q * xp.where(q > 0, logq - logm, 0.0)
-    return wp * tp + wq * tq
+    return wp * support_term(p, logp - logm, xp) + wq * support_term(q, logq - logm, xp)
