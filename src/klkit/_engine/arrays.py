@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import numpy as _np_xp
 
-from klkit.errors import BackendMismatchError, InvalidArgumentError, ShapeError
+from klkit.errors import BackendMismatchError, ShapeError
 
 __all__ = [
     "asarray",
@@ -103,8 +103,8 @@ def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
 def asarray(x: Any, xp: Any, name: str = "p") -> Any:
     """``x`` as an array of ``xp`` with a real floating dtype (integers and booleans become floats).
 
-    Ragged nested lists, complex numbers, strings, dates, Python objects, meta-device, sparse and nested
-    tensors raise klkit's own errors, naming ``name``, what was found and the fix.
+    Ragged nested lists, complex numbers, strings, dates, Python objects, sparse and nested tensors raise
+    klkit's own errors, naming ``name``, what was found and the fix.
 
     Examples
     --------
@@ -156,13 +156,9 @@ _NOT_REAL = {
 
 
 def _check_torch_storage(arr: Any, name: str) -> None:
-    """Tensors whose values klkit cannot read: meta (no values), sparse and nested (ragged) layouts."""
+    """Tensors whose values klkit cannot read: sparse and nested (ragged) layouts. (Meta tensors, shapes without
+    values, are measured with ``validate=False``, for shape propagation; validation refuses them.)"""
     torch = sys.modules["torch"]
-    if arr.device.type == "meta":
-        raise InvalidArgumentError(
-            f"`{name}` must hold values; found a tensor on the meta device (a shape without values). Create it on "
-            "a real device, e.g. torch.tensor(values) or x.to_empty(device='cpu') and fill it."
-        )
     if getattr(arr, "is_nested", False):
         raise ShapeError(
             f"`{name}` must be a rectangular tensor; found a nested (ragged) tensor. Pad it with zeros, e.g. "

@@ -36,7 +36,7 @@ from klkit._engine.checks import (
 from klkit._engine.finish import clamp_to_bounds, in_base, js_bound, to_output_dtype
 from klkit._engine.generic import chunk_budget, generic_path
 from klkit._engine.numpy_path import SMALL_TORCH, numpy_bridge_applies, numpy_kernels_path, numpy_small_path
-from klkit._engine.prepare import FAST_MIN, Measure, check_values, under_autograd
+from klkit._engine.prepare import FAST_MIN, Measure, check_has_values, check_values, under_autograd
 from klkit._engine.torch_autograd import fused_pays, torch_fused_logits_path, torch_plain_logits_path
 from klkit._engine.torch_tiles import torch_tiles_path
 from klkit.errors import InvalidDistributionError
@@ -80,6 +80,9 @@ def reduce_measure(
             f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
             f"{array_api_compat.device(Q)}. Move one with .to(device)."
         )
+    if validate and is_torch(xp):
+        for x, name in ((P, "p"), (Q, "q"))[: 1 + two]:
+            check_has_values(x, name)
     last = ax == len(shape) - 1
     if two and tuple(P.shape) != shape:
         P = xp.broadcast_to(P, shape)
