@@ -13,7 +13,8 @@ result (second order), and so that no large numbers are subtracted:
   with :math:`s = \\alpha - 1`, :math:`E(x) = e^x - 1 - x` and :math:`K(u) = u e^u - e^u + 1` (so
   :math:`qK(u) = p\\log(p/q) - p + q`, the KL term), both by their Taylor series for small arguments.
 * :func:`js_terms`: :math:`\\tfrac14 (p+q)\\,g(x)` with :math:`x = (p-q)/(p+q)` and
-  :math:`g(x) = (1+x)\\log(1+x) + (1-x)\\log(1-x) = 2x\\,\\mathrm{artanh}\\,x + \\log(1-x^2) \\ge 0`.
+  :math:`g(x) = (1+x)\\log(1+x) + (1-x)\\log(1-x) = 2x\\,\\mathrm{artanh}\\,x + \\log(1-x^2) \\ge 0`
+  (the engine's ``js_term``, which ``js_divergence`` uses too).
 * :func:`chi2_terms`: :math:`(p-q)^2/q` as ``(p - q) * ((p - q) / q)``.
 * :func:`hellinger_differences`: :math:`\\sqrt p - \\sqrt q = (p-q)/(\\sqrt p + \\sqrt q)`.
 
@@ -31,6 +32,7 @@ import math
 from typing import Any
 
 from klkit._engine import clamp_keep_gradient, is_torch
+from klkit._engine import js_term as js_terms
 
 __all__ = [
     "chi2_terms",
@@ -50,7 +52,6 @@ _SERIES = 0.125  # |argument| below this takes the Taylor series (12 terms: trun
 _ORDERS = range(13, 1, -1)
 _E_COEFFICIENTS = [1.0 / math.factorial(k) for k in _ORDERS]  # E(x) = Σ_{k≥2} x^k / k!
 _K_COEFFICIENTS = [(k - 1) / math.factorial(k) for k in _ORDERS]  # K(u) = Σ_{k≥2} (k−1) u^k / k!
-_LOG2 = math.log(2.0)
 
 
 def clamp(value: Any, lower: float, upper: float | None, xp: Any) -> Any:
@@ -113,24 +114,6 @@ def _weighted_e(logw: Any, w: Any, x: Any, xp: Any) -> Any:
     e_grow = xp.exp(xp.clip(logw + xp.where(grows, x, 1.0), None, cap)) - w - w * x
     e_mid = w * (xp.expm1(xp.where(grows, 0.0, x)) - x)
     return xp.where(small, e_small, xp.where(grows, e_grow, e_mid))
-
-
-def js_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
-    """½ p log(2p/(p+q)) + ½ q log(2q/(p+q)) per outcome, ≥ 0 and exactly 0 where p = q.
-
-    Where |x| = |p − q|/(p + q) ≤ ½: ¼ (p + q) (2x artanh x + log1p(−x²)), whose two parts differ
-    by a factor of about 2 (no cancellation); elsewhere the log form with log m = logaddexp − log 2.
-    """
-    total = p + q
-    near = (total > 0) & (xp.abs(p - q) <= 0.5 * total)
-    x = xp.where(near, p - q, 0.0) / xp.where(near, total, 1.0)
-    small = 0.25 * total * (2.0 * x * xp.atanh(x) + xp.log1p(-x * x))
-    ppos, qpos = p > 0, q > 0
-    either = ppos | qpos
-    logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - _LOG2
-    tp = p * xp.where(ppos, logp - logm, 0.0)
-    tq = q * xp.where(qpos, logq - logm, 0.0)
-    return xp.where(near, small, 0.5 * (tp + tq))
 
 
 def chi2_terms(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:

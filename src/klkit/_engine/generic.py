@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from klkit._engine.arrays import compute_dtype, is_torch
-from klkit._engine.finish import LOG2
+from klkit._engine.jensen_shannon import js_term
 from klkit._engine.prepare import (
     CHUNK_BYTES,
     CHUNK_MIN,
@@ -23,7 +23,7 @@ from klkit._engine.prepare import (
     under_autograd,
 )
 
-__all__ = ["chunk_budget", "generic_path", "js_term"]
+__all__ = ["chunk_budget", "generic_path"]
 
 
 def chunk_budget(P: Any, Q: Any, xp: Any) -> int:
@@ -107,21 +107,3 @@ def generic_path(
                 if bad is not None:
                     invalid = bad if invalid is None else invalid | bad
     return total if invalid is None else xp.where(invalid, math.nan, total)
-
-
-def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
-    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
-    either = (p > 0) | (q > 0)
-    if weights is None:
-        logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        tp = p * xp.where(p > 0, logp - logm, 0.0)
-        tq = q * xp.where(q > 0, logq - logm, 0.0)
-        return 0.5 * (tp + tq)
-    wp, wq = weights
-    if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
-        return 0.0 * (p + q)
-    logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
-    tp = p * xp.where(p > 0, logp - logm, 0.0)
-    tq = q * xp.where(q > 0, logq - logm, 0.0)
-    return wp * tp + wq * tq
