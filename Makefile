@@ -18,7 +18,7 @@ FLOORS_TESTS ?= tests/test_measures_reference.py tests/test_measures_errors.py t
 	tests/test_cli_measure.py tests/test_cli_errors.py tests/test_readme.py tests/test_rl.py tests/test_vae.py \
 	tests/test_lab.py
 
-.PHONY: lab test lint docs floors bench clean
+.PHONY: lab test lint docs floors bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,5 +63,13 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[all,bench]"
 	$(BIN)/python benchmarks/run.py
 
+# On a CUDA machine, with the python3 that already has torch (and triton, transformers, liger_kernel if present):
+# the CUDA tests and the distillation and cross-entropy losses against naive torch and Liger-Kernel, in at most
+# 8 minutes, no installs; writes $(GPU_OUT)/gpu_check.json and gpu_check.md. CI runs it with --device cpu --quick.
+GPU_PYTHON ?= python3
+GPU_OUT ?= gpu-check
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --out $(GPU_OUT)
+
 clean:
-	rm -rf $(VENV) $(FLOORS_VENV) $(OUT) .pytest_cache docs/_build docs/api docs/gallery
+	rm -rf $(VENV) $(FLOORS_VENV) $(OUT) $(GPU_OUT) .pytest_cache docs/_build docs/api docs/gallery

@@ -1,6 +1,8 @@
 """Run the benchmark scripts: all of ``benchmarks/*.py`` (except ``_``-prefixed helpers and
 this file), or only those named on the command line.
 
+``gpu_check.py`` is not one of them: it is ``make gpu-check``, for a CUDA machine.
+
 Usage::
 
     .venv/bin/python benchmarks/run.py            # every benchmark
@@ -19,6 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# scripts with their own entry point: gpu_check.py is `make gpu-check` (a CUDA machine), not part of `make bench`
+NOT_BENCHMARKS = {"gpu_check"}
 
 
 def available() -> dict[str, Path]:
@@ -26,7 +30,7 @@ def available() -> dict[str, Path]:
     return {
         path.stem: path
         for path in sorted(HERE.glob("*.py"))
-        if not path.name.startswith("_") and path.name != Path(__file__).name
+        if not path.name.startswith("_") and path.name != Path(__file__).name and path.stem not in NOT_BENCHMARKS
     }
 
 
