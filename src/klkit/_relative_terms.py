@@ -31,7 +31,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit._engine import clamp_keep_gradient, is_torch
+import numpy as np
+
+from klkit._engine import clamp_keep_gradient, is_numpy, is_torch, is_torch_array
 from klkit._engine import js_term as js_terms
 
 __all__ = [
@@ -41,9 +43,12 @@ __all__ = [
     "hellinger_differences",
     "js_terms",
     "kl_terms",
+    "known_all",
     "log_ratio",
     "product_twice",
     "renyi_terms",
+    "renyi_terms_any",
+    "replace_where",
     "sum_twice",
     "two_sum",
 ]
@@ -66,11 +71,36 @@ def clamp(value: Any, lower: float, upper: float | None, xp: Any) -> Any:
 
 
 def _series(x: Any, coefficients: list[float]) -> Any:
-    """Σ_k c_k x^k for k = 13 … 2 (Horner), the coefficients listed from k = 13 down."""
-    acc = coefficients[0]
-    for c in coefficients[1:]:
-        acc = acc * x + c
-    return acc * x * x
+    """Σ_k c_k x^k for k = 13 … 2 (Horner), the coefficients listed from k = 13 down; in place (one buffer,
+    no temporaries) on numpy arrays and on torch tensors outside autograd."""
+    in_place = isinstance(x, np.ndarray) or (
+        is_torch_array(x) and not (x.requires_grad and _grad_enabled()) and not _compiling()
+    )
+    if not in_place:
+        acc = coefficients[0]
+        for c in coefficients[1:]:
+            acc = acc * x + c
+        return acc * x * x
+    acc = x * coefficients[0]
+    for c in coefficients[1:-1]:
+        acc += c
+        acc *= x
+    acc += coefficients[-1]
+    acc *= x
+    acc *= x
+    return acc
+
+
+def _grad_enabled() -> bool:
+    import torch
+
+    return torch.is_grad_enabled()
+
+
+def _compiling() -> bool:
+    import torch
+
+    return torch.compiler.is_compiling()
 
 
 def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
@@ -82,6 +112,68 @@ def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
 
 
 def renyi_terms(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: Any, alpha: float, xp: Any) -> Any:
+    """T_i = p^α q^{1−α} − αp − (1−α)q per outcome (α ≠ 1 finite, > 0), one sign (that of α(α−1)).
+
+    Arguments as :func:`renyi_terms_any`. Where p > 0 < q and |u| < r_α (most outcomes when P ≈ Q),
+    T = q·F(u) with F(u) = e^{αu} − αe^u + α − 1 = Σ_{k≥2} (α^k − α) u^k/k!, one series with fixed
+    coefficients (α^k − α from ``expm1``, exact to an ulp for α near 1); r_α = 1/8 · min(1, 2/α) keeps
+    13 terms to a truncation below 1e-17 relative. The other outcomes (numpy and eager torch: only
+    those, gathered) take :func:`renyi_terms_any`.
+    """
+    radius, coefficients = _renyi_series(alpha)
+    uc = xp.clip(u, -radius, radius)  # no select: the outcomes outside are replaced below
+    near = q * _series(uc, coefficients)
+    rest = ~both | (xp.abs(u) >= radius)
+    return replace_where(near, rest, lambda *a: renyi_terms_any(*a, alpha, xp), (logp, p, logq, q, u, both, pos), xp)
+
+
+def _renyi_series(alpha: float) -> tuple[float, list[float]]:
+    """The radius r_α and the coefficients (α^k − α)/k!, k = 13 … 2, of F(u) = e^{αu} − αe^u + α − 1."""
+    log_alpha = math.log(alpha)
+    coefficients = [alpha * math.expm1((k - 1) * log_alpha) / math.factorial(k) for k in _ORDERS]
+    return _SERIES * min(1.0, 2.0 / alpha), coefficients
+
+
+def known_all(mask: Any, xp: Any) -> bool:
+    """True when ``mask`` (an array or a Python bool) is all True and the library can say so cheaply
+    (numpy, eager torch); lazy or traced arrays answer False."""
+    if isinstance(mask, bool):
+        return mask
+    if is_numpy(xp):
+        return bool(mask.all())
+    if is_torch(xp) and mask.device.type != "meta":
+        import torch
+
+        if not torch.compiler.is_compiling():
+            return bool(mask.all())
+    return False
+
+
+def replace_where(values: Any, mask: Any, fn: Any, arrays: tuple[Any, ...], xp: Any) -> Any:
+    """``values`` with the entries under ``mask`` replaced by ``fn(*arrays)`` at those entries.
+
+    numpy and eager torch evaluate ``fn`` only on the gathered entries (none: not at all), and torch
+    keeps the gradients (out-of-place ``index_put``); other libraries take ``where`` over the whole array.
+    """
+    if is_numpy(xp):
+        if not mask.any():
+            return values
+        idx = xp.nonzero(mask)
+        values = values.copy() if not values.flags.writeable else values
+        values[idx] = fn(*(a[idx] for a in arrays))
+        return values
+    if is_torch(xp) and mask.device.type != "meta":
+        import torch
+
+        if not torch.compiler.is_compiling():
+            idx = torch.nonzero(mask, as_tuple=True)
+            if idx[0].numel() == 0:
+                return values
+            return values.index_put(idx, fn(*(a[idx] for a in arrays)))
+    return xp.where(mask, fn(*arrays), values)
+
+
+def renyi_terms_any(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: Any, alpha: float, xp: Any) -> Any:
     """T_i = p^α q^{1−α} − αp − (1−α)q per outcome (α ≠ 1 finite, > 0), one sign (that of α(α−1)).
 
     ``u`` = log(p/q) on ``both`` (p > 0 and q > 0; any finite stand-in elsewhere); ``pos``: p > 0.
