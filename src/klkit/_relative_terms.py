@@ -106,8 +106,11 @@ def _compiling() -> bool:
 def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
     """log(p/q), accurate when p ≈ q: ``log1p((p − q)/q)`` for normal p, q within a factor 1.5."""
     tiny = float(xp.finfo(p.dtype).smallest_normal)
-    close = (q >= tiny) & (p >= tiny) & (xp.abs(p - q) <= 0.5 * q)
-    near = xp.log1p(xp.where(close, p - q, 0.0) / xp.where(close, q, 1.0))
+    d = p - q
+    close = (q >= tiny) & (p >= tiny) & (xp.abs(d) <= 0.5 * q)
+    if known_all(close, xp):
+        return xp.log1p(d / q)
+    near = xp.log1p(xp.where(close, d, 0.0) / xp.where(close, q, 1.0))
     return xp.where(close, near, logp - logq)
 
 
@@ -116,9 +119,9 @@ def renyi_terms(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: An
 
     Arguments as :func:`renyi_terms_any`. Where p > 0 < q and |u| < r_α (most outcomes when P ≈ Q),
     T = q·F(u) with F(u) = e^{αu} − αe^u + α − 1 = Σ_{k≥2} (α^k − α) u^k/k!, one series with fixed
-    coefficients (α^k − α from ``expm1``, exact to an ulp for α near 1); r_α = 1/8 · min(1, 2/α) keeps
-    13 terms to a truncation below 1e-17 relative. The other outcomes (numpy and eager torch: only
-    those, gathered) take :func:`renyi_terms_any`.
+    coefficients (α^k − α from ``expm1``, exact to an ulp for α near 1); r_α = ½ · min(1, 2/α) keeps
+    18 terms to a truncation below 3e-18 relative (checked at 50 digits for α from 1e-3 to 1000). The
+    other outcomes (numpy and eager torch: only those, gathered) take :func:`renyi_terms_any`.
     """
     radius, coefficients = _renyi_series(alpha)
     uc = xp.clip(u, -radius, radius)  # no select: the outcomes outside are replaced below
@@ -130,8 +133,8 @@ def renyi_terms(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: An
 def _renyi_series(alpha: float) -> tuple[float, list[float]]:
     """The radius r_α and the coefficients (α^k − α)/k!, k = 13 … 2, of F(u) = e^{αu} − αe^u + α − 1."""
     log_alpha = math.log(alpha)
-    coefficients = [alpha * math.expm1((k - 1) * log_alpha) / math.factorial(k) for k in _ORDERS]
-    return _SERIES * min(1.0, 2.0 / alpha), coefficients
+    coefficients = [alpha * math.expm1((k - 1) * log_alpha) / math.factorial(k) for k in range(19, 1, -1)]
+    return 0.5 * min(1.0, 2.0 / alpha), coefficients
 
 
 def known_all(mask: Any, xp: Any) -> bool:
@@ -158,18 +161,16 @@ def replace_where(values: Any, mask: Any, fn: Any, arrays: tuple[Any, ...], xp: 
     if is_numpy(xp):
         if not mask.any():
             return values
-        idx = xp.nonzero(mask)
-        values = values.copy() if not values.flags.writeable else values
-        values[idx] = fn(*(a[idx] for a in arrays))
+        values = values if values.flags.writeable else values.copy()
+        values[mask] = fn(*(xp.broadcast_to(a, mask.shape)[mask] for a in arrays))
         return values
     if is_torch(xp) and mask.device.type != "meta":
         import torch
 
         if not torch.compiler.is_compiling():
-            idx = torch.nonzero(mask, as_tuple=True)
-            if idx[0].numel() == 0:
+            if not bool(mask.any()):
                 return values
-            return values.index_put(idx, fn(*(a[idx] for a in arrays)))
+            return values.index_put((mask,), fn(*(a.expand(mask.shape)[mask] for a in arrays)))
     return xp.where(mask, fn(*arrays), values)
 
 
