@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from klkit._engine.arrays import is_numpy, is_torch
 
 __all__ = ["js_term"]
@@ -53,6 +55,8 @@ def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float,
     """
     if weights is not None and weights[0] != 0.5:
         return _weighted(p, q, xp, *weights)
+    if _in_place(p, q, xp):
+        return _symmetric_in_place(p, q, xp)
     d = p - q
     total = p + q
     x = d / xp.where(total > 0, total, 1.0)  # in [−1, 1]; 0 where p = q = 0
@@ -61,10 +65,57 @@ def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float,
     far = xp.abs(x) > 0.5
     if _none(far, xp):
         return term
-    edge = xp.abs(x) == 1.0  # one of p, q is 0: g = 2 log 2
-    xf = xp.where(edge | ~far, 0.75, x)
-    g_far = (1.0 + xf) * xp.log1p(xf) + (1.0 - xf) * xp.log1p(-xf)
-    return xp.where(far, 0.25 * total * xp.where(edge, _LOG4, g_far), term)
+    return xp.where(far, 0.25 * total * _g_far(x, xp), term)
+
+
+def _g_far(x: Any, xp: Any) -> Any:
+    """g(x) = (1 + x) log(1 + x) + (1 − x) log(1 − x) for ½ < |x| ≤ 1 (g(±1) = 2 log 2); stand-ins elsewhere."""
+    edge = xp.abs(x) == 1.0
+    xf = xp.where(edge | (xp.abs(x) <= 0.5), 0.75, x)
+    return xp.where(edge, _LOG4, (1.0 + xf) * xp.log1p(xf) + (1.0 - xf) * xp.log1p(-xf))
+
+
+def _symmetric_in_place(p: Any, q: Any, xp: Any) -> Any:
+    """The symmetric terms with two full-size buffers (numpy, torch outside autograd): the same
+    arithmetic as the autograd form, without its temporaries."""
+    total = p + q
+    x = p - q
+    if _none(total <= 0, xp):
+        x /= total
+    else:
+        x = x / xp.where(total > 0, total, 1.0)
+    far = xp.abs(x) > 0.5
+    patch = None
+    if not _none(far, xp):
+        patch = 0.25 * total[far] * _g_far(x[far], xp)
+    x = np.clip(x, -0.5, 0.5, out=x) if is_numpy(xp) else x.clamp_(-0.5, 0.5)
+    a = np.arctanh(x) if is_numpy(xp) else x.atanh()
+    a *= x
+    a *= 2.0
+    x *= x
+    x *= -1.0
+    if is_numpy(xp):
+        np.log1p(x, out=x)
+    else:
+        x.log1p_()
+    a += x
+    a *= total
+    a *= 0.25
+    if patch is not None:
+        a[far] = patch
+    return a
+
+
+def _in_place(p: Any, q: Any, xp: Any) -> bool:
+    """Whether buffers may be updated in place: numpy arrays, or eager torch tensors outside autograd."""
+    if is_numpy(xp):
+        return True
+    if is_torch(xp):
+        import torch
+
+        grad = torch.is_grad_enabled() and (p.requires_grad or q.requires_grad)
+        return not grad and p.device.type != "meta" and not torch.compiler.is_compiling()
+    return False
 
 
 def _weighted(p: Any, q: Any, xp: Any, wp: float, wq: float) -> Any:
