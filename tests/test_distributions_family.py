@@ -121,6 +121,12 @@ def test_every_registered_family_has_a_factory() -> None:
     assert not missing, f"registered families without a parameter factory in this test: {missing}"
 
 
+def test_every_registered_measure_has_a_monte_carlo_test() -> None:
+    """The Monte Carlo tests below are parametrised by the registry; a new measure needs its own test here."""
+    tested = {"renyi_divergence": RENYI, "total_variation": TV, "hellinger_distance": HELLINGER, "js_divergence": JS}
+    assert set(registry.DIVERGENCES) == set(tested)
+
+
 def test_coverage_bar() -> None:
     must = {
         (kd.Normal, kd.Normal),

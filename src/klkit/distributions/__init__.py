@@ -11,7 +11,7 @@ the family records of :mod:`klkit.distributions.families`; add your own with
 from klkit.distributions import divergence_forms as _divergence_forms  # noqa: F401  (registers the divergences)
 from klkit.distributions import entropy_forms as _entropy_forms  # noqa: F401  (registers the entropies)
 from klkit.distributions import hook as _hook  # noqa: F401  (registers distribution objects with klkit's measures)
-from klkit.distributions import kl_forms as _kl_forms  # noqa: F401  (registers the KL pairs)
+from klkit.distributions import kl as _kl  # noqa: F401  (registers the KL pairs)
 from klkit.distributions.api import (
     cross_entropy,
     entropy,
@@ -68,6 +68,7 @@ from klkit.distributions.registry import (
     registered_divergences,
     registered_entropies,
     registered_pairs,
+    unregister,
 )
 
 __all__ = [
@@ -125,4 +126,5 @@ __all__ = [
     "registered_pairs",
     "renyi_divergence",
     "total_variation",
+    "unregister",
 ]

@@ -13,9 +13,10 @@ from typing import Any
 
 from klkit._engine import NUMPY, errstate, log_of_base
 from klkit.distributions.adapters import backend_of
-from klkit.distributions.checks import check_categories
+from klkit.distributions.checks import check_categories, check_frozen
 from klkit.distributions.montecarlo import batch_shape, log_density
 from klkit.errors import BackendMismatchError, InvalidArgumentError, NotRegisteredError
+from klkit.estimate import Estimate
 
 __all__ = [
     "DEFAULT_N_SAMPLES",
@@ -24,6 +25,7 @@ __all__ = [
     "closed_form",
     "family_note",
     "find_divergence",
+    "find_kl",
     "finish",
     "finite",
     "is_estimate",
@@ -100,8 +102,11 @@ def parse_options(measure: str, options: dict[str, Any]) -> tuple[str, int, int 
 
 def same_library(p: Any, q: Any) -> None:
     """The cheap checks every measure of two objects runs first, before any closed form: both objects from one
-    library, and Categorical laws over one set of categories (:func:`~klkit.distributions.checks.check_categories`).
+    library, scipy parameters inside their domains (:func:`~klkit.distributions.checks.check_frozen`), and
+    Categorical laws over one set of categories (:func:`~klkit.distributions.checks.check_categories`).
     """
+    check_frozen(p, "p")
+    check_frozen(q, "q")
     check_categories(p, q)
     bp, bq = backend_of(p), backend_of(q)
     if "other" not in (bp, bq) and bp != bq:
@@ -159,8 +164,6 @@ def finish(value: Any, like: Any) -> Any:
 
 
 def is_estimate(x: Any) -> bool:
-    from klkit.estimators import Estimate
-
     return isinstance(x, Estimate)
 
 
@@ -169,8 +172,6 @@ def scale(value: Any, base: float | None) -> Any:
         return value
     s = log_of_base(base)
     if is_estimate(value):
-        from klkit.estimators import Estimate
-
         return Estimate(value.value / s, value.standard_error / s, value.n_samples, value.method)
     return value / s
 
@@ -191,6 +192,18 @@ def find_divergence(measure: str, p: Any, q: Any, *, symmetric: bool) -> tuple[A
             if function is not None:
                 return function, x, y
     return None, fp, fq
+
+
+def find_kl(p: Any, q: Any) -> tuple[Any, Any, Any]:
+    """(function, p', q') for KL(p‖q): raw types first (user registrations), then the adapted families."""
+    from klkit.distributions import registry
+    from klkit.distributions.adapters import to_family
+
+    function = registry.lookup_kl(type(p), type(q))
+    if function is not None:
+        return function, p, q
+    fp, fq = to_family(p), to_family(q)
+    return registry.lookup_kl(type(fp), type(fq)), fp, fq
 
 
 _SYMMETRIC = {"total_variation", "hellinger_distance", "js_divergence"}

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from klkit._engine import check_f_at_one, errstate, f_values, namespace, to_numpy, unknown_slope
-from klkit.distributions._dispatch import broadcast, finite, is_estimate, log_densities_at, two_seeds
-from klkit.distributions.montecarlo import _host, draw, mc_mean, mean_of_halves, warn_if_unreliable
+from klkit.distributions._dispatch import finite, is_estimate, log_densities_at, two_seeds
+from klkit.distributions.mc_stream import LogMeanExp, TermStream, half_sum, mean_of, to_host
+from klkit.distributions.montecarlo import batches
+from klkit.estimate import Estimate
 
 __all__ = [
     "ADVICE",
@@ -52,54 +54,61 @@ def hellinger_squared_mc(p: Any, q: Any, n: int, seed: int | None) -> Any:
 
 def chi2_mc(p: Any, q: Any, n: int, seed: int | None) -> Any:
     """Pearson χ²(p‖q): the mean of p/q − 1 over samples of p (+inf where q = 0 at one of them)."""
-    log_p, log_q = log_densities_at(p, q, draw(p, n, seed))
-    xp = namespace(log_p)
-    with errstate(xp):
-        terms = xp.expm1(log_p - log_q)
-    warn_if_unreliable(terms, finite(log_q), "χ²(p‖q) = E_p[p/q] − 1", ADVICE)
-    return mc_mean(terms, "MC χ² E_p[p/q] − 1")
+    stream = TermStream(n)
+    for x in batches(p, n, seed):
+        log_p, log_q = log_densities_at(p, q, x)
+        xp = namespace(log_p)
+        with errstate(xp):
+            stream.add(xp.expm1(log_p - log_q), finite(log_q))
+    stream.warn_if_unreliable("χ²(p‖q) = E_p[p/q] − 1", ADVICE)
+    return stream.estimate("MC χ² E_p[p/q] − 1")
 
 
 def callable_f_mc(p: Any, q: Any, f: Callable[[Any], Any], n: int, seed: int | None) -> Any:
     """E_q[f(p/q)] for a user's generator, after the checks of the array path and a support check on samples of p."""
     seed_p, seed_q = two_seeds(seed)
-    log_p, log_q = log_densities_at(p, q, draw(p, n, seed_p))
-    xp = namespace(log_q)
-    check_f_at_one(f, xp, log_q)
-    escape = (log_q == -math.inf) & (log_p > -math.inf)
-    if bool(xp.any(escape)):
-        count = int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))
+    escapes, shape = 0, None
+    for x in batches(p, n, seed_p):
+        log_p, log_q = log_densities_at(p, q, x)
+        xp = namespace(log_q)
+        if shape is None:
+            check_f_at_one(f, xp, log_q)
+        shape = tuple(log_q.shape[1:])
+        escape = (log_q == -math.inf) & (log_p > -math.inf)
+        escapes += int(to_numpy(xp.sum(xp.astype(escape, xp.int64))))
+    if escapes:
         raise unknown_slope(
-            f"q(x) = 0 < p(x) at {count} of {math.prod(escape.shape)} points x sampled from p "
+            f"q(x) = 0 < p(x) at {escapes} of {n * math.prod(shape or ())} points x sampled from p "
             "(so p has mass outside q's support)"
         )
-    log_q, log_p = log_densities_at(q, p, draw(q, n, seed_q))
-    with errstate(xp):
-        terms = f_values(f, xp.exp(log_p - log_q), xp)
-    warn_if_unreliable(terms, finite(log_p), "f-divergence E_q[f(p/q)]", ADVICE)
-    return mc_mean(terms, "MC f-divergence E_q[f(p/q)]")
+    stream = TermStream(n)
+    for y in batches(q, n, seed_q):
+        log_q, log_p = log_densities_at(q, p, y)
+        xp = namespace(log_q)
+        with errstate(xp):
+            stream.add(f_values(f, xp.exp(log_p - log_q), xp), finite(log_p))
+    stream.warn_if_unreliable("f-divergence E_q[f(p/q)]", ADVICE)
+    return stream.estimate("MC f-divergence E_q[f(p/q)]")
 
 
 def renyi_mc(p: Any, q: Any, alpha: float, n: int, seed: int | None) -> Any:
     """log(mean of w) / (α − 1), w = (q/p)^(1−α) at samples of p (α ≥ ½) or (p/q)^α at samples of q (α < ½)."""
-    from klkit.estimators import Estimate
-
+    mean = LogMeanExp(n)
     if alpha >= 0.5:
-        log_a, log_b = log_densities_at(p, q, draw(p, n, seed))
-        log_w = (1.0 - alpha) * (log_b - log_a)
         where = "E_p[(q/p)^(1−α)]"
+        for x in batches(p, n, seed):
+            log_a, log_b = log_densities_at(p, q, x)
+            mean.add((1.0 - alpha) * (log_b - log_a), finite(log_a) & finite(log_b))
     else:
-        log_b, log_a = log_densities_at(q, p, draw(q, n, seed))
-        xp = namespace(log_a)
-        with errstate(xp):  # outside p's support: weight 0, also at α = 0
-            log_w = xp.where(log_a == -math.inf, log_a, alpha * (log_a - log_b))
         where = "E_q[(p/q)^α]"
-    log_mean, relative_se = _log_mean_exp(log_w)
-    with np.errstate(invalid="ignore", over="ignore"):
-        weights = np.exp(_host(log_w) - _host(log_mean)[None])  # at most n: no overflow
-    warn_if_unreliable(
-        weights, finite(log_a) & finite(log_b), f"Rényi divergence (α = {alpha:g}) through {where}", ADVICE
-    )
+        for y in batches(q, n, seed):
+            log_b, log_a = log_densities_at(q, p, y)
+            xp = namespace(log_a)
+            with errstate(xp):  # outside p's support: weight 0, also at α = 0
+                log_w = xp.where(log_a == -math.inf, log_a, alpha * (log_a - log_b))
+            mean.add(log_w, finite(log_a) & finite(log_b))
+    mean.stream.warn_if_unreliable(f"Rényi divergence (α = {alpha:g}) through {where}", ADVICE)
+    log_mean, relative_se = mean.result()
     value = log_mean / (alpha - 1.0)
     return Estimate(value, relative_se / abs(alpha - 1.0), n, f"MC Rényi divergence (α = {alpha:g}) {where}")
 
@@ -109,11 +118,9 @@ def square_root(value: Any, label: str) -> Any:
     if not is_estimate(value):
         xp = namespace(value)
         return xp.sqrt(xp.clip(value, 0.0, None))
-    from klkit.estimators import Estimate
-
     xp = namespace(value.value)
     root = xp.sqrt(xp.clip(value.value, 0.0, None))
-    host_root, host_se = _host(root), _host(value.standard_error)
+    host_root, host_se = to_host(root), to_host(value.standard_error)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.where(host_root > 0, host_se / (2.0 * host_root), np.sqrt(host_se))
     if type(root).__module__.startswith("torch"):
@@ -145,30 +152,6 @@ def _hellinger_terms(log_a: Any, log_b: Any) -> Any:
 def _symmetric_mc(p: Any, q: Any, n: int, seed: int | None, terms: Callable[[Any, Any], Any], label: str) -> Any:
     """½ mean over samples of p + ½ mean over samples of q of ``terms(log a, log b)``, with its standard error."""
     seed_p, seed_q = two_seeds(seed)
-    lp, lq = log_densities_at(p, q, draw(p, n, seed_p))
-    a = terms(lp, lq)
-    lq2, lp2 = log_densities_at(q, p, draw(q, n, seed_q))
-    b = terms(lq2, lp2)
-    a, b = broadcast(a, b)
-    half = mean_of_halves(a, b)
-    return type(half)(half.value, half.standard_error, half.n_samples, label)
-
-
-def _log_mean_exp(log_w: Any) -> tuple[Any, Any]:
-    """(log mean exp(log w) over axis 0, the standard error of the mean relative to the mean), overflow-free."""
-    n = log_w.shape[0]
-    if type(log_w).__module__.startswith("torch"):
-        import torch
-
-        log_mean = torch.logsumexp(log_w, dim=0) - math.log(n)
-        with torch.no_grad():
-            w = torch.exp(log_w - log_mean)  # mean 1
-            rel = w.std(0, correction=1) / math.sqrt(n)
-        return log_mean, rel
-    from scipy.special import logsumexp
-
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        log_mean = logsumexp(log_w, axis=0) - math.log(n)
-        w = np.exp(log_w - log_mean)
-        rel = w.std(0, ddof=1) / math.sqrt(n)
-    return np.asarray(log_mean)[()], np.asarray(rel)[()]
+    a = mean_of(p, n, seed_p, lambda x: terms(*log_densities_at(p, q, x)))
+    b = mean_of(q, n, seed_q, lambda y: terms(*log_densities_at(q, p, y)))
+    return half_sum(a, b, label)

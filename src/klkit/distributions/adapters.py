@@ -189,7 +189,7 @@ _SCIPY_CONTINUOUS: dict[str, Callable[..., Any]] = {
     "pareto": lambda b, loc, scale: _np(fam.Pareto, _a(scale), _a(b)) if np.all(_a(loc) == 0) else None,
     "uniform": lambda loc, scale: _np(fam.Uniform, _a(loc), _a(loc) + _a(scale)),
     "beta": lambda a, b, loc, scale: _np(fam.Beta, _a(a), _a(b)) if _standard(loc, scale) else None,
-    "vonmises": lambda kappa, loc, scale: _np(fam.VonMises, _a(loc), _a(kappa)) if np.all(_a(scale) == 1) else None,
+    "vonmises": lambda kappa, loc, scale: _np(fam.VonMises, _a(loc), _a(kappa), scale=_a(scale)),
 }
 _SCIPY_DISCRETE: dict[str, Callable[..., Any]] = {
     "bernoulli": lambda p, loc: _np(fam.Bernoulli, *_probs_logits(p)),

@@ -32,9 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from klkit.errors import IncompatibleDistributionsError
+from klkit.errors import IncompatibleDistributionsError, InvalidArgumentError
 
-__all__ = ["categories", "check_categories", "check_frozen", "check_pair", "event_shape", "is_discrete"]
+__all__ = [
+    "categories",
+    "check_categories",
+    "check_frozen",
+    "check_pair",
+    "check_parameters",
+    "event_shape",
+    "is_discrete",
+]
 
 _SCIPY_DISCRETE_MULTIVARIATE = frozenset(
     {"multinomial_frozen", "dirichlet_multinomial_frozen", "multivariate_hypergeom_frozen"}
@@ -63,6 +71,74 @@ def check_frozen(x: Any, name: str) -> None:
             f"`{name}` must be a frozen scipy.stats distribution (parameters fixed); found the unfrozen "
             f"{type(x).__name__}. Freeze it with its parameters, e.g. stats.{short}(loc, scale)."
         )
+    check_parameters(x, name)
+
+
+def check_parameters(x: Any, name: str) -> None:
+    r"""Raise :class:`~klkit.errors.InvalidArgumentError` for a frozen scipy law with a parameter outside its domain.
+
+    scipy itself answers NaN for such a law (``stats.norm(0, -1).entropy()``) and raises from its
+    sampler; klkit raises before any closed form or Monte Carlo, naming the parameter, the value
+    found, its domain and where in the batch. Each shape parameter is checked against the domain
+    scipy declares for it (``_shape_info``), ``scale`` against :math:`(0, \infty)`, ``loc`` against
+    NaN, then the joint check of the law (``_argcheck``).
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> check_parameters(stats.gamma(2.0, scale=3.0), "p")
+    >>> check_parameters(stats.gamma([2.0, -1.0]), "q")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    klkit.errors.InvalidArgumentError: `q` = scipy.stats.gamma has a = -1.0 at batch element (1,) ...
+    """
+    if not (hasattr(x, "dist") and hasattr(x, "args")):
+        return
+    dist = x.dist
+    shapes, loc, *rest = dist._parse_args(*x.args, **x.kwds)
+    scale = rest[0] if rest else 1.0
+    infos = dist._shape_info() if hasattr(dist, "_shape_info") else []
+    checks = []
+    for info, value in zip(infos, shapes, strict=False):
+        lo, hi = info.domain
+        inc_lo, inc_hi = info.inclusive
+        v = np.asarray(value, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            ok = ((v > lo) | (inc_lo & (v == lo))) & ((v < hi) | (inc_hi & (v == hi)))
+            if info.integrality:
+                ok &= v == np.floor(v)
+        interval = f"{'[' if inc_lo else '('}{_number(lo)}, {_number(hi)}{']' if inc_hi else ')'}"
+        checks.append((info.name, v, ok, ("an integer in " if info.integrality else "in ") + interval))
+    v = np.asarray(scale, dtype=np.float64)
+    checks.append(("scale", v, v > 0, "in (0, inf)"))
+    v = np.asarray(loc, dtype=np.float64)
+    checks.append(("loc", v, ~np.isnan(v), "a number (not NaN)"))
+    for parameter, value, ok, rule in checks:
+        if not np.all(ok):
+            raise _bad_parameter(name, dist.name, parameter, value, ok, rule)
+    with np.errstate(all="ignore"):
+        joint = np.asarray(dist._argcheck(*(np.asarray(s) for s in shapes))) if shapes else np.asarray(True)
+    if not np.all(joint):
+        values = ", ".join(f"{i.name} = {np.asarray(s).tolist()}" for i, s in zip(infos, shapes, strict=False))
+        raise InvalidArgumentError(
+            f"`{name}` = scipy.stats.{dist.name} with {values}: the parameters together are outside the domain "
+            "scipy accepts for it (scipy would return NaN for every measure). Pass valid parameters."
+        )
+
+
+def _number(v: float) -> str:
+    return "inf" if v == float("inf") else "-inf" if v == float("-inf") else "0" if 0 < v < 1e-300 else f"{v:g}"
+
+
+def _bad_parameter(name: str, law: str, parameter: str, value: Any, ok: Any, rule: str) -> InvalidArgumentError:
+    ok = np.broadcast_to(ok, np.shape(value))
+    bad = np.argwhere(~ok)
+    where = f" at batch element {tuple(int(i) for i in bad[0])} ({len(bad)} of {ok.size} invalid)" if ok.ndim else ""
+    found = float(np.asarray(value)[tuple(bad[0])]) if ok.ndim else float(value)
+    return InvalidArgumentError(
+        f"`{name}` = scipy.stats.{law} has {parameter} = {found!r}{where}; {parameter} must be {rule}. "
+        f"scipy would answer NaN there; klkit refuses. Build the law with {parameter} {rule}."
+    )
 
 
 def event_shape(d: Any) -> tuple[int, ...] | None:

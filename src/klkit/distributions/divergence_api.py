@@ -51,6 +51,8 @@ from klkit.distributions._dispatch import (
     scale,
 )
 from klkit.distributions.checks import check_pair
+from klkit.distributions.information_api import kl_divergence
+from klkit.distributions.js_api import js_divergence
 from klkit.errors import NotRegisteredError
 
 __all__ = ["f_divergence", "hellinger_distance", "js_distance", "renyi_divergence", "total_variation"]
@@ -210,8 +212,6 @@ def renyi_divergence(p: Any, q: Any, /, alpha: float, *, base: float | None = No
     """
     alpha = check_alpha(alpha, infinite=False)
     if alpha == 1.0:
-        from klkit.measures import kl_divergence  # the registered KL, through the measures' hook for objects
-
         _options("renyi_divergence", options, base, log_units=True)
         return kl_divergence(p, q, base=base, **options)
     method, n, seed = _options("renyi_divergence", options, base, log_units=True)
@@ -284,8 +284,6 @@ def f_divergence(
     1.718282
     """
     check_f(f)
-    from klkit.measures import js_divergence, kl_divergence  # the registered forms, through the measures' hook
-
     if f in ("kl", "reverse_kl"):
         a, b = (p, q) if f == "kl" else (q, p)
         return kl_divergence(a, b, base=base, **options)
@@ -346,7 +344,6 @@ def js_distance(p: Any, q: Any, /, *, base: float | None = None, **options: Any)
     >>> float(api.js_distance(p, q, base=2))  # disjoint supports: 1 bit, distance 1
     1.0
     """
-    from klkit.measures import js_divergence  # the registered form, through the measures' hook
 
     return mc.square_root(js_divergence(p, q, base=base, **options), "MC Jensen–Shannon distance")
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 from typing import Any
 
 from klkit.distributions import families as fam
-from klkit.distributions._ops import INF, lgamma_bregman, log1pmx, sum_rightmost
+from klkit.distributions._ops import INF, sum_rightmost
+from klkit.distributions._precise import lgamma_bregman, log1pmx
 from klkit.distributions.distance_forms import _log_probs_of  # also registers the TV, Hellinger and JS forms
 from klkit.distributions.entropy_forms import _eye, low_rank_as_full
 from klkit.distributions.registry import lookup_divergence, register_divergence

@@ -180,10 +180,11 @@ def _entropy_continuous_bernoulli(p: fam.ContinuousBernoulli) -> Any:
 
 @register_entropy(fam.VonMises)
 def _entropy_von_mises(p: fam.VonMises) -> Any:
-    """log(2π I0(κ)) − κ I1(κ)/I0(κ), with exponentially scaled Bessel functions."""
+    """log(2π s I0(κ)) − κ I1(κ)/I0(κ) over one period (s the scale), with exponentially scaled Bessel functions."""
     xp, k = p.xp, p.concentration
     i0e = xp.i0e(k)
-    return math.log(2 * math.pi) + xp.log(i0e) + k - k * xp.i1e(k) / i0e + 0.0 * p.loc
+    log_scale = math.log(p.scale) if isinstance(p.scale, float) else xp.log(p.scale)
+    return math.log(2 * math.pi) + xp.log(i0e) + k - k * xp.i1e(k) / i0e + log_scale + 0.0 * p.loc
 
 
 # --- multivariate ----------------------------------------------------------------------------------

@@ -177,9 +177,13 @@ class ContinuousBernoulli(Family):
 
 
 class VonMises(Family):
-    """von Mises on the circle: density ``exp(κ cos(x - loc)) / (2π I0(κ))``."""
+    """von Mises on a circle of circumference 2π·``scale``: density ``exp(κ cos((x − loc)/s)) / (2π s I0(κ))``.
+
+    ``scale`` (an extra attribute, 1 unless given; torch's VonMises has none) is scipy's ``scale``.
+    """
 
     params = ("loc", "concentration")
+    scale: Any = 1.0
 
 
 # --- multivariate ------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ import numpy as np
 from klkit._engine import NUMPY, errstate
 from klkit.distributions import _ops
 from klkit.distributions.adapters import is_torch_distribution
-from klkit.distributions.kl_forms import _mvn_kl
+from klkit.distributions.kl import mvn_kl
+from klkit.distributions.mixture_mc import mixture_mc_entropy, mixture_mc_kl
 from klkit.errors import InvalidArgumentError
 
 __all__ = ["Approximation", "GaussianMixtureParams", "mixture_entropy", "mixture_kl"]
@@ -163,15 +164,15 @@ def mixture_kl(
     ('upper bound', True)
     """
     if method == "mc":
-        return _mc_kl(p, q, n_samples, seed)
+        return mixture_mc_kl(p, q, *_params_unless_torch(p, q), n_samples, seed)
     if method not in ("variational", "upper_bound"):
         raise InvalidArgumentError(f"`method` must be 'mc', 'variational' or 'upper_bound'; found {method!r}.")
     P, Q = gaussian_mixture_params(p, "p"), gaussian_mixture_params(q, "q")
     xp = P.xp
     with errstate(NUMPY):
-        kl_fg = _mvn_kl(P.component(1), _pad_left(Q))  # (..., A, B)
+        kl_fg = mvn_kl(P.component(1), _pad_left(Q))  # (..., A, B)
         if method == "variational":
-            kl_ff = _mvn_kl(P.component(1), _pad_left(P))  # (..., A, A')
+            kl_ff = mvn_kl(P.component(1), _pad_left(P))  # (..., A, A')
             num = _logsumexp(xp, P.log_weights[..., None, :] - kl_ff)
             den = _logsumexp(xp, Q.log_weights[..., None, :] - kl_fg)
             value = xp.sum(xp.exp(P.log_weights) * (num - den))
@@ -210,7 +211,7 @@ def mixture_entropy(
     True
     """
     if method == "mc":
-        return _mc_entropy(p, n_samples, seed)
+        return mixture_mc_entropy(p, *_params_unless_torch(p), n_samples, seed)
     if method not in ("huber_lower", "huber_upper", "pairwise_lower", "pairwise_upper"):
         raise InvalidArgumentError(
             f"`method` must be 'mc', 'huber_lower', 'huber_upper', 'pairwise_lower' or 'pairwise_upper'; "
@@ -226,7 +227,7 @@ def mixture_entropy(
             value = xp.sum(w * (-P.log_weights + h_comp))
             name, kind = "Huber et al. 2008 upper bound", "upper bound"
         elif method == "pairwise_upper":
-            kl = _mvn_kl(P.component(1), _pad_left(P))
+            kl = mvn_kl(P.component(1), _pad_left(P))
             value = xp.sum(w * h_comp) - xp.sum(w * _logsumexp(xp, P.log_weights[..., None, :] - kl))
             name, kind = "Kolchinsky-Tracey 2017 pairwise KL upper bound", "upper bound"
         elif method == "pairwise_lower":
@@ -349,50 +350,8 @@ def _finish(xp: Any, value: Any) -> Any:
     return np.asarray(value, dtype=np.float64)[()] if xp.name == "numpy" else value
 
 
-# ---------------------------------------------------------------------------------------------------
-# Monte Carlo
-# ---------------------------------------------------------------------------------------------------
-def _mc_kl(p: Any, q: Any, n: int, seed: int | None) -> Any:
-    from klkit.distributions.api import kl_divergence
-
-    if is_torch_distribution(p):
-        return kl_divergence(p, q, method="mc", n_samples=n, seed=seed, estimator="k1")
-    from klkit.estimators import mc_kl
-
-    x = _sample_numpy(gaussian_mixture_params(p, "p"), n, seed)
-    P, Q = gaussian_mixture_params(p, "p"), gaussian_mixture_params(q, "q")
-    return mc_kl(_log_density_numpy(P, x), _log_density_numpy(Q, x), estimator="k1")
-
-
-def _mc_entropy(p: Any, n: int, seed: int | None) -> Any:
-    from klkit.distributions.api import entropy
-
-    if is_torch_distribution(p):
-        return entropy(p, method="mc", n_samples=n, seed=seed)
-    from klkit.distributions.montecarlo import mc_mean
-
-    P = gaussian_mixture_params(p, "p")
-    return mc_mean(-_log_density_numpy(P, _sample_numpy(P, n, seed)), "MC −log p")
-
-
-def _sample_numpy(P: GaussianMixtureParams, n: int, seed: int | None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    k = rng.choice(P.log_weights.shape[-1], size=n, p=np.exp(P.log_weights))
-    z = rng.standard_normal((n, P.loc.shape[-1]))
-    return P.loc[k] + np.einsum("nij,nj->ni", P.scale_tril[k], z)
-
-
-def _log_density_numpy(P: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
-    from scipy import linalg, special
-
-    d = x.shape[-1]
-    parts = []
-    for k in range(P.loc.shape[0]):
-        z = linalg.solve_triangular(P.scale_tril[k], (x - P.loc[k]).T, lower=True)
-        parts.append(
-            P.log_weights[k]
-            - d * _HALF_LOG_2PI
-            - np.sum(np.log(np.diag(P.scale_tril[k])))
-            - 0.5 * np.sum(z * z, axis=0)
-        )
-    return special.logsumexp(np.stack(parts, axis=-1), axis=-1)
+def _params_unless_torch(*mixtures: Any) -> tuple[Any, ...]:
+    """The :class:`GaussianMixtureParams` of scikit-learn mixtures (None for torch: sampled by torch)."""
+    if is_torch_distribution(mixtures[0]):
+        return (None,) * len(mixtures)
+    return tuple(gaussian_mixture_params(m, name) for m, name in zip(mixtures, "pq", strict=False))

@@ -1,6 +1,8 @@
 """Sampling and log-densities of torch and scipy distribution objects, for the Monte Carlo paths.
 
-Seeds are local: a torch seed runs inside ``torch.random.fork_rng`` on the
+Monte Carlo draws ``n`` samples as :func:`batches` of at most :data:`BATCH_ELEMENTS` elements
+(:mod:`klkit.distributions.mc_stream` combines their means), from one generator seeded once, so the
+answer depends on ``n`` and ``seed`` only. Seeds are local: a torch seed runs inside ``torch.random.fork_rng`` on the
 distribution's device (the global CPU and CUDA generators are left as they were),
 a scipy seed makes a fresh ``numpy.random.Generator``. Same seed, same samples,
 same answer. Only an unseeded draw (``seed=None``) uses the global generator.
@@ -10,16 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 
-from klkit._engine import is_torch_array
 from klkit.distributions.adapters import is_torch_distribution
-from klkit.errors import MonteCarloWarning
+from klkit.errors import NotRegisteredError
 
-__all__ = ["batch_shape", "draw", "log_density", "mc_mean", "mean_of_halves", "tail_index", "warn_if_unreliable"]
+__all__ = ["BATCH_ELEMENTS", "batch_shape", "batch_sizes", "batches", "check_sampler", "log_density"]
+
+# At most this many array elements (samples × batch × event) per drawn batch: 2 MB of float64.
+BATCH_ELEMENTS = 1 << 18
 
 
 def batch_shape(d: Any) -> tuple[int, ...]:
@@ -70,18 +73,6 @@ def _torch_seed(seed: int | None, d: Any = None) -> Any:
         yield
 
 
-def draw(d: Any, n: int, seed: int | None) -> Any:
-    """``n`` samples of ``d`` along a new leading axis (reparameterised for torch when possible)."""
-    if is_torch_distribution(d):
-        with _torch_seed(seed, d):
-            return d.rsample((n,)) if d.has_rsample else d.sample((n,))
-    rng = np.random.default_rng(seed)
-    if _is_multivariate_scipy(d):
-        x = np.asarray(d.rvs(size=n, random_state=rng), dtype=np.float64)
-        return x.reshape(n, -1)
-    return np.asarray(d.rvs(size=(n, *batch_shape(d)), random_state=rng))
-
-
 def log_density(d: Any, x: Any) -> Any:
     """``log d(x)`` (density or mass); ``-inf`` outside the support, never an exception."""
     if is_torch_distribution(d):
@@ -121,149 +112,88 @@ def _categorical_log_prob(torch: Any, d: Any, x: Any) -> Any:
     return torch.where(inside, value, -math.inf)
 
 
-def mc_mean(values: Any, label: str) -> Any:
-    """Mean over axis 0 with its standard error, as an :class:`~klkit.estimators.Estimate`."""
-    from klkit.estimators import Estimate
-
-    n = int(values.shape[0])
-    if is_torch_tensor(values):
-        value = values.mean(0)
-        se = values.detach().std(0, correction=1) / math.sqrt(n)
-    else:
-        value = values.mean(0)
-        with np.errstate(invalid="ignore"):
-            se = values.std(0, ddof=1) / math.sqrt(n)
-        value, se = np.asarray(value)[()], np.asarray(se)[()]
-    return Estimate(value, se, n, label)
+def _elements_per_sample(d: Any) -> int | None:
+    """Array elements of one sample (batch × event), when known without drawing."""
+    if is_torch_distribution(d):
+        return max(1, math.prod(d.batch_shape) * math.prod(d.event_shape))
+    if _is_multivariate_scipy(d):
+        return None
+    return max(1, math.prod(batch_shape(d)))
 
 
-def is_torch_tensor(x: Any) -> bool:
-    return is_torch_array(x)
+def batch_sizes(n: int, per_sample: int) -> list[int]:
+    """``n`` split into batches of at most ``BATCH_ELEMENTS // per_sample`` samples, each of at least 2."""
+    size = max(2, BATCH_ELEMENTS // max(per_sample, 1))
+    if n <= size:
+        return [n]
+    sizes = [size] * (n // size)
+    rest = n - size * len(sizes)
+    if rest == 1:  # a batch of one has no standard error: take one from the batch before
+        sizes[-1] -= 1
+        rest = 2
+    return sizes + ([rest] if rest else [])
 
 
-# ---------------------------------------------------------------------------------------------------
-# diagnostics: is the standard error of a Monte Carlo mean to be trusted?
-# ---------------------------------------------------------------------------------------------------
-MIN_DIAGNOSED = 20_000  # below this, stretched-exponential tails (e.g. x² of an exponential x) can fit ξ > 0.7
-# Warn below this tail index: k̂ = 1/α > 0.7 is where Pareto-smoothed importance sampling deems an
-# importance-sampling mean unreliable (Vehtari et al., "Pareto smoothed importance sampling", JMLR 2024);
-# α < 2 is an infinite variance in theory, but light tails read as α ≈ 2 from 10⁴ samples.
-ALPHA_CUT = 1.0 / 0.7
+def batches(d: Any, n: int, seed: int | None) -> Any:
+    """Yield ``n`` samples of ``d`` in batches (sample axis first) from one generator seeded once with ``seed``.
 
-
-def _host(x: Any) -> np.ndarray:
-    """float64 numpy copy of samples (detached); shape (n, batch…)."""
-    if is_torch_tensor(x):
-        x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-def tail_index(terms: Any) -> np.ndarray:
-    r"""Tail index α of ``|terms − median|`` along axis 0, per batch element (``inf`` when degenerate).
-
-    The :math:`M = \min(n/5, 3\sqrt n)` largest deviations, less the next one, are fitted
-    with a generalised Pareto law by the method of Zhang & Stephens (2009), as Pareto-smoothed
-    importance sampling does (Vehtari et al., 2024); α = 1/ξ for the fitted shape ξ. Unlike
-    Hill's estimator this is location-invariant. A power-law tail :math:`P(Y > y) \sim y^{-α}`
-    has a finite variance only for α > 2 and a finite mean only for α > 1.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> bool(1.3 < tail_index(rng.pareto(1.5, 100_000)) < 1.7)  # P(Y > y) ~ y^-1.5
-    True
-    >>> bool(tail_index(rng.normal(size=100_000)) > 4)
-    True
+    A torch seed holds a forked generator for the whole loop, so the batches are one stream;
+    consume them before drawing from another distribution.
     """
-    t = _host(terms)
-    n = t.shape[0]
-    t = t.reshape(n, -1)
-    m = int(min(0.2 * n, 3.0 * math.sqrt(n)))
-    out = np.full(t.shape[1], np.inf)
-    if m < 5:
-        return out.reshape(np.shape(terms)[1:])
-    y = np.abs(t - np.median(t, axis=0))
-    top = np.sort(-np.partition(-y, m, axis=0)[: m + 1], axis=0)  # the m + 1 largest, ascending
-    for j in range(t.shape[1]):
-        excess = top[1:, j] - top[0, j]
-        if excess[-1] > 0 and np.all(np.isfinite(excess)):
-            xi = _gpd_shape(excess)
-            out[j] = 1.0 / xi if xi > 0 else np.inf
-    return out.reshape(np.shape(terms)[1:])
+    per_sample = _elements_per_sample(d)
+    if is_torch_distribution(d):
+        with _torch_seed(seed, d):
+            for size in batch_sizes(n, per_sample or 1):
+                yield d.rsample((size,)) if d.has_rsample else d.sample((size,))
+        return
+    rng = np.random.default_rng(seed)
+    done = 0
+    sizes = batch_sizes(n, per_sample) if per_sample is not None else None
+    while done < n:
+        if sizes is None:  # a multivariate scipy law: learn the sample size from a first small batch
+            first = min(n, 64) if n - min(n, 64) != 1 else n
+            x = _draw_scipy(d, first, rng)
+            sizes = batch_sizes(n - first, max(1, x[0].size)) if n > first else []
+            done += first
+            yield x
+            continue
+        for size in sizes:
+            done += size
+            yield _draw_scipy(d, size, rng)
 
 
-def _gpd_shape(x: np.ndarray) -> float:
-    """Shape ξ of a generalised Pareto fit to sorted exceedances ``x`` (Zhang & Stephens 2009, weakly regularised)."""
-    n = x.size
-    m_est = 30 + int(math.sqrt(n))
-    b = 1.0 - np.sqrt(m_est / (np.arange(1, m_est + 1) - 0.5))
-    b = b / (3.0 * x[max(int(n / 4 + 0.5) - 1, 0)]) + 1.0 / x[-1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        k = np.mean(np.log1p(-b[:, None] * x), axis=1)
-        log_lik = n * (np.log(-b / k) - k - 1.0)
-        weights = 1.0 / np.sum(np.exp(log_lik[None, :] - log_lik[:, None]), axis=1)
-    keep = np.isfinite(weights) & (weights >= 10 * np.finfo(float).eps)
-    if not keep.any():
-        return 0.0
-    b_post = float(np.sum(b[keep] * weights[keep]) / np.sum(weights[keep]))
-    xi = float(np.mean(np.log1p(-b_post * x)))
-    return (n * xi + 10 * 0.5) / (n + 10)  # the prior of PSIS pulls ξ towards ½ by 10 pseudo-observations
+# scipy's circular laws draw their samples in one fixed period ([−π, π] for vonmises and vonmises_line,
+# [0, 2π] for wrapcauchy) whatever loc and scale, while their densities move and stretch with them.
+_CIRCULAR = {"vonmises": "[−π, π]", "vonmises_line": "[−π, π]", "wrapcauchy": "[0, 2π]"}
 
 
-def warn_if_unreliable(terms: Any, finite_inputs: Any, what: str, advice: str, stacklevel: int = 4) -> None:
-    """Warn (:class:`~klkit.errors.MonteCarloWarning`) when a Monte Carlo mean of ``terms`` cannot be trusted.
+def check_sampler(d: Any) -> None:
+    """Refuse to sample a scipy law whose samples do not follow its density (scipy's circular laws with loc/scale).
 
-    Two symptoms: terms that overflowed to ±inf although their inputs were finite (the
-    estimate is inf or NaN for a finite quantity), and a heavy right tail (fitted tail index
-    α̂ < 1.43: the variance is infinite, so the standard error understates the error; α̂ ≤ 1: the
-    mean itself may be infinite). The cut is α̂ < 1/0.7 ≈ 1.43 (see :data:`ALPHA_CUT`), checked
-    from :data:`MIN_DIAGNOSED` samples on; below that the index is too noisy to act on.
+    Raises
+    ------
+    NotRegisteredError
+        For ``vonmises`` with ``scale ≠ 1``, and ``vonmises_line`` or ``wrapcauchy`` with ``loc ≠ 0``
+        or ``scale ≠ 1``: a Monte Carlo estimate from their samples would be confidently wrong.
     """
-    t = _host(terms)
-    overflow = ~np.isfinite(t) & _host(finite_inputs).astype(bool)
-    if overflow.any():
-        warnings.warn(
-            f"Monte Carlo {what}: {int(overflow.sum())} per-sample term(s) overflowed to inf from finite "
-            f"log-densities, so the estimate is not finite although the quantity may be. {advice}",
-            MonteCarloWarning,
-            stacklevel=stacklevel,
-        )
+    name = getattr(getattr(d, "dist", None), "name", None)
+    if name not in _CIRCULAR or not hasattr(d, "args"):
         return
-    n = t.shape[0]
-    if n < MIN_DIAGNOSED:
+    _, loc, scale = d.dist._parse_args(*d.args, **d.kwds)
+    periodic = name == "vonmises"  # its density has period 2π·scale: any loc is one period away
+    if np.all(np.asarray(scale) == 1) and (periodic or np.all(np.asarray(loc) == 0)):
         return
-    ok = np.all(np.isfinite(t), axis=0)  # +inf terms from log q = -inf are an exact answer (KL = +inf)
-    alpha = np.where(ok, tail_index(np.where(np.isfinite(t), t, 0.0)), np.inf)
-    worst = float(np.min(alpha)) if alpha.size else math.inf
-    if worst >= ALPHA_CUT:
-        return
-    where = "" if alpha.ndim == 0 else f" in {int(np.sum(alpha < ALPHA_CUT))} of {alpha.size} batch element(s)"
-    if worst <= 1.0:
-        diagnosis = (
-            "the mean itself may not exist: the quantity may be +inf (q's tails lighter than p's) "
-            "and the estimate will keep growing with n_samples"
-        )
-    else:
-        diagnosis = (
-            "the variance is infinite (α < 2), so the estimate converges slowly and the standard error "
-            "understates its error"
-        )
-    warnings.warn(
-        f"Monte Carlo {what} is unreliable: the per-sample terms are heavy-tailed (tail index "
-        f"α ≈ {worst:.2g} < {ALPHA_CUT:.3g}, a generalised Pareto fit to the largest of {n} terms{where}); "
-        f"{diagnosis}. {advice}",
-        MonteCarloWarning,
-        stacklevel=stacklevel,
+    raise NotRegisteredError(
+        f"scipy.stats.{name} with loc={np.asarray(loc).tolist()}, scale={np.asarray(scale).tolist()} draws "
+        f"its samples in {_CIRCULAR[name]} while its density is moved and stretched by loc and scale, so a "
+        "Monte Carlo estimate from them would be wrong; klkit refuses to sample it. Closed forms: the entropy "
+        "and the KL (same scale) of vonmises for any loc and scale. Otherwise express the angle in the "
+        f"standard parameterisation ({name}(…, loc=0, scale=1)) and transform the result (entropy: + log scale)."
     )
 
 
-def mean_of_halves(a: Any, b: Any) -> Any:
-    """½ mean(a) + ½ mean(b) over axis 0, with the standard error of independent halves."""
-    from klkit.estimators import Estimate
-
-    n = int(a.shape[0])
-    ea, eb = mc_mean(a, "a"), mc_mean(b, "b")
-    value = 0.5 * (ea.value + eb.value)
-    se = 0.5 * (ea.standard_error**2 + eb.standard_error**2) ** 0.5
-    return Estimate(value, se, 2 * n, "MC Jensen–Shannon (mixture)")
+def _draw_scipy(d: Any, n: int, rng: np.random.Generator) -> Any:
+    check_sampler(d)
+    if _is_multivariate_scipy(d):
+        return np.asarray(d.rvs(size=n, random_state=rng), dtype=np.float64).reshape(n, -1)
+    return np.asarray(d.rvs(size=(n, *batch_shape(d)), random_state=rng))

@@ -32,6 +32,7 @@ __all__ = [
     "registered_divergences",
     "registered_entropies",
     "registered_pairs",
+    "unregister",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,6 +109,8 @@ def register_kl(type_p: type, type_q: type, *, override: bool = False) -> Callab
     ...     return 0.0 if p.x == q.x else float("inf")
     >>> kd.lookup_kl(Point, Point) is _kl_point_point
     True
+    >>> kd.unregister("kl", Point, Point) is _kl_point_point  # and gone again
+    True
     """
     _check_type(type_p, "type_p")
     _check_type(type_q, "type_q")
@@ -159,6 +162,8 @@ def register_entropy(type_: type, *, override: bool = False) -> Callable[[F], F]
     ... def _entropy_point(p):
     ...     return 0.0
     >>> kd.lookup_entropy(Point) is _entropy_point
+    True
+    >>> kd.unregister("entropy", Point) is _entropy_point  # and gone again
     True
     """
     _check_type(type_, "type_")
@@ -299,6 +304,8 @@ def register_divergence(measure: str, type_p: type, type_q: type, *, override: b
     ...     return 0.0 if p.x == q.x else 1.0
     >>> kd.lookup_divergence("total_variation", Point, Point) is _tv_point_point
     True
+    >>> kd.unregister("total_variation", Point, Point) is _tv_point_point  # and gone again
+    True
     """
     _check_measure(measure)
     _check_type(type_p, "type_p")
@@ -354,3 +361,37 @@ def registered_divergences(measure: str) -> list[tuple[type, type]]:
     True
     """
     return sorted(_DIVERGENCE[_check_measure(measure)], key=lambda m: (m[0].__name__, m[1].__name__))
+
+
+def unregister(measure: str, *types: type) -> Callable[..., Any]:
+    """Remove a registration (a user's own, or one to replace) and return its function.
+
+    ``measure`` is ``"kl"`` (two types), ``"entropy"`` (one type) or a measure of :data:`DIVERGENCES`
+    (two types).
+
+    Raises
+    ------
+    KeyError
+        Nothing is registered for these types (the message lists the fix).
+
+    Examples
+    --------
+    >>> import klkit.distributions as kd
+    >>> class Dot:
+    ...     pass
+    >>> f = kd.register_entropy(Dot)(lambda p: 0.0)
+    >>> kd.unregister("entropy", Dot) is f, kd.lookup_entropy(Dot)
+    (True, None)
+    """
+    if measure == "kl":
+        table, key = _KL, types
+    elif measure == "entropy":
+        table, key = _ENTROPY, types[0] if len(types) == 1 else types
+    else:
+        table, key = _DIVERGENCE[_check_measure(measure)], types
+    if key not in table:
+        names = ", ".join(getattr(t, "__name__", repr(t)) for t in types)
+        raise KeyError(f"no {measure} is registered for ({names}); registered_pairs() and friends list what is.")
+    for cache in (_KL_CACHE, _ENTROPY_CACHE, _DIVERGENCE_CACHE):
+        cache.clear()
+    return table.pop(key)

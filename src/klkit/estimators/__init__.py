@@ -4,7 +4,7 @@ Every estimator returns an :class:`Estimate` (value, standard error, sample size
 method) that computes like its value.
 """
 
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.discrete import discrete_cross_entropy, discrete_entropy, discrete_kl_divergence
 from klkit.estimators.knn import knn_entropy, knn_kl_divergence
 from klkit.estimators.monte_carlo import mc_kl

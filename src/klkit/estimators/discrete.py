@@ -16,7 +16,7 @@ import numpy as np
 
 from klkit._engine import check_base, log_of_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.checks import check_choice
 from klkit.estimators.counts import METHOD_LABELS, chao_shen_entropy, symbol_counts
 

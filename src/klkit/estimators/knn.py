@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from klkit._engine import check_base
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.checks import check_bootstrap, check_k, check_metric, check_size
 from klkit.estimators.neighbours import kth_distances, self_and_cross_distances, workers
 from klkit.estimators.samples import jittered, real_samples, whiten, whiten_by

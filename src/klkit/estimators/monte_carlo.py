@@ -9,7 +9,7 @@ import numpy as np
 
 from klkit._engine import asarray, check_base, is_torch_array, log_of_base, namespace, to_numpy
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.sampled_kl import SAMPLED_KL
 
 __all__ = ["mc_kl"]

@@ -24,7 +24,7 @@ from scipy import special
 
 from klkit._engine import check_base, log_of_base
 from klkit.errors import BackendMismatchError, InvalidArgumentError, InvalidDistributionError, ShapeError
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.checks import check_bootstrap, check_k
 from klkit.estimators.contingency import Cells, paired_cells, table_cells
 from klkit.estimators.counts import METHOD_LABELS, chao_shen_entropy

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from klkit._engine import log_of_base
-from klkit.estimators._estimate import Estimate
+from klkit.estimate import Estimate
 from klkit.estimators.checks import check_bootstrap
 
 __all__ = ["as_like", "estimate_from_terms"]

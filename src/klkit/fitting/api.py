@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from klkit.errors import InvalidArgumentError
-from klkit.estimators import Estimate
+from klkit.estimate import Estimate
 from klkit.fitting.family import Shape, means, nearest, target_centres
 from klkit.fitting.forward import em, exact_moments, gaussian_of_moments, moment_match
 from klkit.fitting.options import check_options, positive_int, single_thread

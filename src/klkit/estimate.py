@@ -1,4 +1,9 @@
-"""The :class:`Estimate` result type: a value with its standard error, that computes like its value."""
+"""The :class:`Estimate` result type: a value with its standard error, that computes like its value.
+
+A leaf module (numpy, :mod:`klkit.errors` and the array-namespace helpers only), so that every
+package that returns estimates (estimators, distributions, fitting) can import it at module top.
+Also importable as ``klkit.estimators.Estimate`` and ``klkit.Estimate``.
+"""
 
 from __future__ import annotations
 
@@ -89,7 +94,7 @@ class Estimate:
 
     Examples
     --------
-    >>> from klkit.estimators import Estimate
+    >>> from klkit.estimate import Estimate
     >>> e = Estimate(0.50312, 0.00121, 100_000, "MC k3")
     >>> print(e)
     0.5031 ± 0.0012 (MC k3, n=100000)
