@@ -110,8 +110,9 @@ def log_ratio(logp: Any, p: Any, logq: Any, q: Any, xp: Any) -> Any:
     close = (q >= tiny) & (p >= tiny) & (xp.abs(d) <= 0.5 * q)
     if known_all(close, xp):
         return xp.log1p(d / q)
-    near = xp.log1p(xp.where(close, d, 0.0) / xp.where(close, q, 1.0))
-    return xp.where(close, near, logp - logq)
+    # close: (p − q)/q is in [−½, ½], which the clip leaves alone; elsewhere it only keeps log1p finite
+    near = xp.log1p(xp.clip(d / xp.where(q >= tiny, q, 1.0), -0.5, 0.5))
+    return replace_where(near, ~close, lambda lp, lq: lp - lq, (logp, logq), xp)
 
 
 def renyi_terms(logp: Any, p: Any, logq: Any, q: Any, u: Any, both: Any, pos: Any, alpha: float, xp: Any) -> Any:
@@ -161,16 +162,18 @@ def replace_where(values: Any, mask: Any, fn: Any, arrays: tuple[Any, ...], xp: 
     if is_numpy(xp):
         if not mask.any():
             return values
+        idx = np.nonzero(mask)
         values = values if values.flags.writeable else values.copy()
-        values[mask] = fn(*(xp.broadcast_to(a, mask.shape)[mask] for a in arrays))
+        values[idx] = fn(*(np.broadcast_to(a, mask.shape)[idx] for a in arrays))
         return values
     if is_torch(xp) and mask.device.type != "meta":
         import torch
 
         if not torch.compiler.is_compiling():
-            if not bool(mask.any()):
+            idx = torch.nonzero(mask, as_tuple=True)  # once: each boolean index would search the mask again
+            if idx[0].numel() == 0:
                 return values
-            return values.index_put((mask,), fn(*(a.expand(mask.shape)[mask] for a in arrays)))
+            return values.index_put(idx, fn(*(a.expand(mask.shape)[idx] for a in arrays)))
     return xp.where(mask, fn(*arrays), values)
 
 
