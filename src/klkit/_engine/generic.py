@@ -88,18 +88,20 @@ def generic_path(
             if bad is not None:
                 invalid = bad if invalid is None else invalid | bad
     for c in chunks:
-        logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
-        positive = p > 0
-        if measure == "entropy":
-            term = -p * xp.where(positive, logp, 0.0)
+        if measure == "js_divergence":  # its terms read p and q only: no logs of probabilities
+            p, q = _prob(P[..., c], kind, lse_p, dtype, xp), _prob(Q[..., c], q_kind, lse_q, dtype, xp)
+            term = js_term(None, p, None, q, xp, weights)
+        elif measure == "entropy":
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
+            term = -p * xp.where(p > 0, logp, 0.0)
         else:
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
+            positive = p > 0
             logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
                 term = -p * xp.where(positive, logq, 0.0)
-            elif measure == "kl_divergence":
-                term = p * xp.where(positive, logp - logq, 0.0)
             else:
-                term = js_term(logp, p, logq, q, xp, weights)
+                term = p * xp.where(positive, logp - logq, 0.0)
         total = total + xp.sum(term, axis=-1)
         if guard:
             for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
@@ -107,3 +109,8 @@ def generic_path(
                 if bad is not None:
                     invalid = bad if invalid is None else invalid | bad
     return total if invalid is None else xp.where(invalid, math.nan, total)
+
+
+def _prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> Any:
+    """p of one chunk in the compute dtype (probabilities as they are: no log taken)."""
+    return xp.astype(x, dtype, copy=False) if kind == "probs" else log_and_prob(x, kind, lse, dtype, xp)[1]
