@@ -224,6 +224,18 @@ def run(rows: int, n: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     return results
 
 
+def verdict(results: list[dict[str, Any]]) -> list[str]:
+    """The target on this run's numbers: klkit's torch forward within 2× of the torch one-liner."""
+    out = []
+    for r in results:
+        if r["case"].library == "torch":
+            ratio = r["klkit"] / r["textbook"]
+            out.append(
+                f"- {r['case'].measure}, torch: {ratio:.1f}× the one-liner: {'met' if ratio <= 2 else 'NOT met'}"
+            )
+    return out
+
+
 def markdown(results: list[dict[str, Any]], rows: int, n: int) -> str:
     def ms(v: float | None) -> str:
         return "—" if v is None else f"{1e3 * v:.1f}"
@@ -242,6 +254,8 @@ def markdown(results: list[dict[str, Any]], rows: int, n: int) -> str:
         f"error over {ACCURACY_ROWS} near-equal rows (48 outcomes, q = p·e^(εz), ε = 1e-4 … 1e-9, probabilities "
         "k/2^52 summing to exactly 1) against the "
         "defining formula at 50 digits (mpmath). Target: klkit's torch forward within 2× of the torch one-liner.",
+        "",
+        *verdict(results),
         "",
         "| measure | library | klkit (ms) | textbook (ms) | klkit / textbook | scipy (ms) | fwd+bwd klkit / textbook "
         "(ms) | max rel. error klkit | max rel. error textbook |",
