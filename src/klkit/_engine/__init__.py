@@ -66,7 +66,7 @@ from klkit._engine.checks import (
 from klkit._engine.dispatch import is_measure_object, measure_objects, register_object_measures
 from klkit._engine.door import reduce_measure
 from klkit._engine.finish import LOG2, clamp_to_bounds, in_base, js_bound, to_output_dtype
-from klkit._engine.generic import chunk_budget, generic_path, js_term
+from klkit._engine.generic import chunk_budget, generic_path
 from klkit._engine.inputs import (
     F_NAMES,
     FName,
@@ -81,6 +81,7 @@ from klkit._engine.inputs import (
     prepare_pair,
     unknown_slope,
 )
+from klkit._engine.jensen_shannon import js_term
 from klkit._engine.kernels import probs_rows, probs_rows_small
 from klkit._engine.kernels_logits import logits_rows
 from klkit._engine.loss_checks import (

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from klkit._engine.arrays import compute_dtype, is_torch
-from klkit._engine.finish import LOG2
+from klkit._engine.jensen_shannon import js_term
 from klkit._engine.prepare import (
     CHUNK_BYTES,
     CHUNK_MIN,
@@ -24,7 +24,7 @@ from klkit._engine.prepare import (
 )
 from klkit._engine.support import in_support, support_term
 
-__all__ = ["chunk_budget", "generic_path", "js_term"]
+__all__ = ["chunk_budget", "generic_path"]
 
 
 def chunk_budget(P: Any, Q: Any, xp: Any) -> int:
@@ -89,17 +89,19 @@ def generic_path(
             if bad is not None:
                 invalid = bad if invalid is None else invalid | bad
     for c in chunks:
-        logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
-        if measure == "entropy":
+        if measure == "js_divergence":  # its terms read p and q only: no logs of probabilities
+            p, q = _prob(P[..., c], kind, lse_p, dtype, xp), _prob(Q[..., c], q_kind, lse_q, dtype, xp)
+            term = js_term(None, p, None, q, xp, weights)
+        elif measure == "entropy":
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
             term = -support_term(p, logp, xp)
         else:
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
             logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
                 term = -support_term(p, logq, xp)
-            elif measure == "kl_divergence":
+            else:  # kl_divergence
                 term = support_term(p, _log_ratio(logp, p, logq, q, kind == q_kind == "probs", xp), xp)
-            else:
-                term = js_term(logp, p, logq, q, xp, weights)
         total = total + xp.sum(term, axis=-1)
         if guard:
             for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
@@ -121,24 +123,6 @@ def _log_ratio(logp: Any, p: Any, logq: Any, q: Any, probs: bool, xp: Any) -> An
     return xp.where(near, close, logp - logq)
 
 
-def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2 (where |p − q| ≤ ½(p + q):
-    ¼ (p + q)(2x artanh x + log1p(−x²)), x = (p − q)/(p + q), the same value without cancellation);
-    with weights (w, 1 − w), w p log(p/m) + (1 − w) q log(q/m) with
-    log m = logaddexp(log w + log p, log(1 − w) + log q)."""
-    either = in_support(p) | in_support(q)
-    if weights is None:
-        logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        far = 0.5 * (support_term(p, logp - logm, xp) + support_term(q, logq - logm, xp))
-        # near p = q the two log terms cancel to first order: with x = (p − q)/(p + q), |x| ≤ ½,
-        # the outcome's term is ¼ (p + q)(2x artanh x + log1p(−x²)) ≥ 0, two parts of one size
-        total = p + q
-        near = in_support(total) & (xp.abs(p - q) <= 0.5 * total)
-        x = xp.where(near, p - q, 0.0) / xp.where(near, total, 1.0)
-        close = 0.25 * total * (2.0 * x * xp.atanh(x) + xp.log1p(-x * x))
-        return xp.where(near, close, far)
-    wp, wq = weights
-    if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
-        return 0.0 * (p + q)
-    logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
-    return wp * support_term(p, logp - logm, xp) + wq * support_term(q, logq - logm, xp)
+def _prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> Any:
+    """p of one chunk in the compute dtype (probabilities as they are: no log taken)."""
+    return xp.astype(x, dtype, copy=False) if kind == "probs" else log_and_prob(x, kind, lse, dtype, xp)[1]
