@@ -38,7 +38,7 @@ SIGNATURES = {
         ("num_items_in_batch", PK, None),
         ("interpolation", K, "trl"),
     ],
-    "divergence_loss": [("student", P, E), ("teacher", P, E), *OPTIONS, ("kind", K, "logits"), *TAIL],
+    "divergence_loss": [("student", P, E), ("teacher", P, E), *OPTIONS, ("kind", K, None), *TAIL],
     "fused_linear_divergence": [
         ("student_hidden", P, E),
         ("student_weight", P, E),
@@ -72,7 +72,7 @@ def test_public_names_are_pinned():
         "tvd",
         "alpha_beta",
     )
-    assert distill.TopKTeacher._fields == ("indices", "log_probs", "tail_log_prob", "temperature")
+    assert distill.TopKTeacher._fields == ("indices", "log_probs", "tail_log_prob", "temperature", "vocab_size")
     assert not set(distill.__all__) & set(klkit.__all__)  # a subpackage, not re-exported at the top
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from klkit.distill import generalized_jsd_loss
+from klkit.distill import divergence_loss, generalized_jsd_loss
 from klkit.errors import InvalidArgumentError, ShapeError
 
 BETAS = [0.0, 0.1, 0.5, 0.9, 1.0]
@@ -113,13 +113,22 @@ def test_keeps_dtype_and_returns_numpy_for_numpy():
     assert abs(float(out) - float(want)) <= 1e-6 * float(want)
 
 
-def test_num_items_in_batch_replaces_the_divisor():
+@pytest.mark.parametrize("labelled", [True, False])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_num_items_in_batch_divides_the_sum_whatever_the_reduction_as_trl(reduction, labelled):
+    """TRL returns Σ / num_items_in_batch for every reduction ('none' included): the same numbers here,
+    against TRL's own function where it is installed (its rule written out otherwise)."""
     s, t, labels = make_inputs(torch.float64)
+    labels = labels if labelled else None
     total = trl_reference(s, t, labels, 0.5, reduction="sum")
-    got = generalized_jsd_loss(s, t, labels, num_items_in_batch=40)
-    assert float(got) == pytest.approx(float(total) / 40, rel=1e-13)
-    got = generalized_jsd_loss(s, t, labels, reduction="mean", num_items_in_batch=torch.tensor(40))
-    assert float(got) == pytest.approx(float(total) / (40 * s.shape[-1]), rel=1e-13)
+    for count in (40, torch.tensor(40)):
+        got = generalized_jsd_loss(s, t, labels, reduction=reduction, num_items_in_batch=count)
+        assert got.shape == () and float(got) == pytest.approx(float(total) / 40, rel=1e-13)
+    trainer = pytest.importorskip("trl.experimental.gkd").GKDTrainer
+    want = trainer.generalized_jsd_loss(s, t, labels, beta=0.5, reduction=reduction, num_items_in_batch=40)
+    assert float(generalized_jsd_loss(s, t, labels, reduction=reduction, num_items_in_batch=40)) == pytest.approx(
+        float(want), rel=1e-13
+    )
 
 
 def test_all_labels_ignored_gives_zero_loss_and_zero_gradient():
@@ -183,7 +192,6 @@ def test_half_precision_is_never_negative_where_the_plain_formula_is():
         ({"temperature": -1.0}, "`temperature` must be > 0"),
         ({"reduction": "avg"}, "`reduction` must be one of"),
         ({"interpolation": "linear"}, "`interpolation` must be 'trl' or 'continuous'"),
-        ({"reduction": "sum", "num_items_in_batch": 10}, "`num_items_in_batch` divides the summed loss"),
         ({"num_items_in_batch": 0}, "`num_items_in_batch` must be a number > 0"),
         ({"num_items_in_batch": torch.tensor([1, 2])}, "`num_items_in_batch` must be one number"),
     ],
@@ -222,3 +230,23 @@ def test_labels_may_be_numpy_or_torch_whatever_the_logits():
     want = float(trl_reference(s, t, labels, 0.4))
     assert float(generalized_jsd_loss(s, t, labels.numpy(), 0.4)) == pytest.approx(want, rel=1e-13)
     assert float(generalized_jsd_loss(s.numpy(), t.numpy(), labels, 0.4)) == pytest.approx(want, rel=1e-13)
+
+
+def test_divergence_loss_jsd_and_generalized_jsd_loss_differ_only_by_their_documented_divisors():
+    """divergence_loss's See Also: same per-token JSD; without labels TRL's batchmean divides by the batch axis,
+    divergence_loss's by the token count; with labels both by the kept tokens; 'mean' with num_items_in_batch:
+    TRL divides by the count, divergence_loss by count · V."""
+    s, t, labels = make_inputs(torch.float64)
+    batch, tokens, vocab = s.shape[0], s.shape[0] * s.shape[1], s.shape[-1]
+    ours = divergence_loss(s, t, divergence="jsd", beta=0.3)
+    trl = generalized_jsd_loss(s, t, beta=0.3)
+    assert float(ours) * tokens == pytest.approx(float(trl) * batch, rel=1e-13)
+    assert float(divergence_loss(s, t, divergence="jsd", beta=0.3, labels=labels)) == pytest.approx(
+        float(generalized_jsd_loss(s, t, labels, 0.3)), rel=1e-13
+    )
+    ours = divergence_loss(s, t, divergence="jsd", beta=0.3, labels=labels, reduction="mean", num_items_in_batch=7)
+    trl = generalized_jsd_loss(s, t, labels, 0.3, reduction="mean", num_items_in_batch=7)
+    assert float(ours) * vocab == pytest.approx(float(trl), rel=1e-13)
+    with pytest.raises(InvalidArgumentError, match="`num_items_in_batch` divides the summed loss"):
+        divergence_loss(s, t, divergence="jsd", labels=labels, reduction="sum", num_items_in_batch=7)
+    assert "divides by the first axis" in " ".join(divergence_loss.__doc__.split())

@@ -177,7 +177,7 @@ def test_topk_errors():
     with pytest.raises(ShapeError, match="a TopKTeacher for a student of shape"):
         divergence_loss(zs[:3], top)
     with pytest.raises(InvalidArgumentError, match=r"`teacher.indices` must lie in \[0, 7\]"):
-        divergence_loss(zs[:, :8], top._replace(indices=top.indices.clamp(max=9).fill_(9)))
+        divergence_loss(zs[:, :8], top._replace(indices=top.indices.clamp(max=9).fill_(9), vocab_size=8))
     with pytest.raises(InvalidArgumentError, match="must be distinct"):
         divergence_loss(zs, top._replace(indices=torch.zeros_like(top.indices)))
     with pytest.raises(InvalidDistributionError, match="sum to 1"):
@@ -196,4 +196,25 @@ def test_topk_errors():
         TypeError, match=r"`teacher\.indices` must hold integer token ids; found dtype torch\.float64\. Cast them"
     ):
         divergence_loss(zs, top._replace(indices=top.indices.double()))
-    assert isinstance(top, TopKTeacher) and top._fields == ("indices", "log_probs", "tail_log_prob", "temperature")
+    assert isinstance(top, TopKTeacher) and top.vocab_size == 10
+    with pytest.raises(InvalidArgumentError, match=r"`teacher.vocab_size` must be the teacher's vocabulary size"):
+        divergence_loss(zs, TopKTeacher(top.indices, top.log_probs, top.tail_log_prob))
+
+
+@pytest.mark.parametrize(("teacher_vocab", "student_vocab", "k"), [(12, 5, 2), (8, 10, 3), (6, 5, 1)])
+def test_a_topk_teacher_of_another_vocabulary_is_refused(teacher_vocab, student_vocab, k):
+    """The top-k ids of a larger vocabulary may all be below the student's size (a teacher whose top tokens
+    are its first ones), so the ids cannot reveal the mismatch: the stored vocabulary size does."""
+    zt = torch.arange(teacher_vocab, 0, -1, dtype=torch.float64)[None].repeat(3, 1)  # top ids 0, 1, ...
+    zs = torch.randn(3, student_vocab, dtype=torch.float64)
+    top = topk_teacher(zt, k)
+    assert int(top.indices.max()) < student_vocab
+    with pytest.raises(ShapeError, match=f"built on a vocabulary of {teacher_vocab} tokens and the student has "):
+        divergence_loss(zs, top)
+
+
+@pytest.mark.parametrize("kind", ["logits", "log_probs", "probs"])
+def test_kind_beside_a_topk_teacher_is_refused(kind):
+    zs, zt = (torch.from_numpy(x) for x in logits(n=4, v=10))
+    with pytest.raises(InvalidArgumentError, match=f"`kind` does not apply to a TopKTeacher.*found kind='{kind}'"):
+        divergence_loss(zs, topk_teacher(zt, 3), kind=kind)

@@ -72,7 +72,8 @@ def test_mc_kl_and_kl_penalty_use_the_accurate_k3(np_dtype):
     for est in (mc_kl(log_p, log_q, estimator="k3"), mc_kl(torch.from_numpy(log_p), torch.from_numpy(log_q))):
         got = est.value.numpy() if isinstance(est.value, torch.Tensor) else est.value
         assert ulps(got, want, np_dtype).max() <= 2.0
-    penalty = kl_penalty(torch.zeros(d.size, dtype=torch.from_numpy(d).dtype), torch.from_numpy(d), estimator="k3")
+    logp = np.minimum(-d, 0).astype(np_dtype)  # log-probabilities (≤ 0) with ref − logp = d exactly
+    penalty = kl_penalty(torch.from_numpy(logp), torch.from_numpy(logp + d), estimator="k3")
     assert ulps(penalty.value.numpy(), want, np_dtype).max() <= 2.0
 
 

@@ -119,8 +119,12 @@ def test_ragged_lists_get_klkits_error(name):
 @pytest.mark.parametrize("name", ["entropy", "kl_divergence", "js_distance", "renyi_divergence"])
 def test_tensors_without_readable_values_get_klkits_errors(name):
     meta = torch.tensor([0.5, 0.5], device="meta")
-    with pytest.raises(InvalidArgumentError, match=r"`p` must hold values; found a tensor on the meta device"):
+    with pytest.raises(InvalidArgumentError, match=r"`p` must hold values to be validated; found a tensor on the meta"):
         _call(name, meta, meta)
+    for kind in ("probs", "log_probs", "logits"):  # without validation a meta tensor propagates its shape
+        with pytest.raises(InvalidArgumentError, match=r"Pass validate=False to propagate shapes only"):
+            _call(name, meta, meta, kind=kind)
+        assert _call(name, meta, meta, kind=kind, validate=False).device.type == "meta"
     sparse = torch.tensor([0.5, 0.5]).to_sparse()
     with pytest.raises(TypeError, match=r"`p` must be a dense \(strided\) tensor; found layout torch.sparse_coo"):
         _call(name, sparse, sparse)

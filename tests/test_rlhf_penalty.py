@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import torch
 import klkit.rlhf
 from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
 from klkit.rlhf import PRESETS, Clamp, KLPenalty, Preset, kl_penalty, sequence_kl_surrogate, token_kl
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # --- the libraries' formulas, written from their definitions ----------------------------------------
 # verl verl/trainer/ppo/core_algos.py kl_penalty / kl_penalty_forward; OpenRLHF openrlhf/models/utils.py
@@ -77,7 +81,7 @@ def log_probs(seed: int, n: int = 4096, dtype=torch.float64, spread: float = 3.0
     tokens = torch.randint(0, 32, (n, 1), generator=g)
     logp = torch.log_softmax(logits, -1).gather(-1, tokens)[:, 0]
     ref = torch.log_softmax(ref_logits, -1).gather(-1, tokens)[:, 0]
-    old = logp + 0.3 * torch.randn(n, generator=g, dtype=dtype)
+    old = (logp + 0.3 * torch.randn(n, generator=g, dtype=dtype)).clamp(max=0.0)  # log-probabilities: ≤ 0
     return logp, ref, old
 
 
@@ -136,18 +140,18 @@ def test_presets_describe_themselves():
 def test_values_are_the_estimators_to_the_last_digit():
     """k3 against mpmath at 50 digits: a few ulps everywhere, also near d = 0 where e^d - 1 - d cancels."""
     mpmath = pytest.importorskip("mpmath")
-    mpmath.mp.dps = 50
     ell = torch.tensor(
         [1e-12, 1e-9, -1e-6, 1e-3, -0.3, 0.5, -0.999, 0.999, 1.0, -1.0, 1.5, -2.0, 30.0, -30.0], dtype=torch.float64
     )
-    ref = torch.full_like(ell, -3.0)
+    ref = torch.full_like(ell, -33.0)  # log-probabilities: logp = ref + ℓ ≤ 0
     logp = ref + ell
     for dtype, ulp in ((torch.float64, 2.0**-52), (torch.float32, 2.0**-23)):
         lp, rf = logp.to(dtype), ref.to(dtype)
         k3 = kl_penalty(lp, rf, estimator="k3").value
         for a, b, got in zip(lp.tolist(), rf.tolist(), k3.tolist(), strict=True):
-            d = mpmath.mpf(b) - mpmath.mpf(a)  # the log-ratio as the inputs hold it
-            want = float(mpmath.expm1(d) - d)
+            with mpmath.workdps(50):
+                d = mpmath.mpf(b) - mpmath.mpf(a)  # the log-ratio as the inputs hold it
+                want = float(mpmath.expm1(d) - d)
             assert abs(got - want) <= 4 * ulp * abs(want), (dtype, a - b, got, want)
     exact_ell = logp - ref
     assert torch.equal(kl_penalty(logp, ref, estimator="k1").value, exact_ell)
@@ -168,8 +172,8 @@ def test_surrogate_value_is_the_estimate_on_policy_and_its_weighted_estimate_off
 
 
 def test_clamp_bounds_the_log_ratio_then_the_value_with_zero_gradient_where_it_holds():
-    ref = torch.zeros(4, dtype=torch.float64)
-    logp = torch.tensor([-30.0, -5.0, 2.0, 30.0], dtype=torch.float64, requires_grad=True)
+    ref = torch.full((4,), -40.0, dtype=torch.float64)
+    logp = torch.tensor([-70.0, -45.0, -38.0, -10.0], dtype=torch.float64, requires_grad=True)  # ℓ = -30, -5, 2, 30
     out = kl_penalty(logp, ref, estimator="k1", placement="loss", clamp=Clamp(log_ratio=20.0, value=3.0))
     assert out.value.tolist() == [-3.0, -3.0, 2.0, 3.0]
     out.surrogate.sum().backward()
@@ -320,14 +324,21 @@ SIGNATURES = {
         ("logp", P, EMPTY),
         ("ref_logp", P, EMPTY),
         ("estimator", K, "k1"),
-        ("placement", K, "reward"),
+        ("placement", K, None),
         ("gradient", K, "native"),
         ("old_logp", K, None),
         ("clamp", K, None),
         ("preset", K, None),
+        ("densities", K, False),
     ],
     token_kl: [("logits", P, EMPTY), ("ref_logits", P, EMPTY), ("direction", K, "reverse"), ("chunk_size", K, None)],
-    sequence_kl_surrogate: [("logp", P, EMPTY), ("ref_logp", P, EMPTY), ("mask", P, EMPTY), ("old_logp", K, None)],
+    sequence_kl_surrogate: [
+        ("logp", P, EMPTY),
+        ("ref_logp", P, EMPTY),
+        ("mask", P, EMPTY),
+        ("old_logp", K, None),
+        ("densities", K, False),
+    ],
 }
 
 
@@ -385,3 +396,108 @@ def test_docstrings_state_the_gradients_and_cite_the_sources():
     ):
         assert needle in doc, needle
     assert re.search(r"k3\s+∇KL\(π_ref‖π\), the \*\*forward\*\* KL", doc)
+
+
+# --- the reference gives a sampled token no mass; inputs that are not log-probabilities --------------
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.clamp is not None])
+def test_clamped_presets_match_the_libraries_where_the_reference_has_no_mass(name):
+    """ref_logp = -inf: verl's low_var_kl clamps the log-ratio to -20 and the value to 10, OpenRLHF clamps to
+    ±10: they return numbers, and so does the preset (the same ones); the gradient there is the clamp's 0."""
+    logp = torch.tensor([-1.0, -2.0, -0.5], dtype=torch.float64, requires_grad=True)
+    ref = torch.tensor([-1.5, -math.inf, -math.inf], dtype=torch.float64)
+    expected = LIBRARY[name.replace("verl:k3+", "verl:low_var_kl")](logp.detach(), ref, None)  # k3+: its value
+    out = kl_penalty(logp, ref, preset=name, placement="loss")
+    assert torch.equal(out.value, expected), (out.value, expected)
+    (grad,) = torch.autograd.grad(out.surrogate.sum(), logp)
+    assert torch.isfinite(grad).all() and (grad[1:] == 0).all()
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.clamp is None])
+def test_unclamped_presets_refuse_a_reference_without_mass(name):
+    with pytest.raises(InvalidDistributionError, match="`ref_logp` must hold finite log-probabilities"):
+        kl_penalty(torch.tensor([-1.0, -2.0]), torch.tensor([-1.0, -math.inf]), preset=name)
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3", "abs"])
+@pytest.mark.parametrize("gradient", ["native", "reverse_kl", "straight_through"])
+def test_the_advice_for_a_reference_without_mass_works(estimator, gradient):
+    """The error names a clamp; passing that clamp gives finite values and gradients (0 at the clamped token)."""
+    logp = torch.tensor([-1.0, -2.0], requires_grad=True)
+    ref = torch.tensor([-1.5, -math.inf])
+    with pytest.raises(InvalidDistributionError) as info:
+        kl_penalty(logp, ref, estimator=estimator, placement="loss", gradient=gradient)
+    advice = re.search(r"clamp=(Clamp\([^)]*\))", str(info.value)).group(1)
+    out = kl_penalty(logp, ref, estimator=estimator, placement="loss", gradient=gradient, clamp=eval(advice))
+    (grad,) = torch.autograd.grad(out.surrogate.sum(), logp)
+    assert torch.isfinite(out.value).all() and torch.isfinite(out.surrogate).all()
+    assert torch.isfinite(grad).all()
+    assert grad[1] == (out.value[1] if gradient == "reverse_kl" else 0)  # reverse_kl: the clamped estimate's slope
+    assert out.value[1] == {"k1": 20.0, "k2": 200.0, "k3": math.expm1(-20.0) + 20.0, "abs": 20.0}[estimator]
+
+
+@pytest.mark.parametrize("which", ["logp", "ref_logp", "old_logp"])
+def test_positive_log_probabilities_are_refused(which):
+    """Raw logits passed by mistake: the penalty would be a plausible number; it raises naming the argument."""
+    args = {
+        "logp": torch.tensor([-1.0, -2.0]),
+        "ref_logp": torch.tensor([-1.5, -1.0]),
+        "old_logp": torch.tensor([-1.0, -2.5]),
+    }
+    args[which] = torch.tensor([-1.0, 3.25])
+    with pytest.raises(
+        InvalidDistributionError,
+        match=rf"`{which}` must hold log-probabilities \(≤ 0\).*found 3.25 at index \(1,\).*log_softmax",
+    ):
+        kl_penalty(args["logp"], args["ref_logp"], placement="loss", old_logp=args["old_logp"])
+    # rounding above 0 (log_softmax of a certain token) is not refused
+    args[which] = torch.tensor([-1.0, 1e-7])
+    kl_penalty(args["logp"], args["ref_logp"], placement="loss", old_logp=args["old_logp"])
+
+
+def test_trl_presets_put_the_penalty_in_the_loss_unless_told():
+    logp, ref, old = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0]), torch.tensor([-1.2, -2.0])
+    for name, preset in PRESETS.items():
+        assert preset.placement == ("loss" if name.startswith("trl:") else "reward")
+        out = kl_penalty(logp.clone().requires_grad_(), ref, preset=name)
+        assert (out.surrogate is not None) == name.startswith("trl:")
+    assert kl_penalty(logp.clone().requires_grad_(), ref, preset="trl:k3_ratio", old_logp=old).surrogate is not None
+    assert kl_penalty(logp, ref, preset="trl:k3", placement="reward").surrogate is None
+
+
+def test_the_k3_series_threshold_is_documented_where_the_code_switches():
+    """docs/rlhf.md and kl_penalty's docstring name the |d| below which k3 is a series; the code must switch
+    there: above it the value is expm1(d) − d bit for bit, just below it the series gives other bits."""
+    doc = re.search(r"series below :math:`\|d\| = (\\tfrac12|[0-9./]+)`", kl_penalty.__doc__)
+    page = re.search(r"series below \|d\| = ([0-9./½]+)\)", (ROOT / "docs" / "rlhf.md").read_text())
+    assert doc and page, "the threshold sentence is gone from the docstring or docs/rlhf.md"
+    as_number = {r"\tfrac12": 0.5, "½": 0.5, "1/2": 0.5}
+    threshold = as_number.get(doc.group(1)) or float(doc.group(1))
+    assert threshold == (as_number.get(page.group(1)) or float(page.group(1)))
+    ref = torch.full((400,), -30.0)
+    above = torch.linspace(threshold * 1.0001, 3 * threshold, 400)
+    below = torch.linspace(threshold * 0.6, threshold * 0.9999, 400)
+    for d, same in ((above, True), (below, False)):
+        for sign in (1, -1):
+            logp = ref - sign * d  # d = ref − logp
+            value = kl_penalty(logp, ref, estimator="k3").value
+            plain = torch.expm1(ref - logp) - (ref - logp)
+            assert torch.equal(value, plain) == same, (sign, same)
+
+
+def test_log_densities_of_continuous_actions_may_be_positive():
+    """A Gaussian policy's log-density exceeds 0 when its std is small: densities=True accepts it."""
+    logp = torch.distributions.Normal(0.0, 0.1).log_prob(torch.tensor([0.0, 0.05]))  # 1.38, 1.26
+    ref = torch.distributions.Normal(0.0, 0.2).log_prob(torch.tensor([0.0, 0.05]))
+    with pytest.raises(InvalidDistributionError, match="densities=True"):
+        kl_penalty(logp, ref)
+    out = kl_penalty(logp, ref, estimator="k3", densities=True)
+    d = (ref - logp).double()
+    torch.testing.assert_close(out.value.double(), torch.expm1(d) - d, rtol=1e-6, atol=0)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    assert sequence_kl_surrogate(logp[None], ref[None], mask, densities=True).item() == pytest.approx(
+        float((logp - ref).sum())
+    )
+    with pytest.raises(TypeError, match="`densities` must be True or False"):
+        kl_penalty(logp, ref, densities=1)

@@ -209,8 +209,45 @@ def test_token_kl_masked_logits_and_dtypes():
     assert token_kl(ref, logits, direction="forward")[0].item() == float("inf")
     masked = token_kl(logits, torch.zeros(2, 3))
     assert masked[0].item() == pytest.approx(np.log(1.5), rel=1e-6)  # uniform on 2 of 3 outcomes vs uniform on 3
-    for dtype in (torch.float32, torch.bfloat16):
-        assert token_kl(logits.to(dtype), torch.zeros(2, 3, dtype=dtype), chunk_size=1).dtype == dtype
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):  # half precision: accumulated and returned in float32
+        assert token_kl(logits.to(dtype), torch.zeros(2, 3, dtype=dtype), chunk_size=1).dtype == torch.float32
+
+
+@pytest.mark.parametrize("fill", [-1e9, -float("inf"), "lowest"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_token_kl_masked_vocabulary_under_autograd(fill, dtype):
+    """The policy's masked entries filled with -1e9 (or the dtype's lowest value), the reference's with -inf on
+    the same entries: finite values and gradients with requires_grad, equal to the KL over the unmasked entries
+    (scipy, float64), and a gradient of exactly 0 on the masked ones."""
+    rng = np.random.default_rng(5)
+    logits, ref = rng.standard_normal((4, 9)) * 2, rng.standard_normal((4, 9)) * 2
+    masked = np.zeros((4, 9), dtype=bool)
+    masked[:, 5:] = True
+    masked[1, 2] = True
+    want = scipy_kl(np.where(masked, -np.inf, logits), np.where(masked, -np.inf, ref))
+    value = torch.finfo(dtype).min if fill == "lowest" else fill
+    policy = torch.from_numpy(logits).to(dtype).masked_fill(torch.from_numpy(masked), value).requires_grad_(True)
+    reference = torch.from_numpy(ref).to(dtype).masked_fill(torch.from_numpy(masked), -float("inf"))
+    for direction in ("reverse", "forward"):
+        got = token_kl(policy, reference, direction=direction)
+        (grad,) = torch.autograd.grad(got.sum(), policy)
+        truth = (
+            want
+            if direction == "reverse"
+            else scipy_kl(np.where(masked, -np.inf, ref), np.where(masked, -np.inf, logits))
+        )
+        tol = 1e-12 if dtype == torch.float64 else 2e-5 if dtype == torch.float32 else 0.1
+        if dtype == torch.bfloat16:  # the inputs' rounding: compare with the rounded inputs' KL
+            rounded = (
+                torch.from_numpy(logits).to(dtype).double().numpy(),
+                torch.from_numpy(ref).to(dtype).double().numpy(),
+            )
+            truth = scipy_kl(
+                *(np.where(masked, -np.inf, x) for x in (rounded if direction == "reverse" else rounded[::-1]))
+            )
+            tol = 1e-5
+        np.testing.assert_allclose(got.detach().double().numpy(), truth, rtol=tol, atol=tol)
+        assert torch.isfinite(grad.double()).all() and (grad[torch.from_numpy(masked)] == 0).all()
 
 
 def test_token_kl_errors():
@@ -244,3 +281,35 @@ def test_token_kl_errors():
         token_kl(x, nan, direction="forward")
     with pytest.raises(TypeError, match=r"inputs mix torch tensors with other arrays"):
         token_kl(x, np.zeros((2, 3)))
+
+
+def test_sequence_surrogate_refuses_positive_log_probabilities_at_unmasked_tokens():
+    logp = torch.tensor([[-1.0, 2.5, 7.0]])
+    mask = torch.tensor([[True, True, False]])  # the padded 7.0 is not checked
+    with pytest.raises(InvalidDistributionError, match=r"`logp` must hold log-probabilities \(≤ 0\).*found 2.5"):
+        sequence_kl_surrogate(logp, torch.full((1, 3), -1.0), mask)
+    with pytest.raises(InvalidDistributionError, match=r"`ref_logp` must hold log-probabilities \(≤ 0\).*found 0.5"):
+        sequence_kl_surrogate(torch.full((1, 3), -1.0), torch.tensor([[-1.0, 0.5, -1.0]]), mask)
+
+
+def test_the_documented_surrogate_has_the_gradient_the_code_returns():
+    """The docstring's formula, evaluated as written (sg = detach), has the code's gradient: G_t per token,
+    not 1 + G_t (which Σ ℓ_t without the stop-gradient would add)."""
+    doc = sequence_kl_surrogate.__doc__
+    assert r"\sum_t \mathrm{sg}(\ell_t) + \sum_t \mathrm{sg}(G_t)\,(\log\pi_t - \mathrm{sg}(\log\pi_t))" in doc
+    assert r"with respect to :math:`\log\pi_t` is :math:`G_t`" in doc
+    g = torch.Generator().manual_seed(4)
+    logp = -torch.rand(3, 6, generator=g, dtype=torch.float64) * 3
+    ref = -torch.rand(3, 6, generator=g, dtype=torch.float64) * 3
+    mask = torch.rand(3, 6, generator=g) < 0.8
+    ell = torch.where(mask, logp - ref, 0.0)
+    to_go = ell.flip(-1).cumsum(-1).flip(-1)
+    x = logp.clone().requires_grad_(True)
+    written = torch.where(mask, x - ref, 0.0).detach().sum(-1) + (to_go * torch.where(mask, x - x.detach(), 0.0)).sum(
+        -1
+    )
+    (doc_grad,) = torch.autograd.grad(written.sum(), x)
+    x = logp.clone().requires_grad_(True)
+    (code_grad,) = torch.autograd.grad(sequence_kl_surrogate(x, ref, mask).sum(), x)
+    torch.testing.assert_close(code_grad, doc_grad, rtol=0, atol=1e-15)
+    torch.testing.assert_close(code_grad, torch.where(mask, to_go, 0.0), rtol=0, atol=1e-15)

@@ -167,8 +167,10 @@ def test_masked_logits_are_exact(tiling):
 def test_q_masked_where_p_is_not_gives_inf(tiling):
     zp = torch.tensor([[0.0, 0.0, 0.0], [0.0, -200.0, 0.0]])  # float32: exp(-200) underflows to 0
     zq = torch.tensor([[0.0, -INF, 0.0], [0.0, -INF, 0.0]])
-    assert logits_kl(zp, zq).tolist() == [INF, INF]
-    assert logits_cross_entropy_soft(zp, zq).tolist() == [INF, INF]
+    # the support rule: p > 0 in the compute dtype; in float32 the second row's p is [½, 0, ½] = q
+    assert logits_kl(zp, zq).tolist() == [INF, 0.0]
+    assert logits_cross_entropy_soft(zp, zq).tolist() == [INF, pytest.approx(math.log(2.0), rel=1e-6)]
+    assert logits_kl(zp.double(), zq.double()).tolist() == [INF, INF]  # float64: exp(-200) > 0
     zp_d, zq_d = zp.double().requires_grad_(), zq.double().requires_grad_()
     logits_kl(zp_d, zq_d).sum().backward()
     assert torch.isfinite(zq_d.grad).all()  # ∂/∂z_q = q − p stays finite

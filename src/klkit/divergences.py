@@ -166,7 +166,7 @@ def hellinger_distance(
             distribution_options,
             array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
         )
-    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)  # the terms need only p and q
     return finish_result(_sqrt(_hellinger_squared(x), x.xp), x)
 
 
@@ -244,7 +244,7 @@ def js_distance(
     if not isinstance(keepdims, bool):
         raise TypeError(f"`keepdims` must be True or False; found {keepdims!r}. Pass keepdims=True to keep `axis`.")
     base = check_base(base)
-    x = prepare_pair(p, q, axis, kind, q_kind, validate)
+    x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)  # the terms need only p and q
     value = finish_result(_sqrt(_js(x) / log_of_base(base), x.xp), x)
     if not keepdims:
         return value
@@ -343,7 +343,7 @@ def f_divergence(
             return kl_divergence(
                 q, p, axis=axis, kind=kind if q_kind is None else q_kind, q_kind=kind, validate=validate
             )
-        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f != "tv")
+        x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=f == "chi2")  # only χ² reads the logs
         with errstate(x.xp):
             value = {"tv": _total_variation, "hellinger": _hellinger_squared, "js": _js, "chi2": _chi2}[f](x)
         return finish_result(value, x)

@@ -35,6 +35,7 @@ from klkit._engine import (
     loss_logits,
     loss_namespace,
     loss_target_kind,
+    small_index_loss,
     torch_loss_path,
 )
 from klkit.errors import ShapeError
@@ -140,6 +141,9 @@ def cross_entropy_loss(
     >>> cross_entropy_loss(logits, np.array([[1.0, 0, 0], [0, 0, 1]]), reduction="none").round(6)
     array([0.356675, 0.223144])
     """
+    fast = small_index_loss(logits, target, weight, ignore_index, label_smoothing, reduction, validate)
+    if fast is not None:
+        return fast
     xp = loss_namespace(logits, target, weight)
     z = loss_logits(logits, xp)
     reduction, eps = check_loss_options(reduction, label_smoothing, ignore_index)

@@ -19,6 +19,7 @@ from klkit._engine import (
     check_axis,
     check_base,
     check_weights,
+    compute_dtype,
     errstate,
     in_base,
     is_measure_object,
@@ -376,7 +377,9 @@ def decompose(
 def normalize(x: Any, /, *, axis: int = -1) -> Any:
     r"""Rescale non-negative weights to probabilities: :math:`x_i / \sum_j x_j` along ``axis``.
 
-    The explicit renormalisation klkit never does on its own.
+    The explicit renormalisation klkit never does on its own. Computed as
+    :math:`(x_i / m) / \sum_j (x_j / m)` with :math:`m = \max_j x_j`, so weights near the largest
+    float of their dtype (whose plain sum overflows) still give the right probabilities.
 
     Raises
     ------
@@ -388,6 +391,8 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
     >>> import klkit
     >>> klkit.normalize([1.0, 3.0]).tolist()
     [0.25, 0.75]
+    >>> klkit.normalize([1e308, 1e308]).tolist()  # the plain sum would overflow to inf
+    [0.5, 0.5]
     """
     xp = namespace(x, names=("x",))
     arr = asarray(x, xp, "x")
@@ -400,10 +405,14 @@ def normalize(x: Any, /, *, axis: int = -1) -> Any:
             f"{int(np.sum(to_numpy(bad)))} negative, NaN or infinite entries. "
             "Use kind='logits' for scores of any sign."
         )
-    total = xp.sum(moved, axis=-1)
-    if bool(xp.any(total == 0)):
+    top = xp.max(moved, axis=-1, keepdims=True)
+    if bool(xp.any(top == 0)):
         raise InvalidDistributionError(
             "`x` must have a positive sum along `axis` to be normalised; found a slice of zeros. "
             "Drop empty slices or add a prior count (e.g. x + 1)."
         )
-    return xp.moveaxis(moved / total[..., None], -1, ax)
+    # scaled by the largest entry first (each slice then sums to at most its length, never past the
+    # dtype's range), summed in the compute dtype (float32 for half precision)
+    scaled = xp.astype(moved, compute_dtype(xp, moved.dtype)) / top
+    out = scaled / xp.sum(scaled, axis=-1, keepdims=True)
+    return xp.moveaxis(out if out.dtype == moved.dtype else xp.astype(out, moved.dtype), -1, ax)

@@ -36,12 +36,13 @@ from klkit._engine import (
     prepare_pair,
     sum_tolerance,
 )
-from klkit._relative_terms import clamp, log_ratio, renyi_terms
+from klkit._relative_terms import clamp, known_all, log_ratio, renyi_terms
 from klkit.measures import entropy, kl_divergence
 
 __all__ = ["renyi_divergence", "renyi_entropy"]
 
 _SWITCH = 0.5  # |log Σ w e^{s u}| below this takes the log1p/expm1 form (continuity at α = 1)
+_SWITCH_TOTAL = math.expm1(-_SWITCH) * -1.0  # |Σ T| below 1 − e^{−½} ≈ 0.39: |log1p(Σ T)| < ½
 
 
 def renyi_divergence(
@@ -232,10 +233,14 @@ def _divergence(x: Inputs, alpha: float, xp: Any) -> Any:
         value = xp.max(xp.where(keep, u, -math.inf), axis=-1)
     else:
         s = alpha - 1.0
-        big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
         total = xp.sum(renyi_terms(logp, x.p, xp.where(both, logq, 0.0), x.q, u, both & ~dead, pos, alpha, xp), axis=-1)
-        small = (xp.abs(s * big) < _SWITCH) & ~infinite & _on_simplex(x, xp)  # infinite: Σ T = −1 (log1p(−1) = −inf)
-        value = xp.where(small, xp.log1p(xp.where(small, total, 0.0)) / s + 0.0, big)  # + 0.0: no −0
+        # Σ T = e^{sD} − 1 on the simplex: the log1p form where |sD| < ~½ (|Σ T| < _SWITCH_TOTAL), decided per
+        # slice from Σ T alone; the log-sum-exp form only where some slice needs it
+        small = (xp.abs(total) < _SWITCH_TOTAL) & ~infinite & _on_simplex(x, xp)  # infinite: Σ T = −1
+        value = xp.log1p(xp.where(small, total, 0.0)) / s + 0.0  # + 0.0: no −0
+        if not known_all(small, xp):
+            big = _scaled_log_moment(xp.where(pos, logp, -math.inf), u, keep, s, xp, small_form=False)
+            value = xp.where(small, value, big)
     return xp.where(infinite, math.inf, value)
 
 

@@ -17,8 +17,9 @@ never from a module inside it. The modules, each with one job:
 - :mod:`~klkit._engine.finish`: base, clamp to the bounds, output dtype;
 - :mod:`~klkit._engine.dispatch`: the hook through which distribution objects are handed to the
   package that registered them;
-- :mod:`~klkit._engine.loss_checks`, :mod:`~klkit._engine.loss_paths` and
-  :mod:`~klkit._engine.fused_loss`: the cross-entropy loss;
+- :mod:`~klkit._engine.loss_checks`, :mod:`~klkit._engine.loss_paths`, :mod:`~klkit._engine.loss_fast`
+  and :mod:`~klkit._engine.fused_loss`: the cross-entropy loss;
+- :mod:`~klkit._engine.support`: the support rule (p > 0 in the working dtype) of every path;
 - :mod:`~klkit._engine.threads`: the kernels' thread count and pool.
 
 The torch-only names (the fused Functions and ``TILE_ELEMENTS``) import torch on first use.
@@ -65,7 +66,7 @@ from klkit._engine.checks import (
 from klkit._engine.dispatch import is_measure_object, measure_objects, register_object_measures
 from klkit._engine.door import reduce_measure
 from klkit._engine.finish import LOG2, clamp_to_bounds, in_base, js_bound, to_output_dtype
-from klkit._engine.generic import chunk_budget, generic_path, js_term
+from klkit._engine.generic import chunk_budget, generic_path
 from klkit._engine.inputs import (
     F_NAMES,
     FName,
@@ -80,6 +81,7 @@ from klkit._engine.inputs import (
     prepare_pair,
     unknown_slope,
 )
+from klkit._engine.jensen_shannon import js_term
 from klkit._engine.kernels import probs_rows, probs_rows_small
 from klkit._engine.kernels_logits import logits_rows
 from klkit._engine.loss_checks import (
@@ -90,6 +92,7 @@ from klkit._engine.loss_checks import (
     loss_namespace,
     loss_target_kind,
 )
+from klkit._engine.loss_fast import small_index_loss
 from klkit._engine.loss_paths import generic_loss_path, torch_loss_path
 from klkit._engine.numpy_path import KERNEL_MODES
 from klkit._engine.prepare import (
@@ -217,6 +220,7 @@ __all__ = [
     "register_object_measures",
     "safe_log",
     "set_num_threads",
+    "small_index_loss",
     "sum_tolerance",
     "to_numpy",
     "to_output_dtype",

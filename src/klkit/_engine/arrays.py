@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 from array_api_compat import numpy as _np_xp
 
-from klkit.errors import BackendMismatchError, InvalidArgumentError, ShapeError
+from klkit.errors import BackendMismatchError, ShapeError
 
 __all__ = [
     "asarray",
@@ -103,8 +103,8 @@ def namespace(*arrays: Any, names: tuple[str, ...] = ("p", "q")) -> Any:
 def asarray(x: Any, xp: Any, name: str = "p") -> Any:
     """``x`` as an array of ``xp`` with a real floating dtype (integers and booleans become floats).
 
-    Ragged nested lists, complex numbers, strings, dates, Python objects, meta-device, sparse and nested
-    tensors raise klkit's own errors, naming ``name``, what was found and the fix.
+    Ragged nested lists, complex numbers, strings, dates, Python objects, sparse and nested tensors raise
+    klkit's own errors, naming ``name``, what was found and the fix.
 
     Examples
     --------
@@ -156,13 +156,9 @@ _NOT_REAL = {
 
 
 def _check_torch_storage(arr: Any, name: str) -> None:
-    """Tensors whose values klkit cannot read: meta (no values), sparse and nested (ragged) layouts."""
+    """Tensors whose values klkit cannot read: sparse and nested (ragged) layouts. (Meta tensors, shapes without
+    values, are measured with ``validate=False``, for shape propagation; validation refuses them.)"""
     torch = sys.modules["torch"]
-    if arr.device.type == "meta":
-        raise InvalidArgumentError(
-            f"`{name}` must hold values; found a tensor on the meta device (a shape without values). Create it on "
-            "a real device, e.g. torch.tensor(values) or x.to_empty(device='cpu') and fill it."
-        )
     if getattr(arr, "is_nested", False):
         raise ShapeError(
             f"`{name}` must be a rectangular tensor; found a nested (ragged) tensor. Pad it with zeros, e.g. "
@@ -264,6 +260,18 @@ def clamp_keep_gradient(value: Any, lower: float, upper: float | None = None) ->
     ([0.0, 0.125], [0.75, 0.75])
     """
     torch = _torch_namespace()
+    if not value.requires_grad and not _derivatives_traced(value):  # nothing to keep: one clamp (NaN stays NaN)
+        return value.clamp(lower, upper)
     shift = value - value.detach()  # zero, with value's derivatives
     out = torch.where(value < lower, shift + lower, value)
     return out if upper is None else torch.where(value > upper, shift + upper, out)
+
+
+def _derivatives_traced(value: Any) -> bool:
+    """Derivatives that ``requires_grad`` does not show: forward-mode AD or a ``torch.func`` transform."""
+    import torch.autograd.forward_ad as forward_ad
+
+    torch = sys.modules["torch"]
+    if torch.compiler.is_compiling():  # the compiler traces both forms alike; keep the traceable one
+        return True
+    return forward_ad._current_level >= 0 or torch._C._functorch.is_functorch_wrapped_tensor(value)

@@ -18,6 +18,7 @@ path, an unvalidated slice holding an entry outside its kind's domain gives NaN.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import array_api_compat
@@ -34,8 +35,8 @@ from klkit._engine.checks import (
 )
 from klkit._engine.finish import clamp_to_bounds, in_base, js_bound, to_output_dtype
 from klkit._engine.generic import chunk_budget, generic_path
-from klkit._engine.numpy_path import numpy_bridge_applies, numpy_kernels_path, numpy_small_path
-from klkit._engine.prepare import FAST_MIN, Measure, check_values, under_autograd
+from klkit._engine.numpy_path import SMALL_TORCH, numpy_bridge_applies, numpy_kernels_path, numpy_small_path
+from klkit._engine.prepare import FAST_MIN, Measure, check_has_values, check_values, under_autograd
 from klkit._engine.torch_autograd import fused_pays, torch_fused_logits_path, torch_plain_logits_path
 from klkit._engine.torch_tiles import torch_tiles_path
 from klkit.errors import InvalidDistributionError
@@ -55,6 +56,9 @@ def reduce_measure(
     weights: tuple[float, float] | None = None,
 ) -> Any:
     """Validate the options and inputs, evaluate the measure, convert the result."""
+    fast = _small_cpu_tensors(measure, p, q, axis, base, kind, q_kind, validate)
+    if fast is not None:
+        return fast
     two = measure != "entropy"
     kind = check_kind(kind)
     q_kind = kind if q_kind is None else check_kind(q_kind, "q_kind")
@@ -76,6 +80,9 @@ def reduce_measure(
             f"`p` and `q` must be on the same device; found {array_api_compat.device(P)} and "
             f"{array_api_compat.device(Q)}. Move one with .to(device)."
         )
+    if validate and is_torch(xp):
+        for x, name in ((P, "p"), (Q, "q"))[: 1 + two]:
+            check_has_values(x, name)
     last = ax == len(shape) - 1
     if two and tuple(P.shape) != shape:
         P = xp.broadcast_to(P, shape)
@@ -113,3 +120,46 @@ def reduce_measure(
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
         value = clamp_to_bounds(value, js_bound(weights) if measure == "js_divergence" else None, xp)
     return to_output_dtype(in_base(value, base), out_dtype, xp)
+
+
+def _small_cpu_tensors(
+    measure: Measure, p: Any, q: Any, axis: Any, base: Any, kind: Any, q_kind: Any, validate: Any
+) -> Any:
+    """The common small case decided in one test: plain CPU float32/float64 tensors of probabilities,
+    one shape and dtype, the last axis, nats, no autograd. Every option and input rule of the full
+    door holds for them by construction (strided, CPU, floating, non-empty last axis, no broadcast),
+    so the numpy kernels run on their shared memory at once; anything else returns None (the full door).
+    """
+    torch = sys.modules.get("torch")
+    if (
+        torch is None
+        or type(p) is not torch.Tensor
+        or kind != "probs"
+        or base is not None
+        or axis != -1
+        or (validate is not True and validate is not False)
+        or measure == "js_divergence"
+    ):
+        return None
+    if q is not None and (type(q) is not torch.Tensor or q_kind not in (None, "probs")):
+        return None
+    dtype = p.dtype
+    if (  # layout first: nested and sparse tensors have no plain sizes
+        p.layout is not torch.strided
+        or p.is_nested
+        or not p.is_cpu
+        or (dtype is not torch.float64 and dtype is not torch.float32)
+        or (q is not None and (q.layout is not torch.strided or q.is_nested or not q.is_cpu or q.dtype is not dtype))
+        or p.ndim == 0
+        or p.shape[-1] == 0
+        or p.numel() > SMALL_TORCH
+        or (q is not None and q.shape != p.shape)
+        or under_autograd(p, q)
+        or torch.compiler.is_compiling()
+    ):
+        return None
+    value = numpy_small_path(measure, p.numpy(), None if q is None else q.numpy(), validate)
+    if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
+        value = clamp_to_bounds(value, None, NUMPY)
+    out = torch.from_numpy(np.asarray(value))
+    return out if dtype is torch.float64 else out.to(dtype)

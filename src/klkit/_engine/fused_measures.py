@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from klkit._engine.fused_tiles import Tiles, as_rows, block_lse, check_pair, fix_underflow, tile_dtype
+from klkit._engine.fused_tiles import Tiles, as_rows, block_lse, check_pair, tile_dtype
 
 __all__ = ["logits_cross_entropy_soft", "logits_entropy", "logits_kl"]
 
@@ -44,14 +44,14 @@ class _Pair(torch.autograd.Function):
             for cs in tiles.col_slices:
                 lp, lq, p = _log_probs(zp, zq, lse_p, lse_q, rs, cs, tiles)
                 term = lp.sub_(lq) if kl else lq  # then · p: p (log p − log q), or p log q
-                term.mul_(p).masked_fill_(tiles.mask(zp, rs, cs), 0.0)  # p = 0: the term is 0
+                term.mul_(p).masked_fill_(tiles.outside(p, rs, cs), 0.0)  # p = 0: the term is 0
                 part = term.sum(dim=-1)
                 total = part if total is None else total + part
             lses_p.append(lse_p)
             lses_q.append(lse_q)
             values.append(total if kl else -total)
         lse_p, lse_q = torch.cat(lses_p), torch.cat(lses_q)
-        value = fix_underflow(torch.cat(values), lse_p, lse_q)
+        value = torch.cat(values)
         ctx.save_for_backward(zp, zq, lse_p, lse_q, value)
         ctx.kl = kl
         out = value.clamp(min=0) if kl else value  # rounding below 0 is clamped (KL ≥ 0)
@@ -79,7 +79,7 @@ class _Pair(torch.autograd.Function):
                         else torch.neg(lq, out=tiles.out(grad_p, rs, cs, 4))
                     )
                     o.sub_(value[rs, None]).mul_(p).mul_(g[rs, None])
-                    o.masked_fill_(tiles.mask(zp, rs, cs), 0.0)
+                    o.masked_fill_(tiles.outside(p, rs, cs), 0.0)
                     tiles.store(grad_p, rs, cs, o)
         return grad_p, grad_q, None
 
@@ -159,7 +159,7 @@ class _Entropy(torch.autograd.Function):
             for cs in tiles.col_slices:
                 lp = torch.sub(z[rs, cs], lse[:, None], out=tiles.buf(1, rs, cs))
                 p = torch.exp(lp, out=tiles.buf(2, rs, cs))
-                part = lp.mul_(p).masked_fill_(tiles.mask(z, rs, cs), 0.0).sum(dim=-1)
+                part = lp.mul_(p).masked_fill_(tiles.outside(p, rs, cs), 0.0).sum(dim=-1)
                 total = part if total is None else total + part
             lses.append(lse)
             values.append(-total)
@@ -178,7 +178,7 @@ class _Entropy(torch.autograd.Function):
                 lp = torch.sub(z[rs, cs], lse[rs, None], out=tiles.buf(1, rs, cs))
                 p = torch.exp(lp, out=tiles.buf(2, rs, cs))
                 o = torch.add(lp, value[rs, None], out=tiles.out(out, rs, cs, 3))
-                o.mul_(p).mul_(-g[rs, None]).masked_fill_(tiles.mask(z, rs, cs), 0.0)
+                o.mul_(p).mul_(-g[rs, None]).masked_fill_(tiles.outside(p, rs, cs), 0.0)
                 tiles.store(out, rs, cs, o)
         return out
 

@@ -23,10 +23,10 @@ weights of the cross-entropy loss and :math:`m_n = \sum_c a_{n,c}`.
 
 Conventions:
 
-- masked logits (``-inf``) are exact: a term with :math:`p_c = 0` is 0 (never ``0·inf = NaN``),
-  and :math:`q_c = 0` where :math:`p_c > 0` gives ``+inf`` (also when :math:`p_c` underflows in
-  the compute dtype); its gradient wrt :math:`z_q` stays finite, the one wrt :math:`z_p` is NaN
-  (the derivative of an infinite value);
+- the support rule of every measure (:mod:`klkit._engine.support`): a term with :math:`p_c = 0`
+  in the compute dtype (a ``-inf`` logit, or one that underflows) is 0 with a zero gradient
+  (never ``0·inf = NaN``), and :math:`q_c = 0` where :math:`p_c > 0` gives ``+inf``; its gradient
+  wrt :math:`z_q` stays finite, the one wrt :math:`z_p` is NaN (the derivative of an infinite value);
 - float16/bfloat16 inputs are computed in float32 and returned (values and gradients) in the
   input dtype, as torch's own reductions do; other dtypes are computed in their own;
 - any device: every temporary is created from the inputs (no CPU tensors, no generators);
@@ -40,9 +40,9 @@ Conventions:
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from klkit._engine.support import in_support
 
 __all__ = [
     "TILE_ELEMENTS",
@@ -50,7 +50,6 @@ __all__ = [
     "as_rows",
     "block_lse",
     "check_pair",
-    "fix_underflow",
     "rows_lse",
     "tile_dtype",
     "zeros_per_row",
@@ -58,7 +57,6 @@ __all__ = [
 
 TILE_ELEMENTS = 1 << 18  # entries per tile: 1 MiB of float32
 _MIN_TILE = 1 << 12  # small inputs: tiles of at least this many entries (memory is no concern there)
-_NEG_INF = -math.inf
 
 
 # ---------------------------------------------------------------------------
@@ -115,9 +113,10 @@ class Tiles:
         r, c = rs.stop - rs.start, cs.stop - cs.start
         return self._buffers[key][: r * c].view(r, c)
 
-    def mask(self, x: torch.Tensor, rs: slice, cs: slice) -> torch.Tensor:
-        """Where the tile of ``x`` is ``-inf`` (a masked outcome), in a scratch boolean buffer."""
-        return torch.eq(x[rs, cs], _NEG_INF, out=self.buf(0, rs, cs, torch.bool))
+    def outside(self, p: torch.Tensor, rs: slice, cs: slice) -> torch.Tensor:
+        """Where the tile ``p`` of probabilities is outside the support (p = 0 in the compute dtype:
+        a ``-inf`` logit or one that underflows; :mod:`klkit._engine.support`), in a scratch boolean buffer."""
+        return torch.logical_not(in_support(p), out=self.buf(0, rs, cs, torch.bool))
 
     def out(self, grad: torch.Tensor, rs: slice, cs: slice, k: int) -> torch.Tensor:
         """Where to compute the tile ``[rs, cs]`` of ``grad``: the tile itself, or scratch for half precision."""
@@ -166,12 +165,6 @@ def check_pair(p: torch.Tensor, q: torch.Tensor) -> None:
             f"`p_logits` and `q_logits` must have the same shape; found {tuple(p.shape)} and "
             f"{tuple(q.shape)}. Expand them to one shape first (e.g. q.expand_as(p))."
         )
-
-
-def fix_underflow(value: torch.Tensor, lse_p: torch.Tensor, lse_q: torch.Tensor) -> torch.Tensor:
-    """A NaN row with finite log-normalisers is ``p_c·(+inf)`` with ``p_c`` underflowed to 0: ``+inf``."""
-    underflow = torch.isnan(value) & torch.isfinite(lse_p) & torch.isfinite(lse_q)
-    return torch.where(underflow, torch.full_like(value, math.inf), value)
 
 
 def zeros_per_row(rows: int, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

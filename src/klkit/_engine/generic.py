@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from klkit._engine.arrays import compute_dtype, is_torch
-from klkit._engine.finish import LOG2
+from klkit._engine.jensen_shannon import js_term
 from klkit._engine.prepare import (
     CHUNK_BYTES,
     CHUNK_MIN,
@@ -22,8 +22,9 @@ from klkit._engine.prepare import (
     out_of_domain,
     under_autograd,
 )
+from klkit._engine.support import in_support, support_term
 
-__all__ = ["chunk_budget", "generic_path", "js_term"]
+__all__ = ["chunk_budget", "generic_path"]
 
 
 def chunk_budget(P: Any, Q: Any, xp: Any) -> int:
@@ -88,18 +89,19 @@ def generic_path(
             if bad is not None:
                 invalid = bad if invalid is None else invalid | bad
     for c in chunks:
-        logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
-        positive = p > 0
-        if measure == "entropy":
-            term = -p * xp.where(positive, logp, 0.0)
+        if measure == "js_divergence":  # its terms read p and q only: no logs of probabilities
+            p, q = _prob(P[..., c], kind, lse_p, dtype, xp), _prob(Q[..., c], q_kind, lse_q, dtype, xp)
+            term = js_term(None, p, None, q, xp, weights)
+        elif measure == "entropy":
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
+            term = -support_term(p, logp, xp)
         else:
+            logp, p = log_and_prob(P[..., c], kind, lse_p, dtype, xp)
             logq, q = log_and_prob(Q[..., c], q_kind, lse_q, dtype, xp)
             if measure == "cross_entropy":
-                term = -p * xp.where(positive, logq, 0.0)
-            elif measure == "kl_divergence":
-                term = p * xp.where(positive, logp - logq, 0.0)
-            else:
-                term = js_term(logp, p, logq, q, xp, weights)
+                term = -support_term(p, logq, xp)
+            else:  # kl_divergence
+                term = support_term(p, _log_ratio(logp, p, logq, q, kind == q_kind == "probs", xp), xp)
         total = total + xp.sum(term, axis=-1)
         if guard:
             for x, k in ((P, kind), (Q, q_kind))[: 1 if Q is None else 2]:
@@ -109,19 +111,18 @@ def generic_path(
     return total if invalid is None else xp.where(invalid, math.nan, total)
 
 
-def js_term(logp: Any, p: Any, logq: Any, q: Any, xp: Any, weights: tuple[float, float] | None = None) -> Any:
-    """½ p log(p/m) + ½ q log(q/m) with log m = logaddexp(log p, log q) − log 2; with weights (w, 1 − w),
-    w p log(p/m) + (1 − w) q log(q/m) with log m = logaddexp(log w + log p, log(1 − w) + log q)."""
-    either = (p > 0) | (q > 0)
-    if weights is None:
-        logm = xp.logaddexp(xp.where(either, logp, 0.0), xp.where(either, logq, 0.0)) - LOG2
-        tp = p * xp.where(p > 0, logp - logm, 0.0)
-        tq = q * xp.where(q > 0, logq - logm, 0.0)
-        return 0.5 * (tp + tq)
-    wp, wq = weights
-    if wp == 0.0 or wq == 0.0:  # M is Q (or P): the divergence is 0; keep the graph
-        return 0.0 * (p + q)
-    logm = xp.logaddexp(xp.where(either, logp, 0.0) + math.log(wp), xp.where(either, logq, 0.0) + math.log(wq))
-    tp = p * xp.where(p > 0, logp - logm, 0.0)
-    tq = q * xp.where(q > 0, logq - logm, 0.0)
-    return wp * tp + wq * tq
+def _log_ratio(logp: Any, p: Any, logq: Any, q: Any, probs: bool, xp: Any) -> Any:
+    """log(p/q); for probabilities within a factor 3/2 of each other, log1p((p − q)/q): p − q is exact
+    there (Sterbenz), so the log of the ratio keeps its relative accuracy near p = q (log p − log q
+    would leave an error of one rounding of log p, larger than the term itself)."""
+    if not probs:
+        return logp - logq
+    d = p - q
+    near = in_support(q) & (xp.abs(d) <= 0.5 * q)
+    close = xp.log1p(xp.where(near, d, 0.0) / xp.where(near, q, 1.0))
+    return xp.where(near, close, logp - logq)
+
+
+def _prob(x: Any, kind: str, lse: Any, dtype: Any, xp: Any) -> Any:
+    """p of one chunk in the compute dtype (probabilities as they are: no log taken)."""
+    return xp.astype(x, dtype, copy=False) if kind == "probs" else log_and_prob(x, kind, lse, dtype, xp)[1]

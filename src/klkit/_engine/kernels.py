@@ -22,6 +22,7 @@ import math
 import numba
 import numpy as np
 
+from klkit._engine.support import in_support_scalar as _in_support
 from klkit._engine.threads import get_num_threads, parallel_map
 
 CHUNK = 1 << 15  # elements per chunk of a large input: its float64 buffer (256 KiB) stays in L2
@@ -30,6 +31,8 @@ SCRATCH = 0.2  # fraction of one input the buffers and outputs may use (the prom
 _INF = math.inf
 _NAN = math.nan
 _TINY = 2.2250738585072014e-308  # smallest normal float64
+_BIG = 2.0**996  # above this, Dekker's splitting (134217729·a) of a ratio or of q would overflow
+_SCALE = 2.0**-64  # exact rescaling of p and fl(p/q), or of p and q, before splitting a big operand
 ENTROPY, CROSS_ENTROPY, KL = 0, 1, 2
 # per-chunk statistics of probabilities: bad entries, then the row sums of p and q farthest from 1
 _BAD, _WORST_P, _WORST_Q = 0, 1, 2
@@ -72,10 +75,28 @@ def _kl_term(pi: float, qi: float, ri: float, lg: float) -> float:
 
 
 @numba.njit(inline="always", cache=True)
+def _is_plain(qi: float, ri: float) -> bool:
+    """Whether ``p log(p/q)`` takes the vectorised form: fl(p/q) normal and both factors of the
+    error-free product ``fl(p/q)·q`` small enough to split (p/q ≤ 2^996, q ≤ 2^996)."""
+    return _TINY <= ri < _BIG and qi < _BIG
+
+
+@numba.njit(inline="always", cache=True)
 def _kl_term_special(pi: float, qi: float) -> float:
-    """p log(p/q) where p/q overflowed, underflowed or q = 0."""
+    """p log(p/q) for p > 0 where :func:`_is_plain` is false: q = 0, p/q above 2^996 or not a
+    normal float, or q above 2^996.
+
+    A big ratio or a big q is rescaled by 2^-64 together with p (exact: neither reaches the
+    subnormals) so that the rounding of fl(p/q) is still corrected; a ratio that overflowed or
+    underflowed takes log p − log q (each correctly rounded, their difference is ≥ 708 in size).
+    """
     if qi == 0.0:
         return _INF
+    ri = pi / qi
+    if _TINY <= ri < _INF:
+        if ri >= _BIG:
+            return pi * (math.log(ri) + _ratio_correction(pi * _SCALE, qi, ri * _SCALE))
+        return pi * (math.log(ri) + _ratio_correction(pi * _SCALE, qi * _SCALE, ri))
     return pi * (math.log(pi) - math.log(qi))
 
 
@@ -127,7 +148,7 @@ def _probs_chunk(p, q, lg, k, chunk, n, mode, value, part, stats):  # pragma: no
                 pi = np.float64(p[j])
                 sp += pi
                 nb += _is_bad(pi)
-                v += -pi * lg[j] if pi > 0.0 else 0.0
+                v += -pi * lg[j] if _in_support(pi) else 0.0
         elif mode == CROSS_ENTROPY:
             for j in range(lo, hi):
                 pi = np.float64(p[j])
@@ -135,7 +156,7 @@ def _probs_chunk(p, q, lg, k, chunk, n, mode, value, part, stats):  # pragma: no
                 sp += pi
                 sq += qi
                 nb += _is_bad(pi) + _is_bad(qi)
-                v += -pi * lg[j] if pi > 0.0 else 0.0
+                v += -pi * lg[j] if _in_support(pi) else 0.0
         else:
             special = 0
             for j in range(lo, hi):
@@ -145,14 +166,14 @@ def _probs_chunk(p, q, lg, k, chunk, n, mode, value, part, stats):  # pragma: no
                 sp += pi
                 sq += qi
                 nb += _is_bad(pi) + _is_bad(qi)
-                normal = _TINY <= ri < _INF
-                special += 0 if normal or not pi > 0.0 else 1
-                v += _kl_term(pi, qi, ri, lg[j]) if pi > 0.0 and normal else 0.0
+                plain = _is_plain(qi, ri)
+                special += 0 if plain or not _in_support(pi) else 1
+                v += _kl_term(pi, qi, ri, lg[j]) if _in_support(pi) and plain else 0.0
             if special:
                 for j in range(lo, hi):
                     pi = np.float64(p[j])
                     qi = np.float64(q[j])
-                    if pi > 0.0 and not _TINY <= pi / qi < _INF:
+                    if _in_support(pi) and not _is_plain(qi, pi / qi):
                         v += _kl_term_special(pi, qi)
         nbad += nb
         v = _NAN if nb else v

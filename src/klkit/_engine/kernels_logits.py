@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from klkit._engine.kernels import CHUNK, ENTROPY, KL
+from klkit._engine.support import in_support_scalar as _in_support
 from klkit._engine.threads import get_num_threads, parallel_map
 
 __all__ = ["logits_rows"]
@@ -59,19 +60,18 @@ def _row_lse(x, r):
 def _row_value(a, b, r, la, lb, mode) -> float:
     """The measure of row r given its log-sum-exps, compensated (Neumaier).
 
-    A term with p > 0 where q = 0 (a finite logit of p beside a ``-inf`` logit of q)
-    is ``+inf``; such terms are counted, never summed, so no ``inf - inf`` can
-    reach the compensation.
+    A term with p > 0 in float64 where q = 0 (a logit of p that does not underflow beside a
+    ``-inf`` logit of q) is ``+inf``; p = 0 contributes nothing (:mod:`klkit._engine.support`).
+    Infinite terms are counted, never summed, so no ``inf - inf`` can reach the compensation.
     """
     v = 0.0
     c = 0.0
     infinite = 0
     for i in range(a.shape[1]):
-        ai = np.float64(a[r, i])
-        if ai == -_INF:  # p = 0: no term
-            continue
-        lp = ai - la
+        lp = np.float64(a[r, i]) - la
         pi = math.exp(lp)
+        if not _in_support(pi):  # p = 0 in float64 (a -inf logit, or one that underflows): no term
+            continue
         if mode == ENTROPY:
             term = -pi * lp
         else:
@@ -81,8 +81,7 @@ def _row_value(a, b, r, la, lb, mode) -> float:
                 continue
             lq = bi - lb
             term = pi * (lp - lq) if mode == KL else -pi * lq
-        if pi > 0.0:  # p rounded to 0 beside a huge log q would give 0 · inf
-            v, c = _add(v, c, term)
+        v, c = _add(v, c, term)
     return _INF if infinite else v + c
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from klkit._engine.arrays import compute_dtype, errstate, is_half, is_numpy, logsumexp
 from klkit._engine.checks import sum_tolerance
 from klkit._engine.loss_checks import raise_bad_index, raise_bad_logits, raise_bad_probs
+from klkit._engine.loss_fast import plainly_valid
 
 __all__ = ["generic_loss_path", "torch_loss_path"]
 
@@ -37,7 +38,7 @@ def torch_loss_path(
         tl = t.reshape(-1)
         if (
             validate
-            and not _plainly_valid(zl, tl, n)
+            and not plainly_valid(zl, tl, n)
             and bool(_bad_index(tl, n, ignore_index) | _bad_rows(zl.amax(dim=-1)))
         ):
             _raise_details(zl, tl, n, ignore_index, index, class_axis)
@@ -62,20 +63,6 @@ def torch_loss_path(
     if reduction == "sum":
         return total.to(z.dtype)
     return (total / _mean_denominator(tl, w, index, ignore_index, lse.dtype)).to(z.dtype)
-
-
-def _plainly_valid(zl: Any, tl: Any, n: int) -> bool:
-    """Small CPU inputs with every logit finite and every label in [0, n): checked in numpy on
-    shared memory (three calls, no torch dispatch). False means "look closer" (masks, ignored
-    positions, or bad input), never "invalid"."""
-    import torch
-
-    if zl.device.type != "cpu" or torch.compiler.is_compiling():
-        return False
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = zl.detach().numpy().sum()  # finite logits (an overflowing sum only costs the closer look)
-    labels = tl.numpy()
-    return bool(np.isfinite(total)) and labels.size > 0 and labels.min() >= 0 and labels.max() < n
 
 
 def _bad_rows(row_stat: Any) -> Any:

@@ -61,8 +61,19 @@ def check_weights(weights: Any) -> tuple[float, float] | None:
     return None if pair == (0.5, 0.5) else pair
 
 
+def check_has_values(x: Any, name: str) -> None:
+    """Validation reads values: a meta tensor (a shape without values) is refused, naming the way out."""
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        raise InvalidArgumentError(
+            f"`{name}` must hold values to be validated; found a tensor on the meta device (a shape without values). "
+            "Pass validate=False to propagate shapes only (as torch.compile's tracing does), or create the tensor "
+            "on a real device."
+        )
+
+
 def check_values(x: Any, kind: str, name: str, xp: Any) -> None:
     """The checks of ``kind``; streamed over column chunks for large inputs (bounded memory)."""
+    check_has_values(x, name)
     size = math.prod(x.shape)
     if size <= CHUNK_MIN:
         CHECKS[kind](x, name, xp)

@@ -26,6 +26,7 @@ ENV_VAR = "KLKIT_NUM_THREADS"
 _chosen: int | None = None  # set_num_threads; None: the default
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_users: dict[ThreadPoolExecutor, int] = {}  # calls running on each pool (the current one and replaced ones)
 _lock = threading.Lock()
 
 
@@ -131,29 +132,50 @@ def _torch_threads() -> int:
 
 
 def parallel_map(fn: Callable[..., Any], *args: Sequence[Any]) -> list[Any]:
-    """``[fn(*a) for a in zip(*args)]``, one task per thread of klkit's pool (in this thread if one task)."""
+    """``[fn(*a) for a in zip(*args)]``, one task per thread of klkit's pool (in this thread if one task).
+
+    Safe from any number of Python threads at once: each call holds the pool it uses until its
+    tasks are done, and a pool replaced by a larger one is shut down only by its last user.
+    """
     tasks = list(zip(*args, strict=True))
     if len(tasks) <= 1:
         return [fn(*a) for a in tasks]
-    return list(_executor(len(tasks)).map(fn, *args))
+    pool = _acquire(len(tasks))
+    try:
+        return list(pool.map(fn, *args))
+    finally:
+        _release(pool)
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared pool, with room for at least ``workers`` threads."""
+def _acquire(workers: int) -> ThreadPoolExecutor:
+    """The current pool, grown to at least ``workers`` threads, marked as in use by one more call."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)  # its threads end once their tasks are done
+            old = _pool
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="klkit")
             _pool_size = workers
+            _users[_pool] = 0
+            if old is not None and _users.get(old) == 0:  # nobody uses it: its threads end now
+                del _users[old]
+                old.shutdown(wait=False)
+        _users[_pool] += 1
         return _pool
+
+
+def _release(pool: ThreadPoolExecutor) -> None:
+    """One call is done with ``pool``; a replaced pool is shut down once no call uses it."""
+    with _lock:
+        _users[pool] -= 1
+        if pool is not _pool and _users[pool] == 0:
+            del _users[pool]
+            pool.shutdown(wait=False)
 
 
 def _after_fork_in_child() -> None:
     """The pool's threads do not exist in a forked child: forget the pool (and a lock a thread may hold)."""
-    global _pool, _pool_size, _lock
-    _pool, _pool_size, _lock = None, 0, threading.Lock()
+    global _pool, _pool_size, _users, _lock
+    _pool, _pool_size, _users, _lock = None, 0, {}, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -30,11 +30,11 @@ def fused_pays(P: Any, Q: Any) -> bool:
 
 
 def torch_plain_logits_path(measure: Measure, P: Any, Q: Any, dtype: Any) -> Any:
-    """Logits under autograd with every logit of ``p`` finite: torch's own composition.
+    """Logits under autograd with every logit finite: torch's own composition.
 
     ``log_softmax`` and ``kl_div`` are torch's fastest kernels here, and without a masked
-    outcome in ``p`` no term is ``0 · inf``, so they need no masks. One host check decides
-    (and, being "p finite, q's largest logit finite per slice", it is also the validation);
+    outcome no term is ``0 · inf`` (a p that underflows to 0 meets a finite log q), so they
+    need no masks. One host check decides (and, all logits being finite, it is also the validation);
     otherwise, or while compiling, None hands over to the generic path, whose masks keep
     the gradients finite and whose checks name what is wrong.
     """
@@ -42,10 +42,10 @@ def torch_plain_logits_path(measure: Measure, P: Any, Q: Any, dtype: Any) -> Any
 
     if torch.compiler.is_compiling() or dtype not in (torch.float32, torch.float64):
         return None
-    ok = torch.isfinite(P.detach().sum())  # finite entries (a sum overflowing only costs the faster path)
-    if Q is not None:
-        ok = ok & torch.isfinite(Q.detach().amax(-1)).all()
-    if not bool(ok):
+    # every logit finite (a sum overflowing only costs the faster path): then no p = 0 meets log q = -inf,
+    # and ``kl_div`` needs no support mask (masked outcomes take the generic path's, value and gradient)
+    total = P.detach().sum() if Q is None else P.detach().sum() + Q.detach().sum()
+    if not bool(torch.isfinite(total)):
         return None
     logp = torch.log_softmax(P.to(dtype), -1)
     if measure == "entropy":

@@ -165,6 +165,8 @@ def _torch_tile(
         if kind == "probs":
             term.clamp_(min=torch.finfo(a.dtype).min)
         term.sub_(logq)
+        if kind == q_kind == "probs":
+            _near_log_ratio(a, b, term, logq, torch)  # logq's memory is scratch from here
         del logq
         term.mul_(_tile_prob(a, kind, torch))
     else:
@@ -182,6 +184,15 @@ def _torch_tile(
             st[0] = torch.logsumexp(x, -1)
     value = value if measure == "kl_divergence" else -value
     return (value, *sp, *(sq or (None, None, None)))
+
+
+def _near_log_ratio(a: Any, b: Any, term: Any, scratch: Any, torch: Any) -> None:
+    """Where probabilities are within a factor 3/2 (|a − b| ≤ ½ b), ``term`` = log1p((a − b)/b) in place:
+    a − b is exact there, so log(a/b) keeps its relative accuracy near a = b (log a − log b does not).
+    The same form as the generic path's; ``scratch`` (a tile) is overwritten."""
+    ratio = torch.sub(a, b, out=scratch).div_(b)  # b = 0 gives ±inf or NaN: never near
+    near = (ratio >= -0.5).logical_and_(ratio <= 0.5)
+    torch.where(near, ratio.log1p_(), term, out=term)
 
 
 def _guard(x: Any, kind: str) -> Any:

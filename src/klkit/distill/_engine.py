@@ -49,19 +49,24 @@ def chunk_rows(n_rows: int, vocab: int, chunk_size: int | None, elements: int = 
 
 
 def log_probs(x: torch.Tensor, kind: str, temperature: float, dtype: torch.dtype) -> torch.Tensor:
-    """``log_softmax(x / T)`` in ``dtype``; probabilities are logged first.
+    """``log_softmax(x / T)`` in ``dtype``, as ``(y − max) − log Σ exp(y − max)``; probabilities are logged first.
 
-    Computed as ``y − logsumexp(y)``: torch's CPU ``log_softmax`` kernel sums the exponentials in plain
-    float32 and is off by ~2e-5 in the normaliser at V = 128,256 (``logsumexp`` by ~1e-6, eps × |lse|),
-    which would put errors of 2e-5 into every gradient.
+    Shifting by the row's maximum before anything is rounded keeps each log-probability's error at the
+    rounding of its own size (ε·|a_c|), not of the normaliser's (ε·|logsumexp|, ~1e-5 in float32 for
+    logits of a few tens), which is what lets a divergence of two close rows round to ≈ 0 rather than
+    to −1e-5. The sum of exponentials is torch's (pairwise on a CPU): the plain float32 sum of torch's
+    CPU ``log_softmax`` kernel is off by ~2e-5 at V = 128,256. A row without a finite maximum (invalid,
+    flagged by :func:`bad_rows`) is left unshifted.
     """
     y = x.to(dtype)
     if kind == "probs":
         y = y.log()
     if temperature != 1.0:
         y = y / temperature
-    lse = torch.logsumexp(y, dim=-1, keepdim=True)
-    return y.sub_(lse) if y is not x else torch.sub(y, lse)
+    top = y.amax(dim=-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    shifted = torch.sub(y, top) if y is x else y.sub_(top)
+    return shifted.sub_(shifted.exp().sum(dim=-1, keepdim=True).log_())
 
 
 def bad_rows(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -139,118 +144,91 @@ def topk_chunk(
     return values, grad.mul_(factor * (spec.scale / spec.temperature)), bad
 
 
-def scale_in_place(ctx: Any, grads: tuple[torch.Tensor | None, ...], g: torch.Tensor) -> tuple[Any, ...]:
-    """The stored gradients times the incoming scalar ``g``: in place the first time (no second buffer).
+class Rows:
+    """The rows (tokens) of an ``(..., V)`` tensor, a chunk at a time, without copying the whole tensor.
 
-    A later backward through the same graph (``retain_graph=True``, or ``gradcheck``) gets a fresh product
-    ``stored · g / g_first``, provided nobody changed the tensors handed out the first time (autograd may
-    have made one of them a leaf's ``.grad`` and added into it); otherwise, or after a first ``g`` of 0,
-    it raises rather than return a wrong gradient.
+    A ``(rows, V)`` view when the leading axes can be flattened without a copy; otherwise (a shifted
+    ``logits[:, :-1]``, a batch-major transpose) each chunk's rows are gathered by their multi-index,
+    so the copy is one chunk's.
     """
-    if ctx.applied is None:
-        if not (g.device.type == "cpu" and float(g) == 1.0):
-            for x in grads:
-                if x is not None:
-                    x.mul_(g.to(x.dtype))
-        ctx.applied = g.detach().clone()
-        ctx.versions = tuple(None if x is None else x._version for x in grads)
-        return grads
-    changed = any(x is not None and x._version != v for x, v in zip(grads, ctx.versions, strict=True))
-    zero = ctx.applied.device.type == "cpu" and float(ctx.applied) == 0.0
-    if changed or zero:
-        raise RuntimeError(
-            "the distillation loss computes its gradient in the forward pass and hands it over on the first "
-            "backward; a later backward through the same graph needs that tensor unchanged"
-            + (
-                " and a first incoming gradient other than 0"
-                if zero
-                else " (it has since been added into or modified, e.g. as a leaf's .grad)"
-            )
-            + ". Compute the loss again for each backward pass."
-        )
-    ratio = g / ctx.applied
-    return tuple(None if x is None else x * ratio.to(x.dtype) for x in grads)
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+        self.lead = tuple(x.shape[:-1])
+        try:
+            self.flat: torch.Tensor | None = x.view(-1, x.shape[-1])
+        except RuntimeError:
+            self.flat = None
+
+    def __getitem__(self, sel: slice | torch.Tensor) -> torch.Tensor:
+        if self.flat is not None:
+            return self.flat[sel]
+        if isinstance(sel, slice):
+            sel = torch.arange(sel.start, sel.stop, device=self.x.device)
+        return self.x[torch.unravel_index(sel, self.lead)]
+
+    def gather(self, rows: torch.Tensor | None) -> torch.Tensor:
+        """Every kept row as one ``(n, V)`` tensor (for the diagnosis and the differentiable path)."""
+        if rows is None:
+            return self.x.reshape(-1, self.x.shape[-1])
+        return self[rows]
 
 
-class ChunkedLoss(torch.autograd.Function):
-    """Σ over rows of factor · D(row), or the rows' D (``per_row``), with gradients from the forward pass."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        student: torch.Tensor,
-        teacher: torch.Tensor,
-        topk: Any,
-        rows: torch.Tensor | None,
-        factor: Any,
-        spec: Spec,
-        kind: str,
-        chunk: int,
-        per_row: bool,
-        names: tuple[str, str] = ("student", "teacher"),
-    ) -> torch.Tensor:
-        n = student.shape[0]
-        need_s = ctx.needs_input_grad[0]
-        need_t = ctx.needs_input_grad[1] and topk is None
-        out_dtype = torch.promote_types(student.dtype, teacher.dtype)
-        dtype = compute_dtype(student.dtype, teacher.dtype)
-        count = n if rows is None else rows.shape[0]
-        new = torch.empty_like if rows is None else torch.zeros_like
-        grad_s = new(student) if need_s else None
-        grad_t = new(teacher) if need_t else None
-        per_row_values = student.new_zeros(n, dtype=dtype) if per_row else None
-        total = student.new_zeros((), dtype=dtype)
-        bad = torch.zeros((), dtype=torch.bool, device=student.device)
-        g = 1.0 if per_row else factor
-        for start in range(0, count, chunk):
-            sel = slice(start, min(start + chunk, count)) if rows is None else rows[start : start + chunk]
-            zs = student[sel]
-            if topk is None:
-                values, gs, gt, b = pair_chunk(spec, zs, teacher[sel], kind, need_s, need_t, g)
-            else:
-                values, gs, b = topk_chunk(
-                    spec, zs, topk.indices[sel], topk.log_probs[sel], topk.tail_log_prob[sel], need_s, g
-                )
-                gt = None
-            bad = bad | b
-            if per_row:
-                per_row_values[sel] = values
-            else:
-                total = total + values.sum()
-            for buffer, part in ((grad_s, gs), (grad_t, gt)):
-                if buffer is not None:
-                    buffer[sel] = part  # a copy into the rows, cast to the input's dtype
-        if bool(bad):  # the one host synchronisation
-            _diagnose(student, teacher, topk, rows, kind, names)
-        ctx.grads = (grad_s, grad_t)
-        ctx.per_row = per_row
-        ctx.applied = None
-        if per_row:
-            return per_row_values.to(out_dtype)
-        return (total * factor).to(out_dtype)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        grad_s, grad_t = ctx.grads
-        if ctx.per_row:  # one gradient-sized product: the stored rows stay reusable
-            grad_s = None if grad_s is None else grad_s * g.to(grad_s.dtype)[:, None]
-            grad_t = None if grad_t is None else grad_t * g.to(grad_t.dtype)[:, None]
-        else:
-            grad_s, grad_t = scale_in_place(ctx, (grad_s, grad_t), g)
-        return grad_s, grad_t, None, None, None, None, None, None, None, None
+def gradient_buffer(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """A contiguous buffer of ``x``'s shape and dtype (zeros where rows are skipped), seen as ``(rows, V)``."""
+    make = torch.empty if rows is None else torch.zeros
+    return make(x.shape, dtype=x.dtype, device=x.device)
 
 
-def _diagnose(
+def run_chunks(
     student: torch.Tensor,
     teacher: torch.Tensor,
     topk: Any,
     rows: torch.Tensor | None,
+    factor: Any,
+    spec: Spec,
     kind: str,
-    names: tuple[str, str],
-) -> None:
-    """Raise with the first invalid entry (index among the kept tokens, leading axes flattened)."""
-    pick = (lambda x: x) if rows is None else (lambda x: x[rows])
-    raise_invalid(pick(student), "logits", names[0])
-    if topk is None:
-        raise_invalid(pick(teacher), kind, names[1])
-    raise AssertionError("the chunked checks flagged an input that the full checks accept")  # pragma: no cover
+    chunk: int,
+    per_row: bool,
+    need_s: bool,
+    need_t: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """(output, ∂/∂student, ∂/∂teacher, bad) of the loss, chunk by chunk, in the compute dtype.
+
+    ``student`` and ``teacher`` are ``(..., V)`` (any strides); the output is Σ factor·D(row) or, with
+    ``per_row``, the rows' D (0 at skipped rows). Gradient buffers are allocated only for ``need_*``
+    (the caller decides from the grad mode), in the inputs' dtypes.
+    """
+    s_rows = Rows(student)
+    t_rows = Rows(teacher) if topk is None else None
+    n = s_rows.flat.shape[0] if s_rows.flat is not None else math.prod(s_rows.lead)
+    dtype = compute_dtype(student.dtype, teacher.dtype)
+    count = n if rows is None else rows.shape[0]
+    grad_s = gradient_buffer(student, rows) if need_s else None
+    grad_t = gradient_buffer(teacher, rows) if need_t else None
+    flat_s = None if grad_s is None else grad_s.view(-1, student.shape[-1])
+    flat_t = None if grad_t is None else grad_t.view(-1, teacher.shape[-1])
+    per_row_values = student.new_zeros(n, dtype=dtype) if per_row else None
+    total = student.new_zeros((), dtype=dtype)
+    bad = torch.zeros((), dtype=torch.bool, device=student.device)
+    g = 1.0 if per_row else factor
+    for start in range(0, count, chunk):
+        sel = slice(start, min(start + chunk, count)) if rows is None else rows[start : start + chunk]
+        zs = s_rows[sel]
+        if topk is None:
+            values, gs, gt, b = pair_chunk(spec, zs, t_rows[sel], kind, need_s, need_t, g)
+        else:
+            values, gs, b = topk_chunk(
+                spec, zs, topk.indices[sel], topk.log_probs[sel], topk.tail_log_prob[sel], need_s, g
+            )
+            gt = None
+        bad = bad | b
+        if per_row:
+            per_row_values[sel] = values
+        else:
+            total = total + values.sum()
+        for buffer, part in ((flat_s, gs), (flat_t, gt)):
+            if buffer is not None:
+                buffer[sel] = part.to(buffer.dtype)  # index_put needs one dtype: the input's
+    out = per_row_values if per_row else total * factor
+    return out, grad_s, grad_t, bad

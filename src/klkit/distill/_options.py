@@ -141,14 +141,18 @@ def check_chunk_size(chunk_size: Any) -> int | None:
     return int(chunk_size)
 
 
-def check_num_items(num_items_in_batch: Any, reduction: str) -> Any:
-    """An int/float > 0 or a tensor with one element (kept on its device, never read back); None passes."""
+def check_num_items(num_items_in_batch: Any, reduction: str | None) -> Any:
+    """An int/float > 0 or a tensor with one element (kept on its device, never read back); None passes.
+
+    ``reduction`` None: any reduction goes (TRL's rule: the summed loss divided by the count).
+    """
     if num_items_in_batch is None:
         return None
-    if reduction not in ("batchmean", "mean"):
+    if reduction is not None and reduction not in ("batchmean", "mean"):
         raise InvalidArgumentError(
             f"`num_items_in_batch` divides the summed loss, so it needs reduction='batchmean' or 'mean'; found "
-            f"reduction={reduction!r}. Pass reduction='batchmean', or drop num_items_in_batch."
+            f"reduction={reduction!r} (a sum is already additive over micro-batches, per-token values are not "
+            "divided). Pass reduction='batchmean', or drop num_items_in_batch."
         )
     if hasattr(num_items_in_batch, "numel") and hasattr(num_items_in_batch, "dtype"):
         if num_items_in_batch.numel() != 1:

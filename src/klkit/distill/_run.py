@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from klkit.distill._engine import ChunkedLoss, chunk_rows
+from klkit.distill._engine import chunk_rows
+from klkit.distill._function import chunked_loss
 from klkit.distill._inputs import kept, valid_rows
 from klkit.distill._options import Spec
 
@@ -49,15 +51,14 @@ def logits_loss(
     """The loss of ``student`` (..., V) against ``teacher`` through :class:`ChunkedLoss`."""
     vocab = student.shape[-1]
     lead = tuple(student.shape[:-1])
-    s2 = student.reshape(-1, vocab)
-    t2 = teacher.reshape(-1, vocab) if topk is None else topk.log_probs
+    n = math.prod(lead)
     rows = valid_rows(labels, lead, ignore_index, student.device)
-    n_kept = kept(rows, s2.shape[0])
+    n_kept = kept(rows, n)
     fallback = -1  # the kept tokens; TRL without labels: the first axis (batchmean) or every row (mean)
     if trl_divisor and labels is None:
-        fallback = student.shape[0] if reduction == "batchmean" else s2.shape[0]
+        fallback = student.shape[0] if reduction == "batchmean" else n
     per_row = reduction == "none"
     factor = 1.0 if per_row else factor_of(divisor(reduction, num_items, n_kept, vocab, fallback), n_kept)
     chunk = chunk_rows(n_kept, vocab, chunk_size)
-    out = ChunkedLoss.apply(s2, t2, topk, rows, factor, spec, kind, chunk, per_row, names)
-    return out.reshape(lead) if per_row else out
+    t = teacher if topk is None else topk.log_probs
+    return chunked_loss(student, t, topk, rows, factor, spec, kind, chunk, per_row, names)

@@ -13,14 +13,9 @@ from typing import Any
 
 import torch
 
-from klkit.distill._engine import (
-    FUSED_CHUNK_ELEMENTS,
-    chunk_rows,
-    compute_dtype,
-    pair_chunk,
-    raise_invalid,
-    scale_in_place,
-)
+from klkit.distill import _autograd
+from klkit.distill._engine import FUSED_CHUNK_ELEMENTS, Rows, chunk_rows, compute_dtype, pair_chunk, raise_invalid
+from klkit.distill._function import differentiable_grads, scale_in_place
 from klkit.distill._inputs import check_logits_tensor, check_same_device, kept, numpy_bridge, valid_rows
 from klkit.distill._options import (
     Divergence,
@@ -94,7 +89,7 @@ def fused_linear_divergence(
     Returns
     -------
     torch.Tensor or ndarray
-        The loss, a scalar in the student's dtype.
+        The loss, a scalar: float32 for half-precision inputs, else their promoted dtype.
 
     Raises
     ------
@@ -160,7 +155,11 @@ def fused_linear_divergence(
     n_kept = kept(rows, h2.shape[0])
     factor = factor_of(divisor(reduction, num_items, n_kept, vocab, -1), n_kept)
     step = chunk_rows(n_kept, vocab, chunk, FUSED_CHUNK_ELEMENTS)
-    return _FusedLinear.apply(h2, ws, student_bias, t2, wt, teacher_bias, rows, factor, spec, step)
+    tensors = (h2, ws, student_bias, t2, wt, teacher_bias)
+    need = tuple(torch.is_grad_enabled() and x is not None and x.requires_grad for x in tensors)
+    if any(need):
+        return _FusedLinear.apply(*tensors, rows, factor, spec, step, need)
+    return _fused(*tensors, rows, factor, spec, step, need)[0]
 
 
 def _check_layer(hidden: torch.Tensor, weight: torch.Tensor, bias: Any, who: str) -> None:
@@ -179,6 +178,63 @@ def _logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.T
     return h @ w.t() if b is None else torch.addmm(b, h, w.t())
 
 
+def _fused(
+    hs: torch.Tensor,
+    ws: torch.Tensor,
+    bs: Any,
+    ht: torch.Tensor,
+    wt: torch.Tensor,
+    bt: Any,
+    rows: torch.Tensor | None,
+    factor: Any,
+    spec: Spec,
+    step: int,
+    need: tuple[bool, ...],
+) -> tuple[torch.Tensor, tuple[Any, ...]]:
+    """(loss in the compute dtype, gradients of the six inputs where ``need``), chunk by chunk."""
+    need_s, need_t = any(need[:3]), any(need[3:6])
+    dtype = compute_dtype(ws.dtype, wt.dtype, hs.dtype, ht.dtype)
+    hidden_grad = torch.empty_like if rows is None else torch.zeros_like
+    grads: list[Any] = [
+        hidden_grad(hs) if need[0] else None,
+        torch.zeros(ws.shape, dtype=dtype, device=ws.device) if need[1] else None,
+        torch.zeros(bs.shape, dtype=dtype, device=bs.device) if need[2] else None,
+        hidden_grad(ht) if need[3] else None,
+        torch.zeros(wt.shape, dtype=dtype, device=wt.device) if need[4] else None,
+        torch.zeros(bt.shape, dtype=dtype, device=bt.device) if need[5] else None,
+    ]
+    h_rows, t_rows = Rows(hs), Rows(ht)
+    n = kept(rows, hs.shape[0])
+    total = hs.new_zeros((), dtype=dtype)
+    bad = torch.zeros((), dtype=torch.bool, device=hs.device)
+    for start in range(0, n, step):
+        sel = slice(start, min(start + step, n)) if rows is None else rows[start : start + step]
+        h_s, h_t = h_rows[sel], t_rows[sel]
+        values, g_s, g_t, b = pair_chunk(
+            spec, _logits(h_s, ws, bs), _logits(h_t, wt, bt), "logits", need_s, need_t, factor
+        )
+        bad = bad | b
+        total = total + values.sum()
+        for offset, h, w, g in ((0, h_s, ws, g_s), (3, h_t, wt, g_t)):
+            if g is None:
+                continue
+            if need[offset]:
+                grads[offset][sel] = (g.to(w.dtype) @ w).to(grads[offset].dtype)
+            if need[offset + 1]:
+                grads[offset + 1].addmm_(g.t(), h.to(dtype))
+            if need[offset + 2]:
+                grads[offset + 2] += g.sum(dim=0)
+    if bool(bad):
+        keep = (lambda x: x) if rows is None else (lambda x: x[rows])
+        with torch.no_grad():
+            raise_invalid(keep(_logits(hs, ws, bs)), "logits", "student logits (student_hidden @ student_weight.T)")
+            raise_invalid(keep(_logits(ht, wt, bt)), "logits", "teacher logits (teacher_hidden @ teacher_weight.T)")
+    for i, like in ((1, ws), (2, bs), (4, wt), (5, bt)):
+        if grads[i] is not None:
+            grads[i] = grads[i].to(like.dtype)
+    return total * factor, tuple(grads)
+
+
 class _FusedLinear(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -193,51 +249,21 @@ class _FusedLinear(torch.autograd.Function):
         factor: Any,
         spec: Spec,
         step: int,
+        need: tuple[bool, ...],
     ) -> torch.Tensor:
-        need = ctx.needs_input_grad[:6]
-        need_s, need_t = any(need[:3]), any(need[3:6])
-        dtype = compute_dtype(ws.dtype, wt.dtype)
-        hidden_grad = torch.empty_like if rows is None else torch.zeros_like
-        grads: list[Any] = [
-            hidden_grad(hs) if need[0] else None,
-            torch.zeros(ws.shape, dtype=dtype, device=ws.device) if need[1] else None,
-            torch.zeros(bs.shape, dtype=dtype, device=bs.device) if need[2] else None,
-            hidden_grad(ht) if need[3] else None,
-            torch.zeros(wt.shape, dtype=dtype, device=wt.device) if need[4] else None,
-            torch.zeros(bt.shape, dtype=dtype, device=bt.device) if need[5] else None,
-        ]
-        n = kept(rows, hs.shape[0])
-        total = hs.new_zeros((), dtype=dtype)
-        bad = torch.zeros((), dtype=torch.bool, device=hs.device)
-        for start in range(0, n, step):
-            sel = slice(start, min(start + step, n)) if rows is None else rows[start : start + step]
-            h_s, h_t = hs[sel], ht[sel]
-            values, g_s, g_t, b = pair_chunk(
-                spec, _logits(h_s, ws, bs), _logits(h_t, wt, bt), "logits", need_s, need_t, factor
-            )
-            bad = bad | b
-            total = total + values.sum()
-            for offset, h, w, g in ((0, h_s, ws, g_s), (3, h_t, wt, g_t)):
-                if g is None:
-                    continue
-                if need[offset]:
-                    grads[offset][sel] = g.to(w.dtype) @ w
-                if need[offset + 1]:
-                    grads[offset + 1].addmm_(g.t(), h.to(dtype))
-                if need[offset + 2]:
-                    grads[offset + 2] += g.sum(dim=0)
-        if bool(bad):
-            keep = (lambda x: x) if rows is None else (lambda x: x[rows])
-            with torch.no_grad():
-                raise_invalid(keep(_logits(hs, ws, bs)), "logits", "student logits (student_hidden @ student_weight.T)")
-                raise_invalid(keep(_logits(ht, wt, bt)), "logits", "teacher logits (teacher_hidden @ teacher_weight.T)")
-        for i, like in ((1, ws), (2, bs), (4, wt), (5, bt)):
-            if grads[i] is not None:
-                grads[i] = grads[i].to(like.dtype)
-        ctx.grads = tuple(grads)
+        out, ctx.grads = _fused(hs, ws, bs, ht, wt, bt, rows, factor, spec, step, need)
+        ctx.save_for_backward(hs, ws, bs, ht, wt, bt)  # references, for a backward with create_graph=True
+        ctx.setup = (rows, factor, spec, need)
         ctx.applied = None
-        return (total * factor).to(hs.dtype)
+        return out
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        return (*scale_in_place(ctx, ctx.grads, g), None, None, None, None)
+        if torch.is_grad_enabled():  # create_graph=True: differentiate a composition that has a graph
+            tensors = ctx.saved_tensors
+            rows, factor, spec, need = ctx.setup
+            hs, ws, bs, ht, wt, bt = tensors
+            out = _autograd.loss(_logits(hs, ws, bs), _logits(ht, wt, bt), None, rows, factor, spec, "logits", False)
+            grads = differentiable_grads(out, list(zip(tensors, need, strict=True)), g)
+            return (*grads, None, None, None, None, None)
+        return (*scale_in_place(ctx, ctx.grads, g), None, None, None, None, None)

@@ -31,8 +31,19 @@ from typing import Any, Literal
 
 import torch
 
-from klkit.distill._engine import bad_rows, chain, chunk_rows, compute_dtype, log_probs, raise_invalid
+from klkit.distill import _autograd
+from klkit.distill._engine import (
+    Rows,
+    bad_rows,
+    chain,
+    chunk_rows,
+    compute_dtype,
+    gradient_buffer,
+    log_probs,
+    raise_invalid,
+)
 from klkit.distill._formulas import terms
+from klkit.distill._function import differentiable_grads
 from klkit.distill._inputs import check_logits_tensor, check_pair, check_same_device, kept, numpy_bridge, valid_rows
 from klkit.distill._options import Spec, check_interpolation, check_num_items, check_reduction, divergence_spec
 from klkit.distill._run import logits_loss
@@ -61,7 +72,8 @@ def generalized_jsd_loss(
     log space and float32 at least (no negative values in bf16, no NaN at log-probabilities of −1e4),
     tokens in chunks with the gradient computed in the forward pass (memory of one chunk), each
     token's value clamped into [0, h(β)] against rounding, 0 instead of 0/0 when every label is
-    ignored, and ``num_items_in_batch`` for gradient accumulation.
+    ignored, and ``num_items_in_batch`` for gradient accumulation. The loss comes back in float32 for
+    half-precision logits (the precision it is accumulated in), else in the inputs' dtype.
 
     Parameters
     ----------
@@ -78,8 +90,8 @@ def generalized_jsd_loss(
         axis (the batch size) without; ``mean`` divides by the number of kept entries (tokens × V);
         ``none`` returns the per-entry terms, ``(n_kept, V)`` with ``labels``, the input's shape without.
     num_items_in_batch : int or torch.Tensor, optional
-        The global number of kept tokens (all micro-batches, all ranks): replaces the divisor of
-        ``batchmean`` (and the token count of ``mean``).
+        The global number of kept tokens (all micro-batches, all ranks). As TRL: the loss is then the sum
+        over the kept entries divided by it, whatever ``reduction`` ('none' included: a scalar).
     interpolation : {'trl', 'continuous'}, default 'trl'
         ``continuous`` divides by β(1−β) inside (0, 1), so that the loss tends to the forward and reverse
         KL at the ends instead of jumping to them (see the module docstring for the derivation).
@@ -87,14 +99,15 @@ def generalized_jsd_loss(
     Returns
     -------
     torch.Tensor or ndarray
-        Scalar (or the per-entry terms), in the inputs' dtype, differentiable.
+        Scalar (or the per-entry terms), differentiable: float32 for half-precision inputs, else the
+        inputs' dtype (numpy in, numpy out in the inputs' dtype).
 
     Raises
     ------
     ValueError
         β outside [0, 1], T ≤ 0, an unknown ``reduction`` or ``interpolation``, vocabularies or shapes that
         differ, ``labels`` not of the logits' leading shape, NaN or ``+inf`` logits or a position whose
-        logits are all ``-inf``, ``num_items_in_batch`` ≤ 0 or given with 'sum'/'none'.
+        logits are all ``-inf``, ``num_items_in_batch`` ≤ 0.
     TypeError
         Non-floating logits, float labels, numpy mixed with torch, tensors on different devices.
 
@@ -130,8 +143,10 @@ def generalized_jsd_loss(
         interpolation=interpolation,
     )
     reduction = check_reduction(reduction)
-    num_items = check_num_items(num_items_in_batch, reduction)
+    num_items = check_num_items(num_items_in_batch, None)
     check_same_device(student_logits=student, teacher_logits=teacher, num_items_in_batch=num_items)
+    if num_items is not None:  # TRL: the summed loss divided by num_items_in_batch, whatever the reduction
+        reduction = "batchmean"
     if reduction == "none":
         return _per_entry(student, teacher, labels, spec)
     return logits_loss(
@@ -150,6 +165,80 @@ def generalized_jsd_loss(
     )
 
 
+class _PerEntry(torch.autograd.Function):
+    """TRL's (kept rows, V) terms; backward recomputes each chunk and multiplies by the incoming terms."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, student: torch.Tensor, teacher: torch.Tensor, rows: torch.Tensor | None, spec: Spec
+    ) -> torch.Tensor:
+        ctx.save_for_backward(student, teacher)  # references: backward recomputes from them
+        ctx.rows, ctx.spec = rows, spec
+        return per_entry_values(student, teacher, rows, spec)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        student, teacher = ctx.saved_tensors
+        rows, spec = ctx.rows, ctx.spec
+        need_s, need_t = ctx.needs_input_grad[:2]
+        s_rows, t_rows = Rows(student), Rows(teacher)
+        if torch.is_grad_enabled():  # create_graph=True: differentiate a composition that has a graph
+            out = _autograd.loss(s_rows.gather(None), t_rows.gather(None), None, rows, 1.0, spec, "logits", False, True)
+            return (*differentiable_grads(out, [(student, need_s), (teacher, need_t)], grad), None, None)
+        dtype = compute_dtype(student.dtype, teacher.dtype)
+        grad_s = gradient_buffer(student, rows) if need_s else None
+        grad_t = gradient_buffer(teacher, rows) if need_t else None
+        vocab = student.shape[-1]
+        n = grad.shape[0]
+        step = chunk_rows(n, vocab, None)
+        factor = spec.scale / spec.temperature
+        for start in range(0, n, step):
+            sel = slice(start, min(start + step, n))
+            pick = sel if rows is None else rows[sel]
+            a = log_probs(s_rows[pick], "logits", spec.temperature, dtype)
+            b = log_probs(t_rows[pick], "logits", spec.temperature, dtype)
+            r = terms(
+                spec.divergence,
+                a,
+                b,
+                beta=spec.beta,
+                skew=spec.skew,
+                alpha=spec.alpha,
+                need_a=need_s,
+                need_b=need_t,
+                entrywise=True,
+            )
+            g = grad[sel].to(dtype)
+            for buffer, psi, lp in ((grad_s, r.psi_a, a), (grad_t, r.psi_b, b)):
+                if buffer is not None:
+                    buffer.view(-1, vocab)[pick] = chain(psi.mul_(g), lp.exp(), factor).to(buffer.dtype)
+        return grad_s, grad_t, None, None
+
+
+def per_entry_values(
+    student: torch.Tensor, teacher: torch.Tensor, rows: torch.Tensor | None, spec: Spec
+) -> torch.Tensor:
+    """TRL's per-entry terms of the kept rows, ``(n_kept, V)``, in the compute dtype, chunk by chunk."""
+    dtype = compute_dtype(student.dtype, teacher.dtype)
+    s_rows, t_rows = Rows(student), Rows(teacher)
+    vocab = student.shape[-1]
+    n = kept(rows, math.prod(s_rows.lead))
+    out = student.new_empty((n, vocab), dtype=dtype)
+    bad = torch.zeros((), dtype=torch.bool, device=student.device)
+    step = chunk_rows(n, vocab, None)
+    for start in range(0, n, step):
+        sel = slice(start, min(start + step, n))
+        pick = sel if rows is None else rows[sel]
+        zs, zt = s_rows[pick], t_rows[pick]
+        bad = bad | bad_rows(zs, "logits") | bad_rows(zt, "logits")
+        a, b = log_probs(zs, "logits", spec.temperature, dtype), log_probs(zt, "logits", spec.temperature, dtype)
+        out[sel] = _entries(spec, a, b).mul_(spec.scale)
+    if bool(bad):
+        raise_invalid(s_rows.gather(rows), "logits", "student_logits")
+        raise_invalid(t_rows.gather(rows), "logits", "teacher_logits")
+    return out
+
+
 def _entries(spec: Spec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """TRL's per-entry terms: t(b − a), s(a − b), or β t (b − ℓ) + (1−β) s (a − ℓ) (≥ 0 entry by entry)."""
     if spec.divergence == "forward_kl":
@@ -163,71 +252,11 @@ def _entries(spec: Spec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return e_t.mul_(beta).add_(e_s, alpha=1.0 - beta).clamp_(min=0.0)
 
 
-class _PerEntry(torch.autograd.Function):
-    """The (kept rows, V) terms; backward recomputes each chunk and multiplies by the incoming terms."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, student: torch.Tensor, teacher: torch.Tensor, rows: torch.Tensor | None, spec: Spec
-    ) -> torch.Tensor:
-        dtype = compute_dtype(student.dtype, teacher.dtype)
-        n = kept(rows, student.shape[0])
-        out = student.new_empty((n, student.shape[1]), dtype=torch.promote_types(student.dtype, teacher.dtype))
-        bad = torch.zeros((), dtype=torch.bool, device=student.device)
-        step = chunk_rows(n, student.shape[1], None)
-        for start in range(0, n, step):
-            sel = slice(start, min(start + step, n))
-            pick = sel if rows is None else rows[sel]
-            zs, zt = student[pick], teacher[pick]
-            bad = bad | bad_rows(zs, "logits") | bad_rows(zt, "logits")
-            a, b = log_probs(zs, "logits", spec.temperature, dtype), log_probs(zt, "logits", spec.temperature, dtype)
-            out[sel] = _entries(spec, a, b).mul_(spec.scale)
-        if bool(bad):
-            keep = (lambda x: x) if rows is None else (lambda x: x[rows])
-            raise_invalid(keep(student), "logits", "student_logits")
-            raise_invalid(keep(teacher), "logits", "teacher_logits")
-        ctx.save_for_backward(student, teacher, rows)
-        ctx.spec = spec
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        student, teacher, rows = ctx.saved_tensors
-        spec = ctx.spec
-        need_s, need_t = ctx.needs_input_grad[:2]
-        dtype = compute_dtype(student.dtype, teacher.dtype)
-        grad_s = torch.zeros_like(student) if need_s else None
-        grad_t = torch.zeros_like(teacher) if need_t else None
-        n = grad.shape[0]
-        step = chunk_rows(n, student.shape[1], None)
-        factor = spec.scale / spec.temperature
-        for start in range(0, n, step):
-            sel = slice(start, min(start + step, n))
-            pick = sel if rows is None else rows[sel]
-            a = log_probs(student[pick], "logits", spec.temperature, dtype)
-            b = log_probs(teacher[pick], "logits", spec.temperature, dtype)
-            r = terms(
-                spec.divergence,
-                a,
-                b,
-                beta=spec.beta,
-                skew=spec.skew,
-                alpha=spec.alpha,
-                need_a=need_s,
-                need_b=need_t,
-                entrywise=True,
-            )
-            g = grad[sel].to(dtype)
-            if need_s:
-                grad_s[pick] = chain(r.psi_a.mul_(g), a.exp(), factor)
-            if need_t:
-                grad_t[pick] = chain(r.psi_b.mul_(g), b.exp(), factor)
-        return grad_s, grad_t, None, None
-
-
 def _per_entry(student: torch.Tensor, teacher: torch.Tensor, labels: Any, spec: Spec) -> torch.Tensor:
-    vocab = student.shape[-1]
     lead = tuple(student.shape[:-1])
     rows = valid_rows(labels, lead, -100, student.device)
-    out = _PerEntry.apply(student.reshape(-1, vocab), teacher.reshape(-1, vocab), rows, spec)
+    if torch.is_grad_enabled() and (student.requires_grad or teacher.requires_grad):
+        out = _PerEntry.apply(student, teacher, rows, spec)
+    else:
+        out = per_entry_values(student, teacher, rows, spec)
     return out.reshape(student.shape) if labels is None else out

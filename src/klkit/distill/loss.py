@@ -20,6 +20,7 @@ from klkit.distill._options import (
 )
 from klkit.distill._run import logits_loss
 from klkit.distill.topk import TopKTeacher, check_topk
+from klkit.errors import InvalidArgumentError
 
 __all__ = ["divergence_loss"]
 
@@ -36,7 +37,7 @@ def divergence_loss(
     alpha: float | None = None,
     temperature: float = 1.0,
     temperature_scaling: bool = False,
-    kind: TeacherKind = "logits",
+    kind: TeacherKind | None = None,
     labels: Any = None,
     ignore_index: int = -100,
     reduction: Reduction = "batchmean",
@@ -68,8 +69,15 @@ def divergence_loss(
     Mixtures are taken in log space (``logaddexp`` of log-weights and log-probabilities), everything in
     float32 at least, so half-precision inputs and log-probabilities of −1e4 give neither NaN nor a
     negative value; each token's value is clamped into the divergence's range [0, bound] against
-    rounding. Tokens go in chunks whose gradient is computed in the forward pass, so the extra memory
-    is one chunk (about ``4·2^20`` bytes per temporary) whatever the number of tokens.
+    rounding (before that clamp a value leaves the range by at most its rounding: it is
+    :math:`\ge -4\varepsilon\,(1 + \sum_c (s_c + t_c)(|\log s_c| + |\log t_c|))` and
+    :math:`\le \mathrm{bound}\,(1 + 4\varepsilon)`, ε the compute dtype's epsilon, 1.2e-7 in float32).
+    Tokens go in chunks whose gradient is computed in the forward pass, so the extra memory is one chunk
+    (about ``4·2^20`` bytes per temporary) whatever the number of tokens and the strides of the logits
+    (a shifted ``logits[:, :-1]`` is read a chunk at a time). The gradient is formed only when the
+    grad mode is on and an input requires it (nothing under ``torch.no_grad()``); a backward pass with
+    ``create_graph=True`` recomputes the loss as a plain autograd composition, so that second
+    derivatives exist (at autograd's memory: several ``tokens × V`` tensors).
 
     Parameters
     ----------
@@ -89,8 +97,9 @@ def divergence_loss(
         T > 0: both logits are divided by it (for a TopKTeacher, it must be the one it was built with).
     temperature_scaling : bool, default False
         Multiply the loss by T² (Hinton et al.: keeps the gradients' size independent of T).
-    kind : {'logits', 'log_probs', 'probs'}, default 'logits'
-        What ``teacher`` holds. Probabilities are never renormalised: they must sum to 1.
+    kind : {'logits', 'log_probs', 'probs'}, optional
+        What ``teacher`` holds (None: 'logits'). Probabilities are never renormalised: they must sum to 1.
+        Not with a :class:`~klkit.distill.TopKTeacher`, which holds log-probabilities by construction.
     labels : torch.Tensor or ndarray of int, optional
         ``(...)``; tokens whose label is ``ignore_index`` contribute nothing (their gradient is 0).
     ignore_index : int, default -100
@@ -108,8 +117,10 @@ def divergence_loss(
     Returns
     -------
     torch.Tensor or ndarray
-        A scalar (or ``(...)`` for 'none') in the inputs' dtype, with gradients for the student (and the
-        teacher when it requires them). numpy in, numpy out (computed in float64, no gradients). 0 when
+        A scalar (or ``(...)`` for 'none') in the compute dtype: float32 for half-precision inputs (the
+        precision it was accumulated in, as a trainer should log it), else the inputs' promoted dtype;
+        with gradients for the student (and the teacher when it requires them) in their own dtypes.
+        numpy in, numpy out (computed in float64, no gradients). 0 when
         no token is kept.
 
     Raises
@@ -126,7 +137,11 @@ def divergence_loss(
 
     See Also
     --------
-    generalized_jsd_loss : TRL's function, same numbers.
+    generalized_jsd_loss : TRL's function and reductions: the same per-token JSD as ``divergence="jsd"``,
+        reduced as TRL does. Without labels TRL's ``batchmean`` divides by the first axis (the batch
+        size), this function by the number of tokens; with ``num_items_in_batch`` TRL returns the sum over
+        ``num_items_in_batch`` whatever the reduction, this function refuses it beside 'sum' and 'none'
+        and divides by ``num_items_in_batch · V`` for 'mean'.
     fused_linear_divergence : the same losses from hidden states and the output layers' weights.
 
     References
@@ -162,6 +177,11 @@ def divergence_loss(
     num_items = check_num_items(num_items_in_batch, reduction)
     chunk = check_chunk_size(chunk_size)
     if isinstance(teacher, TopKTeacher):
+        if kind is not None:
+            raise InvalidArgumentError(
+                f"`kind` does not apply to a TopKTeacher (it holds the teacher's log-probabilities and tail); found "
+                f"kind={kind!r}. Drop `kind`, or pass the teacher's full logits/log-probabilities/probabilities."
+            )
         check_same_device(
             student=student,
             indices=teacher.indices,
@@ -173,7 +193,7 @@ def divergence_loss(
         return logits_loss(
             student, topk.log_probs, topk, spec, "log_probs", labels, ignore_index, reduction, num_items, chunk
         )
-    kind = check_kind(kind)
+    kind = check_kind("logits" if kind is None else kind)
     teacher = check_logits_tensor(teacher, "teacher")
     check_pair(student, teacher)
     check_same_device(student=student, teacher=teacher, num_items_in_batch=num_items)

@@ -38,12 +38,17 @@ class TopKTeacher(NamedTuple):
         tokens (``-inf`` when ``k`` is the vocabulary size).
     temperature : float
         The temperature the teacher's logits were divided by; the loss must use the same.
+    vocab_size : int or None
+        The teacher's vocabulary size V; the loss refuses a student whose vocabulary differs (the indices
+        alone cannot tell: a top-k of V = 12 may only hold ids below 5). :func:`topk_teacher` sets it;
+        a teacher built by hand must too.
     """
 
     indices: Any
     log_probs: Any
     tail_log_prob: Any
     temperature: float = 1.0
+    vocab_size: int | None = None
 
 
 @numpy_bridge(("teacher_logits",))
@@ -112,7 +117,7 @@ def topk_teacher(teacher_logits: Any, k: int, /, *, temperature: float = 1.0) ->
     if bool(bad):
         raise_invalid(rows, "logits", "teacher_logits")
     lead = tuple(z.shape[:-1])
-    return TopKTeacher(index.reshape(*lead, k), top.reshape(*lead, k), tail.reshape(lead), t)
+    return TopKTeacher(index.reshape(*lead, k), top.reshape(*lead, k), tail.reshape(lead), t, vocab)
 
 
 def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) -> TopKTeacher:
@@ -148,6 +153,18 @@ def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) 
             f"temperature={teacher.temperature}, or rebuild the teacher with topk_teacher(..., temperature=...)."
         )
     vocab, k = student.shape[-1], index.shape[-1]
+    size = teacher.vocab_size
+    if isinstance(size, bool) or not isinstance(size, int | np.integer):
+        raise InvalidArgumentError(
+            f"`teacher.vocab_size` must be the teacher's vocabulary size (an int); found {size!r}. Build the "
+            f"teacher with topk_teacher(teacher_logits, k), or pass TopKTeacher(..., vocab_size=V)."
+        )
+    if size != vocab:
+        raise ShapeError(
+            f"the TopKTeacher was built on a vocabulary of {size} tokens and the student has {vocab} (its last "
+            f"axis); they must be the same vocabulary. If one model pads its vocabulary, slice both logits to the "
+            f"shared tokens before topk_teacher(...)."
+        )
     flat = index.reshape(-1, k)
     if flat.numel() and (bool((flat < 0).any()) or bool((flat >= vocab).any())):
         raise InvalidArgumentError(
@@ -174,4 +191,5 @@ def check_topk(teacher: TopKTeacher, student: torch.Tensor, temperature: float) 
         top.detach().reshape(-1, k),
         tail.detach().reshape(-1),
         teacher.temperature,
+        int(size),
     )

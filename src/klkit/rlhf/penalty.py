@@ -3,28 +3,19 @@ r"""The per-token KL penalty of RLHF: its value, and a surrogate whose gradient 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
-from klkit.errors import InvalidArgumentError, InvalidDistributionError, ShapeError
+from klkit.rlhf import _checks as checks
 from klkit.rlhf.presets import FORMULAS, PRESETS, Clamp, Estimator, Gradient
 
 __all__ = ["ESTIMATORS", "GRADIENTS", "PLACEMENTS", "KLPenalty", "kl_penalty"]
 
-Placement = Literal["reward", "loss"]
-ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+ESTIMATORS: tuple[str, ...] = checks.ESTIMATORS
 """The per-token estimators :func:`kl_penalty` accepts: ``('k1', 'k2', 'k3', 'abs')``."""
-PLACEMENTS: tuple[str, ...] = get_args(Placement)
+PLACEMENTS: tuple[str, ...] = checks.PLACEMENTS
 """Where the penalty goes: ``('reward', 'loss')``."""
-GRADIENTS: tuple[str, ...] = get_args(Gradient)
+GRADIENTS: tuple[str, ...] = checks.GRADIENTS
 """The gradient modes of the loss surrogate: ``('native', 'reverse_kl', 'straight_through')``."""
-
-# what to do about a value outside each list (the fix clause of the error message)
-_OPTION_FIXES = {
-    "estimator": "Use 'k1' or 'k3' (unbiased for KL(π‖π_ref) on-policy); for a library's own name such as "
-    "'low_var_kl' pass `preset` instead (klkit.rlhf.PRESETS).",
-    "placement": "Use 'reward' to subtract β·value from the rewards, or 'loss' to add β·surrogate to the loss.",
-    "gradient": "Use 'native' for the libraries' gradient, or 'reverse_kl' for ∇KL(π‖π_ref) whatever the estimator.",
-}
 
 
 class KLPenalty(NamedTuple):
@@ -62,11 +53,12 @@ def kl_penalty(
     /,
     *,
     estimator: Estimator = "k1",
-    placement: Placement = "reward",
+    placement: checks.Placement | None = None,
     gradient: Gradient = "native",
     old_logp: Any = None,
     clamp: Clamp | None = None,
     preset: str | None = None,
+    densities: bool = False,
 ) -> KLPenalty:
     r"""Per-token estimate of KL(π‖π_ref) at sampled tokens, and a loss surrogate with a stated gradient.
 
@@ -78,7 +70,7 @@ def kl_penalty(
         k_1 = \ell, \qquad k_2 = \tfrac12 \ell^2, \qquad
         k_3 = e^{d} - 1 - d, \qquad \mathrm{abs} = |\ell| .
 
-    k3 is computed to a few ulps (a series below :math:`|d| = 1`, ``expm1(d) - d`` above; the
+    k3 is computed to a few ulps (a series below :math:`|d| = \tfrac12`, ``expm1(d) - d`` above; the
     libraries' ``(exp(d) - d) - 1`` keeps no correct digit in float32 below :math:`|d| \approx 10^{-4}`).
     On-policy (:math:`a \sim \pi`), :math:`E_\pi[k_1] = E_\pi[k_3] = \mathrm{KL}(\pi\|\pi_{\mathrm{ref}})`;
     k2 and abs are biased. Their **gradients** as losses differ from the gradient of that KL (Tang &
@@ -123,13 +115,18 @@ def kl_penalty(
     Parameters
     ----------
     logp : torch.Tensor
-        :math:`\log\pi_\theta(a)` at the sampled tokens, any shape, with the policy's autograd graph.
+        :math:`\log\pi_\theta(a)` at the sampled tokens, any shape, with the policy's autograd graph:
+        log-probabilities, so ≤ 0 (up to √ε of rounding); positive values (raw logits) are refused.
     ref_logp : torch.Tensor
-        :math:`\log\pi_{\mathrm{ref}}(a)` at the same tokens, same shape, not requiring grad.
+        :math:`\log\pi_{\mathrm{ref}}(a)` at the same tokens, same shape, not requiring grad. ``-inf``
+        (π_ref gives the token no mass) only under a ``clamp``, which then bounds the estimate, as in verl
+        and OpenRLHF (``verl:low_var_kl`` gives 10 there).
     estimator : {'k1', 'k2', 'k3', 'abs'}, default 'k1'
         The per-token estimator (verl's ``kl``/``k1``, ``mse``/``k2``, ``low_var_kl``/``k3``, ``abs``).
-    placement : {'reward', 'loss'}, default 'reward'
+    placement : {'reward', 'loss'}, optional
         ``"reward"``: only the value is returned (``surrogate`` is None); ``"loss"``: the surrogate too.
+        None: the preset's own placement (``"loss"`` for the ``trl:*`` presets, TRL's GRPO loss term;
+        ``"reward"`` for the others), ``"reward"`` without a preset.
     gradient : {'native', 'reverse_kl', 'straight_through'}, default 'native'
         Which expected gradient the surrogate has (table above); only ``"native"`` with ``"reward"``.
     old_logp : torch.Tensor, optional
@@ -137,6 +134,9 @@ def kl_penalty(
         for the importance correction; None when they were drawn from π itself. Only with ``"loss"``.
     clamp : Clamp, optional
         Clamps of the log-ratio and of the estimate (gradient 0 where active); None: none.
+    densities : bool, default False
+        The inputs are log-densities of continuous actions (a Gaussian policy's), which may be positive:
+        the sign check is skipped. Token log-probabilities are ≤ 0, and a positive one is refused.
     preset : str, optional
         A key of :data:`klkit.rlhf.PRESETS` (``"verl:k3+"``, ``"openrlhf:k3"``, ``"trl:k3_ratio"`` ...):
         the library's estimator, clamps, gradient and arithmetic, bit for bit. It fixes
@@ -147,17 +147,18 @@ def kl_penalty(
     -------
     KLPenalty
         ``value`` (the estimate, detached) and ``surrogate``, both of the input's shape, dtype and
-        device. On-policy the surrogate's value equals ``value``; with ``old_logp`` it is
-        :math:`w` times it (an estimate of :math:`E_\pi[k]` from tokens of π_old).
+        device. On-policy the surrogate's value equals ``value``; with ``old_logp`` it is :math:`w` times
+        it (an estimate of :math:`E_\pi[k]` from tokens of π_old). Where a clamp holds, ∂k/∂log π is 0
+        (never NaN, at ``ref_logp = -inf`` too).
 
     Raises
     ------
     ValueError
-        Shapes that differ, NaN or ±inf in the inputs (−inf in ``ref_logp``: π_ref gives the sampled
-        token no mass, KL(π‖π_ref) is infinite), an unknown ``estimator``, ``placement``, ``gradient``
-        or ``preset``, ``gradient`` other than ``"native"`` or ``old_logp`` with ``"reward"``, a
-        ``preset`` beside ``estimator``/``gradient``/``clamp``, a bad ``clamp``, ``ref_logp`` or
-        ``old_logp`` that requires grad.
+        Shapes that differ, positive log-probabilities, NaN or ±inf in the inputs (−inf in ``ref_logp``
+        without a ``clamp``: π_ref gives the sampled token no mass, KL(π‖π_ref) is infinite), an unknown
+        ``estimator``, ``placement``, ``gradient`` or ``preset``, ``gradient`` other than ``"native"`` or
+        ``old_logp`` with ``"reward"``, a ``preset`` beside ``estimator``/``gradient``/``clamp``, a bad
+        ``clamp``, ``ref_logp`` or ``old_logp`` that requires grad.
     TypeError
         Inputs that are not floating-point torch tensors.
 
@@ -187,14 +188,17 @@ def kl_penalty(
     >>> float((verl - out.value).abs().max()) < 1e-15  # klkit's k3: the same up to rounding
     True
     """
-    torch = _check_tensors(logp, ref_logp, old_logp)
     formula = "klkit"
     if preset is not None:
-        estimator, gradient, clamp, formula = _from_preset(preset, estimator, gradient, clamp)
-    _check_options(estimator, placement, gradient, old_logp, preset)
-    clamp = _check_clamp(clamp)
+        estimator, gradient, clamp, formula = checks.from_preset(preset, estimator, gradient, clamp)
+        placement = PRESETS[preset].placement if placement is None else placement
+    placement = "reward" if placement is None else placement
+    checks.options(estimator, placement, gradient, old_logp, preset)
+    clamp = checks.clamp(clamp)
+    bounded = clamp is not None and (clamp.log_ratio is not None or clamp.value is not None)
+    torch = checks.tensors(logp, ref_logp, old_logp, ref_may_be_minus_inf=bounded, densities=checks.flag(densities))
 
-    ell = logp - ref_logp  # log π/π_ref at the sampled tokens
+    ell = logp - ref_logp  # log π/π_ref at the sampled tokens (+inf where ref_logp = -inf, under a clamp)
     raw = _estimate(ell, ref_logp - logp, estimator, clamp, formula, torch)  # before the clamp of the value
     k = raw if clamp is None or clamp.value is None else torch.clamp(raw, min=-clamp.value, max=clamp.value)
     value = k.detach()
@@ -213,7 +217,8 @@ def kl_penalty(
         return KLPenalty(value, estimate + scale * (logp - logp.detach()))
 
     if gradient == "straight_through":  # verl's '+': the estimator's value, k2's gradient
-        k2 = 0.5 * ell.square()
+        finite = torch.where(torch.isfinite(ell), ell, torch.zeros_like(ell))  # gradient 0, not inf - inf
+        k2 = 0.5 * finite.square()
         k = k2 - k2.detach() + value
     return KLPenalty(value, k if weight is None else weight * k)
 
@@ -240,6 +245,11 @@ def _estimate(ell: Any, d: Any, estimator: str, clamp: Clamp | None, formula: st
         return FORMULAS[formula](d)
     if bound is not None:
         ell = torch.clamp(ell, min=-bound, max=bound)
+    infinite = ~torch.isfinite(ell)  # ℓ = +inf (ref_logp = -inf) under a clamp of the value only
+    if bool(infinite.any()):  # the estimate is +inf there, as a constant: the clamp's gradient 0, never 0·inf
+        safe = torch.where(infinite, torch.zeros_like(ell), ell)
+        k = safe if estimator == "k1" else 0.5 * safe.square() if estimator == "k2" else safe.abs()
+        return torch.where(infinite, math.inf, k)
     return ell if estimator == "k1" else 0.5 * ell.square() if estimator == "k2" else ell.abs()
 
 
@@ -251,119 +261,3 @@ def _unclamped(ell: Any, raw: Any, clamp: Clamp | None) -> Any:
     if clamp is not None and clamp.value is not None:
         free = free & (raw.abs() <= clamp.value)
     return free
-
-
-# ---------------------------------------------------------------------------
-# Checks
-# ---------------------------------------------------------------------------
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
-def _check_tensors(logp: Any, ref_logp: Any, old_logp: Any, keep: Any = None, finite: bool = True) -> Any:
-    """Types, shapes, no grad on the constants; with ``finite``, finite values (where ``keep``): one host sync."""
-    torch = _torch()
-    named = [("logp", logp), ("ref_logp", ref_logp)] + ([("old_logp", old_logp)] if old_logp is not None else [])
-    for name, x in named:
-        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-            found = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else f"{type(x).__name__}"
-            raise TypeError(
-                f"`{name}` must be a floating-point torch tensor of log-probabilities; found {found}. "
-                "Use torch.as_tensor(x, dtype=torch.float32) (the penalty needs autograd)."
-            )
-    for name, x in named[1:]:
-        if tuple(x.shape) != tuple(logp.shape):
-            raise ShapeError(
-                f"`{name}` must have the shape of `logp` (one log-probability per sampled token); "
-                f"found {tuple(x.shape)} and {tuple(logp.shape)}. Evaluate both at the same tokens."
-            )
-        if x.requires_grad:
-            raise InvalidArgumentError(
-                f"`{name}` must not require grad: the penalty's gradient is taken with respect to the policy "
-                f"only. Compute it under torch.no_grad() or pass `{name}.detach()`."
-            )
-    if not finite:
-        return torch
-    values = [x.detach() if keep is None else x.detach()[keep] for _, x in named]
-    flags = torch.stack([torch.isfinite(x).all() for x in values]).tolist()  # one host sync
-    for (name, _), x, ok in zip(named, values, flags, strict=True):
-        if not ok:
-            bad = x[~torch.isfinite(x)][0].item()
-            hint = (
-                " (π_ref gives a sampled token no mass: KL(π‖π_ref) is infinite; clamp the log-ratio, "
-                "e.g. clamp=Clamp(log_ratio=20.0), or mask the token)"
-                if name == "ref_logp" and bad < 0
-                else ""
-            )
-            raise InvalidDistributionError(
-                f"`{name}` must hold finite log-probabilities at the sampled tokens; found {bad}{hint}. "
-                "Check the model's outputs for NaN/inf, and mask padding before calling."
-            )
-    return torch
-
-
-def _from_preset(preset: Any, estimator: str, gradient: str, clamp: Any) -> tuple[str, str, Clamp | None, str]:
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise InvalidArgumentError(
-            f"`preset` must be one of {', '.join(PRESETS)}; found {preset!r}. "
-            "Or leave it None and choose estimator, gradient and clamp yourself."
-        )
-    for name, given, default in (
-        ("estimator", estimator, "k1"),
-        ("gradient", gradient, "native"),
-        ("clamp", clamp, None),
-    ):
-        if given != default:
-            raise InvalidArgumentError(
-                f"`{name}` cannot be combined with `preset`: the preset {preset!r} fixes it; found {name}={given!r}. "
-                f"Leave `{name}` at its default, or drop `preset` and pass the options yourself."
-            )
-    chosen = PRESETS[preset]
-    return chosen.estimator, chosen.gradient, chosen.clamp, chosen.formula
-
-
-def _check_options(estimator: Any, placement: Any, gradient: Any, old_logp: Any, preset: Any) -> None:
-    for name, given, allowed in (
-        ("estimator", estimator, ESTIMATORS),
-        ("placement", placement, PLACEMENTS),
-        ("gradient", gradient, GRADIENTS),
-    ):
-        if given not in allowed:
-            raise InvalidArgumentError(
-                f"`{name}` must be one of {', '.join(map(repr, allowed))}; found {given!r}. " + _OPTION_FIXES[name]
-            )
-    if placement == "reward" and gradient != "native" and preset is None:
-        raise InvalidArgumentError(
-            f"`gradient` must be 'native' with placement='reward'; found gradient={gradient!r}. In the reward "
-            "only the value is used (the policy gradient supplies the score function); use placement='loss' "
-            "for a surrogate with another gradient."
-        )
-    if placement == "reward" and old_logp is not None:
-        raise InvalidArgumentError(
-            "`old_logp` applies to placement='loss' only; found it with placement='reward'. A reward's KL is "
-            "measured at the policy that drew the tokens: pass its log-probs as `logp` (the PPO ratio weights "
-            "the reward)."
-        )
-
-
-def _check_clamp(clamp: Any) -> Clamp | None:
-    if clamp is None:
-        return None
-    ok = (
-        isinstance(clamp, tuple)
-        and len(clamp) == 2
-        and all(
-            b is None or (isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 and math.isfinite(b))
-            for b in clamp
-        )
-    )
-    if not ok:
-        raise InvalidArgumentError(
-            f"`clamp` must be Clamp(log_ratio, value) with each bound None or a finite number > 0; found {clamp!r}. "
-            "E.g. Clamp(log_ratio=20.0, value=10.0) as verl's low_var_kl."
-        )
-    return Clamp(*(None if b is None else float(b) for b in clamp))

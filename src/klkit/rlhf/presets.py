@@ -2,8 +2,10 @@ r"""The KL penalties of verl, OpenRLHF and TRL, as named presets of :func:`klkit
 
 A preset fixes the estimator, its clamps, its gradient and the exact arithmetic of the library's
 expression, so that ``kl_penalty(logp, ref_logp, preset=name)`` returns the library's numbers bit
-for bit (float64 and float32 alike); where the estimator is placed (reward or loss) stays the
-caller's choice. The formulas, with :math:`\ell = \log\pi(a) - \log\pi_{\mathrm{ref}}(a)` and
+for bit (float64 and float32 alike), ``-inf`` reference log-probabilities included (the clamps bound
+them: ``verl:low_var_kl`` gives 10 there, as verl). Where the estimator is placed (reward or loss) stays
+the caller's choice; left unsaid, it is the library's (:attr:`Preset.placement`: the loss for TRL's
+GRPO term, the reward otherwise). The formulas, with :math:`\ell = \log\pi(a) - \log\pi_{\mathrm{ref}}(a)` and
 :math:`d = -\ell`:
 
 ===================  ======================================================  ========================
@@ -115,6 +117,10 @@ class Preset:
         How the surrogate is differentiated (see :func:`klkit.rlhf.kl_penalty`).
     clamp : Clamp or None
         The library's clamps.
+    placement : {'reward', 'loss'}
+        Where the library puts the penalty when the caller does not say (:func:`klkit.rlhf.kl_penalty`'s
+        ``placement=None``): ``"loss"`` for TRL's GRPO loss term, ``"reward"`` for verl and OpenRLHF,
+        which offer both.
     formula : str
         The arithmetic of k3: ``"(exp(d) - d) - 1"`` (verl, TRL) or ``"(exp(d) - 1) - d"`` (OpenRLHF);
         ``"klkit"`` (accurate to a few ulps near d = 0, where those lose digits) for the estimators
@@ -140,6 +146,7 @@ class Preset:
     gradient: Gradient
     clamp: Clamp | None = None
     formula: str = "klkit"
+    placement: Literal["reward", "loss"] = "reward"
 
 
 _VERL = "verl/trainer/ppo/core_algos.py: kl_penalty(logprob, ref_logprob, kl_penalty={!r})"
@@ -182,7 +189,7 @@ PRESETS: Mapping[str, Preset] = _Presets(
         "openrlhf:k1": Preset("OpenRLHF", _OPENRLHF.format("k1"), "k1", "native", _OPENRLHF_CLAMP),
         "openrlhf:k2": Preset("OpenRLHF", _OPENRLHF.format("k2"), "k2", "native", _OPENRLHF_CLAMP),
         "openrlhf:k3": Preset("OpenRLHF", _OPENRLHF.format("k3"), "k3", "native", _OPENRLHF_CLAMP, "(exp(d) - 1) - d"),
-        "trl:k3": Preset("TRL", _TRL.format(False), "k3", "native", None, "(exp(d) - d) - 1"),
-        "trl:k3_ratio": Preset("TRL", _TRL.format(True), "k3", "reverse_kl", None, "(exp(d) - d) - 1"),
+        "trl:k3": Preset("TRL", _TRL.format(False), "k3", "native", None, "(exp(d) - d) - 1", "loss"),
+        "trl:k3_ratio": Preset("TRL", _TRL.format(True), "k3", "reverse_kl", None, "(exp(d) - d) - 1", "loss"),
     }
 )

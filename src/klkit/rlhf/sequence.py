@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from klkit.errors import InvalidArgumentError, ShapeError
-from klkit.rlhf.penalty import _check_tensors
+from klkit.rlhf import _checks as checks
 
 __all__ = ["sequence_kl_surrogate"]
 
 
-def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: Any = None) -> Any:
+def sequence_kl_surrogate(
+    logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: Any = None, densities: bool = False
+) -> Any:
     r"""Per-sequence surrogate with value the k1 estimate of KL(π(y)‖π_ref(y)) and gradient its exact gradient.
 
     For a sequence :math:`y = (y_1, \ldots, y_T)` drawn from the autoregressive policy π, with
@@ -24,8 +26,10 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
 
     (the score of :math:`y_t` has mean zero given :math:`y_{<t}`, which removes the terms with
     :math:`s < t` and the pathwise term :math:`E_\pi[\sum_t \nabla\ell_t] = 0`). The surrogate is
-    :math:`\sum_t \ell_t + \sum_t \mathrm{sg}(G_t)\,(\log\pi_t - \mathrm{sg}(\log\pi_t))` with the
-    reward-to-go :math:`G_t = \sum_{s\ge t}\ell_s`: its value is the unbiased k1 estimate of the
+    :math:`\sum_t \mathrm{sg}(\ell_t) + \sum_t \mathrm{sg}(G_t)\,(\log\pi_t - \mathrm{sg}(\log\pi_t))`
+    with the reward-to-go :math:`G_t = \sum_{s\ge t}\ell_s` and sg the stop-gradient (``detach``): its
+    gradient with respect to :math:`\log\pi_t` is :math:`G_t` (the pathwise term, 1 per token, is
+    left out: its expectation is 0 and it only adds variance), its value the unbiased k1 estimate of the
     sequence KL, its expected gradient exactly the sequence-level ∇KL(π‖π_ref) — which is what
     k1 in the reward with undiscounted returns follows. Token-level losses (k2 or k3 summed over
     tokens, :func:`klkit.rlhf.kl_penalty`) miss the :math:`s > t` terms: k2 follows
@@ -39,13 +43,16 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
     Parameters
     ----------
     logp : torch.Tensor
-        :math:`\log\pi_\theta(y_t\mid y_{<t})`, shape ``(..., T)`` (the last axis is time), with autograd.
+        :math:`\log\pi_\theta(y_t\mid y_{<t})`, shape ``(..., T)`` (the last axis is time), with autograd;
+        log-probabilities (≤ 0 at unmasked tokens: positive values, raw logits, are refused).
     ref_logp : torch.Tensor
         The reference's, same shape, not requiring grad.
     mask : torch.Tensor
         Same shape, bool or 0/1: 1 on the sequence's tokens, 0 on padding (whose log-probs are ignored).
     old_logp : torch.Tensor, optional
         The sampling policy's, same shape, no grad; None when the sequences were drawn from π.
+    densities : bool, default False
+        The inputs are log-densities of continuous actions, which may be positive (no sign check).
 
     Returns
     -------
@@ -55,8 +62,8 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
     Raises
     ------
     ValueError
-        Shapes that differ, no time axis, a ``mask`` with values other than 0 and 1, NaN or ±inf at
-        unmasked tokens, ``ref_logp`` or ``old_logp`` that requires grad.
+        Shapes that differ, no time axis, a ``mask`` with values other than 0 and 1, NaN, ±inf or
+        positive values at unmasked tokens, ``ref_logp`` or ``old_logp`` that requires grad.
     TypeError
         Inputs that are not floating-point torch tensors (``mask``: bool, integer or float).
 
@@ -81,7 +88,7 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
     """
     import torch
 
-    _check_tensors(logp, ref_logp, old_logp, finite=False)  # types and shapes first
+    checks.tensors(logp, ref_logp, old_logp, finite=False)  # types and shapes first
     if not isinstance(mask, torch.Tensor) or mask.dtype.is_complex:
         raise TypeError(
             f"`mask` must be a bool or 0/1 torch tensor; found {type(mask).__name__}. "
@@ -98,7 +105,7 @@ def sequence_kl_surrogate(logp: Any, ref_logp: Any, mask: Any, /, *, old_logp: A
             f"`mask` must hold only 0 and 1; found {mask[(mask != 0) & (mask != 1)][0].item()}. "
             "Pass a bool mask of the sequence's tokens."
         )
-    _check_tensors(logp, ref_logp, old_logp, keep)
+    checks.tensors(logp, ref_logp, old_logp, keep, densities=checks.flag(densities))
 
     zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
     ell = torch.where(keep, logp.detach() - ref_logp, zero)  # ℓ_t, 0 on padding

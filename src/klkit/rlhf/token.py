@@ -36,10 +36,15 @@ def token_kl(
     misses the sequence-level KL's terms through later prefixes (Tang & Munos 2025;
     :func:`klkit.rlhf.sequence_kl_surrogate`).
 
-    Computed by :func:`klkit.kl_divergence` (``kind="logits"``: log space, masked ``-inf`` logits
-    exact, half precision accumulated in float32, memory-bounded paths). With ``chunk_size``,
-    ``chunk_size`` tokens go per call; under autograd each chunk is recomputed in the backward pass
-    (activation checkpointing), so the extra memory is that of one chunk, not of the whole batch.
+    numpy inputs are computed by :func:`klkit.kl_divergence` (``kind="logits"``); torch inputs as
+    :math:`\sum_v \pi_t(v)(\log\pi_t(v) - \log\pi_{\mathrm{ref},t}(v))` from ``log_softmax`` in float32 at
+    least, with every entry of probability 0 under the first distribution set to 0 *before* the product
+    (not after), so that neither the value nor any derivative meets ``0 · inf``: a vocabulary masked with
+    ``-1e9`` (or the dtype's lowest value) in one model and ``-inf`` in the other gives finite values and
+    gradients under autograd, and second derivatives under ``create_graph=True``; mass under π where
+    π_ref has none makes the reverse KL ``+inf``. With ``chunk_size``, ``chunk_size`` tokens go per
+    call; under autograd each chunk is recomputed in the backward pass (activation checkpointing), so
+    the extra memory is that of one chunk, not of the whole batch.
 
     Parameters
     ----------
@@ -48,12 +53,13 @@ def token_kl(
     direction : {'reverse', 'forward'}, default 'reverse'
         ``"reverse"``: KL(π‖π_ref), the RLHF penalty; ``"forward"``: KL(π_ref‖π).
     chunk_size : int, optional
-        Tokens per call; None: one call (klkit's own memory bound applies).
+        Tokens per chunk; None: as many as make 2^20 entries.
 
     Returns
     -------
     torch.Tensor or ndarray
-        Shape ``(...)``, nats; torch in, torch out (dtype, device and autograd kept).
+        Shape ``(...)``, nats; torch in, torch out (device and autograd kept; float32 for half-precision
+        inputs, the precision it is accumulated in, else the inputs' dtype); numpy in, numpy out.
 
     Raises
     ------
@@ -61,7 +67,7 @@ def token_kl(
         Shapes that differ, invalid logits (NaN, +inf, a row of only -inf), an unknown
         ``direction``, a ``chunk_size`` that is not a positive integer.
     TypeError
-        numpy and torch inputs mixed.
+        numpy and torch inputs mixed, non-floating logits.
 
     References
     ----------
@@ -95,13 +101,20 @@ def token_kl(
             "for one call."
         )
     if namespace(logits, ref_logits, names=("logits", "ref_logits")) is NUMPY:  # raises on a mix
-        logits, ref_logits = np.asarray(logits), np.asarray(ref_logits)
+        logits, ref_logits = (np.asarray(x, dtype=np.result_type(x, np.float32)) for x in (logits, ref_logits))
     shape, ref_shape = tuple(logits.shape), tuple(ref_logits.shape)
     if shape != ref_shape or len(shape) == 0:
         raise ShapeError(
             f"`logits` and `ref_logits` must have the same shape (..., V); found {shape} and "
             f"{ref_shape}. Evaluate both models at the same positions."
         )
+    for name, x in (("logits", logits), ("ref_logits", ref_logits)):
+        if hasattr(x, "is_floating_point") and not x.is_floating_point():
+            raise TypeError(f"`{name}` must have a floating dtype; found {x.dtype}. Cast with .float().")
+    if type(logits).__module__.startswith("torch"):  # one check per input, then the masked-safe composition
+        xp = namespace(logits, ref_logits, names=("logits", "ref_logits"))
+        check_logits(logits.detach(), "logits", xp)
+        check_logits(ref_logits.detach(), "ref_logits", xp)
     try:
         return _token_kl(logits, ref_logits, direction, chunk_size)
     except InvalidDistributionError:  # name the argument (klkit.kl_divergence calls them p and q)
@@ -118,7 +131,7 @@ def _token_kl(logits: Any, ref_logits: Any, direction: str, chunk_size: int | No
     for n in shape[:-1]:
         tokens *= n
     if chunk_size is None or chunk_size >= tokens:
-        return kl_divergence(first, second, kind="logits")
+        return _kl_logits(first, second)
     first, second = first.reshape(tokens, shape[-1]), second.reshape(tokens, shape[-1])
     parts = [_chunk(first[i : i + chunk_size], second[i : i + chunk_size]) for i in range(0, tokens, chunk_size)]
     return _concat(parts).reshape(shape[:-1])
@@ -136,7 +149,27 @@ def _chunk(p: Any, q: Any) -> Any:
 
 
 def _kl_logits(p: Any, q: Any) -> Any:
-    return kl_divergence(p, q, kind="logits")
+    """KL(softmax p ‖ softmax q) over the last axis: klkit.kl_divergence for numpy, _kl_torch for torch."""
+    if not type(p).__module__.startswith("torch"):
+        return kl_divergence(p, q, kind="logits")
+    return _kl_torch(p, q)
+
+
+def _kl_torch(p: Any, q: Any) -> Any:
+    """Σ s (a − b) with a, b the log-softmaxes in float32 at least; entries with s = 0 zeroed before the product."""
+    import torch
+
+    dtype = torch.promote_types(torch.promote_types(p.dtype, q.dtype), torch.float32)
+    a = torch.log_softmax(p.to(dtype), dim=-1)
+    b = torch.log_softmax(q.to(dtype), dim=-1)
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        empty = a.detach().exp() == 0  # no mass under the first distribution: the term is 0
+        zero = torch.zeros((), dtype=dtype, device=a.device)
+        a, b = torch.where(empty, zero, a), torch.where(empty, zero, b)
+        return torch.where(empty, zero, a.exp() * (a - b)).sum(dim=-1)
+    with torch.no_grad():
+        s = a.exp()
+        return torch.where(s == 0, 0.0, s * (a - b)).sum(dim=-1)
 
 
 def _concat(parts: list[Any]) -> Any:

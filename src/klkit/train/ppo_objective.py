@@ -96,6 +96,7 @@ def ppo_loss(
             placement="loss",
             gradient=kl_gradient,
             old_logp=batch["log_probs"],
+            densities=not policy.discrete,  # a Gaussian policy's log-densities may be positive
         )
         policy_loss = policy_loss + kl_ref_coef * penalty.surrogate.mean()
 

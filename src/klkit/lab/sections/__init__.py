@@ -46,7 +46,7 @@ TITLES: dict[str, str] = {
     "modes": "Forward and reverse KL as loss landscapes: one basin or several",
     "losses": "Cross-entropy loss = negative log-likelihood = maximum likelihood",
     "distill": "Distilling a language model: forward KL covers, reverse KL seeks modes",
-    "vae": "VAE: closed-form KL = its Monte Carlo estimate",
+    "vae": "The VAE's KL term: a pull towards the prior, and closed form = Monte Carlo",
     "trpo": "TRPO keeps KL ≤ δ",
     "ppo": "PPO's clip / penalty keeps KL small",
     "rlhf": "Which KL does your RLHF loss minimise?",

@@ -67,8 +67,8 @@ def unclamped_kl(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The bound (K + 3)·ε·Σ p (|log p| + |log q|) + |Σp − Σq| covers the rounding of the logs, the
     subtraction, the product and the K-term sum (ε = 2⁻⁵²), and, through the log-sum inequality
-    Σ p log(p/q) ≥ Σp · log(Σp/Σq), float vectors that sum to 1 only up to rounding (Σp − Σq is summed
-    exactly, :func:`math.fsum`).
+    Σ p log(p/q) ≥ Σp · log(Σp/Σq), float vectors that sum to 1 only up to rounding (|Σp − Σq| is bounded
+    through the float sums, and summed exactly with :func:`math.fsum` where the plain sum is not positive).
 
     Examples
     --------
@@ -80,9 +80,14 @@ def unclamped_kl(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = np.sum(p * (logp - logq), axis=-1)
     k = p.shape[-1]
     bound = (k + 3) * EPS * np.sum(p * (np.abs(logp) + np.abs(logq)), axis=-1)
+    # |Σp − Σq|: bounded by the float sums' difference plus their rounding, and summed exactly (math.fsum) on
+    # the rows whose plain sum is not positive, where the bound has to be tight
+    sum_p, sum_q = p.sum(axis=-1), q.sum(axis=-1)
+    mass = np.array(np.abs(sum_p - sum_q) + (k + 1) * EPS * (sum_p + sum_q), ndmin=1).reshape(-1)
     rows_p, rows_q = p.reshape(-1, k), q.reshape(-1, k)
-    mass = np.array([math.fsum([*a, *(-b)]) for a, b in zip(rows_p, rows_q, strict=True)]).reshape(bound.shape)
-    return total, bound + np.abs(mass)
+    for i in np.flatnonzero(np.reshape(total, -1) <= 0):
+        mass[i] = abs(math.fsum([*rows_p[i], *(-rows_q[i])]))
+    return total, bound + mass.reshape(np.shape(total))
 
 
 def input_rounding(p: np.ndarray, q: np.ndarray) -> np.ndarray:

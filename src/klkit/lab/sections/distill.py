@@ -250,8 +250,8 @@ def _run(ctx: LabContext) -> SectionResult:
         captions={
             fig_path.name: "Left: each character-level student as one disc (area ∝ the entropy of its samples). "
             "Notice the forward-KL student furthest left (lowest held-out NLL: it covers the real text best) but "
-            "lowest (its samples are the least teacher-like), and the reverse-KL student the opposite: highest "
-            "teacher log-likelihood, smallest disc (least variety); the JSD student in between on both axes. "
+            "low (its samples are less teacher-like), and the reverse-KL student the opposite: highest teacher "
+            "log-likelihood, smallest disc (least variety); the JSD student in between. "
             "Right: on every seed the student trained on the teacher's softened outputs (T = 4, T² scaling) "
             "has a lower test NLL than the same small network trained on the labels alone."
         },

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_rng
+from klkit.lab.base import Check, LabContext, SectionResult, save_figure, torch_rng, torch_threads
+from klkit.lab.sections._fitting_2d import figure_2d
 
 _MU, _SIGMA = 3.0, 1.0  # the lesson's target: ½ N(−3, 1) + ½ N(3, 1)
 
@@ -69,18 +70,11 @@ def _fmt(e: object) -> str:
     return f"{float(e):.4f} (closed form)"
 
 
-def _ellipse(ax: object, mean: np.ndarray, cov: np.ndarray, **kw: object) -> None:
-    """Draw the 2-σ ellipse of a 2-D Gaussian."""
-    vals, vecs = np.linalg.eigh(cov)
-    t = np.linspace(0, 2 * np.pi, 200)
-    circle = np.stack([np.cos(t), np.sin(t)])
-    pts = mean[:, None] + vecs @ (2.0 * np.sqrt(vals)[:, None] * circle)
-    ax.plot(pts[0], pts[1], **kw)
-
-
 def run(ctx: LabContext) -> SectionResult:
     """The section; torch's global generator (drawn from by ``mass_covered``) is seeded and restored."""
-    with torch_rng(ctx.seed):
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    with torch_rng(ctx.seed), torch_threads(1), threadpool_limits(1):  # one thread: faster for small arrays
         return _run(ctx)
 
 
@@ -293,7 +287,7 @@ def _run(ctx: LabContext) -> SectionResult:
             mix_modes == [0, 1, 2] and mix2.forward_kl.value < 0.01,
         ),
     ]
-    fig_2d = _figure_2d(ctx, target2, locs, fwd2, rev2, mix2)
+    fig_2d = figure_2d(ctx, target2, locs, fwd2, rev2, mix2)
 
     return SectionResult(
         key="fitting",
@@ -314,7 +308,7 @@ def _run(ctx: LabContext) -> SectionResult:
         "wherever q puts mass p lacks, so q retreats into one mode and ignores the rest — mode-seeking. "
         "Variational inference minimises the reverse KL (it can sample q, not p), which is why it typically "
         "finds one mode of a multimodal posterior and underestimates its spread; and its loss surface has a "
-        "local optimum between the modes, where restarts can stop.",
+        "local optimum between the modes, where restarts can stop ([move q and watch both losses](#modes)).",
         example="p = ½N(−3, 1) + ½N(3, 1) has mean 0 and variance 1 + 3² = 10. The forward-KL Gaussian matches "
         "these moments: N(0, 10), std √10 = 3.16. The reverse-KL Gaussian sits on one mode, N(±3, 1); there "
         "q ≈ one component and p ≈ ½ of it, so KL(q‖p) ≈ −ln ½ = ln 2 = 0.693 nats.",
@@ -326,7 +320,8 @@ def _run(ctx: LabContext) -> SectionResult:
             "on-mode optimum ln 2 ≈ 0.69 (dotted) or the between-modes one (orange dashes).",
             fig_2d.name: "Three well-separated modes (grey). A single forward-KL Gaussian (left) covers all "
             "three with one wide ellipse; reverse-KL Gaussians (middle, one per restart, the kept one bold) "
-            "each lock onto one mode; a forward-KL mixture of three Gaussians (right) has enough components to "
+            "each lock onto one mode (red), unless a restart stopped at a local optimum off the modes (orange "
+            "dashes); a forward-KL mixture of three Gaussians (right) has enough components to "
             "cover the modes one each.",
         },
         tables_html=[table_kl, table_1d],
@@ -353,41 +348,3 @@ def _run(ctx: LabContext) -> SectionResult:
             },
         },
     )
-
-
-def _figure_2d(ctx: LabContext, target: object, locs: object, fwd: object, rev: object, mix: object) -> object:
-    import matplotlib.pyplot as plt
-    import torch
-
-    g = np.linspace(-8, 8, 220)
-    gy = np.linspace(-6, 8, 200)
-    X, Y = np.meshgrid(g, gy)
-    pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
-    Z = np.exp(target.log_prob(pts).numpy()).reshape(X.shape)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
-    titles = [
-        "forward KL, one Gaussian:\nmean-seeking",
-        "reverse KL, one Gaussian per restart:\nmode-seeking",
-        "forward KL, 3-component mixture\n(EM): recovers the modes",
-    ]
-    for ax, title in zip(axes, titles, strict=True):
-        ax.contourf(X, Y, Z, levels=12, cmap="Greys")
-        ax.set(title=title, xlabel="x₁", aspect="equal")
-    axes[0].set_ylabel("x₂")
-    q = fwd.distribution
-    _ellipse(axes[0], q.mean.numpy(), q.covariance_matrix.numpy(), color="C0", lw=2)
-    axes[0].plot(*q.mean.numpy(), "o", color="C0")
-    for i, d in enumerate(r.distribution for r in rev.restarts):
-        _ellipse(
-            axes[1],
-            d.mean.numpy(),
-            d.covariance_matrix.numpy(),
-            color="C3",
-            lw=2 if i == rev.best else 1,
-            alpha=1.0 if i == rev.best else 0.5,
-        )
-    comps = mix.distribution.component_distribution
-    for m, c in zip(comps.mean.numpy(), comps.covariance_matrix.numpy(), strict=True):
-        _ellipse(axes[2], m, c, color="C2", lw=2)
-    fig.suptitle("2-σ ellipses of the fits over the target density (three modes)")
-    return save_figure(ctx, fig, "fitting_2d")

@@ -161,7 +161,11 @@ def run(ctx: LabContext) -> SectionResult:
     import matplotlib.pyplot as plt
 
     n = 5_000 if ctx.quick else 50_000
-    with torch_threads(1):
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    # one BLAS/OpenMP thread: on a busy 2-core machine, spinning BLAS threads made the small matrix
+    # products of sklearn's L-BFGS ten times slower
+    with torch_threads(1), threadpool_limits(1):
         ctx.progress(f"fitting q to {n:,} categorical samples")
         cat = categorical_demo(n, ctx.seed)
         ctx.progress("softmax regression on digits (klkit loss + L-BFGS) vs sklearn")

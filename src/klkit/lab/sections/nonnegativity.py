@@ -107,7 +107,8 @@ def run(ctx: LabContext) -> SectionResult:
         intuition="KL(P‖Q) is the average of log(P/Q) under P. That average can be negative for a moment on "
         "single outcomes (where Q > P) but never overall: Q must take its extra probability from somewhere, and "
         "the log is concave, so the losses where Q > P never outweigh the gains where P > Q (Jensen: "
-        "E_P[log(Q/P)] ≤ log E_P[Q/P] = log Σ Q = log 1 = 0). It is 0 only when Q = P everywhere.",
+        "E_P[log(Q/P)] ≤ log E_P[Q/P] = log Σ Q = log 1 = 0; [the picture](#jensen)). It is 0 only when Q = P "
+        "everywhere.",
         example="P = (½, ½), Q = (¼, ¾): KL = ½ ln(0.5/0.25) + ½ ln(0.5/0.75) = ½(0.693) + ½(−0.405) = "
         "0.144 nats > 0, although the second term is negative.",
         captions={

@@ -230,8 +230,8 @@ def run(ctx: LabContext) -> SectionResult:
         "far from the one that collected the data (the plain run's KL below). The clipped surrogate removes "
         "the reward for pushing the ratio r = π_θ/π_old past 1 ± ε: beyond that point the gradient of a sample is "
         "zero, so the update stops pushing. The KL penalty instead subtracts β·KL(π_old‖π_θ) and adapts β after "
-        "each update to hold the KL near a target d_targ. The KL is read with the estimators defined under TRPO "
-        "(k1, k3).",
+        "each update to hold the KL near a target d_targ. The KL is read with the estimators defined under "
+        "[TRPO](#trpo) (k1, k3).",
         example=f"ε = {EPSILON}, an action with advantage A = +1 whose probability went from 0.5 to 0.7: r = 1.4, "
         "the plain surrogate scores r·A = 1.4, the clipped one min(1.4, 1.2)·1 = 1.2 — pushing r further gains "
         "nothing. With A = −1 and r = 0.6: min(−0.6, −0.8) = −0.8, again flat below 1 − ε.",
@@ -243,9 +243,11 @@ def run(ctx: LabContext) -> SectionResult:
             "only ever removes incentives.",
             kl_path.name: "Left: the KL of each update, one line per seed. Notice the plain surrogate (red) "
             "several times above the others, the penalty (green) hovering around d_targ, and clip + penalty "
-            "(purple) lowest. Middle: β doubling and halving as the KL leaves the dotted band. Right: returns. "
-            "The plain run can end with the best return on an easy task and a short budget: its large steps "
-            "learn fastest while nothing punishes its untrustworthy importance weights — the restraints buy "
+            "(purple) lowest. Middle: β doubling and halving as the KL leaves the dotted band; next to the clip "
+            "it keeps halving, because the clip already holds the KL below d_targ and the penalty switches "
+            "itself off. Right: returns. On one seed the plain run can end with the best return: on an easy "
+            "task and a short budget its large steps learn fastest while nothing punishes its untrustworthy "
+            "importance weights; across seeds it is also the run whose return can collapse — the restraints buy "
             "reliability, not speed.",
         },
     )

@@ -130,7 +130,8 @@ def run(ctx: LabContext) -> SectionResult:
         intuition="KL is one way to measure how different two distributions are; total variation (the largest "
         "difference in probability any event can have), Hellinger distance and the Rényi family are others. They "
         "are tied together: a small KL forces all of them to be small, Pinsker's TV ≤ √(KL/2) above all. That is "
-        "why a KL budget works as a trust region (TRPO, RLHF): a policy within KL δ of the old one cannot "
+        "why a KL budget works as a trust region ([TRPO](#trpo), [RLHF](#rlhf)): a policy within KL δ of the "
+        "old one cannot "
         "change the probability of any event by more than √(δ/2). Mutual information is the KL between a joint "
         "distribution and the product of its marginals, so it inherits KL ≥ 0.",
         example="KL budget δ = 0.01 nats: no event's probability can move by more than √(0.01/2) = 0.071. "

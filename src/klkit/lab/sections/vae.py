@@ -21,7 +21,7 @@ import torch
 import klkit
 from klkit.lab.base import Check, LabContext, SectionResult, torch_rng
 from klkit.lab.sections._runs import read_metrics
-from klkit.lab.sections._vae_beta import BETAS, beta_sweep, figure
+from klkit.lab.sections._vae_beta import beta_sweep, figure
 from klkit.train import vae
 from klkit.train.data import load_images
 
@@ -141,7 +141,7 @@ def _beta_checks(sweep: dict[str, Any]) -> list[Check]:
     rec = [r["reconstruction"] for r in rows]
     rms = [r["rms_mean"] for r in rows]
     neg_elbo = {r["beta"]: r["neg_elbo"] for r in rows}
-    betas = ", ".join(f"{b:g}" for b in BETAS)
+    betas = ", ".join(f"{r['beta']:g}" for r in rows)
     return [
         Check(
             f"β-VAEs on digits (β = {betas}): the KL term falls as its weight β grows",
@@ -154,8 +154,8 @@ def _beta_checks(sweep: dict[str, Any]) -> list[Check]:
             all(a < b for a, b in itertools.pairwise(rec)),
         ),
         Check(
-            f"the KL term pulls the encoder to the prior: at β = {BETAS[-1]:g} the posterior means collapse to 0 "
-            f"(RMS μ below a tenth of β = {BETAS[0]:g}'s, KL < 0.05 nats: q(z|x) ≈ N(0, I) for every image)",
+            f"the KL term pulls the encoder to the prior: at β = {rows[-1]['beta']:g} the posterior means collapse to "
+            f"0 (RMS μ below a tenth of β = {rows[0]['beta']:g}'s, KL < 0.05 nats: q(z|x) ≈ N(0, I) for every image)",
             f"RMS μ = {rms[0]:.3f} → {rms[-1]:.3f}; KL = {kl[-1]:.4f} nats; active units "
             f"{rows[0]['active_units']} → {rows[-1]['active_units']}; mean σ {rows[0]['mean_sigma']:.2f} → "
             f"{rows[-1]['mean_sigma']:.2f}",
@@ -232,7 +232,7 @@ def _run(ctx: LabContext) -> SectionResult:
         f"bound (k = {k}); the saved model's KL per dimension against klkit.kl_divergence on torch Normal "
         "distributions; the test ELBO per epoch from the run's metrics.jsonl. Then one small VAE (64 hidden "
         f"units, 4 latent dimensions, {sweep['epochs']} epochs, ELBO with one sample and no warm-up) on sklearn's "
-        f"digits per β ∈ {{{', '.join(f'{b:g}' for b in BETAS)}}}: on the {sweep['test_images']} test images "
+        f"digits per β ∈ {{{', '.join(f'{b:g}' for b in sweep['betas'])}}}: on the {sweep['test_images']} test images "
         "the closed-form KL term, the reconstruction term (16 samples of z per image) and the posterior means.",
         checks=_checks(cfg, out, k) + _beta_checks(sweep),
         figures=figures,

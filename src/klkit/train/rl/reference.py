@@ -206,7 +206,9 @@ def reference_kl(
         ref = reference.distribution(obs)
         old = reference.make_distribution(torch.from_numpy(buffer.dist_params.reshape(n, -1)).to(device))
         ref_log_probs = ref.log_prob(actions).to(old_log_probs.dtype)
-        estimate = kl_penalty(old_log_probs, ref_log_probs, estimator=cfg.kl_estimator).value
+        estimate = kl_penalty(
+            old_log_probs, ref_log_probs, estimator=cfg.kl_estimator, densities=not reference.discrete
+        ).value
         record = {
             "kl_ref_reverse": float(klkit.kl_divergence(old, ref).mean()),
             "kl_ref_forward": float(klkit.kl_divergence(ref, old).mean()),
