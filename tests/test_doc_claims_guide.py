@@ -3,6 +3,7 @@ independent reference (mpmath, scipy quadrature, a KSG written from the paper); 
 
 from __future__ import annotations
 
+import math
 import re
 
 import mpmath
@@ -213,3 +214,18 @@ def test_confident_logits_are_exact():
     assert float(klkit.cross_entropy([0.5, 0.25, 0.25], logits, q_kind="logits")) == pytest.approx(cross, rel=1e-15)
     with np.errstate(under="ignore"):
         assert np.exp(-2 * big) == 0.0  # where softmax underflows
+
+
+@claim("docs/guide/losses.md", "in bfloat16 it\n  would keep 8 significant bits, 2 to 3 decimal digits")
+def test_bfloat16_significant_digits():
+    torch = pytest.importorskip("torch")
+
+    bits, low, high = sentence_numbers("docs/guide/losses.md", "would keep 8 significant bits, 2 to 3 decimal digits")
+    assert 1 - math.log2(torch.finfo(torch.bfloat16).eps) == bits  # the stored mantissa bits and the implicit one
+    x = torch.tensor(np.geomspace(0.01, 100.0, 20_001), dtype=torch.float64)
+    error = (x.to(torch.bfloat16).double() - x).abs()
+
+    def worst(digits: float) -> float:  # the largest error in units of the last of `digits` significant digits
+        return float((error / 10.0 ** (torch.floor(torch.log10(x)) - (digits - 1))).max())
+
+    assert worst(low) <= 0.5 < worst(high)  # every value right to 2 digits; not every value to 3

@@ -175,3 +175,22 @@ def test_lab_rlhf_end_points(tmp_path):
     assert round(k3["forward_kl"], 2) == k3_forward and round(star["forward_kl"], 2) == star_forward
     assert round(k3["reverse_kl"], 2) == k3_reverse and round(star["reverse_kl"], 2) == star_reverse
     assert round(k3["reverse_kl"] / star["reverse_kl"], 1) == ratio
+
+
+@claim(DOC, "(`verl:low_var_kl` and every `openrlhf:*` give 10 there, with gradient 0;")
+@claim("docs/guide/rl-penalties.md", "`verl:low_var_kl` gives verl's 10 at a reference of `-inf`")
+def test_clamped_presets_at_an_infinite_reference():
+    from klkit.rlhf import PRESETS, kl_penalty
+
+    value, zero = sentence_numbers(DOC, "give 10 there, with gradient 0;")
+    assert sentence_numbers("docs/guide/rl-penalties.md", "gives verl's 10 at a reference of `-inf`") == [value]
+    names = ["verl:low_var_kl", *(n for n in PRESETS if n.startswith("openrlhf:"))]
+    assert len(names) > 1
+    for dtype in (torch.float64, torch.float32):
+        for name in names:
+            logp = torch.tensor([-0.5, -2.0], dtype=dtype, requires_grad=True)
+            ref = torch.tensor([float("-inf"), -1.0], dtype=dtype)
+            penalty = kl_penalty(logp, ref, preset=name, placement="loss")
+            assert float(penalty.value[0]) == value, (name, dtype)
+            (grad,) = torch.autograd.grad(penalty.surrogate.sum(), logp)
+            assert float(grad[0]) == zero and torch.isfinite(grad).all(), (name, dtype)
