@@ -83,7 +83,10 @@ def test_sequence_surrogate_gradient_error_on_the_toy(masked):
 
 
 def _l(values):
-    return torch.tensor(values, dtype=torch.float64)
+    """Log-probabilities (≤ 0, as kl_penalty requires) and references whose log-ratios ℓ are ``values``."""
+    ref = torch.full((len(values),), -40.0, dtype=torch.float64)
+    logp = torch.tensor(values, dtype=torch.float64) + ref
+    return logp, ref, logp - ref  # ℓ as the penalty computes it
 
 
 @claim(DOC, "k1 = ℓ, k2 = ℓ²/2, k3 = e^(−ℓ) − 1 + ℓ")
@@ -93,11 +96,10 @@ def test_k2_and_verl_mse_are_half_the_squared_log_ratio():
 
     (two,) = [x for x in sentence_numbers(DOC, "k1 = ℓ, k2 = ℓ²/2,") if x != 1]
     assert sentence_numbers(DOC, "| ℓ, \\|ℓ\\|, ℓ²/2 | native |") == [two]
-    ell = _l([-3.0, -0.25, 0.0, 0.7, 5.0])
-    zero = torch.zeros_like(ell)
+    logp, ref, ell = _l([-3.0, -0.25, 0.0, 0.7, 5.0])
     for kwargs in ({"estimator": "k2"}, {"preset": "verl:mse"}):
-        torch.testing.assert_close(kl_penalty(ell, zero, **kwargs).value, ell**2 / two, rtol=0, atol=0)
-    k3 = kl_penalty(ell, zero, estimator="k3").value
+        torch.testing.assert_close(kl_penalty(logp, ref, **kwargs).value, ell**2 / two, rtol=0, atol=0)
+    k3 = kl_penalty(logp, ref, estimator="k3").value
     torch.testing.assert_close(k3, torch.exp(-ell) - 1 + ell, rtol=1e-14, atol=1e-15)
 
 
@@ -110,11 +112,10 @@ def test_preset_clamps():
     two, _, openrlhf_clamp = sentence_numbers(DOC, "| ℓ, ℓ²/2, (e^d − 1) − d, each clamped to ±10 |")
     assert PRESETS["verl:low_var_kl"].clamp.value == value_clamp
     assert PRESETS["verl:low_var_kl"].clamp.log_ratio == ratio_clamp
-    ell = _l([-30.0, -6.0, 0.5, 6.0, 30.0])
-    zero = torch.zeros_like(ell)
+    logp, ref, ell = _l([-30.0, -6.0, 0.5, 6.0, 30.0])
     d = (-ell).clamp(-ratio_clamp, ratio_clamp)
     expected = ((torch.exp(d) - d) - 1).clamp(-value_clamp, value_clamp)
-    torch.testing.assert_close(kl_penalty(ell, zero, preset="verl:low_var_kl").value, expected, rtol=0, atol=0)
+    torch.testing.assert_close(kl_penalty(logp, ref, preset="verl:low_var_kl").value, expected, rtol=0, atol=0)
     for name, formula in {
         "openrlhf:k1": ell,
         "openrlhf:k2": ell**2 / two,
@@ -122,7 +123,7 @@ def test_preset_clamps():
     }.items():
         assert PRESETS[name].clamp.value == openrlhf_clamp
         want = formula.clamp(-openrlhf_clamp, openrlhf_clamp)
-        torch.testing.assert_close(kl_penalty(ell, zero, preset=name).value, want, rtol=1e-15, atol=0)
+        torch.testing.assert_close(kl_penalty(logp, ref, preset=name).value, want, rtol=1e-15, atol=0)
 
 
 @claim(DOC, "(OpenRLHF's k3 in float32 below ℓ = −88)")
