@@ -33,6 +33,7 @@ from typing import Any
 
 from klkit._engine.arrays import is_numpy, is_torch, logsumexp
 from klkit._engine.support import in_support
+from klkit._engine.threads import get_num_threads, parallel_map
 
 __all__ = ["NEAR_KL", "exact_row_sum", "expm1_minus", "near_kl_rows", "refine_near_kl"]
 
@@ -145,7 +146,8 @@ def near_kl_rows(P: Any, Q: Any, kind: str, xp: Any) -> Any:
 
 def refine_near_kl(value: Any, P: Any, Q: Any, kind: str, xp: Any) -> Any:
     """``value`` (KL per slice, any path) with the slices below :data:`NEAR_KL` recomputed by
-    :func:`near_kl_rows` in float64 (numpy and torch; float32 where the device has no float64);
+    :func:`near_kl_rows` in float64 (numpy: its numba twins in :mod:`klkit._engine.kernels_near`,
+    rows shared between klkit's threads; torch: float32 where the device has no float64).
     ``kind`` is that of both inputs (other kinds keep ``value``).
 
     Only those slices are gathered, so far-apart inputs cost one comparison per slice; under
@@ -170,13 +172,22 @@ def refine_near_kl(value: Any, P: Any, Q: Any, kind: str, xp: Any) -> Any:
         return value.index_put(idx, rows.to(value.dtype))
     import numpy as np
 
+    from klkit._engine.kernels_near import near_logits_rows, near_probs_rows
+
     flag = value < NEAR_KL
     if not flag.any():
         return value
+    kernel = near_probs_rows if kind == "probs" else near_logits_rows
     if value.ndim == 0:
-        return near_kl_rows(P[None].astype(np.float64), Q[None].astype(np.float64), kind, xp)[0].astype(value.dtype)
+        out = np.empty(1)
+        kernel(np.ascontiguousarray(P[None]), np.ascontiguousarray(Q[None]), out)
+        return out[0].astype(value.dtype)
     idx = np.nonzero(flag)
+    A, B = np.ascontiguousarray(P[idx]), np.ascontiguousarray(Q[idx])
+    rows = np.empty(A.shape[0])
+    workers = min(get_num_threads(), A.shape[0]) if A.size >= 1 << 17 else 1
+    bounds = [A.shape[0] * w // workers for w in range(workers + 1)]
+    parallel_map(lambda lo, hi: kernel(A[lo:hi], B[lo:hi], rows[lo:hi]), bounds[:-1], bounds[1:])
     out = value.copy()
-    with np.errstate(all="ignore"):
-        out[idx] = near_kl_rows(P[idx].astype(np.float64), Q[idx].astype(np.float64), kind, xp)
+    out[idx] = rows
     return out
