@@ -151,15 +151,15 @@ def refine_near_kl(value: Any, P: Any, Q: Any, kind: str, xp: Any) -> Any:
     ``kind`` is that of both inputs (other kinds keep ``value``).
 
     Only those slices are gathered, so far-apart inputs cost one comparison per slice; under
-    autograd the recomputed slices carry their own gradients. Other libraries, and torch while
-    compiling, keep ``value``.
+    autograd the recomputed slices carry their own gradients. Other libraries, meta tensors and
+    torch while compiling keep ``value``.
     """
     if kind not in ("probs", "logits") or not (is_numpy(xp) or is_torch(xp)):
         return value
     if is_torch(xp):
         import torch
 
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or value.device.type == "meta":  # no values to look at
             return value
         flag = value < NEAR_KL
         if not bool(flag.any()):
