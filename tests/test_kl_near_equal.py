@@ -4,7 +4,8 @@ Rows with q = p·(1 + εz) (probabilities) or b = a + εz (logits), ε = 1e-3 �
 row whose p has a zero where q holds mass ε. The truth is Σ p (log p − log q) at 50 digits on the
 float values actually passed (float32 inputs: their float32 values), so it includes the inputs'
 own normalisation error. Paths: numpy small, numpy numba kernels (≥ FAST_MIN elements), torch
-small (the numpy bridge), torch tiles (≥ CHUNK_MIN elements), torch under autograd; float64 must
+small (the numpy bridge), torch tiles (≥ CHUNK_MIN elements), torch under autograd, and
+array_api_strict (the generic path of any other library); float64 must
 be within 1e-12 relative, float32 within 2^-23 relative (the output's own rounding, twice).
 Log-probabilities are held to the plain sum's bound (see klkit._engine.near_equal).
 """
@@ -24,7 +25,7 @@ torch = pytest.importorskip("torch")
 
 EPS = (1e-3, 1e-6, 1e-9, 1e-12)
 N = 8
-PATHS = ("np_small", "np_kernel", "t_small", "t_tiles", "t_grad")
+PATHS = ("np_small", "np_kernel", "t_small", "t_tiles", "t_grad", "array_api_strict")
 TOL = {"float64": 1e-12, "float32": 2.0**-23}
 
 
@@ -72,6 +73,10 @@ def _run(path: str, p: np.ndarray, q: np.ndarray, kind: str) -> np.ndarray:
         p, q = np.tile(p, (big, 1)), np.tile(q, (big, 1))
     if path.startswith("np"):
         return np.asarray(klkit.kl_divergence(p, q, kind=kind), dtype=np.float64)
+    if path == "array_api_strict":
+        xs = pytest.importorskip("array_api_strict")
+        out = klkit.kl_divergence(xs.asarray(p), xs.asarray(q), kind=kind)
+        return np.from_dlpack(out).astype(np.float64)
     P, Q = torch.from_numpy(p.copy()), torch.from_numpy(q.copy())
     if path == "t_grad":
         P.requires_grad_(True)

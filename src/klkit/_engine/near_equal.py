@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from klkit._engine.arrays import is_numpy, is_torch, logsumexp
+from klkit._engine.arrays import errstate, is_numpy, is_torch, logsumexp
 from klkit._engine.support import in_support
 from klkit._engine.threads import get_num_threads, parallel_map
 
@@ -151,11 +151,16 @@ def refine_near_kl(value: Any, P: Any, Q: Any, kind: str, xp: Any) -> Any:
     ``kind`` is that of both inputs (other kinds keep ``value``).
 
     Only those slices are gathered, so far-apart inputs cost one comparison per slice; under
-    autograd the recomputed slices carry their own gradients. Other libraries, meta tensors and
-    torch while compiling keep ``value``.
+    autograd the recomputed slices carry their own gradients. Other array libraries evaluate the
+    form on every slice and keep it where ``value`` is small; meta tensors and torch while compiling
+    keep ``value``.
     """
-    if kind not in ("probs", "logits") or not (is_numpy(xp) or is_torch(xp)):
+    if kind not in ("probs", "logits"):
         return value
+    if not (is_numpy(xp) or is_torch(xp)):  # no gathering: the form on every slice, kept where small
+        with errstate(xp):
+            wide = [xp.astype(x, xp.float64) for x in (P, Q)]
+            return xp.where(value < NEAR_KL, xp.astype(near_kl_rows(*wide, kind, xp), value.dtype), value)
     if is_torch(xp):
         import torch
 
