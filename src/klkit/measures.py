@@ -13,13 +13,12 @@ from typing import Any, NamedTuple
 
 from klkit._engine import (
     Kind,
+    accepts_measure_objects,
     asarray,
     check_base,
     check_weights,
     errstate,
     in_base,
-    is_measure_object,
-    measure_objects,
     namespace,
     reduce_measure,
     to_numpy,
@@ -90,6 +89,7 @@ def surprise(p: Any, /, *, base: float | None = None) -> Any:
         return in_base(-xp.log(x), base)
 
 
+@accepts_measure_objects("entropy", objects=1)
 def entropy(
     p: Any,
     /,
@@ -147,17 +147,10 @@ def entropy(
     >>> round(float(klkit.entropy([0.9, 0.1])), 6)
     0.325083
     """
-    if distribution_options or is_measure_object(p):
-        return measure_objects(
-            "entropy",
-            (p,),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "validate": validate},
-        )
     return reduce_measure("entropy", p, None, axis, base, kind, kind, validate)
 
 
+@accepts_measure_objects("cross_entropy")
 def cross_entropy(
     p: Any,
     q: Any,
@@ -185,17 +178,10 @@ def cross_entropy(
     >>> bool(abs(d.cross_entropy - (d.entropy + d.kl_divergence)) < 1e-15)
     True
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "cross_entropy",
-            (p, q),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     return reduce_measure("cross_entropy", p, q, axis, base, kind, q_kind, validate)
 
 
+@accepts_measure_objects("kl_divergence")
 def kl_divergence(
     p: Any,
     q: Any,
@@ -259,17 +245,10 @@ def kl_divergence(
     >>> float(klkit.kl_divergence([0.5, 0.5], [1.0, 0.0]))
     inf
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "kl_divergence",
-            (p, q),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     return reduce_measure("kl_divergence", p, q, axis, base, kind, q_kind, validate)
 
 
+@accepts_measure_objects("js_divergence")
 def js_divergence(
     p: Any,
     q: Any,
@@ -316,22 +295,10 @@ def js_divergence(
     >>> round(float(klkit.js_divergence([1.0, 0.0], [0.0, 1.0], weights=(0.3, 0.7), base=2)), 6)  # h(0.3)
     0.881291
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        if weights is not None:
-            raise TypeError(
-                "`weights` applies to arrays only; found distribution objects "
-                f"({type(p).__name__}, {type(q).__name__}). Drop `weights`, or evaluate both on a grid as arrays."
-            )
-        return measure_objects(
-            "js_divergence",
-            (p, q),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     return reduce_measure("js_divergence", p, q, axis, base, kind, q_kind, validate, check_weights(weights))
 
 
+@accepts_measure_objects("decompose")
 def decompose(
     p: Any,
     q: Any,
@@ -356,14 +323,6 @@ def decompose(
     >>> round(float(d.entropy), 6), round(float(d.cross_entropy), 6), round(float(d.kl_divergence), 6)
     (1.0, 1.736966, 0.736966)
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "decompose",
-            (p, q),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     h = entropy(p, axis=axis, base=base, kind=kind, validate=validate)
     q_kind = kind if q_kind is None else q_kind
     ce = reduce_measure("cross_entropy", p, q, axis, base, kind, q_kind, False)

@@ -24,14 +24,13 @@ from typing import Any
 from klkit._engine import (
     Inputs,
     Kind,
+    accepts_measure_objects,
     check_alpha,
     check_base,
     errstate,
     finish_result,
-    is_measure_object,
     is_torch,
     logsumexp,
-    measure_objects,
     prepare_one,
     prepare_pair,
     sum_tolerance,
@@ -45,6 +44,7 @@ _SWITCH = 0.5  # |log Σ w e^{s u}| below this takes the log1p/expm1 form (conti
 _SWITCH_TOTAL = math.expm1(-_SWITCH) * -1.0  # |Σ T| below 1 − e^{−½} ≈ 0.39: |log1p(Σ T)| < ½
 
 
+@accepts_measure_objects("renyi_divergence", args=("alpha",))
 def renyi_divergence(
     p: Any,
     q: Any,
@@ -125,15 +125,6 @@ def renyi_divergence(
     >>> float(klkit.renyi_divergence([0.5, 0.5], [1.0, 0.0], 2))  # ... infinite from α = 1 on
     inf
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "renyi_divergence",
-            (p, q),
-            base,
-            distribution_options,
-            args=(alpha,),
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     alpha = check_alpha(alpha)
     base = check_base(base)
     if alpha == 1.0:

@@ -63,7 +63,12 @@ from klkit._engine.checks import (
     describe_entries,
     sum_tolerance,
 )
-from klkit._engine.dispatch import is_measure_object, measure_objects, register_object_measures
+from klkit._engine.dispatch import (
+    accepts_measure_objects,
+    is_measure_object,
+    measure_objects,
+    register_object_measures,
+)
 from klkit._engine.door import reduce_measure
 from klkit._engine.finish import LOG2, clamp_to_bounds, in_base, js_bound, to_output_dtype
 from klkit._engine.generic import chunk_budget, generic_path
@@ -152,6 +157,7 @@ __all__ = [
     "Inputs",
     "Kind",
     "Measure",
+    "accepts_measure_objects",
     "asarray",
     "broadcast_shape",
     "check_alpha",

@@ -8,14 +8,18 @@ its objects and a handler that evaluates a measure on them; the public measures 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from klkit._engine.arrays import is_torch_array
 
-__all__ = ["is_measure_object", "measure_objects", "register_object_measures"]
+__all__ = ["accepts_measure_objects", "is_measure_object", "measure_objects", "register_object_measures"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 Handler = Callable[[str, tuple[Any, ...], tuple[Any, ...], "float | None", dict[str, Any]], Any]
 
@@ -64,7 +68,7 @@ def is_measure_object(x: Any) -> bool:
 
 
 # The options of the array measures with their defaults: given to a distribution object, a changed one is refused.
-ARRAY_OPTION_DEFAULTS: dict[str, Any] = {"axis": -1, "kind": "probs", "q_kind": None, "validate": True}
+ARRAY_OPTION_DEFAULTS: dict[str, Any] = {"axis": -1, "kind": "probs", "q_kind": None, "validate": True, "weights": None}
 # Measures without a unit: `base` does not apply to them.
 _UNITLESS = {
     "total_variation": "total variation is a probability (in [0, 1])",
@@ -147,3 +151,54 @@ def _describe(x: Any) -> str:
     if kind.__module__.startswith("torch.distributions"):
         return f"a torch.distributions.{kind.__qualname__}"
     return f"a {kind.__module__.split('.')[0]}.{kind.__qualname__}"
+
+
+def accepts_measure_objects(measure: str, *, objects: int = 2, args: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Let the public array measure ``measure`` take distribution objects too: the one place where a call is
+    routed to :func:`measure_objects` (when an input is such an object, or an option only objects take was given)
+    instead of the array arithmetic.
+
+    Parameters
+    ----------
+    measure : str
+        The public name, handed to the registered handler and quoted in errors.
+    objects : int
+        How many leading positional arguments are the distributions (1 for entropy, 2 for the divergences).
+    args : tuple of str
+        The names of the arguments that follow them and go to the handler too (the order α, the f), given
+        positionally or by name.
+
+    Examples
+    --------
+    >>> @accepts_measure_objects("demo", objects=1)
+    ... def demo(p, /, *, axis=-1, **distribution_options):
+    ...     return sum(p)
+    >>> demo([0.25, 0.75])
+    1.0
+    """
+
+    def decorate(func: F) -> F:
+        parameters = inspect.signature(func).parameters
+        takes = {name for name, par in parameters.items() if par.kind is not inspect.Parameter.VAR_KEYWORD}
+        array_defaults = {k: parameters[k].default for k in ARRAY_OPTION_DEFAULTS if k in parameters}
+
+        @functools.wraps(func)
+        def wrapper(*positional: Any, **options: Any) -> Any:
+            inputs = positional[:objects]
+            extra = options.keys() - takes
+            if not extra and not any(is_measure_object(x) for x in inputs):
+                return func(*positional, **options)
+            given = positional[objects : objects + len(args)]
+            following = given + tuple(options[name] for name in args[len(given) :] if name in options)
+            return measure_objects(
+                measure,
+                inputs,
+                options.get("base"),
+                {k: options[k] for k in extra},
+                following,
+                array_options={k: options.get(k, default) for k, default in array_defaults.items()},
+            )
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from klkit._engine.fused_second import index_ce_grad, probs_ce_grads
 from klkit._engine.fused_tiles import Tiles, block_lse, rows_lse, tile_dtype, zeros_per_row
 
 __all__ = ["logits_cross_entropy"]
@@ -51,6 +52,8 @@ class _IndexCE(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor, _grad_lse: Any) -> tuple[Any, ...]:
         z, safe, valid, label_w, lse, w = ctx.saved_tensors
         eps, n = ctx.eps, z.shape[1]
+        if torch.is_grad_enabled():  # create_graph=True: a composition autograd can differentiate again
+            return index_ce_grad(z, safe, valid, label_w, w, eps, grad), None, None, None, None
         tiles = Tiles(z, lse.dtype)
         g = grad.to(lse.dtype)
         hit = g * (1.0 - eps) * label_w  # g_n a_{n,y_n} from the label, subtracted there
@@ -137,6 +140,8 @@ class _ProbsCE(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor, _grad_lse: Any) -> tuple[Any, ...]:
         z, t, lse, mass, w = ctx.saved_tensors
         eps = ctx.eps
+        if torch.is_grad_enabled():  # create_graph=True: a composition autograd can differentiate again
+            return (*probs_ce_grads(z, t, w, eps, grad, *ctx.needs_input_grad[:2]), None, None)
         tiles = Tiles(z, lse.dtype)
         g = grad.to(lse.dtype)
         grad_z = torch.empty_like(z) if ctx.needs_input_grad[0] else None

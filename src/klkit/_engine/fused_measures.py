@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from klkit._engine.fused_second import entropy_grad, pair_grads
 from klkit._engine.fused_tiles import Tiles, as_rows, block_lse, check_pair, tile_dtype
 
 __all__ = ["logits_cross_entropy_soft", "logits_entropy", "logits_kl"]
@@ -61,6 +62,8 @@ class _Pair(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         zp, zq, lse_p, lse_q, value = ctx.saved_tensors
         need_p, need_q = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():  # create_graph=True: a composition autograd can differentiate again
+            return (*pair_grads(zp, zq, ctx.kl, grad, need_p, need_q), None)
         tiles = Tiles(zp, lse_p.dtype)
         g = grad.to(lse_p.dtype)
         grad_p = torch.empty_like(zp) if need_p else None
@@ -170,6 +173,8 @@ class _Entropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         z, lse, value = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a composition autograd can differentiate again
+            return entropy_grad(z, grad)
         tiles = Tiles(z, lse.dtype)
         g = grad.to(lse.dtype)
         out = torch.empty_like(z)
