@@ -13,7 +13,7 @@ from klkit._engine import (
     measure_objects,
     prepare_pair,
 )
-from klkit.divergences.terms import (
+from klkit.divergences._terms import (
     hellinger_squared_sum,
     js_sum,
     out_axis,

@@ -15,7 +15,7 @@ from klkit._engine import (
     measure_objects,
     prepare_pair,
 )
-from klkit.divergences.terms import callable_f_sum, chi2_sum, hellinger_squared_sum, js_sum, total_variation_sum
+from klkit.divergences._terms import callable_f_sum, chi2_sum, hellinger_squared_sum, js_sum, total_variation_sum
 from klkit.measures import kl_divergence
 
 __all__ = ["f_divergence"]
