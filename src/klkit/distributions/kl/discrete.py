@@ -118,11 +118,12 @@ def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
         lp, lq = p.log_probs, q.log_probs
         # P's support is p_i > 0 in the working dtype (a logit of −1e9 is outside it, whatever q_i is);
         # d is +inf only where p_i > 0 = q_i (the KL is +inf)
-        d = torch.where(torch.exp(lp) > 0, lp - lq, 0.0)
+        probs = torch.exp(lp)
+        d = torch.where(probs > 0, lp - lq, 0.0)
         # the finite terms carry the value and the gradient (no inf reaches backward); rows with a +inf
         # term are +inf. (nan_to_num and amax: boolean tensors cost several times more here.)
         # KL ≥ 0: rounding can leave −1e-10 where p ≈ q; clamped as the array path is, derivatives kept
-        value = clamp_keep_gradient((torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1), 0.0)
+        value = clamp_keep_gradient((probs * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1), 0.0)
         top = d.detach().nan_to_num(nan=0.0, posinf=math.inf).amax(-1)
         return value + (top - top.clamp(max=torch.finfo(top.dtype).max))  # + inf where top is +inf, else + 0
     from klkit.measures import kl_divergence
