@@ -6,11 +6,10 @@ from typing import Any
 
 from klkit._engine import (
     Kind,
+    accepts_measure_objects,
     check_base,
     finish_result,
-    is_measure_object,
     log_of_base,
-    measure_objects,
     prepare_pair,
 )
 from klkit.divergences._terms import (
@@ -24,6 +23,7 @@ from klkit.divergences._terms import (
 __all__ = ["hellinger_distance", "js_distance", "total_variation"]
 
 
+@accepts_measure_objects("total_variation")
 def total_variation(
     p: Any,
     q: Any,
@@ -76,18 +76,11 @@ def total_variation(
     >>> float(klkit.total_variation([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
     1.0
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "total_variation",
-            (p, q),
-            None,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)
     return finish_result(total_variation_sum(x), x)
 
 
+@accepts_measure_objects("hellinger_distance")
 def hellinger_distance(
     p: Any,
     q: Any,
@@ -144,18 +137,11 @@ def hellinger_distance(
     >>> float(klkit.hellinger_distance([1.0, 0.0], [0.0, 1.0]))
     1.0
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "hellinger_distance",
-            (p, q),
-            None,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     x = prepare_pair(p, q, axis, kind, q_kind, validate, logs=False)  # the terms need only p and q
     return finish_result(sqrt_zero_gradient(hellinger_squared_sum(x), x.xp), x)
 
 
+@accepts_measure_objects("js_distance")
 def js_distance(
     p: Any,
     q: Any,
@@ -214,19 +200,6 @@ def js_distance(
     >>> klkit.js_distance([[0.5, 0.5], [0.2, 0.8]], [[0.5, 0.5], [0.2, 0.8]], keepdims=True).tolist()
     [[0.0], [0.0]]
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        if keepdims:
-            raise TypeError(
-                "`keepdims` applies to arrays only; found distribution objects "
-                f"({type(p).__name__}, {type(q).__name__}). Drop `keepdims`, or evaluate both on a grid as arrays."
-            )
-        return measure_objects(
-            "js_distance",
-            (p, q),
-            base,
-            distribution_options,
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     if not isinstance(keepdims, bool):
         raise TypeError(f"`keepdims` must be True or False; found {keepdims!r}. Pass keepdims=True to keep `axis`.")
     base = check_base(base)

@@ -8,11 +8,10 @@ from typing import Any
 from klkit._engine import (
     FName,
     Kind,
+    accepts_measure_objects,
     check_f,
     errstate,
     finish_result,
-    is_measure_object,
-    measure_objects,
     prepare_pair,
 )
 from klkit.divergences._terms import callable_f_sum, chi2_sum, hellinger_squared_sum, js_sum, total_variation_sum
@@ -21,6 +20,7 @@ from klkit.measures import kl_divergence
 __all__ = ["f_divergence"]
 
 
+@accepts_measure_objects("f_divergence", args=("f",))
 def f_divergence(
     p: Any,
     q: Any,
@@ -95,15 +95,6 @@ def f_divergence(
     >>> round(float(klkit.f_divergence([0.5, 0.5], [0.9, 0.1], lambda t: (t - 1) ** 2)), 6)
     1.777778
     """
-    if distribution_options or is_measure_object(p) or is_measure_object(q):
-        return measure_objects(
-            "f_divergence",
-            (p, q),
-            None,
-            distribution_options,
-            args=(f,),
-            array_options={"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate},
-        )
     opts = {"axis": axis, "kind": kind, "q_kind": q_kind, "validate": validate}
     check_f(f)
     if isinstance(f, str):
