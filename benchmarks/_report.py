@@ -160,6 +160,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def load_description() -> str:
+    """One Markdown sentence: the load average when the run ended, on how many usable cores."""
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"Load average when the run ended (1, 5, 15 min): {load} on {usable_cores()} cores "
+        "(other jobs share the machine; the comparisons are within one run)."
+    )
+
+
 def machine_description() -> str:
     """One Markdown line describing the machine and the software the numbers were taken with.
 

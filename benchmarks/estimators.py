@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -45,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_description, usable_cores, write_section
+from _report import load_description, machine_description, usable_cores, write_section
 from klkit.estimators import knn_entropy, knn_kl_divergence
 
 SEED = 20261124
@@ -235,8 +234,7 @@ def markdown(rows: list[Row], missing: list[str]) -> str:
         "",
         machine_description(),
         "",
-        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
+        load_description(),
         "",
         f"Samples: p = N(0, I_d), q = N({SHIFT}·1, I_d); k = {K}, Chebyshev distance for every method (the "
         "peers' default), so the fixed-k estimators are the same formula and differ in speed; klkit's neighbour "
@@ -278,8 +276,7 @@ def closed_form_markdown(rows: list[Row]) -> str:
         "",
         machine_description(),
         "",
-        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
+        load_description(),
         "",
         "KL(N(μ, e^logvar) ‖ N(0, 1)) summed over d = 32 for a batch of 1e6 (μ ~ N(0, 1), logvar ~ N(0, 4)), "
         "float32, best of 5 rounds in which every method runs once; error against the float64 formula. "

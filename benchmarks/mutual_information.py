@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import klkit
-from _report import machine_description, usable_cores, write_section
+from _report import load_description, machine_description, usable_cores, write_section
 from klkit.estimators import mutual_information
 
 SEED = 20261201
@@ -168,8 +167,7 @@ def markdown(rows: list[Row]) -> str:
         "",
         machine_description(),
         "",
-        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
+        load_description(),
         "",
         f"d = {', '.join(map(str, FEATURES))} Gaussian features, each with correlation ρ = "
         f"{', '.join(map(str, RHOS))} to y; k = {K}; {SEEDS} seeds per case, the same samples for both. Both on "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 import warnings
@@ -38,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import klkit
-from _report import machine_description, usable_cores, write_section
+from _report import load_description, machine_description, write_section
 
 SEED = 20261206
 REPEATS = 7
@@ -245,8 +244,7 @@ def markdown(results: list[dict[str, Any]], rows: int, n: int) -> str:
         "",
         machine_description(),
         "",
-        f"Load average when the run ended (1, 5, 15 min): {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
-        f"on {usable_cores()} cores (other jobs share the machine; the comparisons are within one run).",
+        load_description(),
         "",
         f"{rows} × {n} float64 rows (q = p·e^(0.1 z), full support), one thread, best of {REPEATS} calls with the "
         "contenders alternating. The textbook one-liner is the defining formula in numpy/torch as a user writes "

@@ -161,3 +161,28 @@ def test_values_that_are_not_real_numbers_get_advice_that_fits_them(values, advi
 )
 def test_integer_and_boolean_probabilities_are_accepted_as_floats(values, expected):
     assert float(klkit.entropy(values)) == expected  # a point mass: documented acceptance (0/1 as probabilities)
+
+
+@pytest.mark.parametrize(
+    ("name", "option"),
+    [("js_distance", {"keepdims": True}), ("js_divergence", {"weights": (0.3, 0.7)})],
+    ids=["keepdims", "weights"],
+)
+def test_every_array_only_option_is_refused_for_distribution_objects(name, option):
+    (key,) = option
+    with pytest.raises(TypeError, match=rf"`{name}` got {key}=.*for arrays only.*Drop `{key}` for distribution"):
+        getattr(klkit, name)(NORMAL, OTHER, **option)
+
+
+@pytest.mark.parametrize("name", ["renyi_divergence", "f_divergence"])
+def test_the_order_or_f_reaches_the_distributions_given_by_name_too(name):
+    # D_2(N(0,1)‖N(1,2)) = log(σ_q/σ_p) + ½ log(σ_q²/σ_α²) + α(μ_p − μ_q)²/(2σ_α²), σ_α² = ασ_q² + (1−α)σ_p² = 7
+    # (Gil et al. 2013); chi2(N(0,1)‖N(1,2)) = exp(D_2) − 1
+    d2 = np.log(2.0) + 0.5 * np.log(4.0 / 7.0) + 2.0 / 14.0
+    value = float(
+        klkit.renyi_divergence(NORMAL, OTHER, alpha=2.0)
+        if name == "renyi_divergence"
+        else klkit.f_divergence(NORMAL, OTHER, f="chi2")
+    )
+    expected = d2 if name == "renyi_divergence" else np.expm1(d2)
+    assert abs(value - expected) < 1e-5 * expected

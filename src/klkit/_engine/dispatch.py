@@ -68,7 +68,14 @@ def is_measure_object(x: Any) -> bool:
 
 
 # The options of the array measures with their defaults: given to a distribution object, a changed one is refused.
-ARRAY_OPTION_DEFAULTS: dict[str, Any] = {"axis": -1, "kind": "probs", "q_kind": None, "validate": True, "weights": None}
+ARRAY_OPTION_DEFAULTS: dict[str, Any] = {
+    "axis": -1,
+    "kind": "probs",
+    "q_kind": None,
+    "validate": True,
+    "weights": None,
+    "keepdims": False,
+}
 # Measures without a unit: `base` does not apply to them.
 _UNITLESS = {
     "total_variation": "total variation is a probability (in [0, 1])",

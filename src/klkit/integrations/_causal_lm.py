@@ -133,3 +133,15 @@ def scale_for_processes(loss: torch.Tensor, trainer: Any, num_items_in_batch: An
     if num_items_in_batch is not None and trainer.args.average_tokens_across_devices and processes > 1:
         return loss * processes
     return loss
+
+
+def trainer_loss(
+    trainer: Any, model: Any, inputs: dict[str, Any], return_outputs: bool, num_items_in_batch: Any
+) -> Any:
+    """A klkit trainer's ``compute_loss``: the student's divergence from ``trainer.teacher_model`` on
+    ``inputs`` (:func:`causal_lm_divergence`), scaled as DDP needs (:func:`scale_for_processes`)."""
+    student = trainer.accelerator.unwrap_model(model) if trainer.distillation.fused else model
+    teacher = trainer.accelerator.unwrap_model(trainer.teacher_model)
+    loss, outputs = causal_lm_divergence(student, teacher, inputs, trainer.distillation, num_items_in_batch)
+    loss = scale_for_processes(loss, trainer, num_items_in_batch)
+    return (loss, outputs) if return_outputs else loss

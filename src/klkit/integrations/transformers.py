@@ -19,7 +19,7 @@ from typing import Any
 import transformers
 
 from klkit.errors import InvalidArgumentError
-from klkit.integrations._causal_lm import causal_lm_divergence, count_targets, scale_for_processes
+from klkit.integrations._causal_lm import causal_lm_divergence, count_targets, trainer_loss
 from klkit.integrations.options import DistillationOptions
 
 __all__ = ["DistillationOptions", "KLKitDistillationTrainer", "distillation_loss"]
@@ -119,8 +119,4 @@ class KLKitDistillationTrainer(transformers.Trainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        student = self.accelerator.unwrap_model(model) if self.distillation.fused else model
-        teacher = self.accelerator.unwrap_model(self.teacher_model)
-        loss, outputs = causal_lm_divergence(student, teacher, inputs, self.distillation, num_items_in_batch)
-        loss = scale_for_processes(loss, self, num_items_in_batch)
-        return (loss, outputs) if return_outputs else loss
+        return trainer_loss(self, model, inputs, return_outputs, num_items_in_batch)

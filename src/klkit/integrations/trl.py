@@ -25,7 +25,7 @@ from typing import Any
 from trl.experimental.gkd import GKDConfig, GKDTrainer
 from trl.models import unwrap_model_for_generation
 
-from klkit.integrations._causal_lm import causal_lm_divergence, count_targets, scale_for_processes
+from klkit.integrations._causal_lm import count_targets, trainer_loss
 from klkit.integrations.options import DistillationOptions
 
 __all__ = ["KLKitGKDConfig", "KLKitGKDTrainer"]
@@ -143,8 +143,4 @@ class KLKitGKDTrainer(GKDTrainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        student = self.accelerator.unwrap_model(model) if self.distillation.fused else model
-        teacher = self.accelerator.unwrap_model(self.teacher_model)
-        loss, outputs = causal_lm_divergence(student, teacher, inputs, self.distillation, num_items_in_batch)
-        loss = scale_for_processes(loss, self, num_items_in_batch)
-        return (loss, outputs) if return_outputs else loss
+        return trainer_loss(self, model, inputs, return_outputs, num_items_in_batch)

@@ -36,15 +36,14 @@ def token_kl(
     misses the sequence-level KL's terms through later prefixes (Tang & Munos 2025;
     :func:`klkit.rlhf.sequence_kl_surrogate`).
 
-    numpy inputs are computed by :func:`klkit.kl_divergence` (``kind="logits"``); torch inputs as
-    :math:`\sum_v \pi_t(v)(\log\pi_t(v) - \log\pi_{\mathrm{ref},t}(v))` from ``log_softmax`` in float32 at
-    least, with every entry of probability 0 under the first distribution set to 0 *before* the product
-    (not after), so that neither the value nor any derivative meets ``0 · inf``: a vocabulary masked with
-    ``-1e9`` (or the dtype's lowest value) in one model and ``-inf`` in the other gives finite values and
-    gradients under autograd, and second derivatives under ``create_graph=True``; mass under π where
-    π_ref has none makes the reverse KL ``+inf``. With ``chunk_size``, ``chunk_size`` tokens go per
-    call; under autograd each chunk is recomputed in the backward pass (activation checkpointing), so
-    the extra memory is that of one chunk, not of the whole batch.
+    Computed by :func:`klkit.kl_divergence` (``kind="logits"``; torch in float32 at least), whose
+    support rule makes an entry of probability 0 under the first distribution add nothing to the
+    value or to any derivative: a vocabulary masked with ``-1e9`` (or the dtype's lowest value) in one
+    model and ``-inf`` in the other gives finite values and gradients under autograd, and second
+    derivatives under ``create_graph=True``; mass under π where π_ref has none makes the reverse KL
+    ``+inf``. With ``chunk_size``, ``chunk_size`` tokens go per call; under autograd each chunk is
+    recomputed in the backward pass (activation checkpointing), so the extra memory is that of one
+    chunk, not of the whole batch.
 
     Parameters
     ----------
@@ -149,27 +148,17 @@ def _chunk(p: Any, q: Any) -> Any:
 
 
 def _kl_logits(p: Any, q: Any) -> Any:
-    """KL(softmax p ‖ softmax q) over the last axis: klkit.kl_divergence for numpy, _kl_torch for torch."""
+    """KL(softmax p ‖ softmax q) over the last axis by :func:`klkit.kl_divergence`; torch in float32 at least.
+
+    Both inputs were checked by :func:`token_kl` (torch) or are checked here (numpy), so torch skips
+    the measure's second validation pass.
+    """
     if not type(p).__module__.startswith("torch"):
         return kl_divergence(p, q, kind="logits")
-    return _kl_torch(p, q)
-
-
-def _kl_torch(p: Any, q: Any) -> Any:
-    """Σ s (a − b) with a, b the log-softmaxes in float32 at least; entries with s = 0 zeroed before the product."""
     import torch
 
     dtype = torch.promote_types(torch.promote_types(p.dtype, q.dtype), torch.float32)
-    a = torch.log_softmax(p.to(dtype), dim=-1)
-    b = torch.log_softmax(q.to(dtype), dim=-1)
-    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
-        empty = a.detach().exp() == 0  # no mass under the first distribution: the term is 0
-        zero = torch.zeros((), dtype=dtype, device=a.device)
-        a, b = torch.where(empty, zero, a), torch.where(empty, zero, b)
-        return torch.where(empty, zero, a.exp() * (a - b)).sum(dim=-1)
-    with torch.no_grad():
-        s = a.exp()
-        return torch.where(s == 0, 0.0, s * (a - b)).sum(dim=-1)
+    return kl_divergence(p.to(dtype), q.to(dtype), kind="logits", validate=False)
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -28,11 +28,20 @@ def bernoulli_kl(xp: Any, probs_p: Any, logits_p: Any, probs_q: Any, logits_q: A
     (softplus), which keeps π near 0 or 1 exact. Measured against 50-digit mpmath at π_p = 0.3 and
     δ = 1e-7, 1e-10: relative error ≤ 2e-16 (the difference form lost 2e-9 and 2e-6).
     """
-    t1 = probs_p * (xp.softplus(-logits_q) - xp.softplus(-logits_p))
-    t1 = xp.where(probs_p > 0, xp.where(probs_q > 0, t1, INF), 0.0)
-    t0 = (1.0 - probs_p) * (xp.softplus(logits_q) - xp.softplus(logits_p))
-    t0 = xp.where(probs_p < 1, xp.where(probs_q < 1, t0, INF), 0.0)
+    t1 = _support_term(xp, probs_p, probs_q, xp.softplus(-logits_q) - xp.softplus(-logits_p))
+    t0 = _support_term(xp, 1.0 - probs_p, 1.0 - probs_q, xp.softplus(logits_q) - xp.softplus(logits_p))
     return xp.where(_bernoulli_near(xp, probs_p, probs_q), _bernoulli_kl_near(xp, probs_p, probs_q), t1 + t0)
+
+
+def _support_term(xp: Any, mass_p: Any, mass_q: Any, log_ratio: Any) -> Any:
+    """``mass_p · log_ratio`` on P's support (mass_p > 0), 0 off it, +inf where mass_p > 0 = mass_q.
+
+    The log-ratio is masked before the product, so an infinite one beside mass_p = 0 (a masked logit)
+    reaches neither the value nor the gradient (the support rule of :mod:`klkit.measures`).
+    """
+    both = (mass_p > 0) & (mass_q > 0)
+    term = mass_p * xp.where(both, log_ratio, 0.0 * mass_p)
+    return xp.where((mass_p > 0) & ~(mass_q > 0), INF, term)
 
 
 def _bernoulli_near(xp: Any, probs_p: Any, probs_q: Any) -> Any:
@@ -67,7 +76,8 @@ def _kl_binomial_binomial(p: fam.Binomial, q: fam.Binomial) -> Any:
     k = support_grid(xp, n_max + 1, p.probs)
     logp = binomial_log_pmf(xp, k, p.total_count[..., None], p.probs[..., None])
     logq = binomial_log_pmf(xp, k, q.total_count[..., None], q.probs[..., None])
-    term = xp.where(logp > -INF, xp.exp(logp) * (logp - logq), 0.0)
+    pk = xp.exp(logp)
+    term = pk * xp.where(pk > 0, logp - logq, 0.0 * pk)  # P's support: p_k > 0 in the working dtype
     return xp.sum(term)
 
 
@@ -89,9 +99,11 @@ def _kl_geometric_geometric(p: fam.Geometric, q: fam.Geometric) -> Any:
 
 @register_kl(fam.Poisson, fam.Poisson)
 def _kl_poisson_poisson(p: fam.Poisson, q: fam.Poisson) -> Any:
-    """λp log(λp/λq) − λp + λq (0 log 0 = 0; +inf for λq = 0 < λp)."""
+    """λp log(λp/λq) − λp + λq (the λp log(λp/λq) term is 0 for λp = 0, also its gradient; +inf for λq = 0 < λp)."""
     xp = p.xp
-    return xp.xlogy(p.rate, p.rate) - xp.xlogy(p.rate, q.rate) - p.rate + q.rate
+    both = (p.rate > 0) & (q.rate > 0)  # log's operands kept positive off it: log'(0) = inf would reach the gradient
+    log_ratio = xp.log(xp.where(both, p.rate, 1.0 + 0.0 * p.rate)) - xp.log(xp.where(both, q.rate, 1.0 + 0.0 * q.rate))
+    return _support_term(xp, p.rate, q.rate, log_ratio) - p.rate + q.rate
 
 
 @register_kl(fam.Categorical, fam.Categorical)
@@ -104,11 +116,14 @@ def _kl_categorical_categorical(p: fam.Categorical, q: fam.Categorical) -> Any:
     if p.xp.name == "torch":
         torch = p.xp.torch
         lp, lq = p.log_probs, q.log_probs
-        d = lp - lq  # −inf or NaN where p_i = 0 (the term is 0), +inf where p_i > 0 = q_i (the KL is +inf)
+        # P's support is p_i > 0 in the working dtype (a logit of −1e9 is outside it, whatever q_i is);
+        # d is +inf only where p_i > 0 = q_i (the KL is +inf)
+        probs = torch.exp(lp)
+        d = torch.where(probs > 0, lp - lq, 0.0)
         # the finite terms carry the value and the gradient (no inf reaches backward); rows with a +inf
         # term are +inf. (nan_to_num and amax: boolean tensors cost several times more here.)
         # KL ≥ 0: rounding can leave −1e-10 where p ≈ q; clamped as the array path is, derivatives kept
-        value = clamp_keep_gradient((torch.exp(lp) * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1), 0.0)
+        value = clamp_keep_gradient((probs * d.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)).sum(-1), 0.0)
         top = d.detach().nan_to_num(nan=0.0, posinf=math.inf).amax(-1)
         return value + (top - top.clamp(max=torch.finfo(top.dtype).max))  # + inf where top is +inf, else + 0
     from klkit.measures import kl_divergence

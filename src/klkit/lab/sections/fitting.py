@@ -295,8 +295,8 @@ def _run(ctx: LabContext) -> SectionResult:
         claim="Fitting one Gaussian q to a bimodal target p: minimising the forward KL(p‖q) (maximum likelihood) "
         "spreads q over both modes, mean 0 and std √10; minimising the reverse KL(q‖p) locks q onto one mode, "
         "mean ±3 and std 1.",
-        how=f"klkit.fitting.fit on ½N(−3,1) + ½N(3,1): forward by closed-form moment matching of 50,000 target "
-        f"samples; reverse by reparameterised Adam, {restarts} restarts × {steps} steps. KL at each optimum "
+        how=f"klkit.fitting.fit on ½N(−3,1) + ½N(3,1): forward by {fwd.method}; reverse by "
+        f"reparameterised Adam, {restarts} restarts × {steps} steps. KL at each optimum "
         f"estimated with klkit (Monte Carlo, {n_eval:,} samples) and compared with numerical integration; mass "
         "covered = target samples inside q's 95% highest-density region. Then a 2-D target with three modes.",
         checks=checks,
