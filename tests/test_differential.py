@@ -667,21 +667,20 @@ def test_python_lists_are_float64(measure):
 
 
 def _mp_kl(p, q, kind):
-    """Σ p (log p − log q) at 50 digits on the given float values (probs or logits)."""
     import mpmath
 
-    with mpmath.workdps(50):
-        if kind == "logits":
+    mpmath.mp.dps = 50
+    if kind == "logits":
 
-            def norm(x):
-                lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
-                return [mpmath.mpf(v) - lse for v in x]
+        def norm(x):
+            lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
+            return [mpmath.mpf(v) - lse for v in x]
 
-            lp, lq = norm(p), norm(q)
-        else:
-            lp = [mpmath.log(mpmath.mpf(v)) for v in p]
-            lq = [mpmath.log(mpmath.mpf(v)) for v in q]
-        return float(mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq, strict=True)))
+        lp, lq = norm(p), norm(q)
+    else:
+        lp = [mpmath.log(mpmath.mpf(v)) for v in p]
+        lq = [mpmath.log(mpmath.mpf(v)) for v in q]
+    return float(mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq, strict=True)))
 
 
 @pytest.mark.parametrize("backend", ["np64", "t64", "t64grad"])
@@ -707,33 +706,6 @@ def test_near_zero_kl_against_mpmath(delta, kind, n, backend):
     got = float(check_type(klkit.kl_divergence(P, Q, kind=kind), backend, ()))
     target = exact if exact is not None else float(ref)
     assert got >= 0.0 and abs(got - target) <= 1e-12 * max(1.0, math.sqrt(n) / 100), (got, target)
-
-
-@pytest.mark.parametrize("backend", ["np32", "np64", "t32", "t64", "t32grad", "t64grad"])
-@pytest.mark.parametrize("kind", ["probs", "logits"])
-@pytest.mark.parametrize("delta", [1e-5, 1e-9, 1e-12], ids=lambda d: f"delta{d:g}")
-def test_near_equal_kl_relative_to_mpmath(delta, kind, backend):
-    """p ≈ q: every backend within 1e-12 *relative* of mpmath on the stored values (float32: 2^-23),
-    small (one slice) and large (past the kernel / tile thresholds) alike: one answer per input."""
-    dtype = BACKENDS[backend][1]
-    rng = np.random.default_rng(11)
-    logits = rng.standard_normal(6)
-    if kind == "probs":
-        p = scipy.special.softmax(logits)
-        q = p * (1 + delta * rng.standard_normal(6))
-        p, q = (x / x.sum() for x in (p, q))
-    else:
-        p, q = logits, logits + delta * rng.standard_normal(6)
-    p, q = (x.astype(dtype).astype(np.float64) for x in (p, q))
-    exact = _mp_kl(p, q, kind)
-    # exact ≤ 0: the stored values coincide, or their own normalisation error outweighs KL; the clamp gives 0
-    tol = (2.0**-23 if dtype == "float32" else 1e-12) * exact if exact > 0 else 0.0
-    exact = max(exact, 0.0)
-    for rows in (1, 70_000 // 6):
-        P, _, _ = to_backend(np.tile(p, (rows, 1)), backend, "C")
-        Q, _, _ = to_backend(np.tile(q, (rows, 1)), backend, "C")
-        got = check_type(klkit.kl_divergence(P, Q, kind=kind), backend, (rows,))
-        assert np.all(np.abs(got - exact) <= tol), (rows, float(got[0]), exact)
 
 
 # ---------------------------------------------------------------------------

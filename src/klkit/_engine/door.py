@@ -35,7 +35,6 @@ from klkit._engine.checks import (
 )
 from klkit._engine.finish import clamp_to_bounds, in_base, js_bound, to_output_dtype
 from klkit._engine.generic import chunk_budget, generic_path
-from klkit._engine.near_equal import refine_near_kl
 from klkit._engine.numpy_path import SMALL_TORCH, numpy_bridge_applies, numpy_kernels_path, numpy_small_path
 from klkit._engine.prepare import FAST_MIN, Measure, check_has_values, check_values, under_autograd
 from klkit._engine.torch_autograd import fused_pays, torch_fused_logits_path, torch_plain_logits_path
@@ -106,8 +105,6 @@ def reduce_measure(
     elif is_torch(xp) and kind == q_kind == "probs" and numpy_bridge_applies(P, Q):
         value = numpy_small_path(measure, P.numpy(), None if Q is None else Q.numpy(), validate)
         if value is not None:
-            if measure == "kl_divergence":
-                value = refine_near_kl(value, P.numpy(), Q.numpy(), kind, NUMPY)
             value = clamp_to_bounds(value, None, NUMPY) if measure != "cross_entropy" else value
             return to_output_dtype(xp.from_numpy(np.asarray(in_base(value, base))), out_dtype, xp)
     elif is_torch(xp):
@@ -120,8 +117,6 @@ def reduce_measure(
             value = generic_path(
                 measure, P, Q, kind, q_kind, xp, chunk_budget(P, Q, xp), guard=not validate, weights=weights
             )
-    if measure == "kl_divergence" and kind == q_kind:  # small-KL slices: the form without cancellation
-        value = refine_near_kl(value, P, Q, kind, xp)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
         value = clamp_to_bounds(value, js_bound(weights) if measure == "js_divergence" else None, xp)
     return to_output_dtype(in_base(value, base), out_dtype, xp)
@@ -164,8 +159,6 @@ def _small_cpu_tensors(
     ):
         return None
     value = numpy_small_path(measure, p.numpy(), None if q is None else q.numpy(), validate)
-    if measure == "kl_divergence":
-        value = refine_near_kl(value, p.numpy(), q.numpy(), "probs", NUMPY)
     if measure != "cross_entropy":  # rounding may not cross the mathematical bounds
         value = clamp_to_bounds(value, None, NUMPY)
     out = torch.from_numpy(np.asarray(value))
