@@ -669,18 +669,18 @@ def test_python_lists_are_float64(measure):
 def _mp_kl(p, q, kind):
     import mpmath
 
-    mpmath.mp.dps = 50
-    if kind == "logits":
+    with mpmath.workdps(50):  # local precision: never the whole test run's
+        if kind == "logits":
 
-        def norm(x):
-            lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
-            return [mpmath.mpf(v) - lse for v in x]
+            def norm(x):
+                lse = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x))
+                return [mpmath.mpf(v) - lse for v in x]
 
-        lp, lq = norm(p), norm(q)
-    else:
-        lp = [mpmath.log(mpmath.mpf(v)) for v in p]
-        lq = [mpmath.log(mpmath.mpf(v)) for v in q]
-    return float(mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq, strict=True)))
+            lp, lq = norm(p), norm(q)
+        else:
+            lp = [mpmath.log(mpmath.mpf(v)) for v in p]
+            lq = [mpmath.log(mpmath.mpf(v)) for v in q]
+        return float(mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq, strict=True)))
 
 
 @pytest.mark.parametrize("backend", ["np64", "t64", "t64grad"])

@@ -40,9 +40,9 @@ def clean_registry():
 # The VAE case
 # ---------------------------------------------------------------------------------------------------
 def _reference_vae_kl(mu: float, logvar: float) -> float:
-    mpmath.mp.dps = 50
-    mu_, lv = mpmath.mpf(mu), mpmath.mpf(logvar)
-    return float(0.5 * (mu_**2 + mpmath.exp(lv) - 1 - lv))
+    with mpmath.workdps(50):  # local precision: never the whole test run's
+        mu_, lv = mpmath.mpf(mu), mpmath.mpf(logvar)
+        return float(0.5 * (mu_**2 + mpmath.exp(lv) - 1 - lv))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
