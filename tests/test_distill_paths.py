@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _torch_memory import torch_peak_bytes
 from klkit.distill import divergence_loss, fused_linear_divergence, generalized_jsd_loss
 from klkit.errors import InvalidArgumentError, ShapeError
 
@@ -238,7 +239,6 @@ def test_micro_batches_with_num_items_give_the_full_batch(split, path):
 
 def test_extra_memory_is_one_chunk():
     """Peak bytes of torch's allocator above inputs and gradients, forward + backward: a chunk, not N × V."""
-    from torch.profiler import ProfilerActivity, profile
 
     n, vocab, chunk = 512, 4096, 16
     g = torch.Generator().manual_seed(5)
@@ -248,22 +248,7 @@ def test_extra_memory_is_one_chunk():
 
     def peak(fn):
         zs.grad = None
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn().backward()
-        events = []
-
-        def walk(nodes):
-            for node in nodes:
-                if type(node.extra_fields).__name__ == "_ExtraFields_Allocation":
-                    events.append((node.start_time_ns, node.extra_fields.alloc_size))
-                walk(node.children)
-
-        walk(prof.profiler.kineto_results.experimental_event_tree())
-        running = top = 0
-        for _, size in sorted(events):
-            running += size
-            top = max(top, running)
-        return top
+        return torch_peak_bytes(lambda: fn().backward())
 
     chunked = peak(lambda: divergence_loss(zs, zt, divergence="jsd", chunk_size=chunk)) - one  # minus the gradient
     plain = peak(lambda: naive_loss(zs, zt, "jsd", beta=0.5)) - one

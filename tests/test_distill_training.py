@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.profiler import ProfilerActivity, profile
 
+from _torch_memory import torch_peak_bytes
 from klkit.distill import divergence_loss, fused_linear_divergence, generalized_jsd_loss, topk_teacher
 
 
@@ -79,26 +79,6 @@ def test_second_derivatives_exist_and_match_autograd(path):
     torch.testing.assert_close(hvps[0], hvps[1], rtol=1e-10, atol=1e-13)
 
 
-def _peak_bytes(fn) -> int:
-    """Peak of torch's CPU allocator during ``fn`` (allocations minus frees, in time order)."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = []
-
-    def walk(nodes):
-        for node in nodes:
-            if type(node.extra_fields).__name__ == "_ExtraFields_Allocation":
-                events.append((node.start_time_ns, node.extra_fields.alloc_size))
-            walk(node.children)
-
-    walk(prof.profiler.kineto_results.experimental_event_tree())
-    running = top = 0
-    for _, size in sorted(events):
-        running += size
-        top = max(top, running)
-    return top
-
-
 @pytest.mark.parametrize("mode", ["grad", "no_grad", "inference_mode"])
 def test_shifted_logits_and_grad_modes_cost_one_chunk(mode, torch_one_thread):
     """Student logits[:, :-1] (not flattenable without a copy): forward and the loss's own backward hold the
@@ -120,7 +100,7 @@ def test_shifted_logits_and_grad_modes_cost_one_chunk(mode, torch_one_thread):
             with torch.no_grad() if mode == "no_grad" else torch.inference_mode():
                 divergence_loss(s, t, divergence="jsd", chunk_size=chunk)
 
-    extra = _peak_bytes(run) - (logits if mode == "grad" else 0)
+    extra = torch_peak_bytes(run) - (logits if mode == "grad" else 0)
     assert extra <= 16 * one_chunk, extra / one_chunk
 
 
